@@ -1,0 +1,315 @@
+"""relman.toml: one typed model, validated once at load.
+
+Unknown keys are rejected and every error is one line naming the file, the line and the key,
+e.g. ``relman.toml:12: unknown key 'bogus_setting' in [environments.prod]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import ConfigError
+
+CONFIG_NAME = "relman.toml"
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    # The interpreter of the project's own environment (suites, DVC stage commands).
+    # Relative paths are taken from the project root; default: the one running relman.
+    python: str | None = None
+    # Write GTO-style git tags (NAME@vX.Y.Z, NAME#STAGE#N) when promoting.
+    gto_tags: bool = True
+
+
+class ServiceConfig(_Strict):
+    # BentoML service import path, as `bentoml build` / `bentoml serve` take it.
+    bento: str
+    # The BentoML build config: a bentofile.yaml, or pyproject.toml with [tool.bentoml.build].
+    build: str = "bentofile.yaml"
+    # DVC artifacts (names from dvc.yaml `artifacts:` or paths) that are the model / the data.
+    model: list[str] = Field(min_length=1)
+    data: list[str] = Field(default_factory=list)
+    # A JSON request body sent to `endpoint` for smoke tests.
+    sample_request: str | None = None
+    endpoint: str = "predict"
+
+
+class EnvironmentConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    target: Literal["local"] = "local"
+    # Suites that must have passed for the very release being promoted.
+    suites: list[str] = Field(default_factory=list)
+    # Gates (names of [gates.*] tables) the release must pass to enter this environment.
+    gates: list[str] = Field(default_factory=list)
+    # Approvals needed, each from a user other than the one who promotes (four-eyes).
+    approvals: int = Field(default=0, ge=0)
+    # Readiness wait for a started service, in seconds.
+    ready_timeout: float = Field(default=60.0, gt=0)
+
+
+class SuiteConfig(_Strict):
+    paths: list[str] = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=300.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+    kind: Literal["unit", "data", "model", "other"] = "other"
+
+
+class GateConfig(_Strict):
+    """A metric gate: an absolute threshold and/or a comparison with the live baseline."""
+
+    metric: str
+    # Metrics file holding the metric; default: any metrics file of the release.
+    file: str | None = None
+    min: float | None = None
+    max: float | None = None
+    higher_is_better: bool = True
+    # Compare with the release live in the environment (MLflow MetricThreshold-style).
+    baseline: bool = False
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+
+
+class MonitoringConfig(_Strict):
+    scrape_interval: float = Field(default=5.0, gt=0)
+    raw_retention_hours: float = Field(default=6.0, gt=0)
+    rollup_retention_days: float = Field(default=28.0, gt=0)
+    webhook: str | None = None
+
+
+def _default_environments() -> dict[str, EnvironmentConfig]:
+    return {
+        "dev": EnvironmentConfig(port=3000),
+        "staging": EnvironmentConfig(port=3001),
+        "prod": EnvironmentConfig(port=3002, approvals=1),
+    }
+
+
+class RelmanConfig(_Strict):
+    project: ProjectConfig
+    services: dict[str, ServiceConfig] = Field(min_length=1)
+    # In promotion order: the order of the tables in relman.toml.
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=_default_environments)
+    suites: dict[str, SuiteConfig] = Field(default_factory=dict)
+    gates: dict[str, GateConfig] = Field(default_factory=dict)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @field_validator("services", "environments", "suites", "gates")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"name {name!r} must start with a lowercase letter and hold only "
+                    "lowercase letters, digits, '-' and '_'"
+                )
+        return value
+
+    @property
+    def environment_order(self) -> list[str]:
+        return list(self.environments)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its root folder, its relman.toml and the validated config."""
+
+    root: Path
+    config_path: Path
+    config: RelmanConfig
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".relman"
+
+    def python(self) -> str:
+        """The interpreter of the project's environment."""
+        import sys
+
+        configured = self.config.project.python
+        if not configured:
+            return sys.executable
+        path = Path(configured)
+        return str(path if path.is_absolute() else self.root / path)
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The nearest relman.toml in ``start`` or a folder above it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {here} or any folder above it; run 'relman init' in the "
+        "repository, or pass --project DIR"
+    )
+
+
+def load_project(project_dir: Path | None = None) -> Project:
+    """Load the project at ``project_dir`` (exactly there), or found upward from the cwd."""
+    if project_dir is not None:
+        path = Path(project_dir)
+        if not path.is_dir():
+            raise ConfigError(f"--project {path}: no such folder")
+        config_path = path / CONFIG_NAME
+        if not config_path.is_file():
+            raise ConfigError(
+                f"{_shown(config_path)}: not found; run 'relman init' there, "
+                "or point --project at the folder that holds relman.toml"
+            )
+    else:
+        config_path = find_config()
+    config = load_config(config_path)
+    return Project(root=config_path.parent.resolve(), config_path=config_path, config=config)
+
+
+def load_config(path: Path) -> RelmanConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{_shown(path)}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{_shown(path)}: not UTF-8 text ({exc.reason})") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> RelmanConfig:
+    shown = _shown(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        line = match.group(1) if match else "?"
+        raise ConfigError(f"{shown}:{line}: invalid TOML: {reason}") from exc
+    try:
+        config = RelmanConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, text, shown)) from exc
+    _check_references(config, text, shown)
+    return config
+
+
+def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
+    lines = key_lines(text)
+    for env_name, env in config.environments.items():
+        for field, known, table in (
+            ("suites", config.suites, "suites"),
+            ("gates", config.gates, "gates"),
+        ):
+            for name in getattr(env, field):
+                if name not in known:
+                    line = _line_for(lines, ("environments", env_name, field))
+                    choices = ", ".join(sorted(known)) or "none are declared"
+                    raise ConfigError(
+                        f"{shown}:{line}: [environments.{env_name}] {field} names {name!r}, "
+                        f"which is not a [{table}.*] table ({choices})"
+                    )
+    seen: dict[tuple[str, int], str] = {}
+    for env_name, env in config.environments.items():
+        key = (env.host, env.port)
+        if key in seen:
+            line = _line_for(lines, ("environments", env_name, "port"))
+            raise ConfigError(
+                f"{shown}:{line}: [environments.{env_name}] port {env.port} is already used "
+                f"by [environments.{seen[key]}]; give each environment its own port"
+            )
+        seen[key] = env_name
+
+
+def _describe_validation_error(exc: ValidationError, text: str, shown: str) -> str:
+    lines = key_lines(text)
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(str(part) for part in first["loc"])
+    line = _line_for(lines, loc)
+    table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "the top level"
+    key = loc[-1] if loc else "?"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {key!r} in {table}"
+    elif kind == "missing":
+        message = f"missing key {key!r} in {table}"
+    else:
+        reason = first["msg"]
+        reason = reason[0].lower() + reason[1:] if reason else reason
+        got = first.get("input")
+        got_text = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        where = f"{key!r} in {table}" if loc else "the file"
+        message = f"bad value for {where}: {reason}{got_text}"
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{shown}:{line}: {message}{suffix}"
+
+
+# ------------------------------------------------------------------- key -> line number map
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+_INLINE_KEY = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+|"[^"]*")\s*=""")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", key)
+    return tuple(part.strip("\"'") for part in parts)
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each table and key path of a TOML text to the line that declares it.
+
+    tomllib keeps no positions; this scan covers what relman.toml uses (tables, dotted keys,
+    inline tables on one line), which is enough to point a person at the right line.
+    """
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(raw)
+        if header and "=" not in raw.split("#")[0].split("]")[0]:
+            table = _split_key(header.group(1))
+            found.setdefault(table, number)
+            continue
+        key = _KEY.match(raw)
+        if not key:
+            continue
+        path = table + _split_key(key.group(1))
+        found.setdefault(path, number)
+        rest = raw[key.end() :]
+        for inline in _INLINE_KEY.finditer(rest):
+            found.setdefault((*path, inline.group(1).strip('"')), number)
+    return found
+
+
+def _line_for(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int:
+    for size in range(len(loc), 0, -1):
+        if loc[:size] in lines:
+            return lines[loc[:size]]
+    return 1
+
+
+def _shown(path: Path) -> str:
+    """A path as a person finds it: relative to the cwd when it is below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return relative if not relative.startswith("..") else str(path)

@@ -1,0 +1,39 @@
+"""Free TCP ports on the local machine."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on (host, port) and we may bind it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(
+    count: int, *, start: int = 3100, host: str = "127.0.0.1", avoid: Iterable[int] = ()
+) -> list[int]:
+    """``count`` distinct free ports, the lowest from ``start`` upward."""
+    taken = set(avoid)
+    found: list[int] = []
+    port = start
+    while len(found) < count:
+        if port > 65535:
+            raise RuntimeError(f"no {count} free ports on {host} from {start} upward")
+        if port not in taken and port_is_free(port, host):
+            found.append(port)
+        port += 1
+    return found
+
+
+def ephemeral_port(host: str = "127.0.0.1") -> int:
+    """A port the OS considers free right now (for tests and side-port validation)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

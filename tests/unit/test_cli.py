@@ -1,0 +1,118 @@
+"""The command line: help lists what exists, errors are one line with DESIGN.md's codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tui.cli import build_parser, run
+
+BROKEN = """\
+[project]
+name = "shop"
+
+[services.shop]
+bento = "service:Shop"
+model = ["m"]
+
+[environments.prod]
+port = 3102
+bogus_setting = true
+"""
+
+
+def _verbs() -> set[str]:
+    parser = build_parser()
+    for action in parser._actions:
+        if action.dest == "verb":
+            return set(action.choices)  # type: ignore[arg-type]
+    return set()
+
+
+def test_help_lists_only_built_verbs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for verb in _verbs():
+        assert verb in result.stdout
+    # verbs of DESIGN.md that do not exist yet are absent, never stubs
+    assert "monitor" not in _verbs()
+
+
+@pytest.mark.parametrize("verb", sorted(_verbs()))
+def test_each_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        run([verb, "--help"])
+    assert info.value.code == 0
+    assert f"relman {verb}" in capsys.readouterr().out
+
+
+def test_broken_config_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "relman.toml").write_text(BROKEN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code = run([])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "relman: relman.toml:10: unknown key 'bogus_setting' in [environments.prod]\n"
+
+
+def test_json_error_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "relman.toml").write_text(BROKEN)
+    code = run(["--json", "--project", str(tmp_path), "init"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert out["ok"] is False
+    assert out["exit_code"] == 2
+    assert "already exists" in out["error"]
+
+
+def test_unknown_verb_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("relman: argument COMMAND: invalid choice: 'frobnicate'")
+    assert err.count("\n") == 1
+
+
+def test_tui_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    # pytest captures stdout, so it is not a terminal here
+    assert run([]) == 2
+    assert "needs a terminal" in capsys.readouterr().err
+
+
+def test_batch_without_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--batch"]) == 2
+    assert "--batch and --json need a command" in capsys.readouterr().err
+
+
+def test_read_only_refuses_mutations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["--read-only", "demo", str(tmp_path / "d")])
+    assert code == 1
+    assert "refused in read-only mode" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "relman.toml").write_text("[project]\n")
+    code = run(["--debug", "--project", str(tmp_path), "init"])
+    assert code == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_console_script_entry_point() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "relman"), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("relman ")

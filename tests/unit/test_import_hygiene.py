@@ -1,0 +1,43 @@
+"""The engine knows nothing of the screen: core/ and store/ import without textual or rich."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules(package: str) -> list[str]:
+    names = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if "demo_template" in relative.parts:
+            continue  # files of the demo project, not relman modules
+        parts = list(relative.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append(".".join(parts))
+    return names
+
+
+def test_engine_modules_exist() -> None:
+    assert "core.api" in _modules("core")
+    assert "core.config" in _modules("core")
+
+
+def test_core_and_store_import_without_textual_or_rich() -> None:
+    modules = _modules("core") + _modules("store")
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(leaked))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"textual/rich loaded by the engine: {result.stdout}"

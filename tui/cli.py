@@ -1,0 +1,177 @@
+"""The `relman` command line: parses arguments, calls core/api.py, renders the answer.
+
+Every ReleaseError becomes one line on stderr (and, with --json, a JSON document on stdout)
+and its exit code; a traceback only with --debug. No verb opens the TUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core import __version__
+from core.errors import EXIT_INFRA, EXIT_USAGE, ReleaseError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so --json still holds."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="relman",
+        description=(
+            "Release manager for ML services: track DVC-versioned data and models, test, "
+            "deliver BentoML services through dev -> staging -> prod, watch them live. "
+            "Without a command, opens the terminal interface on the project."
+        ),
+        epilog="Exit codes: 0 done, 1 blocked, 2 usage or configuration error, "
+        "3 infrastructure failure (previous state restored).",
+    )
+    parser.add_argument(
+        "--project",
+        metavar="DIR",
+        type=Path,
+        help="the project folder (default: the nearest folder upward holding relman.toml)",
+    )
+    parser.add_argument("--batch", action="store_true", help="never prompt (for CI)")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON document on stdout, logs on stderr"
+    )
+    parser.add_argument("--read-only", action="store_true", help="refuse every mutating operation")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"relman {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+
+    demo = verbs.add_parser(
+        "demo",
+        help="create a self-contained example project",
+        description="Create a self-contained example ML project (git + DVC pipeline + "
+        "scikit-learn model + pytest suites + BentoML service + relman.toml) in DIR.",
+    )
+    demo.add_argument("dir", metavar="DIR", type=Path, help="folder to create it in")
+    demo.add_argument("--force", action="store_true", help="replace an earlier demo in DIR")
+    demo.set_defaults(handler=cmd_demo, mutates=True)
+
+    init = verbs.add_parser(
+        "init",
+        help="write relman.toml for an existing DVC + BentoML repository",
+        description="Write relman.toml for the repository in the current folder (or "
+        "--project DIR) from what it finds: dvc.yaml artifacts, the BentoML build config, "
+        "the test folders.",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing relman.toml")
+    init.set_defaults(handler=cmd_init, mutates=True)
+    return parser
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def _log(message: str) -> None:
+    print(f"relman: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core import api
+
+    root = api.create_demo(args.dir, force=args.force, log=_log)
+    if args.json:
+        _emit({"ok": True, "project": str(root)})
+    else:
+        print(f"demo project ready in {root}")
+        print(f"next: relman --project {_shown(root)}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from core import api
+
+    root = args.project or Path.cwd()
+    path = api.init_project(root, force=args.force)
+    if args.json:
+        _emit({"ok": True, "config": str(path)})
+    else:
+        print(f"wrote {path}; review it, then run 'relman status'")
+    return 0
+
+
+def open_tui(args: argparse.Namespace) -> int:
+    if args.batch or args.json:
+        raise UsageError("--batch and --json need a command; see 'relman --help'")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "the interface needs a terminal; run it in one, or give a command (see 'relman --help')"
+        )
+    from core import api
+
+    # Fail fast on a missing or broken relman.toml, before the screen is taken over.
+    api.load_project(args.project)
+    from tui.app import RelmanApp
+
+    RelmanApp(project_dir=args.project, read_only=args.read_only).run()
+    return 0
+
+
+# ------------------------------------------------------------------------------- plumbing
+
+
+def _emit(document: dict[str, Any]) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _shown(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one relman command; return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    wants_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = getattr(args, "handler", open_tui)
+        if args.read_only and getattr(args, "mutates", False):
+            from core.errors import ReadOnlyError
+
+            raise ReadOnlyError(
+                f"relman {args.verb}: refused in read-only mode; run it from a session "
+                "without --read-only"
+            )
+        return handler(args)
+    except ReleaseError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"relman: {exc.message}", file=sys.stderr)
+        if wants_json:
+            _emit({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("relman: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unexpected tool failure: still one line
+        if debug:
+            traceback.print_exc()
+        line = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"relman: unexpected error: {line} (rerun with --debug for details)", file=sys.stderr)
+        if wants_json:
+            _emit({"ok": False, "error": line, "exit_code": EXIT_INFRA})
+        return EXIT_INFRA
+
+
+def main() -> None:
+    code = run()
+    sys.exit(code if code is not None else EXIT_USAGE)
