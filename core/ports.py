@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 
+from core.errors import InfraError
+
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on (host, port) and we may bind it."""
@@ -25,7 +27,10 @@ def free_ports(
     port = start
     while len(found) < count:
         if port > 65535:
-            raise RuntimeError(f"no {count} free ports on {host} from {start} upward")
+            raise InfraError(
+                f"no {count} free ports on {host} from {start} upward; stop some services "
+                "and try again"
+            )
         if port not in taken and port_is_free(port, host):
             found.append(port)
         port += 1

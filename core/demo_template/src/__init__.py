@@ -1,0 +1,1 @@
+"""Feature, data preparation, training and evaluation code of the iris demo."""
