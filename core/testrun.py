@@ -1,0 +1,496 @@
+"""Run the test suites of relman.toml with pytest, in the project's interpreter, live.
+
+Each suite is one child process, ``python -m pytest PATHS ARGS -p relman_pytest_plugin
+-p no:cacheprovider -q``, started in its own session (process group) with the project root as
+its working directory. :mod:`core.pytest_plugin` writes one JSON line per event into a pipe
+whose write end only the child holds; the runner turns them into :class:`TestEvent` calls of
+``on_event`` as each test finishes.
+
+The child's stdout and stderr (merged) and the event pipe are drained by one ``selectors``
+loop in the calling thread rather than by reader threads: every pipe is read as soon as it
+holds data, so the child never blocks on a full pipe, ``on_event`` runs in the caller's
+thread (a TUI worker) without locks, and nothing is left blocked on a pipe that an escaped
+grandchild keeps open. Output is kept only as a bounded tail (64 KiB, 200 lines).
+
+Whatever happens, the suite ends as one :class:`SuiteResult` whose ``detail`` is the line a
+person reads: a timeout kills the whole process group; a child that dies names the test it
+died in; a collection error is shown as such, never as "0 passed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.config import SuiteConfig
+from core.errors import ConfigError, ProjectError
+
+PLUGIN_FILE = Path(__file__).with_name("pytest_plugin.py")
+# Unique, so that relman's modules never shadow the project's (its own `core`, `config`).
+PLUGIN_MODULE = "relman_pytest_plugin"
+FD_VARIABLE = "RELMAN_EVENTS_FD"
+# In the order a person reads them; pytest's own summary categories.
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+TAIL_BYTES = 64 * 1024
+TAIL_LINES = 200
+CHUNK = 64 * 1024
+# After the child exits, how long a pipe kept open by an escaped grandchild is still read.
+EXIT_GRACE = 0.5
+# SIGTERM first so fixtures may clean up; the group gets SIGKILL after this many seconds.
+KILL_GRACE = 1.0
+# An event line longer than this is not one of the plugin's (they are bounded): dropped.
+MAX_EVENT_LINE = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class TestCaseResult:
+    """One outcome as pytest's summary counts it (a test may have two: passed + teardown
+    error)."""
+
+    __test__ = False  # a class named Test*, not a test: keep pytest from collecting it
+
+    suite: str
+    nodeid: str
+    classname: str
+    name: str
+    outcome: str  # one of OUTCOMES
+    seconds: float
+    message: str = ""
+    traceback: str = ""
+    when: str = "call"  # "collect" | "setup" | "call" | "teardown"
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteResult:
+    name: str
+    status: str  # "passed" | "failed"
+    seconds: float
+    collected: int
+    counts: dict[str, int]
+    cases: list[TestCaseResult]
+    detail: str
+    output_tail: str
+    exit_code: int
+
+    def to_step(self) -> dict[str, Any]:
+        """The DESIGN.md step of ``--json`` documents (plus the counts)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "detail": self.detail,
+            "counts": dict(self.counts),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TestEvent:
+    """Progress of a running suite: ``collected``, each ``result``, then ``finished``."""
+
+    __test__ = False
+
+    kind: str  # "collected" | "result" | "finished"
+    suite: str
+    total: int | None  # None until collection is done
+    done: int
+    counts: dict[str, int]
+    case: TestCaseResult | None = None
+    detail: str = ""  # on "finished": the suite's detail line
+
+
+OnEvent = Callable[[TestEvent], None]
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+def run_suites(
+    root: Path,
+    suites: dict[str, SuiteConfig],
+    names: list[str] | None,
+    *,
+    python: str,
+    on_event: OnEvent | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> list[SuiteResult]:
+    """Run the named suites (all when ``names`` is empty), in order; every path is checked
+    before the first one starts."""
+    selected = list(dict.fromkeys(names)) if names else list(suites)
+    for name in selected:
+        if name not in suites:
+            declared = ", ".join(suites) or "none"
+            raise ConfigError(
+                f"unknown suite {name!r}; relman.toml declares [suites.*]: {declared}"
+            )
+    for name in selected:
+        check_paths(root, name, suites[name])
+    return [
+        run_suite(root, name, suites[name], python=python, on_event=on_event, extra_env=extra_env)
+        for name in selected
+    ]
+
+
+def check_paths(root: Path, name: str, suite: SuiteConfig) -> None:
+    for raw in suite.paths:
+        path = raw.split("::", 1)[0]
+        if not (Path(root) / path).exists():
+            raise ConfigError(
+                f"suite {name!r}: path {path!r} does not exist in {root}; "
+                f"fix 'paths' of [suites.{name}] in relman.toml"
+            )
+
+
+def run_suite(
+    root: Path,
+    name: str,
+    suite: SuiteConfig,
+    *,
+    python: str,
+    on_event: OnEvent | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> SuiteResult:
+    """Run one suite to its end and return what happened; raise only for bad input."""
+    check_paths(root, name, suite)
+    with tempfile.TemporaryDirectory(prefix="relman-pytest-") as plugin_dir:
+        os.symlink(PLUGIN_FILE, Path(plugin_dir) / f"{PLUGIN_MODULE}.py")
+        command = [python, "-m", "pytest", *suite.paths, *suite.args]
+        command += ["-p", PLUGIN_MODULE, "-p", "no:cacheprovider", "-q"]
+        read_fd, write_fd = os.pipe()
+        env = _child_env(python, suite.env, extra_env or {}, plugin_dir)
+        env[FD_VARIABLE] = str(write_fd)
+        started = time.monotonic()
+        try:
+            child = subprocess.Popen(
+                command,
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            raise ProjectError(
+                f"cannot run the project's python {python}: {exc.strerror}; set [project] "
+                "python in relman.toml to the interpreter of the project's environment"
+            ) from exc
+        finally:
+            os.close(write_fd)
+        run = _Run(name, on_event, child, read_fd)
+        try:
+            timed_out = run.pump(child, started + suite.timeout)
+        finally:
+            # Also on an exception in on_event or Ctrl-C: no process of the suite outlives it.
+            _kill_group(child)
+            run.close()
+        seconds = time.monotonic() - started
+    if run.missing_pytest(child.returncode):
+        raise ProjectError(
+            f"pytest is not installed in the project's environment ({python}); install it "
+            f"there ('{python} -m pip install pytest') or set [project] python in relman.toml"
+        )
+    result = run.result(child.returncode, seconds, timed_out, suite)
+    run.emit("finished", detail=result.detail)
+    return result
+
+
+def progress_line(progress: TestEvent | SuiteResult) -> str:
+    """``unit 41/57 passed, 1 failed``: the live line of the TUI and of batch stderr."""
+    total: int | None
+    if isinstance(progress, SuiteResult):
+        suite, total, counts = progress.name, progress.collected, progress.counts
+    else:
+        suite, total, counts = progress.suite, progress.total, progress.counts
+    shown_total = "?" if total is None else str(total)
+    line = f"{suite} {counts.get('passed', 0)}/{shown_total} passed"
+    rest = _summary(counts, skip=("passed",))
+    return f"{line}, {rest}" if rest else line
+
+
+# ------------------------------------------------------------------------------- internals
+
+
+def _child_env(
+    python: str, suite_env: dict[str, str], extra: dict[str, str], plugin_dir: str
+) -> dict[str, str]:
+    env = {**os.environ, **suite_env, **extra}
+    # The plugin's folder last: it holds one uniquely named module and must shadow nothing.
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([*parts, plugin_dir])
+    # Console scripts of the project's environment (tools tests call) come first on PATH.
+    bin_dir = os.path.dirname(python)
+    if bin_dir:
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """End every process of the suite's session: the child and anything it started."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=KILL_GRACE)
+    # The group outlives a child that has exited when a grandchild is still in it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+class _Run:
+    """The state of one running suite, fed by its pipes."""
+
+    def __init__(
+        self,
+        suite: str,
+        on_event: OnEvent | None,
+        child: subprocess.Popen[bytes],
+        events_fd: int,
+    ) -> None:
+        self.suite = suite
+        self.on_event = on_event
+        self.total: int | None = None
+        self.done = 0
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.cases: list[TestCaseResult] = []
+        self.current: str | None = None  # the test started and not yet reported
+        self.exitstatus: int | None = None  # set by the plugin's "finished" event
+        self.events_seen = False
+        self._finished_tests: set[str] = set()
+        self._tail = bytearray()
+        self._partial = bytearray()
+        self._selector = selectors.DefaultSelector()
+        assert child.stdout is not None
+        # Each fd is closed once, by its owner: the stdout file object closes its own.
+        self._closers: list[Callable[[], None]] = [child.stdout.close, lambda: os.close(events_fd)]
+        for fd, kind in ((child.stdout.fileno(), "out"), (events_fd, "events")):
+            os.set_blocking(fd, False)
+            self._selector.register(fd, selectors.EVENT_READ, kind)
+
+    # -- pipes
+
+    def pump(self, child: subprocess.Popen[bytes], deadline: float) -> bool:
+        """Read both pipes until the child is done; True when the deadline passed first."""
+        exited_at: float | None = None
+        while self._selector.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                return True
+            if exited_at is None and child.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > EXIT_GRACE:
+                break
+            self._read_ready(min(deadline - now, 0.5))
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+    def close(self) -> None:
+        """Read what the killed child left in the pipes (its last events), then close them."""
+        until = time.monotonic() + EXIT_GRACE
+        while self._selector.get_map() and time.monotonic() < until:
+            self._read_ready(max(0.0, until - time.monotonic()))
+        self._selector.close()
+        for close in self._closers:
+            close()
+
+    def _read_ready(self, timeout: float) -> None:
+        for key, _mask in self._selector.select(timeout):
+            try:
+                data = os.read(key.fd, CHUNK)
+            except BlockingIOError:
+                continue
+            if not data:
+                self._selector.unregister(key.fd)
+            elif key.data == "out":
+                self._tail += data
+                if len(self._tail) > TAIL_BYTES:
+                    del self._tail[: len(self._tail) - TAIL_BYTES]
+            else:
+                self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        self._partial += data
+        *lines, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest if len(rest) <= MAX_EVENT_LINE else b"")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self._handle(event)
+
+    # -- events
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        self.events_seen = True
+        kind = event.get("e")
+        if kind == "collected":
+            self.total = int(event.get("total", 0))
+            self.emit("collected")
+        elif kind == "start":
+            self.current = str(event.get("nodeid", ""))
+        elif kind == "result":
+            case = _case(self.suite, event)
+            if case.when != "collect" and case.nodeid not in self._finished_tests:
+                self._finished_tests.add(case.nodeid)
+                self.done += 1
+            if case.nodeid == self.current:
+                self.current = None
+            self._add(case)
+        elif kind == "finished":
+            self.exitstatus = int(event.get("exitstatus", -1))
+
+    def _add(self, case: TestCaseResult) -> None:
+        self.cases.append(case)
+        self.counts[case.outcome] = self.counts.get(case.outcome, 0) + 1
+        self.emit("result", case=case)
+
+    def emit(self, kind: str, *, case: TestCaseResult | None = None, detail: str = "") -> None:
+        if self.on_event is not None:
+            event = TestEvent(kind, self.suite, self.total, self.done, dict(self.counts), case)
+            self.on_event(dataclasses.replace(event, detail=detail))
+
+    # -- the outcome
+
+    def output_tail(self) -> str:
+        text = self._tail.decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-TAIL_LINES:])
+
+    def missing_pytest(self, returncode: int) -> bool:
+        return (
+            not self.events_seen
+            and returncode == 1
+            and "No module named pytest" in self.output_tail()
+        )
+
+    def result(
+        self, returncode: int, seconds: float, timed_out: bool, suite: SuiteConfig
+    ) -> SuiteResult:
+        tail = self.output_tail()
+        if timed_out:
+            progress = (
+                f"{self.done} of {self.total} done" if self.total is not None else "in collection"
+            )
+            detail = f"timed out after {suite.timeout:g} s ({progress})"
+            self._fail_current(detail)
+        elif self.exitstatus is None and returncode > 0 and not self.events_seen:
+            # pytest stopped before loading plugins: bad arguments, a broken conftest or ini.
+            detail = f"pytest failed (exit {returncode}): {_error_line(tail)}"
+        elif self.exitstatus is None:
+            died = (
+                f"pytest died (signal {-returncode})"
+                if returncode < 0
+                else f"pytest exited with code {returncode} before finishing"
+            )
+            detail = f"{died} {self._where()}"
+            self._fail_current(detail)
+        else:
+            detail = self._finished_detail(seconds, tail, suite)
+        failed = timed_out or self.exitstatus != 0
+        failed = failed or bool(self.counts["failed"] or self.counts["error"])
+        return SuiteResult(
+            name=self.suite,
+            status="failed" if failed else "passed",
+            seconds=seconds,
+            collected=self.total or 0,
+            counts=dict(self.counts),
+            cases=list(self.cases),
+            detail=detail,
+            output_tail=tail,
+            exit_code=returncode,
+        )
+
+    def _finished_detail(self, seconds: float, tail: str, suite: SuiteConfig) -> str:
+        summary = f"{_summary(self.counts) or 'nothing ran'} in {seconds:.1f} s"
+        collect_errors = [c for c in self.cases if c.when == "collect" and c.outcome == "error"]
+        if collect_errors:
+            first = collect_errors[0]
+            more = f" (and {len(collect_errors) - 1} more)" if len(collect_errors) > 1 else ""
+            ran = [c for c in self.cases if c.when != "collect"]
+            after = f"; {summary}" if ran else ""
+            return f"collection error: {first.nodeid}: {first.message}{more}{after}"
+        if self.exitstatus == 5:  # pytest's "no tests collected"
+            return f"no tests collected from {' '.join(suite.paths)}"
+        if self.exitstatus not in (0, 1):
+            return f"pytest failed (exit {self.exitstatus}): {_error_line(tail)}"
+        return summary
+
+    def _where(self) -> str:
+        if self.current:
+            return f"during {self.current}"
+        if self.total is None:
+            return "during collection"
+        return f"after {self.done} of {self.total} tests"
+
+    def _fail_current(self, detail: str) -> None:
+        """Record the test that was running when the suite was cut off, so JUnit names it."""
+        if self.current:
+            nodeid, self.current = self.current, None
+            classname, name = _junit_names(nodeid)
+            self.done += 1
+            self._add(TestCaseResult(self.suite, nodeid, classname, name, "error", 0.0, detail))
+
+
+def _case(suite: str, event: dict[str, Any]) -> TestCaseResult:
+    nodeid = str(event.get("nodeid", ""))
+    classname, name = _junit_names(nodeid)
+    outcome = str(event.get("outcome", "error"))
+    return TestCaseResult(
+        suite=suite,
+        nodeid=nodeid,
+        classname=classname,
+        name=name,
+        outcome=outcome if outcome in OUTCOMES else "error",
+        seconds=float(event.get("seconds", 0.0)),
+        message=str(event.get("message", "")),
+        traceback=str(event.get("traceback", "")),
+        when=str(event.get("when", "call")),
+    )
+
+
+def _junit_names(nodeid: str) -> tuple[str, str]:
+    """classname and name as pytest's --junitxml writes them (its mangle_test_address)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = names[0].replace("/", ".").removesuffix(".py")
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def _summary(counts: dict[str, int], skip: tuple[str, ...] = ()) -> str:
+    parts = []
+    for outcome in OUTCOMES:
+        number = counts.get(outcome, 0)
+        if number and outcome not in skip:
+            label = "errors" if outcome == "error" and number > 1 else outcome
+            parts.append(f"{number} {label}")
+    return ", ".join(parts)
+
+
+def _error_line(tail: str) -> str:
+    """The line of pytest's output that says what went wrong, when pytest itself failed."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    argparse_errors = [line for line in lines if ": error: " in line]
+    raised = [line[1:].strip() for line in lines if line.startswith("E ")]
+    reported = [line for line in lines if line.startswith(("ERROR:", "INTERNALERROR>"))]
+    reported = [line for line in reported if not line.startswith("ERROR: usage:")]
+    line = (argparse_errors or raised or reported or lines or ["no output"])[-1]
+    # "ImportError while loading conftest '/path/conftest.py'." says where the raise was.
+    where = [x.rstrip(".") for x in lines if x.startswith("ImportError while loading conftest")]
+    return f"{where[0]}: {line}" if where and raised else line

@@ -1,0 +1,94 @@
+"""Schema migrations: from nothing to the current schema, idempotent re-opens, order."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from store import SCHEMA_VERSION, Ledger
+from store.db import connect
+from store.migrations import migrate, schema_version
+from tests.store import add_release
+
+TABLES = {
+    "releases",
+    "artifacts",
+    "runs",
+    "steps",
+    "test_results",
+    "promotions",
+    "approvals",
+    "environment_state",
+    "audit_events",
+}
+
+
+def test_open_creates_folder_and_current_schema_in_wal(tmp_path: Path) -> None:
+    path = tmp_path / "project" / ".relman" / "ledger.db"
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables >= TABLES
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        add_release(ledger, "aaaaaaaaaaaa")
+    schema = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    for _ in range(2):
+        with Ledger.open(path) as ledger:
+            assert ledger.schema_version == SCHEMA_VERSION
+            assert [r.id for r in ledger.releases("fraud")] == ["aaaaaaaaaaaa"]
+    again = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert again == schema
+
+
+def _one(db: Database) -> None:
+    db.execute("CREATE TABLE one (x INTEGER)")
+
+
+def _two(db: Database) -> None:
+    db.execute("ALTER TABLE one ADD COLUMN y TEXT")
+
+
+def _broken(db: Database) -> None:
+    db.execute("CREATE TABLE three (z INTEGER)")
+    raise RuntimeError("migration bug")
+
+
+def test_migrations_apply_in_order_and_only_once(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db = connect(path, readonly=False, busy_timeout=1)
+    assert migrate(db, path, [_one]) == 1
+    # A later relman adds a second migration: only that one runs on the old file.
+    assert migrate(db, path, [_one, _two]) == 2
+    assert migrate(db, path, [_one, _two]) == 2
+    assert [c.name for c in db.table("one").columns] == ["x", "y"]
+    db.close()
+
+
+def test_a_failing_migration_rolls_back_with_its_version(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db = connect(path, readonly=False, busy_timeout=1)
+    with pytest.raises(RuntimeError):
+        migrate(db, path, [_one, _broken])
+    # The first migration committed; the broken one left neither its table nor its version.
+    assert schema_version(db) == 1
+    assert "three" not in db.table_names()
+    db.close()
+
+
+def test_read_only_open_of_a_missing_ledger_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / ".relman" / "ledger.db"
+    with Ledger.open(path, readonly=True) as ledger:
+        assert ledger.history().entries == ()
+        assert ledger.environment_state("fraud", "prod") is None
+    assert not path.parent.exists()
