@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.config import Project, load_project
 
@@ -13,10 +14,15 @@ __all__ = [
     "EnvironmentView",
     "Project",
     "ServiceView",
+    "audit_verify",
     "create_demo",
+    "diff",
+    "history",
     "init_project",
+    "live_at",
     "load_project",
     "overview",
+    "status",
 ]
 
 
@@ -42,13 +48,22 @@ class ServiceView:
 
 
 def overview(project: Project) -> list[ServiceView]:
-    """Services x environments, in promotion order, with what is known of each."""
-    config = project.config
+    """Services x environments, in promotion order, with what the ledger knows of each."""
+    from core.status import environments
+
+    live = environments(project)
     services = []
-    for name, service in config.services.items():
+    for name, service in project.config.services.items():
         envs = [
-            EnvironmentView(name=env_name, url=f"http://{env.host}:{env.port}")
-            for env_name, env in config.environments.items()
+            EnvironmentView(
+                name=env_name,
+                url=str(known["url"]),
+                release=known["release"],
+                version=known["version"],
+                state=str(known["state"]),
+                since=known["since"],
+            )
+            for env_name, known in live[name].items()
         ]
         services.append(ServiceView(name=name, bento=service.bento, environments=envs))
     return services
@@ -68,3 +83,56 @@ def init_project(root: Path, *, force: bool = False) -> Path:
     from core.init import init_project as _init
 
     return _init(root, force=force)
+
+
+def status(project: Project) -> dict[str, Any]:
+    """DESIGN.md's `status` document: each service's candidate and its environments."""
+    from core.status import build_status
+
+    return build_status(project)
+
+
+def history(
+    project: Project,
+    *,
+    service: str | None = None,
+    env: str | None = None,
+    limit: int = 50,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """One page of history, newest first, with GTO registry tags merged in."""
+    from core.history import history as _history
+
+    return _history(project, service=service, env=env, limit=limit, before=before)
+
+
+def live_at(
+    project: Project, moment: str, *, service: str | None = None, env: str | None = None
+) -> dict[str, Any]:
+    """What was live in each environment at ``moment`` (ISO-8601 or HH:MM), made of what."""
+    from core.history import live_at as _live_at
+    from core.history import parse_moment
+
+    return _live_at(project, parse_moment(moment), service=service, env=env)
+
+
+def diff(project: Project, a: str, b: str) -> dict[str, Any]:
+    """Two releases (id, id prefix or version; or ``candidate``) side by side."""
+    from core.history import diff as _diff
+
+    return _diff(project, a, b)
+
+
+def audit_verify(project: Project) -> dict[str, Any]:
+    """Check the audit log's hash chain."""
+    from core.releases import open_ledger
+
+    with open_ledger(project, read_only=True) as ledger:
+        report = ledger.verify_chain()
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "first_broken": report.first_broken,
+        "problem": report.problem,
+        "detail": report.line,
+    }

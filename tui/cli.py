@@ -7,6 +7,7 @@ and its exit code; a traceback only with --debug. No verb opens the TUI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing relman.toml")
     init.set_defaults(handler=cmd_init, mutates=True)
+
+    from tui.commands import lineage
+
+    for module in (lineage,):
+        module.add_parsers(verbs)
     return parser
 
 
@@ -90,8 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"ok": True, "project": str(root)})
     else:
-        print(f"demo project ready in {root}")
-        print(f"next: relman --project {_shown(root)}")
+        out(f"demo project ready in {root}")
+        out(f"next: relman --project {_shown(root)}")
     return 0
 
 
@@ -103,7 +109,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"ok": True, "config": str(path)})
     else:
-        print(f"wrote {path}; review it, then run 'relman status'")
+        out(f"wrote {path}; review it, then run 'relman status'")
     return 0
 
 
@@ -128,7 +134,22 @@ def open_tui(args: argparse.Namespace) -> int:
 
 
 def _emit(document: dict[str, Any]) -> None:
-    print(json.dumps(document, indent=2, default=str))
+    print(json.dumps(document, indent=2, default=str), file=_STDOUT, flush=True)
+
+
+# The real stdout, kept for the JSON document: while a command runs, sys.stdout points at
+# stderr, so a chatty library (DVC logs to stdout) can never corrupt what scripts parse.
+_STDOUT = sys.stdout
+
+
+def emit(document: dict[str, Any]) -> None:
+    """Print the one JSON document of --json on the real stdout."""
+    _emit(document)
+
+
+def out(text: str = "") -> None:
+    """Print human output on the real stdout."""
+    print(text, file=_STDOUT, flush=True)
 
 
 def _shown(path: Path) -> str:
@@ -151,7 +172,12 @@ def run(argv: Sequence[str] | None = None) -> int:
                 f"relman {args.verb}: refused in read-only mode; run it from a session "
                 "without --read-only"
             )
-        return handler(args)
+        global _STDOUT
+        _STDOUT = sys.stdout
+        if handler is open_tui:
+            return handler(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return handler(args)
     except ReleaseError as exc:
         if debug:
             traceback.print_exc()

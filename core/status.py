@@ -1,0 +1,73 @@
+"""`relman status`: the candidate of each service and what is live in each environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.config import Project
+from core.gitinfo import tags
+from core.gto import current_stages, gto_events
+from core.lineage import candidates
+from core.releases import open_ledger
+
+
+def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
+    """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger."""
+    config = project.config
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    with open_ledger(project, read_only=True) as ledger:
+        for service in config.services:
+            per_env: dict[str, dict[str, Any]] = {}
+            for name, env in config.environments.items():
+                state = ledger.environment_state(service, name)
+                url = f"http://{env.host}:{env.port}"
+                if state is None or state.release_id is None:
+                    per_env[name] = {
+                        "release": None,
+                        "version": None,
+                        "state": "not deployed",
+                        "url": url,
+                        "since": None,
+                    }
+                else:
+                    per_env[name] = {
+                        "release": state.release_id,
+                        "version": state.version,
+                        "state": state.state,
+                        "url": state.url or url,
+                        "since": state.since,
+                    }
+            found[service] = per_env
+    return found
+
+
+def build_status(project: Project) -> dict[str, Any]:
+    """The `status` document of DESIGN.md; ``ok`` is false while any candidate has problems."""
+    config = project.config
+    lineage = candidates(
+        project.root,
+        {name: (list(svc.model), list(svc.data)) for name, svc in config.services.items()},
+    )
+    live = environments(project)
+    events, warnings = gto_events(tags(project.root))
+    stages = current_stages(events)
+    services = []
+    for name in config.services:
+        cand = lineage[name]
+        model_names = [info.name for info in cand.model if info.name]
+        registry = {artifact: stages[artifact] for artifact in model_names if artifact in stages}
+        services.append(
+            {
+                "name": name,
+                "candidate": cand.to_dict(),
+                "environments": live[name],
+                "registry": registry,
+            }
+        )
+    return {
+        "ok": all(lineage[name].ok for name in config.services),
+        "project": config.project.name,
+        "root": str(project.root),
+        "services": services,
+        "warnings": warnings,
+    }
