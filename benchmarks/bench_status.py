@@ -7,6 +7,10 @@ imports core.lineage and builds the candidate of every service; the baseline is
 
     python benchmarks/bench_status.py            # builds a small DVC repo in a temp dir
     python benchmarks/bench_status.py DIR        # measures an existing repo (its artifacts)
+
+When DIR holds a relman.toml (e.g. a `relman demo` project), the whole command
+`relman --json status` (CLI start-up, config, ledger, lineage, GTO tags, JSON) is measured
+too, against the same baseline.
 """
 
 from __future__ import annotations
@@ -100,12 +104,20 @@ def main() -> None:
         )
         ours = [[sys.executable, "-c", code]]
         baseline = [[DVC, "status"], ["git", "status", "--porcelain"]]
+        cli = [[str(BIN / "relman"), "--project", str(root), "--json", "status"]]
+        with_cli = (root / "relman.toml").exists()
         timed(ours, root, env), timed(baseline, root, env)  # warm caches and DVC's state db
-        ours_t, base_t = [], []
+        ours_t, base_t, cli_t = [], [], []
         for _ in range(args.runs):  # interleaved, so drift in machine load hits both sides
             ours_t.append(timed(ours, root, env))
             base_t.append(timed(baseline, root, env))
+            if with_cli:
+                cli_t.append(timed(cli, root, env))
     ours_m, base_m = statistics.median(ours_t), statistics.median(base_t)
+    if cli_t:
+        cli_m = statistics.median(cli_t)
+        print(f"relman --json status (CLI):     {cli_m * 1000:7.1f} ms  (median of {args.runs})")
+        print(f"CLI ratio:                      {cli_m / base_m:7.2f}  (goal <= 1.30)")
     print(f"services:                       {len(services)} ({', '.join(services)})")
     print(f"relman candidates (1 process):  {ours_m * 1000:7.1f} ms  (median of {args.runs})")
     print(f"dvc status + git status:        {base_m * 1000:7.1f} ms  (median of {args.runs})")

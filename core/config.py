@@ -136,6 +136,10 @@ class Project:
     def state_dir(self) -> Path:
         return self.root / ".relman"
 
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
     def python(self) -> str:
         """The interpreter of the project's environment."""
         import sys

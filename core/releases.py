@@ -15,16 +15,16 @@ from core.lineage import Candidate
 from core.release_id import is_dirty_id
 from store import ArtifactRecord, Ledger, ReleaseNotFound, ReleaseRecord
 
-LEDGER_NAME = "ledger.db"
-
 
 def ledger_path(project: Project) -> Path:
-    return project.state_dir / LEDGER_NAME
+    return project.ledger_path
 
 
 def open_ledger(project: Project, *, read_only: bool) -> Ledger:
     """The project's ledger. A read-only open never creates or migrates the file."""
-    return Ledger.open(ledger_path(project), readonly=read_only, actor=current_user(project.root))
+    # Readers never write an event, so they need no actor (and spare a git subprocess).
+    actor = None if read_only else current_user(project.root)
+    return Ledger.open(ledger_path(project), readonly=read_only, actor=actor)
 
 
 def _artifact_records(kind: str, infos: list[ArtifactInfo]) -> list[ArtifactRecord]:

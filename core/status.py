@@ -8,36 +8,41 @@ from core.config import Project
 from core.gitinfo import tags
 from core.gto import current_stages, gto_events
 from core.lineage import candidates
-from core.releases import open_ledger
 
 
 def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
     """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger."""
     config = project.config
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    with open_ledger(project, read_only=True) as ledger:
-        for service in config.services:
-            per_env: dict[str, dict[str, Any]] = {}
-            for name, env in config.environments.items():
-                state = ledger.environment_state(service, name)
-                url = f"http://{env.host}:{env.port}"
-                if state is None or state.release_id is None:
-                    per_env[name] = {
-                        "release": None,
-                        "version": None,
-                        "state": "not deployed",
-                        "url": url,
-                        "since": None,
-                    }
-                else:
-                    per_env[name] = {
-                        "release": state.release_id,
-                        "version": state.version,
-                        "state": state.state,
-                        "url": state.url or url,
-                        "since": state.since,
-                    }
-            found[service] = per_env
+    states: dict[tuple[str, str], Any] = {}
+    if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
+        from core.releases import open_ledger
+
+        with open_ledger(project, read_only=True) as ledger:
+            for recorded in ledger.environment_states():
+                states[(recorded.service, recorded.env)] = recorded
+    for service in config.services:
+        per_env: dict[str, dict[str, Any]] = {}
+        for name, env in config.environments.items():
+            state = states.get((service, name))
+            url = f"http://{env.host}:{env.port}"
+            if state is None or state.release_id is None:
+                per_env[name] = {
+                    "release": None,
+                    "version": None,
+                    "state": "not deployed",
+                    "url": url,
+                    "since": None,
+                }
+            else:
+                per_env[name] = {
+                    "release": state.release_id,
+                    "version": state.version,
+                    "state": state.state,
+                    "url": state.url or url,
+                    "since": state.since,
+                }
+        found[service] = per_env
     return found
 
 

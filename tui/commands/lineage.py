@@ -4,14 +4,13 @@ ledger. Each handler calls core/api.py once and renders the answer (JSON or rich
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from core import api
 from tui.cli import emit
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parsers(verbs: Any) -> None:
@@ -65,6 +64,8 @@ def add_parsers(verbs: Any) -> None:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     from tui.cli import _STDOUT
 
     return Console(file=_STDOUT, highlight=False, soft_wrap=True)
@@ -87,6 +88,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         emit(report)
         return 0
+    from rich.table import Table
+    from rich.text import Text
+
     console = _console()
     for service in report["services"]:
         cand = service["candidate"]
@@ -167,6 +171,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         emit(page)
         return 0
+    from rich.text import Text
+
     console = _console()
     if not page["entries"]:
         console.print("nothing recorded yet")
