@@ -17,11 +17,13 @@ __all__ = [
     "audit_verify",
     "create_demo",
     "diff",
+    "gate",
     "history",
     "init_project",
     "live_at",
     "load_project",
     "overview",
+    "run_tests",
     "status",
 ]
 
@@ -136,3 +138,28 @@ def audit_verify(project: Project) -> dict[str, Any]:
         "problem": report.problem,
         "detail": report.line,
     }
+
+
+def run_tests(
+    project: Project,
+    suites: list[str] | None = None,
+    *,
+    junit: Path | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """Run test suites (all declared when none named) against the candidate; record them."""
+    from core.testing import run_tests as _run_tests
+
+    report = _run_tests(
+        project, suites, junit=junit, on_event=on_event, log=log, read_only=read_only
+    )
+    return report.to_dict()
+
+
+def gate(project: Project, service: str, env: str) -> dict[str, Any]:
+    """Dry run: every check that would block the candidate of ``service`` from ``env``."""
+    from core.gating import gate_report
+
+    return gate_report(project, service, env).to_dict()

@@ -1,0 +1,274 @@
+"""`relman test`: run the project's suites against the candidate and record what happened.
+
+Suites are project-wide: one pytest run of each serves every service. The results are
+recorded once per service, as a ``test`` run against that service's candidate release (each
+suite a step, each test case a result), so the gates of any service find them by release id.
+
+Only a clean tree is recorded (a dirty one has no release to attach results to), and nothing
+is recorded in read-only mode; in both cases the suites still run and the report says why
+nothing was kept. The ledger learns of the runs before the first suite starts, so a crash or
+Ctrl-C leaves them ``interrupted``, never silently ``running``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from core.config import Project, SuiteConfig
+from core.errors import UsageError
+from core.junit import write_junit
+from core.lineage import Candidate, candidates
+from core.release_id import is_dirty_id
+from core.releases import open_ledger, record_candidate
+from core.testrun import (
+    OnEvent,
+    SuiteResult,
+    TestEvent,
+    check_paths,
+    progress_line,
+    run_suites,
+)
+from store import Ledger, TestResultRecord
+from store.records import RunStatus, TestOutcome
+
+__all__ = [
+    "SUITE_NODEID_PREFIX",
+    "ProgressThrottle",
+    "TestReport",
+    "run_tests",
+    "select_suites",
+]
+
+# The nodeid of the result recorded for a suite that failed without a failing test (a
+# timeout in collection, no tests collected, pytest dying): gates must still see it failed.
+SUITE_NODEID_PREFIX = "<suite "
+
+
+@dataclass
+class TestReport:
+    """What ``relman test`` did: the suites' results and whether the ledger holds them."""
+
+    __test__ = False
+
+    releases: dict[str, str]  # service -> candidate release id
+    suites: list[SuiteResult]
+    recorded: bool
+    reason: str = ""  # why nothing was recorded
+    runs: dict[str, int] = field(default_factory=dict)  # service -> ledger run id
+    junit: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(suite.status == "passed" for suite in self.suites)
+
+    def to_dict(self) -> dict[str, Any]:
+        first = next(iter(self.releases.values()), None)
+        document: dict[str, Any] = {
+            "ok": self.ok,
+            "release": first,
+            "releases": dict(self.releases),
+            "recorded": self.recorded,
+            "steps": [suite.to_step() for suite in self.suites],
+            "suites": [_suite_dict(suite) for suite in self.suites],
+            "runs": dict(self.runs),
+        }
+        if not self.recorded:
+            document["reason"] = self.reason
+        if self.junit is not None:
+            document["junit"] = self.junit
+        return document
+
+
+def _suite_dict(suite: SuiteResult) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "status": suite.status,
+        "detail": suite.detail,
+        "seconds": round(suite.seconds, 3),
+        "counts": dict(suite.counts),
+        "collected": suite.collected,
+        "cases": [
+            {
+                "nodeid": case.nodeid,
+                "outcome": case.outcome,
+                "when": case.when,
+                "seconds": round(case.seconds, 3),
+                "message": case.message,
+            }
+            for case in suite.cases
+        ],
+    }
+
+
+class ProgressThrottle:
+    """Decides which test events deserve a progress line: each collection, each end, and in
+    between at most one every ``interval`` seconds (one line per test is too chatty)."""
+
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        *,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._write = write
+        self._interval = interval
+        self._clock = clock
+        self._last = -float("inf")
+
+    def __call__(self, event: TestEvent) -> None:
+        now = self._clock()
+        if event.kind == "collected":
+            self._last = now
+            self._write(f"{progress_line(event)} (collected)")
+        elif event.kind == "finished":
+            self._last = now
+            self._write(f"{progress_line(event)}: {event.detail}")
+        elif now - self._last >= self._interval:
+            self._last = now
+            self._write(progress_line(event))
+
+
+def select_suites(project: Project, names: list[str] | None) -> list[str]:
+    """The suites to run (all declared when ``names`` is empty), every name and path checked."""
+    declared: dict[str, SuiteConfig] = project.config.suites
+    if not declared:
+        raise UsageError(
+            f"{project.config_path.name} declares no test suites; add a [suites.NAME] table "
+            "with the pytest paths to run"
+        )
+    selected = list(dict.fromkeys(names)) if names else list(declared)
+    unknown = [name for name in selected if name not in declared]
+    if unknown:
+        known = ", ".join(declared)
+        raise UsageError(f"unknown suite {unknown[0]!r}; relman.toml declares: {known}")
+    for name in selected:
+        check_paths(project.root, name, declared[name])
+    return selected
+
+
+def run_tests(
+    project: Project,
+    names: list[str] | None = None,
+    *,
+    junit: Path | None = None,
+    on_event: OnEvent | None = None,
+    log: Callable[[str], None] | None = None,
+    read_only: bool = False,
+) -> TestReport:
+    """Run the suites against the candidate, record them (when allowed), write JUnit."""
+    selected = select_suites(project, names)
+    config = project.config
+    lineage = candidates(
+        project.root,
+        {name: (list(svc.model), list(svc.data)) for name, svc in config.services.items()},
+    )
+    releases = {service: cand.release for service, cand in lineage.items()}
+    reason = _why_not_recorded(lineage, read_only)
+    if reason and log is not None:
+        log(f"{reason}; running the suites anyway")
+    if reason:
+        results = run_suites(
+            project.root, config.suites, selected, python=project.python(), on_event=on_event
+        )
+        report = TestReport(releases, results, recorded=False, reason=reason)
+    else:
+        with open_ledger(project, read_only=False) as ledger:
+            report = _run_recorded(project, ledger, lineage, selected, on_event)
+    if junit is not None:
+        write_junit(junit, report.suites)
+        report.junit = str(junit)
+    return report
+
+
+def _why_not_recorded(lineage: dict[str, Candidate], read_only: bool) -> str:
+    if read_only:
+        return "read-only mode: results are not recorded"
+    for cand in lineage.values():
+        if cand.git.dirty or is_dirty_id(cand.release):
+            files = ", ".join(cand.git.dirty_files[:3]) or "the working tree"
+            return (
+                f"uncommitted changes ({files}): results are not recorded, since a dirty "
+                "tree is no release; commit, then run relman test again"
+            )
+    return ""
+
+
+def _run_recorded(
+    project: Project,
+    ledger: Ledger,
+    lineage: dict[str, Candidate],
+    selected: list[str],
+    on_event: OnEvent | None,
+) -> TestReport:
+    releases: dict[str, str] = {}
+    runs: dict[str, int] = {}
+    for service, cand in lineage.items():
+        release = record_candidate(ledger, project, service, cand)
+        releases[service] = release.id
+        run = ledger.start_run(
+            "test", service=service, release_id=release.id, details={"suites": selected}
+        )
+        runs[service] = run.id
+    try:
+        results = run_suites(
+            project.root,
+            project.config.suites,
+            selected,
+            python=project.python(),
+            on_event=on_event,
+        )
+    except KeyboardInterrupt:
+        for run_id in runs.values():
+            ledger.finish_run(run_id, "interrupted", reason="interrupted while running tests")
+        raise
+    except BaseException as exc:
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        for run_id in runs.values():
+            ledger.finish_run(run_id, "error", reason=f"tests could not run: {line}")
+        raise
+    records = [record for result in results for record in _records(result)]
+    status: RunStatus = "passed" if all(r.status == "passed" for r in results) else "failed"
+    summary = "; ".join(f"{r.name} {r.status}: {r.detail}" for r in results)
+    for run_id in runs.values():
+        for result in results:
+            step = result.to_step()
+            ledger.record_step(
+                run_id,
+                result.name,
+                "passed" if result.status == "passed" else "failed",
+                seconds=step["seconds"],
+                detail=result.detail,
+            )
+        ledger.record_test_results(run_id, records)
+        ledger.finish_run(run_id, status, reason=summary)
+    return TestReport(releases, results, recorded=True, runs=runs)
+
+
+def _records(result: SuiteResult) -> list[TestResultRecord]:
+    records = [
+        TestResultRecord(
+            suite=result.name,
+            nodeid=case.nodeid,
+            outcome=cast(TestOutcome, case.outcome),
+            seconds=case.seconds,
+            message=case.message,
+        )
+        for case in result.cases
+    ]
+    failing = any(r.outcome in ("failed", "error") for r in records)
+    if result.status == "failed" and not failing:
+        records.append(
+            TestResultRecord(
+                suite=result.name,
+                nodeid=f"{SUITE_NODEID_PREFIX}{result.name}>",
+                outcome="error",
+                seconds=result.seconds,
+                message=result.detail,
+            )
+        )
+    return records
