@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import ConfigError
+from core.errors import ConfigError, UsageError
 
 CONFIG_NAME = "relman.toml"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
@@ -123,6 +123,15 @@ class RelmanConfig(_Strict):
     def environment_order(self) -> list[str]:
         return list(self.environments)
 
+    def check_names(self, *, service: str | None = None, env: str | None = None) -> None:
+        """UsageError, listing what is declared, for a service or environment not declared."""
+        if service is not None and service not in self.services:
+            known = ", ".join(self.services)
+            raise UsageError(f"no service {service!r} in relman.toml (services: {known})")
+        if env is not None and env not in self.environments:
+            known = ", ".join(self.environments)
+            raise UsageError(f"no environment {env!r} in relman.toml (environments: {known})")
+
 
 @dataclass(frozen=True)
 class Project:
@@ -176,7 +185,7 @@ def load_project(project_dir: Path | None = None) -> Project:
         config_path = path / CONFIG_NAME
         if not config_path.is_file():
             raise ConfigError(
-                f"{_shown(config_path)}: not found; run 'relman init' there, "
+                f"{shown_path(config_path)}: not found; run 'relman init' there, "
                 "or point --project at the folder that holds relman.toml"
             )
     else:
@@ -189,14 +198,14 @@ def load_config(path: Path) -> RelmanConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{_shown(path)}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{shown_path(path)}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{_shown(path)}: not UTF-8 text ({exc.reason})") from exc
+        raise ConfigError(f"{shown_path(path)}: not UTF-8 text ({exc.reason})") from exc
     return parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> RelmanConfig:
-    shown = _shown(path)
+    shown = shown_path(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -310,7 +319,7 @@ def _line_for(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int:
     return 1
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """A path as a person finds it: relative to the cwd when it is below it."""
     try:
         relative = os.path.relpath(path)

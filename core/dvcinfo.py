@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import ProjectError
+from core.metrics_file import flatten_metrics
 
 __all__ = [
     "ArtifactDecl",
@@ -323,7 +324,7 @@ def flat_view(by_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``{"accuracy": 0.95, "train.lr": 0.1}``: dotted keys; ``file:key`` where files clash."""
     flat: dict[str, dict[str, Any]] = {}  # key -> {file: value}
     for file, values in by_file.items():
-        for key, value in _flatten(values).items():
+        for key, value in flatten_metrics(values).items():
             flat.setdefault(key, {})[file] = value
     view: dict[str, Any] = {}
     for key, per_file in sorted(flat.items()):
@@ -332,17 +333,6 @@ def flat_view(by_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
         else:
             view.update({f"{file}:{key}": value for file, value in per_file.items()})
     return view
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def problems(

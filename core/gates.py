@@ -36,6 +36,7 @@ from typing import Any, Literal
 from core.config import GateConfig
 from core.errors import ConfigError
 from core.metrics_file import MetricsByFile, find_metric, flatten_metrics, same_file
+from core.steps import step
 
 __all__ = [
     "ArtifactPresence",
@@ -74,13 +75,7 @@ class GateResult:
 
     def to_step(self) -> dict[str, Any]:
         """The step of DESIGN.md's JSON contract (plus ``kind``)."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "seconds": round(self.seconds, 3),
-            "detail": self.detail,
-            "kind": self.kind,
-        }
+        return step(self.name, self.status, self.seconds, self.detail, kind=self.kind)
 
 
 @dataclass(frozen=True)

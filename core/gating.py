@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.config import Project
-from core.errors import UsageError
 from core.gates import (
     ArtifactPresence,
     GateResult,
@@ -30,7 +29,7 @@ from core.gates import (
     evaluate_suites,
 )
 from core.identity import current_user
-from core.lineage import Candidate, candidates
+from core.lineage import Candidate, project_candidates
 from core.releases import open_ledger
 from core.testing import SUITE_NODEID_PREFIX
 from store import Ledger, ReleaseNotFound, TestResultRecord
@@ -64,17 +63,8 @@ class GateReport:
 
 def gate_report(project: Project, service: str, env: str) -> GateReport:
     """What would block the candidate of ``service`` from ``env``; writes nothing."""
-    config = project.config
-    if service not in config.services:
-        raise UsageError(
-            f"unknown service {service!r}; relman.toml declares: {', '.join(config.services)}"
-        )
-    order = config.environment_order
-    if env not in config.environments:
-        raise UsageError(f"unknown environment {env!r}; relman.toml declares: {', '.join(order)}")
-    declared = config.services[service]
-    wanted = {service: (list(declared.model), list(declared.data))}
-    cand = candidates(project.root, wanted)[service]
+    project.config.check_names(service=service, env=env)
+    cand = project_candidates(project, [service])[service]
     with open_ledger(project, read_only=True) as ledger:
         results = _evaluate(project, ledger, service, env, cand)
     return GateReport(service, env, cand.release, results)

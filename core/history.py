@@ -12,7 +12,7 @@ from core.dvcinfo import flat_view
 from core.errors import UsageError
 from core.gitinfo import commits_between, tags
 from core.gto import GtoEvent, gto_events
-from core.lineage import candidates
+from core.lineage import project_candidates
 from core.releases import find_release, open_ledger
 from store import HistoryEntry, ReleaseRecord
 
@@ -82,7 +82,7 @@ def history(
 ) -> dict[str, Any]:
     """One page, newest first: the ledger's releases, runs, promotions, rollbacks and
     approvals, merged with the GTO-style registry tags of git that fall in the same span."""
-    _check_names(project, service, env)
+    project.config.check_names(service=service, env=env)
     with open_ledger(project, read_only=True) as ledger:
         page = ledger.history(service=service, env=env, limit=limit, before=before)
     entries = [_entry(entry) for entry in page.entries]
@@ -112,7 +112,7 @@ def live_at(
     project: Project, moment: datetime, *, service: str | None = None, env: str | None = None
 ) -> dict[str, Any]:
     """What was live in each environment at ``moment``, and what it was made of."""
-    _check_names(project, service, env)
+    project.config.check_names(service=service, env=env)
     services = [service] if service else list(project.config.services)
     envs = [env] if env else project.config.environment_order
     live = []
@@ -156,7 +156,7 @@ def diff(project: Project, a: str, b: str) -> dict[str, Any]:
         if ref == "candidate":
             named = [side["service"] for side in sides.values()]
             service = named[0] if named else services[0]
-            cand = candidates(project.root, {service: _artifacts_of(project, service)})[service]
+            cand = project_candidates(project, [service])[service]
             sides[ref] = {
                 "service": service,
                 "release": cand.release,
@@ -180,11 +180,6 @@ def diff(project: Project, a: str, b: str) -> dict[str, Any]:
         if left["commit"] != right["commit"]
         else [],
     }
-
-
-def _artifacts_of(project: Project, service: str) -> tuple[list[str], list[str]]:
-    svc = project.config.services[service]
-    return list(svc.model), list(svc.data)
 
 
 def _summary(side: dict[str, Any]) -> dict[str, Any]:
@@ -239,13 +234,3 @@ def _artifact_changes(left: dict[str, Any], right: dict[str, Any]) -> list[dict[
             }
         )
     return rows
-
-
-def _check_names(project: Project, service: str | None, env: str | None) -> None:
-    config = project.config
-    if service is not None and service not in config.services:
-        known = ", ".join(config.services)
-        raise UsageError(f"no service {service!r} in relman.toml (services: {known})")
-    if env is not None and env not in config.environments:
-        known = ", ".join(config.environments)
-        raise UsageError(f"no environment {env!r} in relman.toml (environments: {known})")

@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from core import dvcinfo
+from core.config import Project
 from core.dvcinfo import ArtifactDecl, ArtifactInfo, DvcSession
 from core.gitinfo import GitInfo, git_info
 from core.release_id import release_id
 
-__all__ = ["Candidate", "ServiceArtifacts", "candidate", "candidates", "upstream_stages"]
+__all__ = [
+    "Candidate",
+    "ServiceArtifacts",
+    "candidate",
+    "candidates",
+    "project_candidates",
+    "upstream_stages",
+]
 
 # (model names or paths, data names or paths), as a service lists them in relman.toml.
 ServiceArtifacts = tuple[list[str], list[str]]
@@ -59,6 +67,17 @@ class Candidate:
 def candidate(root: Path, model: list[str], data: list[str]) -> Candidate:
     """The candidate of one service whose model and data are artifact names or paths."""
     return candidates(root, {"": (model, data)})[""]
+
+
+def project_candidates(project: Project, services: list[str] | None = None) -> dict[str, Candidate]:
+    """The candidates of the project's services (all, or those named), as relman.toml lists
+    their model and data."""
+    declared = project.config.services
+    wanted = services if services is not None else list(declared)
+    return candidates(
+        project.root,
+        {name: (list(declared[name].model), list(declared[name].data)) for name in wanted},
+    )
 
 
 def candidates(root: Path, services: dict[str, ServiceArtifacts]) -> dict[str, Candidate]:

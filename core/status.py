@@ -7,7 +7,7 @@ from typing import Any
 from core.config import Project
 from core.gitinfo import tags
 from core.gto import current_stages, gto_events
-from core.lineage import candidates
+from core.lineage import project_candidates
 
 
 def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
@@ -49,10 +49,7 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
 def build_status(project: Project) -> dict[str, Any]:
     """The `status` document of DESIGN.md; ``ok`` is false while any candidate has problems."""
     config = project.config
-    lineage = candidates(
-        project.root,
-        {name: (list(svc.model), list(svc.data)) for name, svc in config.services.items()},
-    )
+    lineage = project_candidates(project)
     live = environments(project)
     events, warnings = gto_events(tags(project.root))
     stages = current_stages(events)

@@ -21,16 +21,18 @@ from typing import Any, cast
 from core.config import Project, SuiteConfig
 from core.errors import UsageError
 from core.junit import write_junit
-from core.lineage import Candidate, candidates
+from core.lineage import Candidate, project_candidates
 from core.release_id import is_dirty_id
 from core.releases import open_ledger, record_candidate
 from core.testrun import (
     OnEvent,
     SuiteResult,
     TestEvent,
-    check_paths,
     progress_line,
     run_suites,
+)
+from core.testrun import (
+    select_suites as testrun_select,
 )
 from store import Ledger, TestResultRecord
 from store.records import RunStatus, TestOutcome
@@ -85,11 +87,7 @@ class TestReport:
 
 def _suite_dict(suite: SuiteResult) -> dict[str, Any]:
     return {
-        "name": suite.name,
-        "status": suite.status,
-        "detail": suite.detail,
-        "seconds": round(suite.seconds, 3),
-        "counts": dict(suite.counts),
+        **suite.to_step(),
         "collected": suite.collected,
         "cases": [
             {
@@ -141,14 +139,7 @@ def select_suites(project: Project, names: list[str] | None) -> list[str]:
             f"{project.config_path.name} declares no test suites; add a [suites.NAME] table "
             "with the pytest paths to run"
         )
-    selected = list(dict.fromkeys(names)) if names else list(declared)
-    unknown = [name for name in selected if name not in declared]
-    if unknown:
-        known = ", ".join(declared)
-        raise UsageError(f"unknown suite {unknown[0]!r}; relman.toml declares: {known}")
-    for name in selected:
-        check_paths(project.root, name, declared[name])
-    return selected
+    return testrun_select(project.root, declared, names)
 
 
 def run_tests(
@@ -163,10 +154,7 @@ def run_tests(
     """Run the suites against the candidate, record them (when allowed), write JUnit."""
     selected = select_suites(project, names)
     config = project.config
-    lineage = candidates(
-        project.root,
-        {name: (list(svc.model), list(svc.data)) for name, svc in config.services.items()},
-    )
+    lineage = project_candidates(project)
     releases = {service: cand.release for service, cand in lineage.items()}
     reason = _why_not_recorded(lineage, read_only)
     if reason and log is not None:

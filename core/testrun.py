@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import SuiteConfig
-from core.errors import ConfigError, ProjectError
+from core.errors import ConfigError, ProjectError, UsageError
+from core.steps import step
 
 PLUGIN_FILE = Path(__file__).with_name("pytest_plugin.py")
 # Unique, so that relman's modules never shadow the project's (its own `core`, `config`).
@@ -84,13 +85,7 @@ class SuiteResult:
 
     def to_step(self) -> dict[str, Any]:
         """The DESIGN.md step of ``--json`` documents (plus the counts)."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "seconds": round(self.seconds, 3),
-            "detail": self.detail,
-            "counts": dict(self.counts),
-        }
+        return step(self.name, self.status, self.seconds, self.detail, counts=dict(self.counts))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,19 +120,30 @@ def run_suites(
 ) -> list[SuiteResult]:
     """Run the named suites (all when ``names`` is empty), in order; every path is checked
     before the first one starts."""
-    selected = list(dict.fromkeys(names)) if names else list(suites)
-    for name in selected:
-        if name not in suites:
-            declared = ", ".join(suites) or "none"
-            raise ConfigError(
-                f"unknown suite {name!r}; relman.toml declares [suites.*]: {declared}"
-            )
-    for name in selected:
-        check_paths(root, name, suites[name])
+    selected = select_suites(root, suites, names)
     return [
         run_suite(root, name, suites[name], python=python, on_event=on_event, extra_env=extra_env)
         for name in selected
     ]
+
+
+class UnknownSuite(ConfigError, UsageError):
+    """A suite named on the command line that relman.toml does not declare (exit 2)."""
+
+
+def select_suites(root: Path, suites: dict[str, SuiteConfig], names: list[str] | None) -> list[str]:
+    """The suites to run, in order (all when ``names`` is empty), every name and path checked
+    before anything starts."""
+    selected = list(dict.fromkeys(names)) if names else list(suites)
+    for name in selected:
+        if name not in suites:
+            declared = ", ".join(suites) or "none"
+            raise UnknownSuite(
+                f"unknown suite {name!r}; relman.toml declares [suites.*]: {declared}"
+            )
+    for name in selected:
+        check_paths(root, name, suites[name])
+    return selected
 
 
 def check_paths(root: Path, name: str, suite: SuiteConfig) -> None:

@@ -59,12 +59,16 @@ def busy_error(path: Path, timeout: float) -> StoreError:
     )
 
 
-def inspect_file(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> int | None:
+def inspect_file(
+    path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, *, deep: bool = True
+) -> int | None:
     """The schema version (``PRAGMA user_version``) of an existing database file.
 
     None when there is no file yet (or an empty one, which SQLite treats the same). Reads
     through a read-only connection, so a damaged or foreign file is never modified.
-    Raises StoreError when the file is not SQLite or fails ``PRAGMA quick_check``.
+    Raises StoreError when the file is not SQLite or, with ``deep``, fails ``PRAGMA
+    quick_check`` (which reads every page: worth it before a write, not before a read, whose
+    own queries meet any damaged page and are translated into the same error).
     """
     if path.is_dir():
         raise StoreError(f"{display_path(path)}: is a directory, not a database file; remove it")
@@ -88,7 +92,7 @@ def inspect_file(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> int 
     )
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")] if deep else ["ok"]
     except sqlite3.OperationalError as exc:
         if _is_busy(exc):
             # A writer mid-checkpoint: the file is fine, it only cannot be checked now.

@@ -43,7 +43,7 @@ class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin):
         ``actor`` is who the audit log names (default: the OS user); ``clock`` returns the
         current timezone-aware time (tests pass a fixed one).
         """
-        version = inspect_file(path, busy_timeout)
+        version = inspect_file(path, busy_timeout, deep=not readonly)
         if version is not None:
             check_not_newer(version, path)
         if readonly:

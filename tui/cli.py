@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
+from core.config import shown_path
 from core.errors import EXIT_INFRA, EXIT_USAGE, ReleaseError, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -97,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _emit({"ok": True, "project": str(root)})
     else:
         out(f"demo project ready in {root}")
-        out(f"next: relman --project {_shown(root)}")
+        out(f"next: relman --project {shown_path(root)}")
     return 0
 
 
@@ -150,11 +150,6 @@ def emit(document: dict[str, Any]) -> None:
 def out(text: str = "") -> None:
     """Print human output on the real stdout."""
     print(text, file=_STDOUT, flush=True)
-
-
-def _shown(path: Path) -> str:
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else str(path)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

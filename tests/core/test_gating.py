@@ -186,9 +186,9 @@ def test_gate_never_creates_the_ledger(project: Project) -> None:
 
 
 def test_unknown_service_or_env_lists_the_known_ones(project: Project) -> None:
-    with pytest.raises(UsageError, match=r"declares: svc$"):
+    with pytest.raises(UsageError, match=r"no service .nope. .*\(services: svc\)$"):
         gate_report(project, "nope", "dev")
-    with pytest.raises(UsageError, match=r"declares: dev, staging$"):
+    with pytest.raises(UsageError, match=r"no environment .qa. .*\(environments: dev, staging\)$"):
         gate_report(project, "svc", "qa")
 
 
