@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import dvcinfo
-from core.config import Project
 from core.dvcinfo import ArtifactDecl, ArtifactInfo, DvcSession
 from core.gitinfo import GitInfo, git_info
 from core.release_id import release_id
+
+if TYPE_CHECKING:  # the config model loads pydantic; lineage alone does not need it
+    from core.config import Project
 
 __all__ = [
     "Candidate",
