@@ -136,13 +136,15 @@ class OverviewScreen(Screen[None]):
         status.remove_class("-error")
         if nothing_deployed(message.services):
             first = next(iter(message.project.config.environments), "dev")
+            service = next(iter(message.project.config.services), "SERVICE")
             if self.read_only:
                 status.update("Nothing deployed yet.")
             else:
                 status.update(
                     Content.assemble(
-                        "Nothing deployed yet — run ",
-                        (f"relman release --to {first}", "bold"),
+                        "Nothing deployed yet — ",
+                        (f"relman gate {service} --env {first}", "bold"),
+                        " shows what blocks it",
                     )
                 )
         else:

@@ -57,7 +57,8 @@ async def test_overview_lists_every_environment_in_promotion_order(
         ]
         assert row_keys(app) == ["shop/dev", "shop/staging", "shop/prod"]
         assert "Nothing deployed yet" in status_text(app)
-        assert "relman release --to dev" in status_text(app)
+        # points at a command that exists (promotion has not landed yet)
+        assert "relman gate shop --env dev" in status_text(app)
         # Keyboard-only: the table has the focus once loaded.
         assert isinstance(app.focused, EnvironmentTable)
 
@@ -87,7 +88,7 @@ async def test_read_only_is_shown_in_the_header(
         assert "READ-ONLY" in header_text(app)
         assert app.has_class("-read-only")
         # The hint does not suggest a command read-only mode would refuse.
-        assert "relman release" not in status_text(app)
+        assert "relman " not in status_text(app)
 
 
 async def test_the_first_paint_does_not_wait_for_the_project(
