@@ -272,16 +272,6 @@ def artifact_state(
     )
 
 
-def _show_data(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{file: values}`` from the ``{rev: {"data": {file: {"data": ...}}}}`` of DVC's show."""
-    by_file: dict[str, dict[str, Any]] = {}
-    for rev_result in result.values():
-        for file, entry in (rev_result.get("data") or {}).items():
-            if isinstance(entry, dict) and isinstance(entry.get("data"), dict):
-                by_file[Path(file).as_posix()] = entry["data"]
-    return by_file
-
-
 def params(session: DvcSession) -> dict[str, dict[str, Any]]:
     """Parameters the pipeline depends on, from the working tree: ``{file: {key: value}}``.
 
@@ -316,8 +306,42 @@ def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 def metrics(session: DvcSession) -> dict[str, dict[str, Any]]:
-    """Metrics of the working tree, ``{file: {key: value}}`` (nested as in the file)."""
-    return _show_data(session.repo.metrics.show())
+    """Metrics of the working tree, ``{file: {key: value}}`` (nested as in the file).
+
+    The files are those ``dvc metrics show`` reads (stage outputs marked as metrics, and the
+    top-level ``metrics:`` of each dvc.yaml), read from the already collected index: DVC's
+    own ``metrics.show()`` collects the stages again, a fifth of the whole ``relman status``.
+    A file that is missing or unreadable is left out, as DVC's show does.
+    """
+    from dvc.utils.serialize import load_path
+
+    repo = session.repo
+    files = [out.fs_path for out in repo.index.metrics]
+    for dvcfile, listed in repo.index._metrics.items():
+        folder = repo.fs.parent(dvcfile)
+        files.extend(repo.fs.normpath(repo.fs.join(folder, str(name))) for name in listed)
+    by_file: dict[str, dict[str, Any]] = {}
+    for fs_path in dict.fromkeys(files):
+        try:
+            values = load_path(fs_path, repo.fs)
+        except Exception:
+            continue
+        if isinstance(values, dict):
+            by_file[session.rel(fs_path)] = _scalars(values)
+    return by_file
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    """Numbers and text, nested as in the file; lists and nulls left out, as DVC's show does."""
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _scalars(value)
+            if value:
+                kept[key] = value
+        elif isinstance(value, int | float | str):
+            kept[key] = value
+    return kept
 
 
 def flat_view(by_file: dict[str, dict[str, Any]]) -> dict[str, Any]:

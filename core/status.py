@@ -16,11 +16,10 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
     found: dict[str, dict[str, dict[str, Any]]] = {}
     states: dict[tuple[str, str], Any] = {}
     if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
-        from core.releases import open_ledger
+        from store.snapshot import environment_states
 
-        with open_ledger(project, read_only=True) as ledger:
-            for recorded in ledger.environment_states():
-                states[(recorded.service, recorded.env)] = recorded
+        for recorded in environment_states(project.ledger_path):
+            states[(recorded.service, recorded.env)] = recorded
     for service in config.services:
         per_env: dict[str, dict[str, Any]] = {}
         for name, env in config.environments.items():

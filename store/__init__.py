@@ -1,22 +1,53 @@
 """relman's SQLite persistence (sqlite-utils): the release ledger. Imports neither textual nor
-rich, and nothing of core but :mod:`core.errors`."""
+rich, and nothing of core but :mod:`core.errors`.
 
-from store.audit import AuditEvent, ChainReport
-from store.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
-from store.history import HistoryEntry, HistoryPage
-from store.ledger import Ledger
-from store.migrations import SCHEMA_VERSION
-from store.records import (
-    ApprovalRecord,
-    ArtifactRecord,
-    EnvState,
-    PromotionRecord,
-    ReleaseRecord,
-    RunRecord,
-    StepRecord,
-    TestResultRecord,
-)
-from store.releases import bump_version
+The names below load on first use (PEP 562), so that importing one light module, e.g.
+:mod:`store.snapshot` for the status line, does not load sqlite-utils and the whole ledger.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.audit import AuditEvent, ChainReport
+    from store.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
+    from store.history import HistoryEntry, HistoryPage
+    from store.ledger import Ledger
+    from store.migrations import SCHEMA_VERSION
+    from store.records import (
+        ApprovalRecord,
+        ArtifactRecord,
+        EnvState,
+        PromotionRecord,
+        ReleaseRecord,
+        RunRecord,
+        StepRecord,
+        TestResultRecord,
+    )
+    from store.releases import bump_version
+
+_WHERE = {
+    "SCHEMA_VERSION": "store.migrations",
+    "AmbiguousRelease": "store.base",
+    "ApprovalRecord": "store.records",
+    "ArtifactRecord": "store.records",
+    "AuditEvent": "store.audit",
+    "ChainReport": "store.audit",
+    "EnvState": "store.records",
+    "HistoryEntry": "store.history",
+    "HistoryPage": "store.history",
+    "Ledger": "store.ledger",
+    "LedgerConflict": "store.base",
+    "PromotionRecord": "store.records",
+    "ReleaseNotFound": "store.base",
+    "ReleaseRecord": "store.records",
+    "RunRecord": "store.records",
+    "StepRecord": "store.records",
+    "TestResultRecord": "store.records",
+    "bump_version": "store.releases",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,3 +69,12 @@ __all__ = [
     "TestResultRecord",
     "bump_version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from sqlite_utils import Database
-
 from core.errors import ReadOnlyError, StoreError
+
+if TYPE_CHECKING:  # sqlite-utils (and the numpy it loads) only when a Database is opened
+    from sqlite_utils import Database
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -87,14 +89,12 @@ def inspect_file(
     # running any write (WAL, migrations) would modify it.
     if header != _SQLITE_HEADER:
         raise corrupt_error(path, "not an SQLite file")
-    conn = sqlite3.connect(
-        _readonly_uri(path), uri=True, timeout=busy_timeout, isolation_level=None
-    )
+    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         problems = [row[0] for row in conn.execute("PRAGMA quick_check")] if deep else ["ok"]
     except sqlite3.OperationalError as exc:
-        if _is_busy(exc):
+        if is_busy(exc):
             # A writer mid-checkpoint: the file is fine, it only cannot be checked now.
             raise busy_error(path, busy_timeout) from exc
         raise corrupt_error(path, str(exc)) from exc
@@ -110,10 +110,12 @@ def inspect_file(
 def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:
     """A sqlite-utils Database on ``path``; read-write connections create the parent folder
     and switch the file to WAL so readers (the TUI, --read-only) never block the writer."""
+    from sqlite_utils import Database
+
     try:
         if readonly:
             conn = sqlite3.connect(
-                _readonly_uri(path),
+                readonly_uri(path),
                 uri=True,
                 timeout=busy_timeout,
                 isolation_level=None,
@@ -147,6 +149,8 @@ def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:
 
 def connect_memory() -> Database:
     """An empty in-memory database: what a read-only open of a missing ledger reads from."""
+    from sqlite_utils import Database
+
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     db = Database(conn, execute_plugins=False)
     db.execute("PRAGMA foreign_keys = ON")
@@ -159,7 +163,7 @@ def translate_errors(path: Path, busy_timeout: float) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if _is_busy(exc):
+        if is_busy(exc):
             raise busy_error(path, busy_timeout) from exc
         if "readonly database" in str(exc):
             raise ReadOnlyError(
@@ -199,10 +203,10 @@ def write_transaction(db: Database) -> Iterator[Database]:
             raise
 
 
-def _readonly_uri(path: Path) -> str:
+def readonly_uri(path: Path) -> str:
     return f"file:{quote(str(path.resolve()))}?mode=ro"
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text

@@ -12,13 +12,17 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from core.errors import StoreError
 from store import history as _history
 from store.audit import AuditEvent, ChainReport, audit_events, verify_chain
 from store.base import Clock
-from store.db import DEFAULT_BUSY_TIMEOUT, connect, connect_memory, display_path, inspect_file
+from store.db import DEFAULT_BUSY_TIMEOUT, connect, connect_memory, inspect_file
 from store.deployments import DeploymentsMixin
-from store.migrations import SCHEMA_VERSION, check_not_newer, migrate, schema_version
+from store.migrations import (
+    check_not_newer,
+    check_readable,
+    migrate,
+    schema_version,
+)
 from store.releases import ReleasesMixin
 from store.runs import RunsMixin
 
@@ -51,13 +55,8 @@ class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin):
                 # Nothing recorded yet: answer from an empty ledger rather than create one.
                 db = connect_memory()
                 migrate(db, path)
-            elif version < SCHEMA_VERSION:
-                raise StoreError(
-                    f"{display_path(path)}: schema {version} is older than this relman's "
-                    f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run any relman "
-                    "command without --read-only once"
-                )
             else:
+                check_readable(version, path)
                 db = connect(path, readonly=True, busy_timeout=busy_timeout)
         else:
             db = connect(path, readonly=False, busy_timeout=busy_timeout)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from core.errors import StoreError
 from store.db import display_path, write_transaction
 
-Migration = Callable[[Database], None]
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+Migration = Callable[["Database"], None]
 
 
 def _v1_ledger_tables(db: Database) -> None:
@@ -183,6 +185,17 @@ def check_not_newer(version: int, path: Path, known: int = SCHEMA_VERSION) -> No
         raise StoreError(
             f"{display_path(path)}: written by a newer relman (schema {version}, this one knows "
             f"{known}); upgrade relman, or move the file aside to start a new ledger"
+        )
+
+
+def check_readable(version: int, path: Path) -> None:
+    """Refuse to read, without upgrading, a database of another schema than this relman's."""
+    check_not_newer(version, path)
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"{display_path(path)}: schema {version} is older than this relman's "
+            f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run any relman "
+            "command without --read-only once"
         )
 
 

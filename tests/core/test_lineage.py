@@ -265,3 +265,16 @@ def test_importing_lineage_loads_neither_dvc_nor_ui_libraries() -> None:
         cwd=Path(__file__).parents[2],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_metrics_come_from_stage_outputs_and_the_top_level_section(dvc_repo: DvcRepo) -> None:
+    """The files `dvc metrics show` reads: metric outputs and dvc.yaml's `metrics:` list;
+    lists are left out, as DVC leaves them out."""
+    dvc_repo.write("eval/extra.json", json.dumps({"auc": 0.9, "curve": [1, 2], "note": "ok"}))
+    dvc_repo.write(
+        "dvc.yaml", (dvc_repo.root / "dvc.yaml").read_text() + "metrics:\n- eval/extra.json\n"
+    )
+    assert status(dvc_repo).metrics == {
+        "metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}},
+        "eval/extra.json": {"auc": 0.9, "note": "ok"},
+    }

@@ -1,0 +1,45 @@
+"""Reading the environment state without sqlite-utils: the one query `relman status` and the
+overview make on every start.
+
+sqlite-utils loads numpy when it is installed, a tenth of a second that a status line does
+not need; this module reads through the standard library alone, with the same checks and
+the same one-line errors as :meth:`store.ledger.Ledger.open` in read-only mode.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from store.db import (
+    DEFAULT_BUSY_TIMEOUT,
+    busy_error,
+    corrupt_error,
+    inspect_file,
+    is_busy,
+    readonly_uri,
+)
+from store.migrations import check_readable
+from store.records import EnvState
+
+
+def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[EnvState]:
+    """Every row of ``environment_state``, ordered by service and environment; [] when the
+    ledger does not exist yet. Never writes, never creates the file."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM environment_state ORDER BY service, env").fetchall()
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise busy_error(path, busy_timeout) from exc
+        raise corrupt_error(path, str(exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        raise corrupt_error(path, str(exc)) from exc
+    finally:
+        conn.close()
+    return [EnvState(**dict(row)) for row in rows]
