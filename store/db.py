@@ -89,22 +89,30 @@ def inspect_file(
     # running any write (WAL, migrations) would modify it.
     if header != _SQLITE_HEADER:
         raise corrupt_error(path, "not an SQLite file")
-    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
-    try:
+    with reading_file(path, busy_timeout) as conn:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         problems = [row[0] for row in conn.execute("PRAGMA quick_check")] if deep else ["ok"]
+    if problems != ["ok"]:
+        raise corrupt_error(path, f"quick_check: {problems[0]}")
+    return version
+
+
+@contextmanager
+def reading_file(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
+    """A plain read-only connection, closed after; SQLite's failures become StoreError lines
+    (busy: a writer mid-checkpoint, the file is fine and only cannot be read now)."""
+    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        yield conn
     except sqlite3.OperationalError as exc:
         if is_busy(exc):
-            # A writer mid-checkpoint: the file is fine, it only cannot be checked now.
             raise busy_error(path, busy_timeout) from exc
         raise corrupt_error(path, str(exc)) from exc
     except sqlite3.DatabaseError as exc:
         raise corrupt_error(path, str(exc)) from exc
     finally:
         conn.close()
-    if problems != ["ok"]:
-        raise corrupt_error(path, f"quick_check: {problems[0]}")
-    return version
 
 
 def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:

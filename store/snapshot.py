@@ -8,17 +8,9 @@ the same one-line errors as :meth:`store.ledger.Ledger.open` in read-only mode.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from store.db import (
-    DEFAULT_BUSY_TIMEOUT,
-    busy_error,
-    corrupt_error,
-    inspect_file,
-    is_busy,
-    readonly_uri,
-)
+from store.db import DEFAULT_BUSY_TIMEOUT, inspect_file, reading_file
 from store.migrations import check_readable
 from store.records import EnvState
 
@@ -30,16 +22,6 @@ def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     if not version:
         return []
     check_readable(version, path)
-    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout)
-    conn.row_factory = sqlite3.Row
-    try:
+    with reading_file(path, busy_timeout) as conn:
         rows = conn.execute("SELECT * FROM environment_state ORDER BY service, env").fetchall()
-    except sqlite3.OperationalError as exc:
-        if is_busy(exc):
-            raise busy_error(path, busy_timeout) from exc
-        raise corrupt_error(path, str(exc)) from exc
-    except sqlite3.DatabaseError as exc:
-        raise corrupt_error(path, str(exc)) from exc
-    finally:
-        conn.close()
     return [EnvState(**dict(row)) for row in rows]
