@@ -14,15 +14,21 @@ __all__ = [
     "EnvironmentView",
     "Project",
     "ServiceView",
+    "approve",
     "audit_verify",
+    "build",
     "create_demo",
     "diff",
+    "down",
     "gate",
     "history",
     "init_project",
     "live_at",
     "load_project",
     "overview",
+    "promote",
+    "release",
+    "rollback",
     "run_tests",
     "status",
 ]
@@ -163,3 +169,103 @@ def gate(project: Project, service: str, env: str) -> dict[str, Any]:
     from core.gating import gate_report
 
     return gate_report(project, service, env).to_dict()
+
+
+def promote(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    release: str | None = None,
+    force: bool = False,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Deploy a release (default: the candidate) to ``env`` through its gates."""
+    from core.promote import promote as _promote
+
+    return _promote(
+        project, service, env, release=release, force=force, read_only=read_only, log=log or _quiet
+    ).to_dict()
+
+
+def rollback(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    to: str | None = None,
+    reason: str = "",
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Back to the last release that was live in ``env`` (or the one named)."""
+    from core.promote import rollback as _rollback
+
+    return _rollback(
+        project, service, env, to=to, reason=reason, read_only=read_only, log=log or _quiet
+    ).to_dict()
+
+
+def approve(
+    project: Project, release: str, env: str, *, comment: str = "", read_only: bool = False
+) -> dict[str, Any]:
+    """Record the current user's approval of a release for ``env``."""
+    from core.promote import approve as _approve
+
+    return _approve(project, release, env, comment=comment, read_only=read_only)
+
+
+def down(
+    project: Project,
+    env: str | None = None,
+    *,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Stop the locally served environments (all, or ``env``)."""
+    from core.promote import down as _down
+
+    return _down(project, env, read_only=read_only, log=log or _quiet)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def release(
+    project: Project,
+    *,
+    to: str | None = None,
+    service: str | None = None,
+    junit: Path | None = None,
+    summary: Path | None = None,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``."""
+    from core.pipeline import release as _release
+
+    return _release(
+        project,
+        to=to,
+        service=service,
+        junit=junit,
+        summary=summary,
+        read_only=read_only,
+        log=log or _quiet,
+    )
+
+
+def build(
+    project: Project,
+    service: str | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """Build (or reuse) the Bento of the candidate of ``service`` (every service when None)."""
+    from core.bento import build as _build
+    from core.bento import build_document
+
+    return build_document(_build(project, service, log=log or _quiet, read_only=read_only))

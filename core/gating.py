@@ -34,7 +34,14 @@ from core.releases import open_ledger
 from core.testing import SUITE_NODEID_PREFIX
 from store import Ledger, ReleaseNotFound, TestResultRecord
 
-__all__ = ["HEALTHY_STATES", "GateReport", "gate_report", "suite_outcomes"]
+__all__ = [
+    "HEALTHY_STATES",
+    "GateReport",
+    "candidate_artifacts",
+    "evaluate_release",
+    "gate_report",
+    "suite_outcomes",
+]
 
 # Environment states in which a release counts as proven in that environment.
 HEALTHY_STATES = ("live", "healthy")
@@ -66,17 +73,37 @@ def gate_report(project: Project, service: str, env: str) -> GateReport:
     project.config.check_names(service=service, env=env)
     cand = project_candidates(project, [service])[service]
     with open_ledger(project, read_only=True) as ledger:
-        results = _evaluate(project, ledger, service, env, cand)
+        results = evaluate_release(
+            project, ledger, service, env, cand.release, cand.metrics, candidate_artifacts(cand)
+        )
     return GateReport(service, env, cand.release, results)
 
 
-def _evaluate(
-    project: Project, ledger: Ledger, service: str, env: str, cand: Candidate
+def candidate_artifacts(cand: Candidate) -> GateResult:
+    """Data and model of the candidate: in the local cache, no lineage problem."""
+    artifacts = [
+        ArtifactPresence(info.path, info.md5, info.cache) for info in [*cand.model, *cand.data]
+    ]
+    return evaluate_artifacts(artifacts, cand.problems)
+
+
+def evaluate_release(
+    project: Project,
+    ledger: Ledger,
+    service: str,
+    env: str,
+    release: str,
+    metrics: Mapping[str, Any],
+    artifacts: GateResult,
+    *,
+    forced: bool = False,
 ) -> list[GateResult]:
+    """Every check of ``release`` for ``env``, in order (order, data and model, suites,
+    metric gates, approvals). ``artifacts`` is the data-and-model result the caller made:
+    the candidate's cache state, or a recorded release's Bento. ``forced`` overrides order."""
     config = project.config
     env_config = config.environments[env]
     order = config.environment_order
-    release = cand.release
 
     index = order.index(env)
     previous = order[index - 1] if index > 0 else None
@@ -86,12 +113,7 @@ def _evaluate(
         healthy = (
             state is not None and state.state in HEALTHY_STATES and state.release_id == release
         )
-    results = [evaluate_order(env, previous, healthy)]
-
-    artifacts = [
-        ArtifactPresence(info.path, info.md5, info.cache) for info in [*cand.model, *cand.data]
-    ]
-    results.append(evaluate_artifacts(artifacts, cand.problems))
+    results = [evaluate_order(env, previous, healthy, forced=forced), artifacts]
 
     results += evaluate_suites(
         env_config.suites, suite_outcomes(ledger.test_results(release), release), release
@@ -100,7 +122,7 @@ def _evaluate(
     baseline = _live_metrics(ledger, service, env)
     for name in env_config.gates:
         results += evaluate_metric_gate(
-            name, config.gates[name], cand.metrics, baseline=baseline, env=env
+            name, config.gates[name], dict(metrics), baseline=baseline, env=env
         )
 
     approvers = [approval.actor for approval in ledger.approvals(release, env)]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import UsageError
 from core.testrun import SuiteResult
 
 # Characters XML 1.0 cannot hold (pytest's bin_xml_escape drops the same).
@@ -161,6 +162,22 @@ def write_junit(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def steps_junit(document: Mapping[str, Any], path: Path) -> Path:
+    """JUnit of a run document's ``steps``: one testsuite "relman release", a testcase each.
+
+    A path that cannot be written is a UsageError naming it (it came from the command line).
+    """
+    suite = suite_from_steps("relman release", document.get("steps") or [])
+    try:
+        write_junit(Path(path), [], [suite])
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the JUnit report to {path}: {exc.strerror or exc}; "
+            "pass a writable path to --junit"
+        ) from exc
+    return Path(path)
 
 
 def _testcase(case: JUnitCase) -> ET.Element:

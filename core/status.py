@@ -15,11 +15,14 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
     config = project.config
     found: dict[str, dict[str, dict[str, Any]]] = {}
     states: dict[tuple[str, str], Any] = {}
+    pending: dict[tuple[str, str], Any] = {}
     if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
-        from store.snapshot import environment_states
+        from store.snapshot import environment_states, open_promotions
 
         for recorded in environment_states(project.ledger_path):
             states[(recorded.service, recorded.env)] = recorded
+        for promotion in open_promotions(project.ledger_path):
+            pending[(promotion.service, promotion.env)] = promotion
     for service in config.services:
         per_env: dict[str, dict[str, Any]] = {}
         for name, env in config.environments.items():
@@ -41,8 +44,36 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
                     "url": state.url or url,
                     "since": state.since,
                 }
+            _observe(project, service, name, per_env[name], pending.get((service, name)))
         found[service] = per_env
     return found
+
+
+def _observe(
+    project: Project, service: str, env: str, entry: dict[str, Any], promotion: Any
+) -> None:
+    """Correct the ledger's word with what really runs: a crash may have left it behind."""
+    from core.recovery import holder_alive, observe
+
+    if promotion is not None:
+        holder = f"{promotion.actor} (pid {promotion.pid})"
+        if holder_alive(promotion):
+            entry["state"] = f"{promotion.kind} in progress"
+            entry["note"] = f"{promotion.kind} of {promotion.release_id} by {holder}"
+        else:
+            entry["state"] = "interrupted"
+            entry["note"] = (
+                f"{promotion.kind} of {promotion.release_id} by {holder} was interrupted; "
+                "the next promote, rollback or down finishes or undoes it"
+            )
+    seen = observe(project, service, env)
+    if seen is None:
+        return
+    if not seen.running and entry["state"] == "live":
+        entry["state"] = "down"
+        entry["note"] = "recorded live, but nothing serves it (stopped outside relman?)"
+    elif seen.running and seen.release != entry["release"] and promotion is None:
+        entry["note"] = f"serving {seen.release}, but the ledger records {entry['release']}"
 
 
 def build_status(project: Project) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from core.junit import write_junit
 from core.lineage import Candidate, project_candidates
 from core.release_id import is_dirty_id
 from core.releases import open_ledger, record_candidate
+from core.runs import finishing_runs
 from core.testrun import (
     OnEvent,
     SuiteResult,
@@ -202,7 +203,12 @@ def _run_recorded(
             "test", service=service, release_id=release.id, details={"suites": selected}
         )
         runs[service] = run.id
-    try:
+    with finishing_runs(
+        ledger,
+        runs.values(),
+        interrupted="interrupted while running tests",
+        failed="tests could not run",
+    ):
         results = run_suites(
             project.root,
             project.config.suites,
@@ -210,15 +216,6 @@ def _run_recorded(
             python=project.python(),
             on_event=on_event,
         )
-    except KeyboardInterrupt:
-        for run_id in runs.values():
-            ledger.finish_run(run_id, "interrupted", reason="interrupted while running tests")
-        raise
-    except BaseException as exc:
-        line = " ".join(str(exc).split()) or type(exc).__name__
-        for run_id in runs.values():
-            ledger.finish_run(run_id, "error", reason=f"tests could not run: {line}")
-        raise
     records = [record for result in results for record in _records(result)]
     status: RunStatus = "passed" if all(r.status == "passed" for r in results) else "failed"
     summary = "; ".join(f"{r.name} {r.status}: {r.detail}" for r in results)

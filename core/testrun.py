@@ -19,12 +19,10 @@ died in; a collection error is shown as such, never as "0 passed".
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import selectors
-import signal
 import subprocess
 import tempfile
 import time
@@ -34,6 +32,7 @@ from typing import Any
 
 from core.config import SuiteConfig
 from core.errors import ConfigError, ProjectError, UsageError
+from core.processes import end_child
 from core.steps import step
 
 PLUGIN_FILE = Path(__file__).with_name("pytest_plugin.py")
@@ -199,7 +198,7 @@ def run_suite(
             timed_out = run.pump(child, started + suite.timeout)
         finally:
             # Also on an exception in on_event or Ctrl-C: no process of the suite outlives it.
-            _kill_group(child)
+            end_child(child, KILL_GRACE)
             run.close()
         seconds = time.monotonic() - started
     if run.missing_pytest(child.returncode):
@@ -240,19 +239,6 @@ def _child_env(
     if bin_dir:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
     return env
-
-
-def _kill_group(child: subprocess.Popen[bytes]) -> None:
-    """End every process of the suite's session: the child and anything it started."""
-    if child.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=KILL_GRACE)
-    # The group outlives a child that has exited when a grandchild is still in it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
 
 
 class _Run:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from store.audit import AuditEvent, ChainReport
     from store.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
+    from store.deployments import PromotionOpen
     from store.history import HistoryEntry, HistoryPage
     from store.ledger import Ledger
     from store.migrations import SCHEMA_VERSION
@@ -40,6 +41,7 @@ _WHERE = {
     "HistoryPage": "store.history",
     "Ledger": "store.ledger",
     "LedgerConflict": "store.base",
+    "PromotionOpen": "store.deployments",
     "PromotionRecord": "store.records",
     "ReleaseNotFound": "store.base",
     "ReleaseRecord": "store.records",
@@ -61,6 +63,7 @@ __all__ = [
     "HistoryPage",
     "Ledger",
     "LedgerConflict",
+    "PromotionOpen",
     "PromotionRecord",
     "ReleaseNotFound",
     "ReleaseRecord",

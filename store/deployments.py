@@ -23,6 +23,18 @@ from store.records import (
 )
 
 
+class PromotionOpen(BlockedError):
+    """Another promotion of the same service and environment is open (exit 1)."""
+
+    def __init__(self, promotion: PromotionRecord) -> None:
+        holder = f" (pid {promotion.pid})" if promotion.pid else ""
+        super().__init__(
+            f"{promotion.env} is being promoted by {promotion.actor}{holder} since "
+            f"{promotion.started_at}; wait for it to finish"
+        )
+        self.promotion = promotion
+
+
 class DeploymentsMixin(LedgerBase):
     def begin_promotion(
         self,
@@ -32,12 +44,15 @@ class DeploymentsMixin(LedgerBase):
         *,
         kind: PromotionKind = "promote",
         reason: str = "",
+        pid: int | None = None,
+        host: str | None = None,
     ) -> PromotionRecord:
         """Record the intent to deploy ``release_id`` to ``env``, before deploying it.
 
-        Refused (BlockedError) while another promotion of the same service and environment
-        is open: the check and the insert share one transaction, so two processes cannot
-        both start one.
+        Refused (:class:`PromotionOpen`, carrying the open one) while another promotion of
+        the same service and environment is open: the check and the insert share one
+        transaction, so two processes cannot both start one. ``pid`` and ``host`` name the
+        process that holds it, so the engine can tell a live holder from a dead one.
         """
         with self._writing(f"starting a {kind} of {service} in {env}") as at:
             release = self._release_row(release_id)
@@ -51,11 +66,7 @@ class DeploymentsMixin(LedgerBase):
                 [service, env],
             )
             if open_row is not None:
-                raise BlockedError(
-                    f"{service} in {env}: {open_row['kind']} #{open_row['id']} by "
-                    f"{open_row['actor']} has been open since {open_row['started_at']}; wait "
-                    "for it, or let `relman status` finish or undo it"
-                )
+                raise PromotionOpen(promotion_from_row(open_row))
             state = self._one(
                 "SELECT release_id FROM environment_state WHERE service = ? AND env = ?",
                 [service, env],
@@ -64,8 +75,9 @@ class DeploymentsMixin(LedgerBase):
             reason = " ".join(reason.split())
             cursor = self._db.execute(
                 "INSERT INTO promotions (service, env, release_id, previous_release_id, kind,"
-                " actor, started_at, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?)",
-                [service, env, release_id, previous, kind, self.actor, at, reason],
+                " actor, started_at, status, reason, pid, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?, ?)",
+                [service, env, release_id, previous, kind, self.actor, at, reason, pid, host],
             )
             promotion_id = int(cursor.lastrowid or 0)
             self._audit(
@@ -207,6 +219,17 @@ class DeploymentsMixin(LedgerBase):
                 params.append(value)
         with self._reading() as db:
             return [promotion_from_row(row) for row in db.query(sql + " ORDER BY id", params)]
+
+    def done_promotions(self, service: str, env: str) -> list[PromotionRecord]:
+        """Promotions and rollbacks of ``service`` in ``env`` that went live, newest first:
+        the releases that were healthy there, for rollback to pick from."""
+        with self._reading() as db:
+            rows = db.query(
+                "SELECT * FROM promotions WHERE service = ? AND env = ? AND status = 'done'"
+                " ORDER BY finished_at DESC, id DESC",
+                [service, env],
+            )
+            return [promotion_from_row(row) for row in rows]
 
     def approvals(self, release_id: str, env: str | None = None) -> list[ApprovalRecord]:
         sql = "SELECT * FROM approvals WHERE release_id = ?"

@@ -171,7 +171,15 @@ _V1_SQL = [
         BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END""",
 ]
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables,)
+
+def _v2_promotion_holder(db: Database) -> None:
+    """Who holds an open promotion: the process id and host of the relman that started it,
+    so that a second promotion can tell a running holder from a dead one (a stale lock)."""
+    db.execute("ALTER TABLE promotions ADD COLUMN pid INTEGER")
+    db.execute("ALTER TABLE promotions ADD COLUMN host TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables, _v2_promotion_holder)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

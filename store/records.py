@@ -100,6 +100,9 @@ class PromotionRecord:
     finished_at: str | None
     status: PromotionStatus
     reason: str
+    # The relman process that started it (schema 2); None on rows written before.
+    pid: int | None = None
+    host: str | None = None
 
 
 @dataclass(frozen=True)

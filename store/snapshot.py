@@ -12,7 +12,7 @@ from pathlib import Path
 
 from store.db import DEFAULT_BUSY_TIMEOUT, inspect_file, reading_file
 from store.migrations import check_readable
-from store.records import EnvState
+from store.records import EnvState, PromotionRecord, promotion_from_row
 
 
 def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[EnvState]:
@@ -25,3 +25,16 @@ def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     with reading_file(path, busy_timeout) as conn:
         rows = conn.execute("SELECT * FROM environment_state ORDER BY service, env").fetchall()
     return [EnvState(**dict(row)) for row in rows]
+
+
+def open_promotions(
+    path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> list[PromotionRecord]:
+    """Promotions and rollbacks begun and not finished (running, or interrupted)."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute("SELECT * FROM promotions WHERE status = 'intent' ORDER BY id")
+        return [promotion_from_row(dict(row)) for row in rows.fetchall()]

@@ -92,3 +92,25 @@ def test_read_only_open_of_a_missing_ledger_creates_nothing(tmp_path: Path) -> N
         assert ledger.history().entries == ()
         assert ledger.environment_state("fraud", "prod") is None
     assert not path.parent.exists()
+
+
+def test_a_version_1_ledger_is_upgraded_keeping_its_promotions(tmp_path: Path) -> None:
+    """Schema 2 adds who holds a promotion (pid, host); rows written before read as None."""
+    from store.db import connect
+    from store.migrations import MIGRATIONS, migrate
+
+    path = tmp_path / "ledger.db"
+    db = connect(path, readonly=False, busy_timeout=1.0)
+    migrate(db, path, MIGRATIONS[:1])
+    db.execute(
+        "INSERT INTO releases (id, service, git_commit, created_at) VALUES ('r1', 's', 'c', 't')"
+    )
+    db.execute(
+        "INSERT INTO promotions (service, env, release_id, kind, actor, started_at, status)"
+        " VALUES ('s', 'dev', 'r1', 'promote', 'bob', 't', 'intent')"
+    )
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION == 2
+        [open_one] = ledger.open_promotions()
+        assert (open_one.actor, open_one.pid, open_one.host) == ("bob", None, None)

@@ -7,17 +7,21 @@ from pathlib import Path
 import pytest
 
 from core.errors import BlockedError, UsageError
-from store import LedgerConflict, ReleaseNotFound
+from store import LedgerConflict, PromotionOpen, ReleaseNotFound
 from tests.store import FakeClock, add_release, open_ledger
 
 
 def test_one_open_promotion_per_environment(tmp_path: Path) -> None:
     with open_ledger(tmp_path) as ledger:
         add_release(ledger, "aaaaaaaaaaaa")
-        first = ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa")
+        first = ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa", pid=4121, host="h1")
+        assert (first.pid, first.host) == (4121, "h1")
         events = len(ledger.audit_events())
-        with pytest.raises(BlockedError, match=f"promote #{first.id} by alice has been open"):
+        with pytest.raises(
+            BlockedError, match=r"prod is being promoted by alice \(pid 4121\) since"
+        ) as caught:
             ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa")
+        assert isinstance(caught.value, PromotionOpen) and caught.value.promotion == first
         assert len(ledger.audit_events()) == events  # a refused change leaves no event
         ledger.begin_promotion("fraud", "staging", "aaaaaaaaaaaa")  # other envs are free
         ledger.finish_promotion(first.id, "failed", reason="health check timed out")
@@ -85,3 +89,21 @@ def test_promotion_must_match_the_service(tmp_path: Path) -> None:
         add_release(ledger, "aaaaaaaaaaaa", service="churn")
         with pytest.raises(UsageError, match="belongs to churn, not fraud"):
             ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa")
+
+
+def test_done_promotions_newest_first_skip_failed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with open_ledger(tmp_path, clock) as ledger:
+        for rid in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"):
+            add_release(ledger, rid)
+        for rid, status in (("aaaaaaaaaaaa", "done"), ("bbbbbbbbbbbb", "done")):
+            p = ledger.begin_promotion("fraud", "dev", rid)
+            clock.advance(minutes=1)
+            ledger.finish_promotion(p.id, status)  # type: ignore[arg-type]
+        p = ledger.begin_promotion("fraud", "dev", "cccccccccccc")
+        ledger.finish_promotion(p.id, "undone")
+        assert [p.release_id for p in ledger.done_promotions("fraud", "dev")] == [
+            "bbbbbbbbbbbb",
+            "aaaaaaaaaaaa",
+        ]
+        assert ledger.done_promotions("fraud", "prod") == []

@@ -1,0 +1,195 @@
+"""The deploy sequence shared by promote and rollback, each step recorded before and after.
+
+lock -> validate (start the release's Bento on a side port, wait for /readyz, send the
+sample request) -> switch (route the environment to it, check its health at the
+environment's own address) -> stop the previous instance. A failure at any point restores
+what served before (it was never stopped), records why, and raises InfraError (exit 3)
+with the last lines of the Bento's log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import Project
+from core.errors import InfraError, ReleaseError
+from core.gates import GateResult
+from core.recovery import holder_alive, locked_error, recover, this_host
+from core.steps import step
+from core.targets import Instance, Target
+from store import Ledger, PromotionOpen, PromotionRecord, ReleaseRecord
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Steps:
+    """The steps of one run: each recorded ``running`` before it acts and with its result
+    after, in the ledger and in the JSON document."""
+
+    ledger: Ledger
+    run_id: int
+    log: Log
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: GateResult) -> None:
+        """A decision already made (a gate): recorded as is."""
+        self._record(result.name, result.status, result.seconds, result.detail, result.kind)
+
+    def skipped(self, name: str, detail: str) -> None:
+        self._record(name, "skipped", 0.0, detail)
+
+    def passed(self, name: str, detail: str) -> None:
+        self._record(name, "passed", 0.0, detail)
+
+    def failed(self, name: str, detail: str) -> None:
+        self._record(name, "failed", 0.0, detail)
+
+    @contextmanager
+    def running(self, name: str) -> Iterator[list[str]]:
+        """Record ``name`` as running, run the block, record it passed with the detail the
+        block appended (or failed with the error's line, re-raised)."""
+        self.ledger.record_step(self.run_id, name, "running", detail="started")
+        failpoint(f"{name}:start")
+        self.log(f"{name} ...")
+        started = time.perf_counter()
+        detail: list[str] = []
+        try:
+            yield detail
+        except ReleaseError as exc:
+            self._record(name, "failed", time.perf_counter() - started, str(exc))
+            raise
+        except BaseException as exc:
+            line = " ".join(str(exc).split()) or type(exc).__name__
+            self._record(name, "failed", time.perf_counter() - started, f"interrupted: {line}")
+            raise
+        self._record(name, "passed", time.perf_counter() - started, "; ".join(detail))
+        failpoint(f"{name}:done")
+
+    def _record(
+        self, name: str, status: str, seconds: float, detail: str, kind: str | None = None
+    ) -> None:
+        ledger_status = status if status in ("passed", "failed", "skipped") else "failed"
+        self.ledger.record_step(
+            self.run_id,
+            name,
+            ledger_status,  # type: ignore[arg-type]
+            seconds=seconds,
+            detail=detail,
+        )
+        extra = {"kind": kind} if kind else {}
+        self.done.append(step(name, status, seconds, detail, **extra))
+        self.log(f"{status:<7} {name}  {detail}")
+
+
+FAILPOINT_VARIABLE = "RELMAN_FAILPOINT"
+
+
+def failpoint(name: str) -> None:
+    """Crash-safety tests kill relman at a step boundary: ``RELMAN_FAILPOINT=validate:done``
+    makes the process SIGKILL itself right after the validate step recorded its result."""
+    if os.environ.get(FAILPOINT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def lock(
+    project: Project,
+    ledger: Ledger,
+    release: ReleaseRecord,
+    env: str,
+    *,
+    kind: str,
+    reason: str,
+    log: Log,
+) -> PromotionRecord:
+    """Open the promotion (the environment's lock), taking over a dead holder's first."""
+    service = release.service
+    for _attempt in range(2):
+        try:
+            return ledger.begin_promotion(
+                service,
+                env,
+                release.id,
+                kind=kind,  # type: ignore[arg-type]
+                reason=reason,
+                pid=os.getpid(),
+                host=this_host(),
+            )
+        except PromotionOpen as exc:
+            if holder_alive(exc.promotion):
+                raise locked_error(exc.promotion) from None
+            recover(project, ledger, service, env, log)
+    raise locked_error(ledger.open_promotions(service, env)[0])
+
+
+def deploy(
+    project: Project,
+    ledger: Ledger,
+    target: Target,
+    release: ReleaseRecord,
+    bento: str,
+    promotion: PromotionRecord,
+    steps: Steps,
+) -> Instance:
+    """Validate, switch, check, stop the previous instance; finish the promotion. On failure
+    the previous instance keeps (or goes back to) serving and InfraError is raised."""
+    env_config = project.config.environments[target.env]
+    service_config = project.config.services[target.service]
+    previous = target.serving()
+    instance: Instance | None = None
+    switched = False
+    try:
+        with steps.running("validate") as detail:
+            instance = target.start(bento, release.id, log=steps.log)
+            ready = target.wait_ready(instance, env_config.ready_timeout)
+            detail.append(f"{bento} ready in {ready:.1f} s on {instance.address}")
+            if service_config.sample_request:
+                body = (project.root / service_config.sample_request).read_bytes()
+                smoke = target.smoke(instance, body, service_config.endpoint)
+                detail.append(smoke.detail)
+        with steps.running("switch") as detail:
+            target.switch(instance)
+            switched = True
+            problem = target.health()
+            if problem:
+                raise InfraError(f"{target.env} unhealthy after the switch: {problem}")
+            detail.append(f"{target.env} serves {release.version or release.id} at {target.url}")
+    except BaseException as exc:
+        restored = _restore(target, previous, instance, switched)
+        why = str(exc) if isinstance(exc, ReleaseError) else f"interrupted: {exc!r}"
+        ledger.finish_promotion(promotion.id, "undone", reason=f"{why}; {restored}")
+        if isinstance(exc, ReleaseError) and not isinstance(exc, InfraError):
+            raise
+        if isinstance(exc, InfraError):
+            raise InfraError(f"{exc}; {restored}") from exc
+        raise
+    if previous is not None and previous.address != instance.address:
+        with steps.running("retire") as detail:
+            target.stop(previous)
+            detail.append(f"stopped {previous.release} on {previous.address}")
+    ledger.finish_promotion(promotion.id, "done", url=target.url, pid=instance.pid)
+    return instance
+
+
+def _restore(
+    target: Target, previous: Instance | None, instance: Instance | None, switched: bool
+) -> str:
+    """Put ``previous`` back in front and stop the failed ``instance``."""
+    if switched and previous is not None:
+        try:
+            target.switch(previous)
+        except ReleaseError as exc:
+            return f"could not switch back to {previous.release}: {exc}"
+    if instance is not None:
+        target.stop(instance)
+    if previous is not None:
+        return f"{previous.release} still serves {target.env}"
+    if switched:
+        target.down()
+    return f"nothing was live in {target.env} before; nothing serves it now"

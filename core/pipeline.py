@@ -1,0 +1,151 @@
+"""`relman release`: verify -> test -> gate -> build -> promote, environment by environment.
+
+Stops at the first blocked or failed step. The run document (DESIGN.md's shape, plus the
+lineage) is what ``--json`` prints, what the JUnit report and the Markdown summary are made
+from, so all three say the same line for each step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.config import Project
+from core.errors import ReadOnlyError, ReleaseError
+from core.steps import step
+
+Log = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def release(
+    project: Project,
+    *,
+    to: str | None = None,
+    service: str | None = None,
+    junit: Path | None = None,
+    summary: Path | None = None,
+    read_only: bool = False,
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Run the whole pipeline for ``service`` (default: every service) up to ``to``
+    (default: the first environment). Returns the run document; ``exit_code`` says how it
+    ended (0 done, 1 blocked, 3 failed with the previous release restored)."""
+    config = project.config
+    config.check_names(service=service, env=to)
+    if read_only:
+        raise ReadOnlyError("read-only mode: release refused")
+    order = config.environment_order
+    envs = order[: order.index(to) + 1] if to else order[:1]
+    services = [service] if service else list(config.services)
+    started = time.perf_counter()
+    document: dict[str, Any] = {"ok": True, "steps": [], "environments": envs, "exit_code": 0}
+    documents = []
+    for name in services:
+        one = _release_service(project, name, envs, log)
+        documents.append(one)
+        prefix = f"{name}: " if len(services) > 1 else ""
+        document["steps"] += [{**s, "name": prefix + s["name"]} for s in one["steps"]]
+        if not one["ok"]:
+            document.update(ok=False, exit_code=one["exit_code"], error=one.get("error"))
+            break
+    if len(services) == 1:
+        first = documents[0]
+        document.update({key: first.get(key) for key in ("service", "release", "version")})
+        document["lineage"] = first.get("lineage")
+    else:
+        document["services"] = documents
+    document["seconds"] = round(time.perf_counter() - started, 3)
+    _write_reports(document, junit, summary)
+    return document
+
+
+def _release_service(project: Project, service: str, envs: list[str], log: Log) -> dict[str, Any]:
+    from core.lineage import project_candidates
+
+    steps: list[dict[str, Any]] = []
+    document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
+
+    def stop(exc: ReleaseError) -> dict[str, Any]:
+        document.update(ok=False, exit_code=exc.exit_code, error=str(exc))
+        return document
+
+    # verify
+    started = time.perf_counter()
+    cand = project_candidates(project, [service])[service]
+    document["release"] = cand.release
+    document["lineage"] = _lineage(cand.to_dict())
+    problems = list(cand.problems)
+    if cand.git.dirty:
+        files = ", ".join(cand.git.dirty_files[:3]) or "the working tree"
+        problems.insert(0, f"uncommitted changes ({files}); commit them first")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        detail = problems[0] + more
+        steps.append(step("verify", "failed", time.perf_counter() - started, detail))
+        log(f"failed  verify  {detail}")
+        document.update(ok=False, exit_code=1, error=f"verify: {detail}")
+        return document
+    detail = f"{service} {cand.release} at {cand.git.commit[:12]}: no lineage problems"
+    steps.append(step("verify", "passed", time.perf_counter() - started, detail))
+    log(f"passed  verify  {detail}")
+
+    # test: the suites any of the target environments requires (all declared when none)
+    from core.testing import run_tests
+
+    needed = list(dict.fromkeys(s for env in envs for s in project.config.environments[env].suites))
+    try:
+        tests = run_tests(project, needed or None, log=log)
+    except ReleaseError as exc:
+        steps.append(step("test", "failed", 0.0, str(exc)))
+        return stop(exc)
+    for suite in tests.suites:
+        name = f"test {suite.name}"
+        status = "passed" if suite.status == "passed" else "failed"
+        steps.append({**suite.to_step(), "name": name, "status": status})
+    if not tests.ok:
+        failed = next(s for s in tests.suites if s.status != "passed")
+        document.update(ok=False, exit_code=1, error=f"test {failed.name}: {failed.detail}")
+        return document
+
+    # promote env by env; the first promotion builds the Bento, the others reuse it
+    from core.bento import build_release
+    from core.promote import promote
+
+    started = time.perf_counter()
+    try:
+        built = build_release(project, service, cand, log=log)
+    except ReleaseError as exc:
+        steps.append(step("build", "failed", time.perf_counter() - started, str(exc)))
+        return stop(exc)
+    steps.append(built.to_step())
+    document["bento"] = built.bento.tag
+    for env in envs:
+        report = promote(project, service, env, log=log)
+        document["version"] = report.version
+        for entry in report.steps:
+            steps.append({**entry, "name": f"{env}: {entry['name']}"})
+        if not report.ok:
+            document.update(ok=False, exit_code=report.exit_code, error=report.error)
+            return document
+        document.setdefault("urls", {})[env] = report.url
+    return document
+
+
+def _lineage(candidate: dict[str, Any]) -> dict[str, Any]:
+    return {key: candidate.get(key) for key in ("git", "model", "data", "params", "metrics")}
+
+
+def _write_reports(document: dict[str, Any], junit: Path | None, summary: Path | None) -> None:
+    from core.junit import steps_junit
+    from core.summary import write_summary
+
+    if junit is not None:
+        steps_junit(document, junit)
+    written = write_summary(document, summary)
+    document["reports"] = [str(path) for path in written] + ([str(junit)] if junit else [])

@@ -1,0 +1,299 @@
+"""The local target: `bentoml serve` processes behind relman's proxy, on this machine.
+
+An environment's folder is ``.relman/envs/SERVICE/ENV/``. Its proxy (:mod:`core.proxy`)
+listens on the environment's host and port from relman.toml and routes each request to the
+current instance; each instance is a ``bentoml serve`` of one release's Bento on a free side
+port of 127.0.0.1, in ``instances/RELEASE-PORT/`` (working folder, ``serve.log``, ``pid``).
+Every process is started detached, in its own session, so it outlives the CLI and the TUI and
+is stopped as a group. The instance's pid file is written by the child itself before it
+execs bentoml, so even a relman killed right after the fork leaves a process it can find.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import Project
+from core.errors import ConfigError, InfraError
+from core.ports import ephemeral_port, port_is_free
+from core.processes import TAG_VARIABLE, pid_alive, read_pid, stop_tagged
+from core.targets.base import Instance, SmokeResult
+
+SIDE_HOST = "127.0.0.1"
+LOG_TAIL_LINES = 12
+# Instance folders kept after their process stopped, newest first, for their logs.
+KEEP_STOPPED = 4
+_LAUNCH = 'echo $$ > pid.tmp && mv pid.tmp pid && exec "$@"'
+
+
+class LocalTarget:
+    def __init__(self, project: Project, service: str, env: str) -> None:
+        self.project = project
+        self.service = service
+        self.env = env
+        self.config = project.config.environments[env]
+        self.folder = project.state_dir / "envs" / service / env
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    # ------------------------------------------------------------------ instances
+
+    def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
+        python = self.project.python()
+        if shutil.which(python) is None and not Path(python).exists():
+            raise ConfigError(
+                f"the project's interpreter {python} does not exist; fix "
+                "[project] python in relman.toml"
+            )
+        port = ephemeral_port(SIDE_HOST)
+        folder = self.folder / "instances" / f"{release}-{port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "instance.json").write_text(
+            json.dumps(
+                {
+                    "release": release,
+                    "bento": bento,
+                    "address": f"{SIDE_HOST}:{port}",
+                    "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
+        )
+        command = [
+            python,
+            "-m",
+            "bentoml",
+            "serve",
+            bento,
+            "--host",
+            SIDE_HOST,
+            "--port",
+            str(port),
+        ]
+        log(f"starting {bento} on {SIDE_HOST}:{port}")
+        environ = {**os.environ, TAG_VARIABLE: str(folder)}
+        with (folder / "serve.log").open("ab") as output:
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", _LAUNCH, "relman-serve", *command],
+                cwd=folder,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # The shell writes its pid (= the group) at once; wait for it, to hand back a pid.
+        deadline = time.monotonic() + 5.0
+        while read_pid(folder / "pid") is None and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.01)
+        return Instance(release, f"{SIDE_HOST}:{port}", process.pid, str(folder / "serve.log"))
+
+    def wait_ready(self, instance: Instance, timeout: float) -> float:
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            if not pid_alive(instance.pid):
+                raise InfraError(
+                    f"{self.service} {instance.release} exited while starting in {self.env}: "
+                    + self._tail_line(instance)
+                )
+            status = _get_status(instance.address, "/readyz", 1.0)
+            if status == 200:
+                return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                raise InfraError(
+                    f"{self.service} {instance.release} not ready after {timeout:g} s in "
+                    f"{self.env} (/readyz: {status or 'no answer'}); raise ready_timeout in "
+                    f"[environments.{self.env}] if it is slow: " + self._tail_line(instance)
+                )
+            time.sleep(0.1)
+
+    def smoke(self, instance: Instance, body: bytes, endpoint: str) -> SmokeResult:
+        path = "/" + endpoint.lstrip("/")
+        started = time.perf_counter()
+        try:
+            status, answer = _post(instance.address, path, body, 30.0)
+        except OSError as exc:
+            raise InfraError(f"smoke request to {path} failed: {exc}") from exc
+        latency = (time.perf_counter() - started) * 1000
+        if status != 200:
+            text = answer.decode(errors="replace").strip().splitlines()[:1]
+            raise InfraError(f"smoke request to {path} answered {status}: {' '.join(text)}")
+        problem = answer_shape_problem(body, answer)
+        if problem:
+            raise InfraError(f"smoke request to {path}: {problem}")
+        return SmokeResult(latency, f"{path} answered 200 in {latency:.0f} ms")
+
+    def switch(self, instance: Instance) -> None:
+        from core.proxy_control import proxy_pid, start_proxy, switch_upstream
+
+        if proxy_pid(self.folder) is None:
+            self.check_port()
+            start_proxy(
+                self.folder,
+                self.config.host,
+                self.config.port,
+                access_log=self.folder / "access.log",
+            )
+        switch_upstream(self.folder, instance.address)
+
+    def check_port(self) -> None:
+        """InfraError when the environment's port is taken by something that is not ours."""
+        from core.proxy_control import proxy_pid
+
+        if proxy_pid(self.folder) is None and not port_is_free(self.config.port, self.config.host):
+            raise InfraError(
+                f"{self.config.host}:{self.config.port} ({self.env}) is in use by another "
+                f"program; stop it, or change port in [environments.{self.env}] of relman.toml"
+            )
+
+    def serving(self) -> Instance | None:
+        from core.proxy_control import current_upstream, proxy_pid
+
+        if proxy_pid(self.folder) is None:
+            return None
+        upstream = current_upstream(self.folder)
+        for instance in self.instances():
+            if instance.address == upstream:
+                return instance
+        return None
+
+    def instances(self) -> list[Instance]:
+        found = []
+        for folder in sorted((self.folder / "instances").glob("*/")):
+            instance = _instance_in(folder)
+            if instance is not None and pid_alive(instance.pid):
+                found.append(instance)
+        return found
+
+    def health(self) -> str | None:
+        status = _get_status(f"{self.config.host}:{self.config.port}", "/readyz", 5.0)
+        if status == 200:
+            return None
+        return f"{self.url}/readyz answered {status}" if status else f"{self.url} does not answer"
+
+    def stop(self, instance: Instance) -> None:
+        stop_tagged(str(_folder_of(instance)), instance.pid)
+        self._prune()
+
+    def sweep(self, keep: Instance | None) -> list[str]:
+        """Stop every process of every instance but ``keep``: orphans of a crash, workers
+        a killed server left behind. One line per instance stopped."""
+        stopped = []
+        for folder in sorted((self.folder / "instances").glob("*/")):
+            if keep is not None and folder == _folder_of(keep):
+                continue
+            instance = _instance_in(folder)
+            if stop_tagged(str(folder), instance.pid if instance else None):
+                what = f"{instance.release} on {instance.address}" if instance else folder.name
+                stopped.append(f"stopped orphan {what}")
+        self._prune()
+        return stopped
+
+    def down(self) -> bool:
+        from core.proxy_control import stop_proxy
+
+        stopped = stop_proxy(self.folder)
+        return bool(self.sweep(None)) or stopped
+
+    def log_tail(self, instance: Instance, lines: int = LOG_TAIL_LINES) -> list[str]:
+        if not instance.log:
+            return []
+        try:
+            text = Path(instance.log).read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-lines:]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tail_line(self, instance: Instance) -> str:
+        tail = self.log_tail(instance, 6)
+        where = f" (log: {instance.log})" if instance.log else ""
+        return (" | ".join(tail) if tail else "no output") + where
+
+    def _prune(self) -> None:
+        """Drop the folders of stopped instances beyond the newest few (their logs)."""
+        stopped = [
+            folder
+            for folder in (self.folder / "instances").glob("*/")
+            if not pid_alive(read_pid(folder / "pid"))
+        ]
+        stopped.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
+        for folder in stopped[KEEP_STOPPED:]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _folder_of(instance: Instance) -> Path:
+    return Path(instance.log).parent if instance.log else Path()
+
+
+def _instance_in(folder: Path) -> Instance | None:
+    try:
+        info = json.loads((folder / "instance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return Instance(
+        str(info.get("release", "")),
+        str(info.get("address", "")),
+        read_pid(folder / "pid"),
+        str(folder / "serve.log"),
+    )
+
+
+def answer_shape_problem(request: bytes, answer: bytes) -> str | None:
+    """Why an answer does not fit its request, or None: it must be JSON, and when the request
+    sends one list of N rows and the answer is a list, the answer holds N items."""
+    try:
+        decoded: Any = json.loads(answer)
+    except ValueError:
+        return "the answer is not JSON: " + answer[:80].decode(errors="replace")
+    try:
+        sent: Any = json.loads(request)
+    except ValueError:
+        return None
+    lists = (
+        [value for value in sent.values() if isinstance(value, list)]
+        if isinstance(sent, dict)
+        else []
+    )
+    if len(lists) == 1 and isinstance(decoded, list) and len(decoded) != len(lists[0]):
+        return f"sent {len(lists[0])} rows, the answer holds {len(decoded)} items"
+    if len(lists) == 1 and not isinstance(decoded, list | dict):
+        return f"sent {len(lists[0])} rows, the answer is a single {type(decoded).__name__}"
+    return None
+
+
+def _get_status(address: str, path: str, timeout: float) -> int | None:
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def _post(address: str, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()

@@ -1,0 +1,232 @@
+"""`relman build` on the demo project: a real BentoML build, once per release, then reuse."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core import bento
+from core.bento import BuildResult, bentoml_home, build
+from core.config import Project, load_project
+from core.errors import BlockedError
+from core.lineage import Candidate, project_candidates
+from core.releases import open_ledger
+from tests.e2e.conftest import Demo
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Built:
+    project: Project
+    candidate: Candidate
+    results: list[BuildResult]
+    seconds: float
+    lines: list[str]
+
+
+@pytest.fixture(scope="module")
+def built(demo: Demo) -> Built:
+    """The first build of the demo's release: a real ``build_bentofile`` in the demo's
+    environment (the demo fixture keeps BENTOML_HOME isolated while the module runs)."""
+    project = load_project(demo.root)
+    assert not list(bentoml_home().glob("bentos/*/*/bento.yaml")), "the store starts empty"
+    lines: list[str] = []
+    started = time.perf_counter()
+    results = build(project, log=lines.append)
+    seconds = time.perf_counter() - started
+    candidate = project_candidates(project)["iris"]
+    return Built(project, candidate, results, seconds, lines)
+
+
+def test_the_first_build_makes_the_bento_of_the_release(built: Built) -> None:
+    [result] = built.results
+    release = built.candidate.release
+    assert not result.reused
+    assert result.bento.tag == f"iris_classifier:{release}"
+    assert result.bento.path == bentoml_home() / "bentos" / "iris_classifier" / release
+    assert built.seconds < 20, built.lines
+    # BentoML's own log lines were streamed, relman's marker line was not.
+    assert any("Locking PyPI package versions" in line for line in built.lines), built.lines
+    assert not any(line.startswith(bento.MARKER) for line in built.lines)
+    print(f"fresh build: {built.seconds:.2f} s ({result.seconds:.2f} s in BentoML)")
+
+
+def test_the_bento_carries_the_release_as_version_and_lineage_as_labels(built: Built) -> None:
+    [result] = built.results
+    cand = built.candidate
+    info = yaml.safe_load((result.bento.path / "bento.yaml").read_text())
+    assert info["version"] == cand.release
+    with open_ledger(built.project, read_only=True) as ledger:
+        version = ledger.get_release(cand.release).version
+    assert version
+    labels = info["labels"]
+    assert labels["project"] == "iris-demo"  # the bentofile's own labels are kept
+    assert {k: v for k, v in labels.items() if k.startswith("relman.")} == {
+        "relman.release": cand.release,
+        "relman.service": "iris",
+        "relman.git_commit": cand.git.commit,
+        "relman.model_md5": cand.model[0].md5,
+        "relman.data_md5": cand.data[0].md5,
+        "relman.version": version,
+        "relman.relman_version": bento.relman_version(),
+    }
+    assert result.bento.labels == labels
+
+
+def test_the_bento_holds_the_model_of_the_release(built: Built) -> None:
+    [result] = built.results
+    packed = result.bento.path / "src" / "models" / "model.pkl"
+    assert packed.read_bytes() == (built.project.root / "models" / "model.pkl").read_bytes()
+
+
+def test_the_build_is_recorded_with_its_bento(built: Built) -> None:
+    [result] = built.results
+    with open_ledger(built.project, read_only=True) as ledger:
+        run = ledger.latest_run("build", built.candidate.release, service="iris")
+        assert run is not None
+        steps = ledger.steps(run.id)
+    assert run.status == "passed"
+    assert run.reason == result.detail
+    assert run.details["bento"] == result.bento.tag
+    assert [(s.name, s.status, s.detail) for s in steps] == [("build", "passed", result.detail)]
+    assert result.detail.startswith(f"built {result.bento.tag} in ")
+
+
+def test_the_same_release_is_never_built_twice(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the release was built already: BentoML must not run again")
+
+    monkeypatch.setattr(bento, "_run_build_script", no_build)
+    lines: list[str] = []
+    started = time.perf_counter()
+    [again] = build(built.project, "iris", log=lines.append)
+    seconds = time.perf_counter() - started
+    assert again.reused
+    assert again.bento == built.results[0].bento
+    assert again.to_step()["detail"] == f"reused {again.bento.tag}"
+    assert lines == []
+    assert seconds < 5
+    with open_ledger(built.project, read_only=True) as ledger:
+        run = ledger.latest_run("build", built.candidate.release)
+        assert run is not None and run.reason == f"reused {again.bento.tag}"
+    print(f"reused build: {seconds:.2f} s (of which {again.seconds * 1000:.1f} ms finding it)")
+
+
+def _api_build(
+    project: Project,
+    service: str | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """What core/api.py's ``build`` is to be, until it is there."""
+    return bento.build_document(
+        bento.build(project, service, log=log or (lambda _line: None), read_only=read_only)
+    )
+
+
+def test_the_verb_prints_the_json_document(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import api
+    from tui import cli
+    from tui.commands.build import cmd_build
+
+    if not hasattr(api, "build"):
+        monkeypatch.setattr(api, "build", _api_build, raising=False)
+    stdout = io.StringIO()
+    monkeypatch.setattr(cli, "_STDOUT", stdout)
+    args = argparse.Namespace(project=built.project.root, service=None, json=True, read_only=False)
+    assert cmd_build(args) == 0
+    document = json.loads(stdout.getvalue())
+    tag = built.results[0].bento.tag
+    assert document["ok"] is True
+    [step] = document["steps"]
+    assert {k: step[k] for k in ("name", "status", "detail")} == {
+        "name": "build",
+        "status": "passed",
+        "detail": f"reused {tag}",
+    }
+    assert isinstance(step["seconds"], float)
+    assert document["bentos"] == [
+        {
+            "service": "iris",
+            "release": built.candidate.release,
+            "tag": tag,
+            "reused": True,
+            "path": str(built.results[0].bento.path),
+        }
+    ]
+    stdout.truncate(0)
+    stdout.seek(0)
+    args.json = False
+    assert cmd_build(args) == 0
+    assert stdout.getvalue() == f"reused {tag}\n"
+
+
+def _verb_registered() -> bool:
+    from tui.cli import build_parser
+
+    try:
+        build_parser().parse_args(["build"])
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _verb_registered(), reason="`relman build` is not in tui/cli.py yet")
+def test_relman_build_on_the_command_line(built: Built) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tui", "--json", "--project", str(built.project.root), "build"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["bentos"][0]["reused"] is True
+    unknown = subprocess.run(
+        [sys.executable, "-m", "tui", "--project", str(built.project.root), "build", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "relman: no service 'nope' in relman.toml (services: iris)"
+
+
+def test_a_dirty_tree_is_refused_before_anything_builds(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "iris-demo"
+    shutil.copytree(built.project.root, root, symlinks=True)
+    with (root / "service.py").open("a") as handle:
+        handle.write("# an uncommitted edit\n")
+    monkeypatch.setattr(bento, "_run_build_script", None)  # never reached
+    with pytest.raises(BlockedError) as caught:
+        build(load_project(root))
+    assert caught.value.exit_code == 1
+    assert str(caught.value) == (
+        "iris: working tree has uncommitted changes (service.py); commit them so the Bento "
+        "matches a release"
+    )
+    # The copy's ledger holds the builds of the original, and no new run.
+    with open_ledger(built.project, read_only=True) as ledger:
+        before = ledger.latest_run("build", service="iris")
+    with open_ledger(load_project(root), read_only=True) as ledger:
+        after = ledger.latest_run("build", service="iris")
+    assert before is not None and after == before

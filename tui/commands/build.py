@@ -1,0 +1,42 @@
+"""`relman build [SERVICE]`: build (or reuse) the Bento of the candidate release. BentoML's
+output goes to stderr as it happens, the Bento's tag to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from core import api
+from tui.cli import emit, out
+
+
+def add_parsers(verbs: Any) -> None:
+    build = verbs.add_parser(
+        "build",
+        help="build the Bento of the candidate release",
+        description="Build the Bento of the candidate of SERVICE (default: every service) "
+        "with BentoML, from the build config relman.toml names: version = the release id, "
+        "labels = its lineage (git commit, model and data md5, release, relman version). "
+        "A release is built once: a Bento already built for it is reused. Refused for a "
+        "dirty working tree or a candidate with lineage problems (exit 1).",
+    )
+    build.add_argument(
+        "service", metavar="SERVICE", nargs="?", help="the service to build (default: all)"
+    )
+    build.set_defaults(handler=cmd_build, mutates=True)
+
+
+def _stderr(line: str) -> None:
+    print(f"relman: {line}", file=sys.stderr, flush=True)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    report = api.build(project, args.service, log=_stderr, read_only=args.read_only)
+    if args.json:
+        emit(report)
+    else:
+        for bento in report["bentos"]:
+            out(f"{'reused' if bento['reused'] else 'built'} {bento['tag']}")
+    return 0 if report["ok"] else 1

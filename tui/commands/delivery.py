@@ -1,0 +1,179 @@
+"""`relman promote`, `rollback`, `approve` and `down`: progress on stderr, the answer (or
+one JSON document) on stdout, the exit code of DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from core import api
+from tui.cli import emit, out
+
+
+def add_parsers(verbs: Any) -> None:
+    promote = verbs.add_parser(
+        "promote",
+        help="deploy a release to an environment through its gates",
+        description="Deploy the candidate (or --release ID) of SERVICE to ENV: order, gates, "
+        "approvals, lock, then start it beside the live release, check it, switch, and stop "
+        "the previous one. Exit 1 when blocked, 3 when it failed (the previous release "
+        "keeps serving).",
+    )
+    promote.add_argument("service", metavar="SERVICE")
+    promote.add_argument("--to", required=True, metavar="ENV", help="the target environment")
+    promote.add_argument("--release", metavar="ID", help="a recorded release id or version")
+    promote.add_argument(
+        "--force", action="store_true", help="skip the promotion-order check (recorded)"
+    )
+    promote.set_defaults(handler=cmd_promote, mutates=True)
+
+    rollback = verbs.add_parser(
+        "rollback",
+        help="back to the last known good release",
+        description="Return ENV to the last release that was live there before the current "
+        "one (or --to ID). Gates are skipped, the health check is not; the audit log says "
+        "who and why.",
+    )
+    rollback.add_argument("service", metavar="SERVICE")
+    rollback.add_argument("--env", required=True, metavar="ENV")
+    rollback.add_argument("--to", metavar="ID", help="the release to return to")
+    rollback.add_argument("--reason", default="", help="why, for the audit log")
+    rollback.set_defaults(handler=cmd_rollback, mutates=True)
+
+    approve = verbs.add_parser(
+        "approve",
+        help="approve a release for an environment (four-eyes)",
+        description="Record your approval of RELEASE (id, id prefix or version) for ENV. "
+        "An approval counts only when it comes from someone other than the promoter.",
+    )
+    approve.add_argument("release", metavar="RELEASE")
+    approve.add_argument("--env", required=True, metavar="ENV")
+    approve.add_argument("--comment", default="")
+    approve.set_defaults(handler=cmd_approve, mutates=True)
+
+    release = verbs.add_parser(
+        "release",
+        help="the whole pipeline: verify, test, gate, build, promote env by env",
+        description="Verify the candidate's lineage, run the suites the environments "
+        "require, build its Bento, then promote it to each environment in order up to "
+        "--to (default: the first), stopping at the first blocked step. With --batch for "
+        "CI: --json, --junit PATH, and a Markdown summary to --summary PATH and to "
+        "$GITHUB_STEP_SUMMARY when set.",
+    )
+    release.add_argument("--to", metavar="ENV", help="the last environment to reach")
+    release.add_argument("--service", metavar="SERVICE", help="one service (default: all)")
+    release.add_argument("--junit", metavar="PATH", type=Path, help="write a JUnit XML report")
+    release.add_argument("--summary", metavar="PATH", type=Path, help="write a Markdown summary")
+    release.set_defaults(handler=cmd_release, mutates=True)
+
+    down = verbs.add_parser(
+        "down",
+        help="stop locally served environments",
+        description="Stop the local services of every environment (or --env ENV).",
+    )
+    down.add_argument("--env", metavar="ENV")
+    down.set_defaults(handler=cmd_down, mutates=True)
+
+
+def _stderr(line: str) -> None:
+    print(f"relman: {line}", file=sys.stderr, flush=True)
+
+
+def _answer(args: argparse.Namespace, document: dict[str, Any], done: str) -> int:
+    """The steps and ``done`` (or the JSON document) on stdout, the error on stderr."""
+    if args.json:
+        emit(document)
+    else:
+        for step in document["steps"]:
+            out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        if document["ok"]:
+            out(done)
+    if not document["ok"] and document.get("error"):
+        _stderr(document["error"])
+    return 0 if document["ok"] else int(document.get("exit_code") or 1)
+
+
+def _report(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    what = report.get("version") or report.get("release")
+    return _answer(
+        args, report, f"{report['service']} {what} is live in {report['env']} at {report['url']}"
+    )
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    report = api.promote(
+        project,
+        args.service,
+        args.to,
+        release=args.release,
+        force=args.force,
+        read_only=args.read_only,
+        log=_stderr,
+    )
+    return _report(args, report)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    report = api.rollback(
+        project,
+        args.service,
+        args.env,
+        to=args.to,
+        reason=args.reason,
+        read_only=args.read_only,
+        log=_stderr,
+    )
+    return _report(args, report)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    document = api.release(
+        project,
+        to=args.to,
+        service=args.service,
+        junit=args.junit,
+        summary=args.summary,
+        read_only=args.read_only,
+        log=_stderr,
+    )
+    if args.json:
+        emit(document)
+    else:
+        for step in document["steps"]:
+            out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        if document["ok"]:
+            out(
+                f"released {document.get('version') or ''} to {', '.join(document['environments'])}"
+            )
+    if not document["ok"] and document.get("error"):
+        _stderr(document["error"])
+    return int(document.get("exit_code") or 0)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    document = api.approve(
+        project, args.release, args.env, comment=args.comment, read_only=args.read_only
+    )
+    if args.json:
+        emit(document)
+    else:
+        what = document["version"] or document["release"]
+        out(f"{document['approver']} approved {document['service']} {what} for {args.env}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    document = api.down(project, args.env, read_only=args.read_only, log=_stderr)
+    if args.json:
+        emit(document)
+    else:
+        stopped = [f"{e['service']}/{e['env']}" for e in document["environments"] if e["stopped"]]
+        out("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+    return 0
