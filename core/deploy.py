@@ -45,8 +45,8 @@ class Steps:
     def skipped(self, name: str, detail: str) -> None:
         self._record(name, "skipped", 0.0, detail)
 
-    def passed(self, name: str, detail: str) -> None:
-        self._record(name, "passed", 0.0, detail)
+    def passed(self, name: str, detail: str, seconds: float = 0.0) -> None:
+        self._record(name, "passed", seconds, detail)
 
     def failed(self, name: str, detail: str) -> None:
         self._record(name, "failed", 0.0, detail)

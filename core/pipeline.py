@@ -14,6 +14,7 @@ from typing import Any
 
 from core.config import Project
 from core.errors import ReadOnlyError, ReleaseError
+from core.lineage import Candidate
 from core.steps import step
 
 Log = Callable[[str], None]
@@ -46,8 +47,13 @@ def release(
     started = time.perf_counter()
     document: dict[str, Any] = {"ok": True, "steps": [], "environments": envs, "exit_code": 0}
     documents = []
+    from core.lineage import project_candidates
+
+    lineage = project_candidates(project)  # once: verify, test and promote share it
+    collecting = time.perf_counter() - started  # counted in the first verify step
     for name in services:
-        one = _release_service(project, name, envs, log)
+        one = _release_service(project, name, envs, lineage, log, collecting)
+        collecting = 0.0
         documents.append(one)
         prefix = f"{name}: " if len(services) > 1 else ""
         document["steps"] += [{**s, "name": prefix + s["name"]} for s in one["steps"]]
@@ -65,9 +71,14 @@ def release(
     return document
 
 
-def _release_service(project: Project, service: str, envs: list[str], log: Log) -> dict[str, Any]:
-    from core.lineage import project_candidates
-
+def _release_service(
+    project: Project,
+    service: str,
+    envs: list[str],
+    lineage: dict[str, Candidate],
+    log: Log,
+    collecting: float,
+) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
 
@@ -76,8 +87,8 @@ def _release_service(project: Project, service: str, envs: list[str], log: Log) 
         return document
 
     # verify
-    started = time.perf_counter()
-    cand = project_candidates(project, [service])[service]
+    started = time.perf_counter() - collecting
+    cand = lineage[service]
     document["release"] = cand.release
     document["lineage"] = _lineage(cand.to_dict())
     problems = list(cand.problems)
@@ -100,7 +111,7 @@ def _release_service(project: Project, service: str, envs: list[str], log: Log) 
 
     needed = list(dict.fromkeys(s for env in envs for s in project.config.environments[env].suites))
     try:
-        tests = run_tests(project, needed or None, log=log)
+        tests = run_tests(project, needed or None, log=log, lineage=lineage)
     except ReleaseError as exc:
         steps.append(step("test", "failed", 0.0, str(exc)))
         return stop(exc)
@@ -126,7 +137,7 @@ def _release_service(project: Project, service: str, envs: list[str], log: Log) 
     steps.append(built.to_step())
     document["bento"] = built.bento.tag
     for env in envs:
-        report = promote(project, service, env, log=log)
+        report = promote(project, service, env, log=log, candidate=cand)
         document["version"] = report.version
         for entry in report.steps:
             steps.append({**entry, "name": f"{env}: {entry['name']}"})

@@ -9,6 +9,7 @@ reconciles the environment with what really runs (core.recovery).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from core.deploy import Steps
 from core.errors import BlockedError, ReadOnlyError, ReleaseError, UsageError
 from core.gates import GateResult
 from core.gating import candidate_artifacts, evaluate_release
+from core.lineage import Candidate
+from core.recovery import this_host
 from core.releases import find_release, open_ledger, record_candidate
 from core.runs import finishing_runs
 from core.targets import target_for
@@ -77,6 +80,7 @@ def promote(
     force: bool = False,
     read_only: bool = False,
     log: Log = _quiet,
+    candidate: Candidate | None = None,
 ) -> DeployReport:
     """Deploy ``release`` (default: the candidate) of ``service`` to ``env`` through its
     gates. Blocked (exit 1) and failed (exit 3, previous release restored) promotions come
@@ -87,9 +91,13 @@ def promote(
     started = time.perf_counter()
     report = DeployReport("promote", service, env)
     with open_ledger(project, read_only=False) as ledger:
-        record, metrics, artifacts, bento = _subject(project, ledger, service, release)
+        candidate_once = _CandidateOnce(project, service, candidate)
+        record, metrics, artifacts, bento = _subject(
+            project, ledger, service, release, candidate_once
+        )
         report.release, report.version = record.id, record.version
         with _recorded(ledger, report, started, log, details={"force": force}) as steps:
+            _recover(project, ledger, service, env, steps)
             results = evaluate_release(
                 project, ledger, service, env, record.id, metrics, artifacts, forced=force
             )
@@ -107,15 +115,15 @@ def promote(
             blocking = [result for result in results if result.blocks]
             if blocking:
                 raise BlockedError(_blocked_line(env, blocking))
-            _check_tags(project, record, env, steps)
+            _check_tags(project, ledger, record, env, steps)
             if _already_live(project, ledger, record, env):
                 steps.skipped("switch", f"{record.version or record.id} already live in {env}")
             else:
                 if bento is None:
-                    bento = _build(project, ledger, service, record, steps)
+                    bento = _build(project, record, candidate_once, steps)
                 _deploy(project, ledger, record, env, bento, "promote", "", steps)
             report.url = project_url(project, env)
-            _tags(project, record, env, steps)
+            _tags(project, ledger, record, env, steps)
     return report
 
 
@@ -156,10 +164,11 @@ def rollback(
         report.release, report.version = record.id, record.version
         why = " ".join(reason.split()) or "no reason given"
         with _recorded(ledger, report, started, log, details={"to": to, "reason": why}) as steps:
+            _recover(project, ledger, service, env, steps)
             steps.skipped("gates", f"skipped for a rollback (reason: {why})")
             _deploy(project, ledger, record, env, bento.tag, "rollback", why, steps)
             report.url = project_url(project, env)
-            _tags(project, record, env, steps)
+            _tags(project, ledger, record, env, steps)
     return report
 
 
@@ -223,15 +232,33 @@ def project_url(project: Project, env: str) -> str:
 # ---------------------------------------------------------------------------------- helpers
 
 
+class _CandidateOnce:
+    """The candidate of a service, computed on first use only (DVC and git are slow), or
+    the one the caller already has (the release pipeline computed it to verify)."""
+
+    def __init__(self, project: Project, service: str, given: Candidate | None) -> None:
+        self._project, self._service, self._value = project, service, given
+
+    def __call__(self) -> Candidate:
+        if self._value is None:
+            from core.lineage import project_candidates
+
+            self._value = project_candidates(self._project, [self._service])[self._service]
+        return self._value
+
+
 def _subject(
-    project: Project, ledger: Ledger, service: str, release: str | None
+    project: Project,
+    ledger: Ledger,
+    service: str,
+    release: str | None,
+    candidate: _CandidateOnce,
 ) -> tuple[ReleaseRecord, dict[str, Any], GateResult, str | None]:
     """The release to promote, its metrics, its data-and-model result and its Bento tag."""
     from core.bento import find_bento
-    from core.lineage import project_candidates
 
     if release is None:
-        cand = project_candidates(project, [service])[service]
+        cand = candidate()
         record = record_candidate(ledger, project, service, cand)
         found = find_bento(service, record.id)
         return record, cand.metrics, candidate_artifacts(cand), found.tag if found else None
@@ -240,6 +267,9 @@ def _subject(
         raise UsageError(f"release {record.id} belongs to {record.service}, not {service}")
     found = find_bento(service, record.id)
     if found is None:
+        cand = candidate()
+        if cand.release == record.id:  # the working tree's own release: build it as usual
+            return record, cand.metrics, candidate_artifacts(cand), None
         raise BlockedError(
             f"no Bento of {service} {record.version or record.id} in this machine's BentoML "
             f"store; check out commit {record.git_commit[:12]} and run `relman build {service}`"
@@ -248,15 +278,13 @@ def _subject(
     return record, record.metrics, packed, found.tag
 
 
-def _build(
-    project: Project, ledger: Ledger, service: str, record: ReleaseRecord, steps: Steps
-) -> str:
+def _build(project: Project, record: ReleaseRecord, candidate: _CandidateOnce, steps: Steps) -> str:
     from core.bento import build_release
-    from core.lineage import project_candidates
 
     with steps.running("build") as detail:
-        cand = project_candidates(project, [service])[service]
-        result = build_release(project, service, cand, version=record.version, log=steps.log)
+        result = build_release(
+            project, record.service, candidate(), version=record.version, log=steps.log
+        )
         detail.append(result.to_step()["detail"])
     return str(result.bento.tag)
 
@@ -291,6 +319,16 @@ def _deploy(
     deploy(project, ledger, target, record, bento, promotion, steps)
 
 
+def _recover(project: Project, ledger: Ledger, service: str, env: str, steps: Steps) -> None:
+    """Finish or undo what a killed relman left in ``env`` before deciding anything on it;
+    a step only when there was something to do."""
+    from core.recovery import recover
+
+    done = recover(project, ledger, service, env, steps.log)
+    if done:
+        steps.passed("recover", "; ".join(done))
+
+
 def _already_live(project: Project, ledger: Ledger, record: ReleaseRecord, env: str) -> bool:
     """The release is recorded live in ``env``, really serves it, answers ready, and no
     promotion is open there: promoting it again would change nothing."""
@@ -304,14 +342,18 @@ def _already_live(project: Project, ledger: Ledger, record: ReleaseRecord, env: 
     return serving is not None and serving.release == record.id and target.health() is None
 
 
-def _model_names(project: Project, service: str) -> list[str]:
-    from core.lineage import project_candidates
+def _model_names(ledger: Ledger, record: ReleaseRecord) -> list[str]:
+    """The dvc.yaml artifact names of the release's model (what GTO tags name)."""
+    return [
+        artifact.name
+        for artifact in ledger.artifacts(record.id)
+        if artifact.kind == "model" and artifact.name != artifact.path
+    ]
 
-    model = project_candidates(project, [service])[service].model
-    return [info.name for info in model if info.name]
 
-
-def _check_tags(project: Project, record: ReleaseRecord, env: str, steps: Steps) -> None:
+def _check_tags(
+    project: Project, ledger: Ledger, record: ReleaseRecord, env: str, steps: Steps
+) -> None:
     """A GTO tag conflict (the version registered on another commit) blocks before anything
     changes, not after the switch."""
     if not project.config.project.gto_tags or not record.version:
@@ -320,7 +362,7 @@ def _check_tags(project: Project, record: ReleaseRecord, env: str, steps: Steps)
     from core.gto import plan_promotion_tags
 
     refs = tags(project.root)
-    for name in _model_names(project, record.service):
+    for name in _model_names(ledger, record):
         try:
             plan_promotion_tags(refs, name, record.version, env, record.git_commit)
         except BlockedError as exc:
@@ -328,7 +370,7 @@ def _check_tags(project: Project, record: ReleaseRecord, env: str, steps: Steps)
             raise
 
 
-def _tags(project: Project, record: ReleaseRecord, env: str, steps: Steps) -> None:
+def _tags(project: Project, ledger: Ledger, record: ReleaseRecord, env: str, steps: Steps) -> None:
     """GTO-style tags on the release's commit; a failure is reported, never fatal."""
     if not project.config.project.gto_tags:
         steps.skipped("tags", "GTO tags off ([project] gto_tags = false)")
@@ -339,10 +381,11 @@ def _tags(project: Project, record: ReleaseRecord, env: str, steps: Steps) -> No
     if not record.version:
         steps.skipped("tags", "release has no version to tag")
         return
-    names = _model_names(project, record.service)
+    names = _model_names(ledger, record)
     if not names:
         steps.skipped("tags", "the model has no artifact name in dvc.yaml to tag")
         return
+    started = time.perf_counter()
     created: list[str] = []
     try:
         for name in names:
@@ -358,7 +401,7 @@ def _tags(project: Project, record: ReleaseRecord, env: str, steps: Steps) -> No
         steps.skipped("tags", f"not written: {exc}")
         return
     if created:
-        steps.passed("tags", "wrote " + ", ".join(created))
+        steps.passed("tags", "wrote " + ", ".join(created), time.perf_counter() - started)
     else:
         steps.skipped("tags", f"tags of {record.version} in {env} already there")
 
@@ -394,7 +437,8 @@ def _recorded(
         service=report.service,
         env=report.env,
         release_id=report.release,
-        details=details,
+        # Who runs it, so that recovery can tell a run left behind by a killed relman.
+        details={**details, "pid": os.getpid(), "host": this_host()},
     )
     steps = Steps(ledger, run.id, log)
     try:

@@ -67,6 +67,13 @@ def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) 
     done: list[str] = []
     for promotion in ledger.open_promotions(service, env):
         done.append(_take_over(project, ledger, target, promotion, log))
+    for run in ledger.running_runs(service, env):
+        pid, host = run.details.get("pid"), run.details.get("host")
+        if isinstance(pid, int) and host == this_host() and not pid_alive(pid):
+            ledger.finish_run(
+                run.id, "interrupted", reason=f"relman (pid {pid}) stopped during the {run.kind}"
+            )
+            done.append(f"closed {run.kind} run #{run.id} left by relman pid {pid}")
     serving = target.serving()
     done += target.sweep(serving)
     state = ledger.environment_state(service, env)

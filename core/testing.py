@@ -151,11 +151,13 @@ def run_tests(
     on_event: OnEvent | None = None,
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
+    lineage: dict[str, Candidate] | None = None,
 ) -> TestReport:
-    """Run the suites against the candidate, record them (when allowed), write JUnit."""
+    """Run the suites against the candidate, record them (when allowed), write JUnit.
+    ``lineage`` is every service's candidate when the caller has it already."""
     selected = select_suites(project, names)
     config = project.config
-    lineage = project_candidates(project)
+    lineage = lineage if lineage is not None else project_candidates(project)
     releases = {service: cand.release for service, cand in lineage.items()}
     reason = _why_not_recorded(lineage, read_only)
     if reason and log is not None:

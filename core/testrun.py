@@ -19,12 +19,14 @@ died in; a collection error is shown as such, never as "0 passed".
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
 import selectors
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,13 +119,50 @@ def run_suites(
     on_event: OnEvent | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> list[SuiteResult]:
-    """Run the named suites (all when ``names`` is empty), in order; every path is checked
-    before the first one starts."""
+    """Run the named suites (all when ``names`` is empty); every path is checked before the
+    first one starts. Suites run side by side, one per CPU, each in its own process as
+    before: a pytest start-up (plugins, imports) is most of a small suite's time. Results come
+    back in the order of ``names``; ``on_event`` is called from one thread at a time."""
     selected = select_suites(root, suites, names)
-    return [
-        run_suite(root, name, suites[name], python=python, on_event=on_event, extra_env=extra_env)
-        for name in selected
-    ]
+    jobs = min(len(selected), max(1, os.cpu_count() or 1))
+    if jobs <= 1:
+        return [
+            run_suite(
+                root, name, suites[name], python=python, on_event=on_event, extra_env=extra_env
+            )
+            for name in selected
+        ]
+    lock = threading.Lock()
+
+    def guarded(event: TestEvent) -> None:
+        if on_event is not None:
+            with lock:
+                on_event(event)
+
+    cancel = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="relman-suite") as pool:
+        futures = [
+            pool.submit(
+                run_suite,
+                root,
+                name,
+                suites[name],
+                python=python,
+                on_event=guarded,
+                extra_env=extra_env,
+                cancel=cancel,
+            )
+            for name in selected
+        ]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            cancel.set()  # Ctrl-C or a failure: every other suite's process is ended too
+            raise
+
+
+class Cancelled(Exception):
+    """A suite ended early because another suite run beside it failed or was interrupted."""
 
 
 class UnknownSuite(ConfigError, UsageError):
@@ -163,8 +202,10 @@ def run_suite(
     python: str,
     on_event: OnEvent | None = None,
     extra_env: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> SuiteResult:
-    """Run one suite to its end and return what happened; raise only for bad input."""
+    """Run one suite to its end and return what happened; raise only for bad input.
+    ``cancel`` set by another thread ends the suite's process and raises Cancelled."""
     check_paths(root, name, suite)
     with tempfile.TemporaryDirectory(prefix="relman-pytest-") as plugin_dir:
         os.symlink(PLUGIN_FILE, Path(plugin_dir) / f"{PLUGIN_MODULE}.py")
@@ -193,7 +234,7 @@ def run_suite(
             ) from exc
         finally:
             os.close(write_fd)
-        run = _Run(name, on_event, child, read_fd)
+        run = _Run(name, on_event, child, read_fd, cancel)
         try:
             timed_out = run.pump(child, started + suite.timeout)
         finally:
@@ -250,9 +291,11 @@ class _Run:
         on_event: OnEvent | None,
         child: subprocess.Popen[bytes],
         events_fd: int,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.suite = suite
         self.on_event = on_event
+        self._cancel = cancel
         self.total: int | None = None
         self.done = 0
         self.counts = dict.fromkeys(OUTCOMES, 0)
@@ -284,6 +327,8 @@ class _Run:
                 exited_at = now
             if exited_at is not None and now - exited_at > EXIT_GRACE:
                 break
+            if self._cancel is not None and self._cancel.is_set():
+                raise Cancelled(f"suite {self.suite} cancelled")
             self._read_ready(min(deadline - now, 0.5))
         try:
             child.wait(timeout=max(0.0, deadline - time.monotonic()))

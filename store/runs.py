@@ -198,6 +198,17 @@ class RunsMixin(LedgerBase):
             )
         return None if row is None else run_from_row(row)
 
+    def running_runs(self, service: str | None = None, env: str | None = None) -> list[RunRecord]:
+        """Runs not finished: still working, or left behind by a process that died."""
+        sql = "SELECT * FROM runs WHERE status = 'running'"
+        params: list[str] = []
+        for column, value in (("service", service), ("env", env)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._reading() as db:
+            return [run_from_row(row) for row in db.query(sql + " ORDER BY id", params)]
+
     def test_results(self, release_id: str, suite: str | None = None) -> list[TestResultRecord]:
         """For each suite, the results of the latest run that tested this release with it."""
         sql = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -32,6 +33,9 @@ SIDE_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 12
 # Instance folders kept after their process stopped, newest first, for their logs.
 KEEP_STOPPED = 4
+# Lines of a `bentoml serve` log that say the service failed to start (BentoML, uvicorn).
+_CRASHED = ("Initializing service error", "Application startup failed")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
 _LAUNCH = 'echo $$ > pid.tmp && mv pid.tmp pid && exec "$@"'
 
 
@@ -107,6 +111,13 @@ class LocalTarget:
             if not pid_alive(instance.pid):
                 raise InfraError(
                     f"{self.service} {instance.release} exited while starting in {self.env}: "
+                    + self._tail_line(instance)
+                )
+            # BentoML's server outlives a worker whose service fails to start and retries
+            # it every few seconds: the worker's own words are the earliest sign of it.
+            if any(marker in line for line in self.log_tail(instance, 40) for marker in _CRASHED):
+                raise InfraError(
+                    f"{self.service} {instance.release} crashed on start in {self.env}: "
                     + self._tail_line(instance)
                 )
             status = _get_status(instance.address, "/readyz", 1.0)
@@ -220,9 +231,13 @@ class LocalTarget:
     # ------------------------------------------------------------------ helpers
 
     def _tail_line(self, instance: Instance) -> str:
-        tail = self.log_tail(instance, 6)
+        """The error a person needs from the instance's log: its last exception line if it
+        has one, else its last lines; and where the whole log is."""
+        tail = self.log_tail(instance, 40)
+        errors = [line.strip() for line in tail if _EXCEPTION.match(line.strip())]
+        shown = errors[-1] if errors else " | ".join(line.strip() for line in tail[-3:])
         where = f" (log: {instance.log})" if instance.log else ""
-        return (" | ".join(tail) if tail else "no output") + where
+        return (shown or "no output") + where
 
     def _prune(self) -> None:
         """Drop the folders of stopped instances beyond the newest few (their logs)."""
