@@ -35,7 +35,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,8 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.processes import end_processes, processes_mentioning
 
 BIN = Path(sys.executable).parent
 RELMAN = str(BIN / "relman")
@@ -247,22 +248,11 @@ def print_phase(
 
 def leftovers(tmp: Path) -> list[int]:
     """Live bentoml / core.proxy processes naming ``tmp`` in their command line or environment."""
-    needle = str(tmp).encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if state == "Z" or not (b"bentoml" in cmdline or b"core.proxy" in cmdline):
-            continue
-        if needle in cmdline or needle in environ:
-            found.append(int(entry))
-    return found
+    return [
+        pid
+        for pid, command in processes_mentioning(tmp)
+        if "bentoml" in command or "core.proxy" in command
+    ]
 
 
 def clean_up(demo: Path, env: dict[str, str], tmp: Path) -> None:
@@ -271,16 +261,7 @@ def clean_up(demo: Path, env: dict[str, str], tmp: Path) -> None:
             [RELMAN, "--batch", "down"], cwd=demo, env=env, capture_output=True, check=False
         )
     found = leftovers(tmp)
-    for pid in found:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while leftovers(tmp) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in leftovers(tmp):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)
+    end_processes(found, 10)
     print(
         f"processes left after relman down: {len(found)} {found} (stopped by pid); "
         f"{len(leftovers(tmp))} remain"

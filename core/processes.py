@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # After SIGTERM, how long a group may take to exit before it gets SIGKILL.
@@ -86,22 +86,29 @@ TAG_VARIABLE = "RELMAN_INSTANCE"
 
 def tagged(value: str) -> list[int]:
     """Pids of the live processes whose environment holds ``RELMAN_INSTANCE=value``."""
-    needle = f"{TAG_VARIABLE}={value}".encode() + b"\0"
-    found = []
+    needle = b"\0" + f"{TAG_VARIABLE}={value}".encode() + b"\0"
+    return sorted(
+        pid
+        for pid, _cmdline, environ in _processes()
+        if needle in b"\0" + environ and pid_alive(pid)
+    )
+
+
+def _processes() -> Iterator[tuple[int, bytes, bytes]]:
+    """(pid, command line, environment) of every process we may read, but this one."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return
     for entry in entries:
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             environ = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
-        if (b"\0" + environ).find(b"\0" + needle) >= 0 and pid_alive(int(entry)):
-            found.append(int(entry))
-    return sorted(found)
+        yield int(entry), cmdline, environ
 
 
 def stop_tagged(value: str, leader: int | None, grace: float = DEFAULT_GRACE) -> bool:
@@ -128,6 +135,31 @@ def stop_tagged(value: str, leader: int | None, grace: float = DEFAULT_GRACE) ->
             os.killpg(pid, signal.SIGKILL) if pid == leader else os.kill(pid, signal.SIGKILL)
     _wait_until(lambda: not running(), 5.0)
     return True
+
+
+def processes_mentioning(folder: Path) -> list[tuple[int, str]]:
+    """Live processes naming ``folder`` on their command line or in their environment, with
+    their command lines: what relman served for a project (proxies, Bento servers and what
+    they started), for sweeps and for tests that nothing was left behind."""
+    needle = str(folder).encode()
+    return [
+        (pid, cmdline.replace(b"\0", b" ").decode(errors="replace"))
+        for pid, cmdline, environ in _processes()
+        if (needle in cmdline or needle in environ) and pid_alive(pid)
+    ]
+
+
+def end_processes(pids: list[int], grace: float = DEFAULT_GRACE) -> None:
+    """SIGTERM each of ``pids``, SIGKILL those still running after ``grace`` seconds."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    if _wait_until(lambda: not any(pid_alive(pid) for pid in pids), grace):
+        return
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_until(lambda: not any(pid_alive(pid) for pid in pids), 5.0)
 
 
 def _wait_until(done: Callable[[], bool], seconds: float) -> bool:

@@ -4,12 +4,10 @@ started is left running."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.ports import free_ports
+from core.processes import end_processes, processes_mentioning
 from tests.e2e.conftest import Demo
 
 BIN = str(Path(sys.executable).parent)
@@ -109,22 +108,7 @@ def environments(root: Path) -> dict[str, dict]:
 def processes_of(root: Path) -> list[tuple[int, str]]:
     """Live processes started for ``root``: tagged with one of its instance folders, or
     naming its folder on their command line (the proxies)."""
-    marker = str(root).encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if state == "Z":
-            continue
-        if marker in cmdline or b"RELMAN_INSTANCE=" + marker in environ:
-            found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
-    return found
+    return processes_mentioning(root)
 
 
 def served_count(root: Path) -> int:
@@ -144,7 +128,5 @@ def served(demo: Demo, tmp_path: Path) -> Iterator[Path]:
         while processes_of(root) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = processes_of(root)
-        for pid, _ in left:  # clean up by pid whatever happens, then fail
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
         assert not left, f"processes left behind after relman down: {left}"
