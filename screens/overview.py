@@ -143,8 +143,8 @@ class OverviewScreen(Screen[None]):
                 status.update(
                     Content.assemble(
                         "Nothing deployed yet — ",
-                        (f"relman gate {service} --env {first}", "bold"),
-                        " shows what blocks it",
+                        ("relman release", "bold"),
+                        f" tests, builds and deploys {service} to {first}",
                     )
                 )
         else:

@@ -58,7 +58,7 @@ async def test_overview_lists_every_environment_in_promotion_order(
         assert row_keys(app) == ["shop/dev", "shop/staging", "shop/prod"]
         assert "Nothing deployed yet" in status_text(app)
         # points at a command that exists (promotion has not landed yet)
-        assert "relman gate shop --env dev" in status_text(app)
+        assert "relman release tests, builds and deploys shop to dev" in status_text(app)
         # Keyboard-only: the table has the focus once loaded.
         assert isinstance(app.focused, EnvironmentTable)
 
