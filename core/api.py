@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Project, load_project
+from core.steps import quiet as _quiet
 
 __all__ = [
     "EnvironmentView",
@@ -200,7 +201,7 @@ def rollback(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Back to the last release that was live in ``env`` (or the one named)."""
-    from core.promote import rollback as _rollback
+    from core.rollback import rollback as _rollback
 
     return _rollback(
         project, service, env, to=to, reason=reason, read_only=read_only, log=log or _quiet
@@ -211,7 +212,7 @@ def approve(
     project: Project, release: str, env: str, *, comment: str = "", read_only: bool = False
 ) -> dict[str, Any]:
     """Record the current user's approval of a release for ``env``."""
-    from core.promote import approve as _approve
+    from core.environments import approve as _approve
 
     return _approve(project, release, env, comment=comment, read_only=read_only)
 
@@ -224,13 +225,9 @@ def down(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Stop the locally served environments (all, or ``env``)."""
-    from core.promote import down as _down
+    from core.environments import down as _down
 
     return _down(project, env, read_only=read_only, log=log or _quiet)
-
-
-def _quiet(_line: str) -> None:
-    pass
 
 
 def release(

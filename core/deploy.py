@@ -1,4 +1,5 @@
-"""The deploy sequence shared by promote and rollback, each step recorded before and after.
+"""The deploy sequence shared by promote and rollback, each step recorded before and after,
+and the run that records it (:func:`recorded_run`, :class:`DeployReport`).
 
 lock -> validate (start the release's Bento on a side port, wait for /readyz, send the
 sample request) -> switch (route the environment to it, check its health at the
@@ -9,23 +10,24 @@ with the last lines of the Bento's log.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Project
-from core.errors import InfraError, ReleaseError
+from core.errors import BlockedError, ConfigError, InfraError, ReleaseError
 from core.gates import GateResult
-from core.recovery import holder_alive, locked_error, recover, this_host
-from core.steps import step
-from core.targets import Instance, Target
+from core.recovery import holder_alive, locked_error, recover, sweep, this_host
+from core.runs import finishing_runs
+from core.steps import Log, step
+from core.targets import Instance, Target, target_for
 from store import Ledger, PromotionOpen, PromotionRecord, ReleaseRecord
-
-Log = Callable[[str], None]
+from store.records import RunStatus
 
 
 @dataclass
@@ -65,9 +67,12 @@ class Steps:
         except ReleaseError as exc:
             self._record(name, "failed", time.perf_counter() - started, str(exc))
             raise
+        except KeyboardInterrupt:
+            self._record(name, "failed", time.perf_counter() - started, "interrupted (Ctrl-C)")
+            raise
         except BaseException as exc:
-            line = " ".join(str(exc).split()) or type(exc).__name__
-            self._record(name, "failed", time.perf_counter() - started, f"interrupted: {line}")
+            line = " ".join(f"{type(exc).__name__}: {exc}".split())
+            self._record(name, "failed", time.perf_counter() - started, f"error: {line}")
             raise
         self._record(name, "passed", time.perf_counter() - started, "; ".join(detail))
         failpoint(f"{name}:done")
@@ -108,11 +113,12 @@ def lock(
     reason: str,
     log: Log,
 ) -> PromotionRecord:
-    """Open the promotion (the environment's lock), taking over a dead holder's first."""
+    """Open the promotion (the environment's lock), taking over a dead holder's first; then,
+    holding it, stop whatever instance the environment does not route to."""
     service = release.service
-    for _attempt in range(2):
+    for _attempt in range(3):
         try:
-            return ledger.begin_promotion(
+            promotion = ledger.begin_promotion(
                 service,
                 env,
                 release.id,
@@ -125,6 +131,9 @@ def lock(
             if holder_alive(exc.promotion):
                 raise locked_error(exc.promotion) from None
             recover(project, ledger, service, env, log)
+            continue
+        sweep(project, ledger, service, env, log)
+        return promotion
     raise locked_error(ledger.open_promotions(service, env)[0])
 
 
@@ -154,8 +163,8 @@ def deploy(
                 smoke = target.smoke(instance, body, service_config.endpoint)
                 detail.append(smoke.detail)
         with steps.running("switch") as detail:
+            switched = True  # before: a switch that fails half-way is undone all the same
             target.switch(instance)
-            switched = True
             problem = target.health()
             if problem:
                 raise InfraError(f"{target.env} unhealthy after the switch: {problem}")
@@ -193,3 +202,142 @@ def _restore(
     if switched:
         target.down()
     return f"nothing was live in {target.env} before; nothing serves it now"
+
+
+@dataclass
+class DeployReport:
+    """What a promote or rollback did: its steps, and the error that stopped it, if any."""
+
+    kind: str
+    service: str
+    env: str
+    release: str | None = None
+    version: str | None = None
+    url: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "kind": self.kind,
+            "service": self.service,
+            "env": self.env,
+            "release": self.release,
+            "version": self.version,
+            "url": self.url,
+            "steps": self.steps,
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@contextmanager
+def recorded_run(
+    ledger: Ledger,
+    report: DeployReport,
+    started: float,
+    log: Log,
+    *,
+    details: dict[str, Any],
+) -> Iterator[Steps]:
+    """The run of ``report`` in the ledger, its steps recorded as they go. A ReleaseError
+    ends it in the report (blocked: failed, exit 1; infrastructure: error, exit 3); anything
+    else (Ctrl-C, a bug) closes the run and propagates."""
+    assert report.release is not None
+    run = ledger.start_run(
+        report.kind,  # type: ignore[arg-type]
+        service=report.service,
+        env=report.env,
+        release_id=report.release,
+        # Who runs it, so that recovery can tell a run left behind by a killed relman.
+        details={**details, "pid": os.getpid(), "host": this_host()},
+    )
+    steps = Steps(ledger, run.id, log)
+    try:
+        with finishing_runs(
+            ledger, [run.id], interrupted=f"{report.kind} interrupted", failed=report.kind
+        ):
+            try:
+                yield steps
+            except ReleaseError as exc:
+                report.error, report.exit_code = str(exc), exc.exit_code
+                status: RunStatus = "failed" if isinstance(exc, BlockedError) else "error"
+                ledger.finish_run(run.id, status, reason=str(exc))
+            else:
+                ledger.finish_run(run.id, "passed", reason=f"{report.release} live in {report.env}")
+    finally:
+        report.steps = steps.done
+        report.seconds = time.perf_counter() - started
+
+
+def lock_and_deploy(
+    project: Project,
+    ledger: Ledger,
+    record: ReleaseRecord,
+    env: str,
+    bento: str,
+    kind: str,
+    reason: str,
+    steps: Steps,
+) -> None:
+    """The lock step (which also stops orphans, holding the lock), then :func:`deploy`."""
+    target = target_for(project, record.service, env)
+    with steps.running("lock") as detail:
+        promotion = lock(project, ledger, record, env, kind=kind, reason=reason, log=steps.log)
+        try:
+            target.prepare()
+        except ReleaseError as exc:
+            ledger.finish_promotion(promotion.id, "failed", reason=str(exc))
+            raise
+        detail.append(f"{env} locked by {promotion.actor} (promotion #{promotion.id})")
+    deploy(project, ledger, target, record, bento, promotion, steps)
+
+
+def recover_step(project: Project, ledger: Ledger, service: str, env: str, steps: Steps) -> None:
+    """Finish or undo what a killed relman left in ``env`` before deciding anything on it;
+    a step only when there was something to do."""
+    try:
+        done = recover(project, ledger, service, env, steps.log)
+    except BlockedError as exc:  # a live relman holds the environment
+        steps.failed("lock", str(exc))
+        raise
+    if done:
+        steps.passed("recover", "; ".join(done))
+
+
+def check_sample_request(project: Project, service: str) -> None:
+    """ConfigError (exit 2) before anything starts when the smoke request cannot be read."""
+    sample = project.config.services[service].sample_request
+    if sample is None:
+        return
+    path = project.root / sample
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"relman.toml: [services.{service}] sample_request = {sample!r}: cannot read it "
+            f"({exc.strerror}); point it at a JSON request body"
+        ) from exc
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{sample}: not JSON ({exc}); [services.{service}] sample_request must be a JSON "
+            "request body"
+        ) from exc
+
+
+def env_url(project: Project, env: str) -> str:
+    config = project.config.environments[env]
+    return f"http://{config.host}:{config.port}"
+
+
+# ---------------------------------------------------------------------------------- helpers

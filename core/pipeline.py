@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Project
-from core.errors import ReadOnlyError, ReleaseError
+from core.errors import ReadOnlyError, ReleaseError, UsageError
 from core.lineage import Candidate
+from core.steps import quiet as _quiet
 from core.steps import step
 
 Log = Callable[[str], None]
-
-
-def _quiet(_line: str) -> None:
-    pass
 
 
 def release(
@@ -43,6 +40,8 @@ def release(
         raise ReadOnlyError("read-only mode: release refused")
     order = config.environment_order
     envs = order[: order.index(to) + 1] if to else order[:1]
+    for path, option in ((junit, "--junit"), (summary, "--summary")):
+        _check_writable(path, option)
     services = [service] if service else list(config.services)
     started = time.perf_counter()
     document: dict[str, Any] = {"ok": True, "steps": [], "environments": envs, "exit_code": 0}
@@ -124,13 +123,35 @@ def _release_service(
         document.update(ok=False, exit_code=1, error=f"test {failed.name}: {failed.detail}")
         return document
 
-    # promote env by env; the first promotion builds the Bento, the others reuse it
+    # gate: what would block the first environment, before paying for a build
+    from core.gating import candidate_artifacts, evaluate_release
+    from core.releases import open_ledger, record_candidate
+
+    started = time.perf_counter()
+    with open_ledger(project, read_only=False) as ledger:
+        version = record_candidate(ledger, project, service, cand).version
+        results = evaluate_release(
+            project, ledger, service, envs[0], cand.release, cand.metrics, candidate_artifacts(cand)
+        )
+    blocking = [result for result in results if result.blocks]
+    if blocking:
+        detail = f"{envs[0]}: {blocking[0].name}: {blocking[0].detail}"
+        steps.append(step("gate", "failed", time.perf_counter() - started, detail))
+        log(f"failed  gate  {detail}")
+        document.update(ok=False, exit_code=1, error=f"gate {detail}")
+        return document
+    passed = sum(1 for result in results if result.status == "passed")
+    detail = f"{envs[0]}: {passed} checks passed, {len(results) - passed} not needed"
+    steps.append(step("gate", "passed", time.perf_counter() - started, detail))
+    log(f"passed  gate  {detail}")
+
+    # build once; promote env by env, every environment serving this very Bento
     from core.bento import build_release
     from core.promote import promote
 
     started = time.perf_counter()
     try:
-        built = build_release(project, service, cand, log=log)
+        built = build_release(project, service, cand, version=version, log=log)
     except ReleaseError as exc:
         steps.append(step("build", "failed", time.perf_counter() - started, str(exc)))
         return stop(exc)
@@ -146,6 +167,16 @@ def _release_service(
             return document
         document.setdefault("urls", {})[env] = report.url
     return document
+
+
+def _check_writable(path: Path | None, option: str) -> None:
+    """A report path that cannot be written fails before anything runs (exit 2)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file path")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist; create it first")
 
 
 def _lineage(candidate: dict[str, Any]) -> dict[str, Any]:

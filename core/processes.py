@@ -94,6 +94,29 @@ def tagged(value: str) -> list[int]:
     )
 
 
+def carries_tag(pid: int | None, value: str) -> bool:
+    """True when ``pid`` runs with ``RELMAN_INSTANCE=value``: it is the process relman
+    started there, not another that got its pid later (after a reboot, or a pid wrap)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # not ours to read, or no /proc: liveness is all we can tell
+    return b"\0" + f"{TAG_VARIABLE}={value}".encode() + b"\0" in b"\0" + environ
+
+
+def carries_tag_prefix(pid: int, prefix: str) -> bool:
+    """True when ``pid``'s environment has a variable starting with ``prefix``."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return (b"\0" + prefix.encode()) in (b"\0" + environ)
+
+
 def _processes() -> Iterator[tuple[int, bytes, bytes]]:
     """(pid, command line, environment) of every process we may read, but this one."""
     try:
@@ -115,6 +138,9 @@ def stop_tagged(value: str, leader: int | None, grace: float = DEFAULT_GRACE) ->
     """Stop every process tagged ``value``: SIGTERM to the leader's group first (a graceful
     shutdown stops its own workers), then SIGTERM to whatever is left, SIGKILL to what still
     runs after ``grace``. True when something was running."""
+
+    if leader and not carries_tag(leader, value):
+        leader = None  # a pid file outlived its process, and the pid now names another one
 
     def running() -> list[int]:
         return ([leader] if leader and group_alive(leader) else []) + tagged(value)

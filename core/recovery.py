@@ -13,6 +13,7 @@ question without writing, for `relman status`.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,16 +58,26 @@ def locked_error(promotion: PromotionRecord) -> BlockedError:
 
 
 def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) -> list[str]:
-    """Finish or undo the interrupted promotions of ``service`` in ``env``, stop orphans,
-    and make the recorded state match what runs. Returns one line per thing done.
-    BlockedError while another live relman holds the environment."""
+    """Finish or undo the promotions of ``service`` in ``env`` that a dead relman left open,
+    and close its runs. Returns one line per thing done. BlockedError while a live relman
+    holds the environment. Orphan instances are stopped only under the environment's lock:
+    here, while a dead holder's promotion is claimed; see also :func:`sweep`."""
+    done: list[str] = []
+    target = target_for(project, service, env)
     for promotion in ledger.open_promotions(service, env):
         if holder_alive(promotion):
             raise locked_error(promotion)
-    target = target_for(project, service, env)
-    done: list[str] = []
-    for promotion in ledger.open_promotions(service, env):
-        done.append(_take_over(project, ledger, target, promotion, log))
+        holder = f"{promotion.actor}'s relman (pid {promotion.pid}) stopped"
+        claimed = ledger.claim_promotion(
+            promotion.id,
+            promotion.pid,
+            pid=os.getpid(),
+            host=this_host(),
+            reason=f"promotion #{promotion.id}: {holder}",
+        )
+        if not claimed:  # another relman found it dead at the same moment, and won
+            raise locked_error(ledger.get_promotion(promotion.id))
+        done.append(_take_over(project, ledger, target, promotion, holder, log))
     for run in ledger.running_runs(service, env):
         pid, host = run.details.get("pid"), run.details.get("host")
         if isinstance(pid, int) and host == this_host() and not pid_alive(pid):
@@ -74,8 +85,19 @@ def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) 
                 run.id, "interrupted", reason=f"relman (pid {pid}) stopped during the {run.kind}"
             )
             done.append(f"closed {run.kind} run #{run.id} left by relman pid {pid}")
+    for line in done:
+        log(line)
+    return done
+
+
+def sweep(project: Project, ledger: Ledger, service: str, env: str, log: Log) -> list[str]:
+    """Stop every instance the environment does not route to, and record the environment
+    down when it was recorded live and nothing serves it. Call it holding the lock (an open
+    promotion of this process): an instance being validated by another promotion would look
+    like an orphan too."""
+    target = target_for(project, service, env)
     serving = target.serving()
-    done += target.sweep(serving)
+    done = target.sweep(serving)
     state = ledger.environment_state(service, env)
     if state is not None and state.state == "live" and serving is None:
         ledger.set_environment_state(service, env, "down")
@@ -86,21 +108,19 @@ def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) 
 
 
 def _take_over(
-    project: Project, ledger: Ledger, target: Target, promotion: PromotionRecord, log: Log
+    project: Project,
+    ledger: Ledger,
+    target: Target,
+    promotion: PromotionRecord,
+    holder: str,
+    log: Log,
 ) -> str:
-    holder = f"{promotion.actor}'s relman (pid {promotion.pid}) stopped"
-    ledger.log_event(
-        f"{promotion.kind}.takeover",
-        outcome="taken over",
-        service=promotion.service,
-        env=promotion.env,
-        release_id=promotion.release_id,
-        reason=f"promotion #{promotion.id}: {holder}",
-        details={"promotion": promotion.id, "pid": promotion.pid, "host": promotion.host},
-    )
+    """Complete the claimed ``promotion`` if its release serves and answers ready, else put
+    the previous release back; then stop what else runs (the claim is the lock)."""
     serving = target.serving()
     serving_new = serving is not None and serving.release == promotion.release_id
     if serving is not None and serving_new and target.health() is None:
+        target.sweep(serving)
         ledger.finish_promotion(
             promotion.id,
             "done",
@@ -109,12 +129,13 @@ def _take_over(
             pid=serving.pid,
         )
         return f"completed interrupted {promotion.kind} #{promotion.id} ({holder})"
-    restored = _restore(project, target, promotion.previous_release_id, serving, log)
+    restored = _serve_again(project, target, promotion.previous_release_id, serving, log)
+    target.sweep(target.serving())
     ledger.finish_promotion(promotion.id, "undone", reason=f"interrupted ({holder}); {restored}")
     return f"undid interrupted {promotion.kind} #{promotion.id}: {restored}"
 
 
-def _restore(
+def _serve_again(
     project: Project, target: Target, previous: str | None, serving: object, log: Log
 ) -> str:
     """Make ``previous`` the served release again; the line that says what happened."""

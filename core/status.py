@@ -69,11 +69,14 @@ def _observe(
     seen = observe(project, service, env)
     if seen is None:
         return
+    # What answers at the environment's address now, whatever the ledger recorded.
+    entry["serving"] = seen.release
     if not seen.running and entry["state"] == "live":
         entry["state"] = "down"
         entry["note"] = "recorded live, but nothing serves it (stopped outside relman?)"
-    elif seen.running and seen.release != entry["release"] and promotion is None:
-        entry["note"] = f"serving {seen.release}, but the ledger records {entry['release']}"
+    elif seen.running and seen.release != entry["release"]:
+        said = entry.get("note")
+        entry["note"] = f"{seen.release} serves it" + (f"; {said}" if said else "")
 
 
 def build_status(project: Project) -> dict[str, Any]:

@@ -3,7 +3,11 @@ TUI, JUnit and the Markdown summary read the same fields."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+# Where a long operation says what it is doing, one line at a time.
+Log = Callable[[str], None]
 
 
 def step(name: str, status: str, seconds: float, detail: str, **extra: Any) -> dict[str, Any]:
@@ -15,3 +19,7 @@ def step(name: str, status: str, seconds: float, detail: str, **extra: Any) -> d
         "detail": detail,
         **extra,
     }
+
+
+def quiet(_line: str) -> None:
+    """A log callback that drops every line (the default where nobody listens)."""

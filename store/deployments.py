@@ -92,6 +92,33 @@ class DeploymentsMixin(LedgerBase):
             )
             return self._promotion_row(promotion_id)
 
+    def claim_promotion(
+        self, promotion_id: int, holder_pid: int | None, *, pid: int, host: str, reason: str
+    ) -> bool:
+        """Take an open promotion over from a dead holder: it becomes ``pid``'s to finish.
+        Compare-and-set on the holder, in one transaction: of two processes that both found
+        the holder dead, only one wins (True); the other gets False and must wait."""
+        with self._writing(f"taking over promotion #{promotion_id}") as at:
+            cursor = self._db.execute(
+                "UPDATE promotions SET pid = ?, host = ? WHERE id = ? AND status = 'intent'"
+                " AND pid IS ?",
+                [pid, host, promotion_id, holder_pid],
+            )
+            if cursor.rowcount != 1:
+                return False
+            promotion = self._promotion_row(promotion_id)
+            self._audit(
+                at,
+                f"{promotion.kind}.takeover",
+                "taken over",
+                service=promotion.service,
+                env=promotion.env,
+                release_id=promotion.release_id,
+                reason=" ".join(reason.split()),
+                details={"promotion": promotion_id, "from_pid": holder_pid, "pid": pid},
+            )
+            return True
+
     def finish_promotion(
         self,
         promotion_id: int,

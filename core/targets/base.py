@@ -42,6 +42,11 @@ class Target(Protocol):
         """Where the environment answers (the address clients use)."""
         ...
 
+    def prepare(self) -> None:
+        """Before a promotion starts anything: InfraError when the environment cannot be
+        served (its address taken by another program, say)."""
+        ...
+
     def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
         """Start ``bento`` for ``release`` beside whatever the environment serves now."""
         ...

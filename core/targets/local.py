@@ -26,7 +26,15 @@ from typing import Any
 from core.config import Project
 from core.errors import ConfigError, InfraError
 from core.ports import ephemeral_port, port_is_free
-from core.processes import TAG_VARIABLE, pid_alive, read_pid, stop_tagged
+from core.processes import (
+    TAG_VARIABLE,
+    carries_tag,
+    end_processes,
+    pid_alive,
+    processes_mentioning,
+    read_pid,
+    stop_tagged,
+)
 from core.targets.base import Instance, SmokeResult
 
 SIDE_HOST = "127.0.0.1"
@@ -148,8 +156,12 @@ class LocalTarget:
         return SmokeResult(latency, f"{path} answered 200 in {latency:.0f} ms")
 
     def switch(self, instance: Instance) -> None:
-        from core.proxy_control import proxy_pid, start_proxy, switch_upstream
+        from core.proxy_control import proxy_pid, start_proxy, stop_proxy, switch_upstream
 
+        listen = f"{self.config.host}:{self.config.port}"
+        listen_file = self.folder / "proxy.listen"
+        if proxy_pid(self.folder) is not None and _read(listen_file) != listen:
+            stop_proxy(self.folder)  # relman.toml moved the environment to another address
         if proxy_pid(self.folder) is None:
             self.check_port()
             start_proxy(
@@ -158,7 +170,11 @@ class LocalTarget:
                 self.config.port,
                 access_log=self.folder / "access.log",
             )
+            listen_file.write_text(listen)
         switch_upstream(self.folder, instance.address)
+
+    def prepare(self) -> None:
+        self.check_port()
 
     def check_port(self) -> None:
         """InfraError when the environment's port is taken by something that is not ours."""
@@ -185,7 +201,7 @@ class LocalTarget:
         found = []
         for folder in sorted((self.folder / "instances").glob("*/")):
             instance = _instance_in(folder)
-            if instance is not None and pid_alive(instance.pid):
+            if instance is not None and carries_tag(instance.pid, str(folder)):
                 found.append(instance)
         return found
 
@@ -210,6 +226,28 @@ class LocalTarget:
             if stop_tagged(str(folder), instance.pid if instance else None):
                 what = f"{instance.release} on {instance.address}" if instance else folder.name
                 stopped.append(f"stopped orphan {what}")
+        # Folders deleted by hand: their processes still name them (the tag, the --dir).
+        kept = str(_folder_of(keep)) if keep is not None else None
+        lost = [
+            pid
+            for pid, _ in processes_mentioning(self.folder / "instances")
+            if kept is None or not carries_tag(pid, kept)
+        ]
+        if lost:
+            end_processes(lost)
+            stopped.append(f"stopped {len(lost)} process(es) of instances whose folder is gone")
+        from core.proxy_control import proxy_pid
+
+        if proxy_pid(self.folder) is None:
+            marker = f" --dir {self.folder} "
+            proxies = [
+                pid
+                for pid, command in processes_mentioning(self.folder)
+                if marker in f" {command} "
+            ]
+            if proxies:
+                end_processes(proxies)
+                stopped.append(f"stopped a proxy of {self.env} that had lost its pid file")
         self._prune()
         return stopped
 
@@ -249,6 +287,13 @@ class LocalTarget:
         stopped.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
         for folder in stopped[KEEP_STOPPED:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _folder_of(instance: Instance) -> Path:

@@ -86,3 +86,17 @@ def test_liveness_and_pid_files(tmp_path: Path) -> None:
     (tmp_path / "pid").write_text("garbage")
     assert read_pid(tmp_path / "pid") is None
     assert read_pid(tmp_path / "missing") is None
+
+
+def test_a_pid_file_naming_someone_elses_process_is_never_signalled(tmp_path: Path) -> None:
+    """After a reboot or a pid wrap, a stopped instance's pid may name an unrelated process:
+    it does not carry the instance's tag, so it is left alone."""
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    )
+    try:
+        assert stop_tagged(str(tmp_path / "instance"), stranger.pid, grace=0.5) is False
+        assert pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait()

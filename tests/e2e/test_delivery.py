@@ -3,17 +3,20 @@ approvals, rollback, a broken Bento, a port taken by another program, read-only 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from core.ports import free_ports
 from tests.e2e.served import (
     environments,
     git,
     ports_of,
     predict,
+    processes_of,
     relman,
     relman_json,
     second_release,
@@ -96,6 +99,9 @@ def test_rollback_returns_the_previous_release(served: Path) -> None:
     assert predict(ports_of(root)["dev"]) == ["setosa", "virginica"]
     history = relman(root, "history", "--env", "dev").stdout
     assert "rollback" in history and "latency regression" in history
+    # a second rollback does not bring back the release the first one rolled back from
+    again = relman(root, "--batch", "rollback", "iris", "--env", "dev")
+    assert again.returncode == 1 and "no earlier release" in again.stderr
 
 
 def test_a_bento_that_crashes_on_start_leaves_the_previous_release(served: Path) -> None:
@@ -150,6 +156,42 @@ def test_a_port_taken_by_another_program(served: Path) -> None:
     assert served_count(root) == 0
 
 
+def test_moved_port_and_deleted_state_folders(served: Path) -> None:
+    """relman.toml moves dev to another port: the next promote serves it there. The state
+    folders deleted by hand: `down` still finds and stops what relman served."""
+    root = served
+    first = relman_json(root, "release")
+    assert first["_exit"] == 0, first["_stderr"]
+    config = root / "relman.toml"
+    old = ports_of(root)["dev"]
+    new = free_ports(1, start=old + 50)[0]
+    config.write_text(config.read_text().replace(f"port = {old}\n", f"port = {new}\n", 1))
+    git(root, "commit", "-qam", "dev moves")
+    assert relman(root, "--batch", "test").returncode == 0
+    moved = relman_json(root, "promote", "iris", "--to", "dev")
+    assert moved["_exit"] == 0, moved["error"]
+    assert predict(new) == ["setosa", "virginica"]
+    with pytest.raises(OSError):
+        predict(old)
+    shutil.rmtree(root / ".relman" / "envs")
+    assert relman(root, "--batch", "down").returncode == 0
+    assert processes_of(root) == []
+
+
+def test_release_stops_at_the_gate_before_building(served: Path, tmp_path: Path) -> None:
+    root = served
+    config = root / "relman.toml"
+    config.write_text(config.read_text().replace("min = 0.90", "min = 0.99"))
+    git(root, "commit", "-qam", "a floor the model does not reach")
+    bad_path = relman(root, "--batch", "release", "--junit", str(tmp_path / "no" / "r.xml"))
+    assert bad_path.returncode == 2 and "does not exist" in bad_path.stderr
+    blocked = relman_json(root, "release")
+    assert blocked["_exit"] == 1
+    assert [s["name"] for s in blocked["steps"]][-1] == "gate"
+    assert "accuracy" in blocked["error"] and "0.99" in blocked["error"]
+    assert served_count(root) == 0
+
+
 def test_bad_input_is_one_line_with_the_right_code(served: Path) -> None:
     root = served
     unknown = relman(root, "promote", "iris", "--to", "dev", "--release", "feedfacecafe")
@@ -159,3 +201,8 @@ def test_bad_input_is_one_line_with_the_right_code(served: Path) -> None:
     assert no_env.returncode == 2 and "no environment 'qa'" in no_env.stderr
     nothing = relman(root, "rollback", "iris", "--env", "dev")
     assert nothing.returncode == 1 and "no earlier release" in nothing.stderr
+    config = root / "relman.toml"
+    config.write_text(config.read_text().replace('"sample_request.json"', '"missing.json"'))
+    sample = relman(root, "promote", "iris", "--to", "dev")
+    assert sample.returncode == 2
+    assert "[services.iris] sample_request = 'missing.json': cannot read it" in sample.stderr

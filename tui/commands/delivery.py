@@ -165,6 +165,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     else:
         what = document["version"] or document["release"]
         out(f"{document['approver']} approved {document['service']} {what} for {args.env}")
+        out(f"  ({document['note']})")
     return 0
 
 
