@@ -3,6 +3,7 @@ these functions and nothing deeper; each returns plain data or raises a ReleaseE
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,23 +16,30 @@ __all__ = [
     "EnvironmentView",
     "Project",
     "ServiceView",
+    "alerts",
     "approve",
     "audit_verify",
     "build",
     "create_demo",
     "diff",
     "down",
+    "feedback",
     "gate",
     "history",
     "init_project",
     "live_at",
     "load_project",
+    "metrics",
+    "monitor",
     "overview",
+    "policy_backtest",
+    "policy_explain",
     "promote",
     "release",
     "rollback",
     "run_tests",
     "status",
+    "traffic",
 ]
 
 
@@ -266,3 +274,80 @@ def build(
     from core.bento import build_document
 
     return build_document(_build(project, service, log=log or _quiet, read_only=read_only))
+
+
+def policy_explain(project: Project, service: str, env: str) -> dict[str, Any]:
+    """Each effective monitoring parameter of ``service`` in ``env`` and the layer that set it."""
+    from core.policies import explain
+
+    return explain(project, service, env)
+
+
+def monitor(
+    project: Project, *, once: bool = False, log: Callable[[str], None] | None = None
+) -> int:
+    """Run the project's collector (until SIGTERM, or one pass); its exit code."""
+    from core.collector import Collector
+
+    return Collector(project, log=log or _quiet).run(once=once)
+
+
+def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
+    """The per-minute series of ``service`` in ``env`` (DESIGN.md's ``metrics``)."""
+    from core.monitoring import metrics as _metrics
+
+    return _metrics(project, service, env, range_)
+
+
+def alerts(project: Project) -> dict[str, Any]:
+    """Firing, pending and past alerts (DESIGN.md's ``alerts``)."""
+    from core.monitoring import alerts as _alerts
+
+    return _alerts(project)
+
+
+def feedback(
+    project: Project, service: str, env: str, path: Path, *, read_only: bool = False
+) -> dict[str, Any]:
+    """Store late ground truth (``request_id,label`` rows) for live accuracy."""
+    from core.monitoring import feedback as _feedback
+
+    return _feedback(project, service, env, path, read_only=read_only)
+
+
+def policy_backtest(
+    project: Project, service: str, env: str, series: Path, metric: str
+) -> dict[str, Any]:
+    """The alerts the effective policy would have raised on a recorded series."""
+    from core.monitoring import backtest
+
+    return backtest(project, service, env, series, metric)
+
+
+def traffic(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    rate: float = 5.0,
+    duration: float = 60.0,
+    inject: str | None = None,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Demo load on ``service`` in ``env`` (duration 0: until Ctrl-C or ``stop``), with a
+    fault to inject (latency-leak, latency-spike, error-burst, drift); the counts."""
+    from core.traffic import run_traffic
+
+    return run_traffic(
+        project,
+        service,
+        env,
+        rate=rate,
+        duration=duration,
+        inject=inject,
+        read_only=read_only,
+        log=log or _quiet,
+        stop=stop,
+    ).to_dict()

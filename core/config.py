@@ -6,12 +6,13 @@ e.g. ``relman.toml:12: unknown key 'bogus_setting' in [environments.prod]``.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -34,6 +35,102 @@ class ProjectConfig(_Strict):
     gto_tags: bool = True
 
 
+# ------------------------------------------------------------------- monitoring policies
+# The parameters any policy layer may set, and the shapes of the layers; how they cascade is
+# core/policies.py's business (its docstring shows the TOML).
+
+
+class MonitoringParameters(_Strict):
+    """Monitoring parameters; None means "not set in this layer" (TOML has no null)."""
+
+    # Collection (the collector and the metric store).
+    scrape_interval: float | None = Field(default=None, gt=0, strict=True)
+    raw_retention_hours: float | None = Field(default=None, gt=0, strict=True)
+    rollup_retention_days: float | None = Field(default=None, gt=0, strict=True)
+    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$", strict=True)
+    # Sudden breaks: value over threshold for N minutes; resolved after N clear; cooldown.
+    latency_p99_ms: float | None = Field(default=None, gt=0, strict=True)
+    latency_for_minutes: int | None = Field(default=None, ge=1, strict=True)
+    error_rate_max: float | None = Field(default=None, ge=0, le=1, strict=True)
+    error_for_minutes: int | None = Field(default=None, ge=1, strict=True)
+    resolve_for_minutes: int | None = Field(default=None, ge=1, strict=True)
+    cooldown_minutes: int | None = Field(default=None, ge=0, strict=True)
+    # Slow leaks: one-sided CUSUM against the release's own baseline.
+    leak_metric: Literal["rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"] | None = None
+    leak_baseline_minutes: int | None = Field(default=None, ge=1, strict=True)
+    leak_k: float | None = Field(default=None, ge=0, strict=True)
+    leak_h: float | None = Field(default=None, gt=0, strict=True)
+    leak_min_sigma_ms: float | None = Field(default=None, ge=0, strict=True)
+    # Drift, live performance, availability.
+    drift_psi_max: float | None = Field(default=None, gt=0, strict=True)
+    drift_window_minutes: int | None = Field(default=None, ge=1, strict=True)
+    drift_min_records: int | None = Field(default=None, ge=1, strict=True)
+    accuracy_max_drop: float | None = Field(default=None, ge=0, le=1, strict=True)
+    down_for_minutes: int | None = Field(default=None, ge=1, strict=True)
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters this layer sets, in declaration order."""
+        return {
+            name: getattr(self, name)
+            for name in PARAMETER_NAMES
+            if name in self.model_fields_set and getattr(self, name) is not None
+        }
+
+
+PARAMETER_NAMES: tuple[str, ...] = tuple(MonitoringParameters.model_fields)
+
+_Pattern = Annotated[str, Field(min_length=1)]
+
+
+class PolicyMatch(_Strict):
+    """Which (service, env) a rule or conditional value applies to: every key given must
+    match; each is a glob (``prod*``) or a list of globs (any of them)."""
+
+    service: _Pattern | list[_Pattern] | None = None
+    env: _Pattern | list[_Pattern] | None = None
+    target: _Pattern | list[_Pattern] | None = None
+
+    def patterns(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for key in ("service", "env", "target"):
+            value = getattr(self, key)
+            if value is not None:
+                found[key] = [value] if isinstance(value, str) else list(value)
+        return found
+
+    def matches(self, *, service: str, env: str, target: str) -> bool:
+        subject = {"service": service, "env": env, "target": target}
+        return all(
+            any(fnmatch.fnmatchcase(subject[key], pattern) for pattern in patterns)
+            for key, patterns in self.patterns().items()
+        )
+
+    def describe(self) -> str:
+        """``env=prod, service=iris*``; ``everything`` for an empty match."""
+        parts = [f"{key}={'|'.join(patterns)}" for key, patterns in self.patterns().items()]
+        return ", ".join(parts) or "everything"
+
+
+class ConditionalParameters(MonitoringParameters):
+    """One ``[[...when]]`` entry: parameters that apply where ``match`` does."""
+
+    match: PolicyMatch
+
+
+class PolicyLayer(MonitoringParameters):
+    """A layer of parameters (a template, [environments.E.monitoring], [services.S.monitoring])
+    and its conditional values, applied in file order after the layer's own values."""
+
+    when: list[ConditionalParameters] = Field(default_factory=list)
+
+
+class AssignRule(_Strict):
+    """``[[monitoring.assign]]``: attach templates to every matching (service, env)."""
+
+    match: PolicyMatch
+    templates: list[str] = Field(min_length=1)
+
+
 class ServiceConfig(_Strict):
     # BentoML service import path, as `bentoml build` / `bentoml serve` take it.
     bento: str
@@ -45,6 +142,8 @@ class ServiceConfig(_Strict):
     # A JSON request body sent to `endpoint` for smoke tests.
     sample_request: str | None = None
     endpoint: str = "predict"
+    # [services.NAME.monitoring]: this service's monitoring parameters (core/policies.py).
+    monitoring: PolicyLayer = Field(default_factory=PolicyLayer)
 
 
 class EnvironmentConfig(_Strict):
@@ -59,6 +158,8 @@ class EnvironmentConfig(_Strict):
     approvals: int = Field(default=0, ge=0)
     # Readiness wait for a started service, in seconds.
     ready_timeout: float = Field(default=60.0, gt=0)
+    # [environments.NAME.monitoring]: monitoring parameters here (core/policies.py).
+    monitoring: PolicyLayer = Field(default_factory=PolicyLayer)
 
 
 class SuiteConfig(_Strict):
@@ -84,11 +185,30 @@ class GateConfig(_Strict):
     min_relative_change: float | None = None
 
 
-class MonitoringConfig(_Strict):
-    scrape_interval: float = Field(default=5.0, gt=0)
-    raw_retention_hours: float = Field(default=6.0, gt=0)
-    rollup_retention_days: float = Field(default=28.0, gt=0)
-    webhook: str | None = None
+class MonitoringConfig(PolicyLayer):
+    """[monitoring]: project-wide parameters (above the built-in defaults), the templates
+    and the rules that assign them. Read effective values with core.policies, not here:
+    the four collection keys keep their defaults only for readers of this table alone."""
+
+    scrape_interval: float = Field(default=5.0, gt=0, strict=True)
+    raw_retention_hours: float = Field(default=6.0, gt=0, strict=True)
+    rollup_retention_days: float = Field(default=28.0, gt=0, strict=True)
+    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$", strict=True)
+    # [monitoring.templates.NAME]: named sets of parameters, attached by assign rules.
+    templates: dict[str, PolicyLayer] = Field(default_factory=dict)
+    # [[monitoring.assign]], in file order: later rules override earlier ones.
+    assign: list[AssignRule] = Field(default_factory=list)
+
+    @field_validator("templates")
+    @classmethod
+    def _template_names(cls, value: dict[str, PolicyLayer]) -> dict[str, PolicyLayer]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"template name {name!r} must start with a lowercase letter and hold "
+                    "only lowercase letters, digits, '-' and '_'"
+                )
+        return value
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:
@@ -246,6 +366,51 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
                 f"by [environments.{seen[key]}]; give each environment its own port"
             )
         seen[key] = env_name
+    _check_monitoring(config, lines, shown)
+
+
+def _check_monitoring(config: RelmanConfig, lines: dict[tuple[str, ...], int], shown: str) -> None:
+    """Assign rules name declared templates; env and target patterns match something."""
+    monitoring = config.monitoring
+    for index, rule in enumerate(monitoring.assign):
+        for name in rule.templates:
+            if name not in monitoring.templates:
+                line = _line_for(lines, ("monitoring", "assign", str(index), "templates"))
+                choices = ", ".join(sorted(monitoring.templates)) or "none are declared"
+                raise ConfigError(
+                    f"{shown}:{line}: [[monitoring.assign]] #{index + 1} templates names "
+                    f"{name!r}, which is not a [monitoring.templates.*] table ({choices})"
+                )
+    matches: list[tuple[tuple[str, ...], str, PolicyMatch]] = [
+        (("monitoring", "assign", str(index)), f"[[monitoring.assign]] #{index + 1}", rule.match)
+        for index, rule in enumerate(monitoring.assign)
+    ]
+    layers: list[tuple[tuple[str, ...], PolicyLayer]] = [(("monitoring",), monitoring)]
+    layers += [(("monitoring", "templates", n), t) for n, t in monitoring.templates.items()]
+    layers += [
+        (("environments", n, "monitoring"), e.monitoring) for n, e in config.environments.items()
+    ]
+    layers += [(("services", n, "monitoring"), s.monitoring) for n, s in config.services.items()]
+    for loc, layer in layers:
+        for index, conditional in enumerate(layer.when):
+            where = f"[[{'.'.join(loc)}.when]] #{index + 1}"
+            matches.append(((*loc, "when", str(index)), where, conditional.match))
+    known: dict[str, list[str]] = {
+        "env": list(config.environments),
+        "target": sorted({str(env.target) for env in config.environments.values()}),
+    }
+    for loc, where, match in matches:
+        for key, patterns in match.patterns().items():
+            if key not in known:
+                continue  # a service pattern may name services still to come
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(name, pattern) for name in known[key]):
+                    line = _line_for(lines, (*loc, "match", key))
+                    noun = "environment" if key == "env" else "environment target"
+                    raise ConfigError(
+                        f"{shown}:{line}: {where} match {key} = {pattern!r} matches no "
+                        f"{noun} ({', '.join(known[key])})"
+                    )
 
 
 def _describe_validation_error(exc: ValidationError, text: str, shown: str) -> str:
@@ -295,20 +460,35 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """
     found: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    # Arrays of tables ([[a.b]]): the index of their last entry, so that an entry's keys are
+    # also found under the path validation errors use, ("a", "b", "1", "key").
+    arrays: dict[tuple[str, ...], int] = {}
+    indexed: tuple[str, ...] = ()
     for number, raw in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(raw)
         if header and "=" not in raw.split("#")[0].split("]")[0]:
             table = _split_key(header.group(1))
             found.setdefault(table, number)
+            indexed = ()
+            for part in table:
+                if indexed in arrays:
+                    indexed = (*indexed, str(arrays[indexed]))
+                indexed = (*indexed, part)
+            if raw.lstrip().startswith("[["):
+                arrays[indexed] = arrays.get(indexed, -1) + 1
+                found.setdefault(indexed, number)
+                indexed = (*indexed, str(arrays[indexed]))
+            found.setdefault(indexed, number)
             continue
         key = _KEY.match(raw)
         if not key:
             continue
-        path = table + _split_key(key.group(1))
-        found.setdefault(path, number)
-        rest = raw[key.end() :]
-        for inline in _INLINE_KEY.finditer(rest):
-            found.setdefault((*path, inline.group(1).strip('"')), number)
+        for prefix in {table, indexed}:
+            path = prefix + _split_key(key.group(1))
+            found.setdefault(path, number)
+            rest = raw[key.end() :]
+            for inline in _INLINE_KEY.finditer(rest):
+                found.setdefault((*path, inline.group(1).strip('"')), number)
     return found
 
 

@@ -299,6 +299,11 @@ def lock_and_deploy(
             raise
         detail.append(f"{env} locked by {promotion.actor} (promotion #{promotion.id})")
     deploy(project, ledger, target, record, bento, promotion, steps)
+    from core.collector import ensure_collector
+
+    started = ensure_collector(project)  # monitoring goes on with no TUI open
+    if started is not None:
+        steps.log(f"started the collector (pid {started}); `relman down` stops it")
 
 
 def recover_step(project: Project, ledger: Ledger, service: str, env: str, steps: Steps) -> None:

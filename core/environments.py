@@ -65,6 +65,11 @@ def down(
                     log(f"stopped {service} in {name}")
                 stopped.append({"service": service, "env": name, "stopped": ran})
     if env is None:
+        from core.collector import stop_collector
+
+        if stop_collector(project):
+            log("stopped the collector")
+            stopped.append({"service": None, "env": None, "stopped": True, "collector": True})
         # Whatever else relman served from this project: environments or services since
         # removed from relman.toml, folders deleted by hand. Their processes still name them:
         # Bento servers in their RELMAN_INSTANCE tag, proxies on their command line.

@@ -82,4 +82,4 @@ class HelpScreen(ModalScreen[None]):
                         yield Static(group, classes="group")
                     yield Static(row.keys, classes="key", markup=False)
                     yield Static(row.description, classes="description", markup=False)
-            yield Static("escape, q or ? to close", id="help-hint")
+            yield Static("ctrl+p: every action by name · escape, q or ? to close", id="help-hint")

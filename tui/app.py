@@ -1,25 +1,38 @@
-"""The relman Textual app: the header, the keys every screen shares, the command palette.
+"""The relman Textual app: the header, the keys every screen shares, the command palette, and
+the engine calls the screens start.
 
-The app holds no data of its own beyond the loaded project; screens read the engine through
-core.api in workers and post what they found (tui.messages), which bubbles up here.
+The app holds the loaded project and the run in progress. Screens read the engine through
+core.api in workers and post what they found (tui.messages). A release action runs in a
+thread worker that belongs to the app, not to a screen, so leaving the run screen never
+stops it; its log lines come back as messages, feed the run's state here, and every screen
+that cares hears of it through the ``run_changed`` signal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
+from typing import Any
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.signal import Signal
 
 from core.api import Project
+from core.errors import EXIT_INFRA, ReadOnlyError, ReleaseError
+from screens.actions import ActionPlan, EngineCall
+from screens.audit import AuditScreen
 from screens.help import HelpScreen
 from screens.overview import OverviewScreen
-from tui.messages import ProjectLoaded
+from screens.palette import ScreenActions
+from screens.run import RunScreen
+from screens.runs import RunState
+from tui.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 
 READ_ONLY = "READ-ONLY"
+SEVERITY = {"ok": "information", "blocked": "warning", "failed": "error"}
 
 
 class RelmanApp(App[None]):
@@ -29,15 +42,23 @@ class RelmanApp(App[None]):
     # The screens' styles are listed here rather than in each Screen.CSS_PATH: Textual 8 does
     # not load the CSS_PATH of the default screen (get_default_screen), only of pushed ones.
     CSS_PATH = ["app.tcss", "../screens/overview.tcss"]
+    COMMANDS = App.COMMANDS | {ScreenActions}
     BINDING_GROUP_TITLE = "App"
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave relman"),
         Binding(
             "question_mark",
             "help",
-            "Keys",
+            "Help",
             key_display="?",
             tooltip="Every key of this screen",
+        ),
+        # Not in the footer (no room at 80 columns): in the help and the command palette.
+        Binding(
+            "h", "audit", "History", tooltip="The history and the audit chain check", show=False
+        ),
+        Binding(
+            "l", "last_run", "Last run", tooltip="The run in progress, or the last one", show=False
         ),
     ]
 
@@ -47,6 +68,9 @@ class RelmanApp(App[None]):
         self.read_only = read_only
         # Set once a screen has loaded the project (ProjectLoaded bubbles up to the app).
         self.project: Project | None = None
+        # The engine call started last from this app (running or ended).
+        self.current_run: RunState | None = None
+        self.run_changed: Signal[RunState] = Signal(self, "run-changed")
         self.sub_title = self.compose_sub_title(None)
         self.set_class(read_only, "-read-only")
 
@@ -62,21 +86,136 @@ class RelmanApp(App[None]):
         self.project = message.project
         self.sub_title = self.compose_sub_title(message.project.config.project.name)
 
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "last_run":
+            return self.current_run is not None and not isinstance(self.screen, RunScreen)
+        if action == "audit":
+            return not isinstance(self.screen, AuditScreen)
+        return True
+
     def action_help(self) -> None:
         """Show every key of the current screen (and of the app)."""
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.screen))
 
+    def action_audit(self) -> None:
+        if not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen())
+
+    def action_last_run(self) -> None:
+        if self.current_run is None:
+            self.notify("Nothing has run from this session yet.")
+        elif not isinstance(self.screen, RunScreen):
+            self.push_screen(RunScreen(self.current_run))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """Textual's own commands, Help, and every described key of the current screen
-        (Refresh on the overview), so the palette offers what the keys do."""
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "Every key of this screen", self.action_help)
-        for node, binding, enabled, tooltip in screen.active_bindings.values():
-            if node is screen and enabled and binding.description and not binding.system:
-                yield SystemCommand(
-                    binding.description,
-                    tooltip or binding.description,
-                    partial(screen.run_action, binding.action),
-                )
+        """Textual's own commands, but Quit and Keys: the screen's provider (ScreenActions)
+        offers those with the rest of the keys."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+    # ------------------------------------------------------------------ engine calls
+
+    @property
+    def busy(self) -> bool:
+        """Whether an engine call started here is still going (one at a time)."""
+        return self.current_run is not None and self.current_run.running
+
+    def can_start(self, verb: str) -> bool:
+        if self.busy:
+            assert self.current_run is not None
+            self.notify(
+                f"{self.current_run.title} is still running (l shows it); {verb} when it ends.",
+                severity="warning",
+            )
+            return False
+        return True
+
+    def start_run(self, plan: ActionPlan, reason: str = "") -> RunState | None:
+        """Run ``plan`` in a worker of the app. In read-only mode a mutating plan is sent to
+        the engine without a run screen: the engine refuses, and the app says what to run."""
+        if not self.can_start(plan.verb):
+            return None
+        run = RunState(plan, reason=reason)
+        refusal = self.read_only and plan.mutating
+        if not refusal:
+            self.current_run = run
+            self.push_screen(RunScreen(run))
+            self.run_changed.publish(run)
+        self.execute(run)
+        return run
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def execute(self, run: RunState) -> None:
+        """The engine call, off the event loop; everything it says comes back as messages."""
+
+        def log(line: str) -> None:
+            self.post_message(RunLine(run, line))
+
+        call = EngineCall(
+            log=log,
+            on_event=lambda event: self.post_test_event(run, event),
+            read_only=self.read_only,
+            reason=run.reason,
+        )
+        try:
+            document = run.plan.call(call)
+        except ReadOnlyError as error:
+            self.post_message(RunFinished(run, error=error.message, exit_code=1, refused=True))
+        except ReleaseError as error:
+            self.post_message(RunFinished(run, error=error.message, exit_code=error.exit_code))
+        except Exception as error:  # a bug or a crash of a tool: one line, never a traceback
+            line = " ".join(f"{type(error).__name__}: {error}".split())
+            self.post_message(RunFinished(run, error=line, exit_code=EXIT_INFRA))
+        else:
+            self.post_message(RunFinished(run, document=document))
+
+    def post_test_event(self, run: RunState, event: Any) -> None:
+        """A test suite's progress (core.testrun's TestEvent), from the worker thread."""
+        kind, suite = getattr(event, "kind", ""), getattr(event, "suite", "")
+        counts = dict(getattr(event, "counts", {}) or {})
+        if kind == "collected":
+            total = getattr(event, "total", None)
+            self.post_message(RunLine(run, f"{suite}: {total} test(s) collected"))
+        elif kind == "result":
+            case = getattr(event, "case", None)
+            if case is not None and getattr(case, "outcome", "") in ("failed", "error"):
+                message = " ".join(str(getattr(case, "message", "") or "").split())[:200]
+                self.post_message(RunLine(run, f"{case.outcome.upper()} {case.nodeid}: {message}"))
+        elif kind == "finished":
+            failed = counts.get("failed", 0) + counts.get("error", 0)
+            status = "failed" if failed else "passed"
+            detail = getattr(event, "detail", "") or ""
+            self.post_message(RunLine(run, f"{status:<7} {suite}  {detail}"))
+            return
+        done, total = int(getattr(event, "done", 0) or 0), getattr(event, "total", None)
+        self.post_message(RunProgress(run, suite, done, total, counts))
+
+    def on_run_line(self, message: RunLine) -> None:
+        message.run.add_line(message.line)
+        self.run_changed.publish(message.run)
+
+    def on_run_progress(self, message: RunProgress) -> None:
+        message.run.progress(message.suite, message.done, message.total, message.counts)
+        self.run_changed.publish(message.run)
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        run = message.run
+        run.finish(message.document, message.error, message.exit_code)
+        if message.refused:
+            self.notify(
+                f"{message.error}. From a session that may act, run:\n{run.plan.command()}",
+                title=READ_ONLY,
+                severity="warning",
+                timeout=30,
+            )
+            return
+        self.run_changed.publish(run)
+        showing = isinstance(self.screen, RunScreen) and self.screen.run is run
+        if not showing:
+            severity = SEVERITY.get(run.outcome or "", "information")
+            self.notify(run.summary(), title="Run ended", severity=severity, timeout=10)  # type: ignore[arg-type]

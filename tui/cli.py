@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite an existing relman.toml")
     init.set_defaults(handler=cmd_init, mutates=True)
 
-    from tui.commands import build, delivery, lineage, testing
+    from tui.commands import build, delivery, lineage, monitoring, policy, testing, traffic
 
-    for module in (lineage, testing, build, delivery):
+    for module in (lineage, testing, build, delivery, monitoring, policy, traffic):
         module.add_parsers(verbs)
     return parser
 

@@ -3,9 +3,16 @@ the handler (on the event loop) updates the screen."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from textual.message import Message
 
 from core.api import Project, ServiceView
+
+if TYPE_CHECKING:
+    from screens.actions import ActionPlan
+    from screens.release_data import ReleaseDetail
+    from screens.runs import RunState
 
 
 class ProjectLoaded(Message):
@@ -27,3 +34,99 @@ class ProjectLoadFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class StatusLoaded(Message):
+    """``api.status``: each service's candidate (clean, dirty or stale, and why)."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__()
+        self.status = status
+
+
+class PollDone(Message):
+    """The overview's poll ended (whatever it found): time to arm the next one."""
+
+
+class ReleaseLoaded(Message):
+    """The release screen's data: lineage, deltas, tests, gates, history."""
+
+    def __init__(self, detail: ReleaseDetail) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class EngineFailed(Message):
+    """A read for a screen failed; ``error`` is the one line to show, ``title`` says what."""
+
+    def __init__(self, title: str, error: str) -> None:
+        super().__init__()
+        self.title = title
+        self.error = error
+
+
+class PlanReady(Message):
+    """What an action would do, read fresh from the engine: ask the user, then run it."""
+
+    def __init__(self, plan: ActionPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class RunLine(Message):
+    """One line of an engine call's ``log`` (a step starting or ending, or its output)."""
+
+    def __init__(self, run: RunState, line: str) -> None:
+        super().__init__()
+        self.run = run
+        self.line = line
+
+
+class RunProgress(Message):
+    """A test suite's progress; only the latest of one suite matters, so a backlog collapses."""
+
+    def __init__(self, run: RunState, suite: str, done: int, total: int | None, counts: Any):
+        super().__init__()
+        self.run = run
+        self.suite = suite
+        self.done = done
+        self.total = total
+        self.counts = dict(counts)
+
+    def can_replace(self, message: Message) -> bool:
+        return (
+            isinstance(message, RunProgress)
+            and message.run is self.run
+            and message.suite == self.suite
+        )
+
+
+class RunFinished(Message):
+    """The engine call returned ``document`` or raised (``error``, its exit code)."""
+
+    def __init__(
+        self,
+        run: RunState,
+        *,
+        document: dict[str, Any] | None = None,
+        error: str = "",
+        exit_code: int = 0,
+        refused: bool = False,
+    ) -> None:
+        super().__init__()
+        self.run = run
+        self.document = document
+        self.error = error
+        self.exit_code = exit_code
+        # The engine refused because the session is read-only (ReadOnlyError).
+        self.refused = refused
+
+
+class AuditLoaded(Message):
+    """One page of history (appended when ``more``) and the chain check."""
+
+    def __init__(self, page: dict[str, Any], verify: dict[str, Any] | None, *, more: bool):
+        super().__init__()
+        self.page = page
+        self.verify = verify
+        self.more = more

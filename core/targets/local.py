@@ -93,7 +93,15 @@ class LocalTarget:
             str(port),
         ]
         log(f"starting {bento} on {SIDE_HOST}:{port}")
-        environ = {**os.environ, TAG_VARIABLE: str(folder)}
+        from core.monitor_log import monitor_environment
+
+        # Tagged (to find every process of it again); its bentoml.monitor logs kept in its
+        # own folder, apart from other environments serving the same Bento.
+        environ = {
+            **os.environ,
+            TAG_VARIABLE: str(folder),
+            **monitor_environment(folder / "monitoring", os.environ),
+        }
         with (folder / "serve.log").open("ab") as output:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", _LAUNCH, "relman-serve", *command],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -70,3 +71,45 @@ async def _wait_for_workers(pilot: Pilot[object]) -> None:
 def wait_for_workers() -> WaitForWorkers:
     """``await wait_for_workers(pilot)``: every worker done and its messages handled."""
     return _wait_for_workers
+
+
+@pytest.fixture
+def canned_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shop project of tests/tui/canned.py: core.api's reads answer canned documents."""
+    from tests.tui import canned
+
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "relman.toml").write_text(canned.CANNED_TOML, encoding="utf-8")
+    monkeypatch.chdir(root)
+    canned.install(monkeypatch)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real demo project (git, DVC, suites, BentoML service), made once per session."""
+    from core.demo import create_demo
+
+    base = tmp_path_factory.mktemp("demo-template")
+    return create_demo(base / "iris-demo")
+
+
+@pytest.fixture
+def demo_dir(demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo for one test (its DVC remote beside it, as the demo makes it);
+    the cwd is its root. Nothing is recorded in its ledger yet."""
+    for source in demo_template.parent.iterdir():
+        shutil.copytree(source, tmp_path / source.name, symlinks=True)
+    root = tmp_path / demo_template.name
+    monkeypatch.chdir(root)
+    return root
+
+
+async def wait_until(pilot: Pilot[object], condition: Callable[[], object], what: str) -> None:
+    """Let the app run until ``condition()`` holds (workers posting, timers firing)."""
+    for _ in range(250):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

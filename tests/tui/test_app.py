@@ -11,10 +11,11 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets._header import HeaderTitle
 
+from core import api
 from core.api import Project
-from screens import overview as overview_module
 from screens.help import HelpScreen
 from screens.overview import EnvironmentTable, OverviewScreen
+from screens.palette import ScreenActions
 from tests.tui.conftest import BROKEN_TOML, WaitForWorkers
 from tui.app import RelmanApp
 
@@ -50,12 +51,15 @@ async def test_overview_lists_every_environment_in_promotion_order(
             ["shop", "dev"],
             ["shop", "staging"],
             ["shop", "prod"],
+            ["shop", "candidate"],
         ]
-        assert [row[3] for row in shown] == ["not deployed"] * 3
-        assert [row[5] for row in shown] == [
-            f"http://127.0.0.1:{port}" for port in (3100, 3101, 3102)
-        ]
-        assert row_keys(app) == ["shop/dev", "shop/staging", "shop/prod"]
+        assert [row[3] for row in shown[:3]] == ["not deployed"] * 3
+        # The scheme is left out to fit 80 columns.
+        assert [row[5] for row in shown[:3]] == [f"127.0.0.1:{port}" for port in (3100, 3101, 3102)]
+        assert row_keys(app) == ["shop/dev", "shop/staging", "shop/prod", "shop/@candidate"]
+        # Not a git repository: the candidate cannot be read, and the row says so.
+        assert shown[3][3] == "unknown"
+        assert shown[3][5].startswith("not a git reposi")
         assert "Nothing deployed yet" in status_text(app)
         # points at a command that exists (promotion has not landed yet)
         assert "relman release tests, builds and deploys shop to dev" in status_text(app)
@@ -95,13 +99,13 @@ async def test_the_first_paint_does_not_wait_for_the_project(
     project_dir: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_load = overview_module.load_project
+    real_load = api.load_project
 
     def slow_load(path: Path | None) -> Project:
         release.wait(timeout=10)
         return real_load(path)
 
-    monkeypatch.setattr(overview_module, "load_project", slow_load)
+    monkeypatch.setattr(api, "load_project", slow_load)
     app = RelmanApp(project_dir=project_dir)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -112,7 +116,7 @@ async def test_the_first_paint_does_not_wait_for_the_project(
         release.set()
         await wait_for_workers(pilot)
         assert not table.loading
-        assert table.row_count == 3
+        assert table.row_count == 4
 
 
 async def test_help_lists_the_keys_of_the_app_and_the_screen(
@@ -125,6 +129,9 @@ async def test_help_lists_the_keys_of_the_app_and_the_screen(
         assert isinstance(app.screen, HelpScreen)
         keys = {row.keys: row for row in app.screen.rows}
         assert keys["?"].group == "App"
+        assert keys["?"].description.startswith("Help")
+        assert keys["h"].description.startswith("History")
+        assert keys["b"].description.startswith("Rollback")
         quit_keys = next(k for k, row in keys.items() if row.description.startswith("Quit"))
         assert "q" in quit_keys.split()
         assert keys["r"].group == "Overview"
@@ -198,7 +205,7 @@ async def test_refresh_updates_rows_in_place(
         await pilot.press("r")
         await wait_for_workers(pilot)
         assert row_keys(app) == keys_before
-        assert rows(app)[2][5] == "http://127.0.0.1:3202"
+        assert rows(app)[2][5] == "127.0.0.1:3202"
         # Updated cell by cell, not cleared and refilled: the cursor stayed where it was.
         assert table.cursor_row == 2
 
@@ -213,7 +220,7 @@ async def test_refresh_keeps_the_rows_when_the_config_breaks(
         await pilot.press("r")
         await wait_for_workers(pilot)
         assert "unknown key 'bogus_setting'" in status_text(app)
-        assert len(rows(app)) == 3
+        assert len(rows(app)) == 4
 
 
 async def run_from_palette(pilot: Pilot[None], title: str) -> None:
@@ -237,15 +244,18 @@ async def test_command_palette_offers_help_and_refresh(
     app = RelmanApp(project_dir=project_dir)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_workers(pilot)
-        titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert {"Help", "Refresh", "Quit"} <= set(titles)
+        titles = [title for title, _help, _run in ScreenActions(app.screen).commands()]
+        assert {"Help", "Refresh", "Quit", "History", "Rollback"} <= set(titles)
+        # Textual's own Quit and Keys are left to the screen's provider.
+        system = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Quit" not in system and "Keys" not in system
 
         config = project_dir / "relman.toml"
         config.write_text(config.read_text().replace("3100", "3200"), encoding="utf-8")
         await run_from_palette(pilot, "Refresh")
         await wait_for_workers(pilot)
         assert isinstance(app.screen, OverviewScreen)
-        assert rows(app)[0][5] == "http://127.0.0.1:3200"
+        assert rows(app)[0][5] == "127.0.0.1:3200"
 
         await run_from_palette(pilot, "Help")
         assert isinstance(app.screen, HelpScreen)

@@ -1,42 +1,113 @@
-"""SVG snapshots of the overview once the project is loaded: the 80x24 on-call terminal and
-a roomier one. Nothing on screen depends on tmp_path, so the pictures are deterministic."""
+"""SVG snapshots at the 80x24 on-call terminal and a roomier 120x40: the overview, the help,
+the release screen, a promotion's confirmation and its run. The engine answers canned
+documents (tests/tui/canned.py) and the clocks stand still, so the pictures are deterministic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.tui.conftest import WaitForWorkers
+import pytest
+from textual.pilot import Pilot
+
+from core import api
+from screens import runs
+from tests.tui import canned
+from tests.tui.conftest import wait_until
 from tui.app import RelmanApp
 
 SnapCompare = Callable[..., bool]
+SIZES = [(80, 24), (120, 40)]
 
 
-def test_overview_80x24(
-    snap_compare: SnapCompare, project_dir: Path, wait_for_workers: WaitForWorkers
+async def settle(pilot: Pilot[None]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def pressing(*keys: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """Wait for the overview, press ``keys`` (waiting for the workers after each)."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "clock", lambda: 100.0)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_overview(snap_compare: SnapCompare, canned_project: Path, size: tuple[int, int]) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=size, run_before=pressing())
+
+
+def test_overview_read_only_80x24(snap_compare: SnapCompare, canned_project: Path) -> None:
+    app = RelmanApp(project_dir=canned_project, read_only=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pressing())
+
+
+def test_help_80x24(snap_compare: SnapCompare, canned_project: Path) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pressing("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_release(snap_compare: SnapCompare, canned_project: Path, size: tuple[int, int]) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=size, run_before=pressing("enter"))
+
+
+def test_confirm_promote_80x24(snap_compare: SnapCompare, canned_project: Path) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pressing("enter", "p"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_run_of_a_promotion(
+    snap_compare: SnapCompare,
+    canned_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    still_clock: None,
+    size: tuple[int, int],
 ) -> None:
-    app = RelmanApp(project_dir=project_dir)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=wait_for_workers)
+    def promote(*args: object, **kwargs: object) -> dict[str, object]:
+        log = kwargs["log"]
+        assert callable(log)
+        for line in (
+            "lock ...",
+            "passed  lock  prod locked",
+            "validate ...",
+            "starting shop:a1b2c3d4e5f6 on 127.0.0.1:40000",
+            "passed  validate  ready in 3.4 s on 127.0.0.1:40000; /predict answered 200",
+            "switch ...",
+            "passed  switch  prod serves v1.4.0 at http://127.0.0.1:3102",
+        ):
+            log(line)
+        return canned.deploy_document("promote", "prod", canned.CANDIDATE, "v1.4.0")
+
+    monkeypatch.setattr(api, "promote", promote)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pressing("enter", "p", "y")(pilot)
+        app = pilot.app
+        assert isinstance(app, RelmanApp)
+        await wait_until(pilot, lambda: app.current_run and not app.busy, "the promotion")
+        await settle(pilot)
+
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_overview_120x40(
-    snap_compare: SnapCompare, project_dir: Path, wait_for_workers: WaitForWorkers
-) -> None:
-    app = RelmanApp(project_dir=project_dir)
-    assert snap_compare(app, terminal_size=(120, 40), run_before=wait_for_workers)
-
-
-def test_overview_read_only_80x24(
-    snap_compare: SnapCompare, project_dir: Path, wait_for_workers: WaitForWorkers
-) -> None:
-    app = RelmanApp(project_dir=project_dir, read_only=True)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=wait_for_workers)
-
-
-def test_help_80x24(
-    snap_compare: SnapCompare, project_dir: Path, wait_for_workers: WaitForWorkers
-) -> None:
-    app = RelmanApp(project_dir=project_dir)
-    assert snap_compare(
-        app, press=["question_mark"], terminal_size=(80, 24), run_before=wait_for_workers
-    )
+def test_audit_80x24(snap_compare: SnapCompare, canned_project: Path) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pressing("h"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import find_config, load_config, load_project, parse_config
+from core.config import find_config, key_lines, load_config, load_project, parse_config
 from core.errors import ConfigError
 
 VALID = """\
@@ -180,3 +180,224 @@ def test_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_parse_config_does_not_touch_disk(tmp_path: Path) -> None:
     config = parse_config(VALID, tmp_path / "nowhere" / "relman.toml")
     assert config.project.name == "shop"
+
+
+# ------------------------------------------------------------------- monitoring policies
+
+POLICIES = """
+[environments.prod.monitoring]
+cooldown_minutes = 10
+
+[services.shop.monitoring]
+drift_psi_max = 0.3
+
+[[services.shop.monitoring.when]]
+match = { env = "prod" }
+drift_psi_max = 0.25
+
+[monitoring]
+scrape_interval = 2.0
+webhook = "http://127.0.0.1:9000/hook"
+
+[monitoring.templates.strict]
+latency_p99_ms = 400
+leak_metric = "p99_ms"
+
+[[monitoring.templates.strict.when]]
+match = { env = "prod*", target = "local" }
+latency_p99_ms = 300
+
+[monitoring.templates.quiet]
+cooldown_minutes = 30
+
+[[monitoring.assign]]
+match = { env = "prod" }
+templates = ["strict"]
+
+[[monitoring.assign]]
+match = { service = "shop*", env = ["dev", "staging"] }
+templates = ["strict", "quiet"]
+"""
+
+
+def test_monitoring_policy_keys_load(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, VALID + POLICIES))
+    monitoring = config.monitoring
+    assert monitoring.scrape_interval == 2.0
+    assert monitoring.raw_retention_hours == 6.0
+    assert monitoring.parameters() == {
+        "scrape_interval": 2.0,
+        "webhook": "http://127.0.0.1:9000/hook",
+    }
+    assert monitoring.templates["strict"].when[0].parameters() == {"latency_p99_ms": 300.0}
+    assert monitoring.templates["strict"].when[0].match.patterns() == {
+        "env": ["prod*"],
+        "target": ["local"],
+    }
+    assert monitoring.assign[1].templates == ["strict", "quiet"]
+    assert config.environments["prod"].monitoring.parameters() == {"cooldown_minutes": 10}
+    assert config.services["shop"].monitoring.when[0].match.env == "prod"
+    assert config.environments["dev"].monitoring.parameters() == {}
+
+
+def test_monitoring_defaults_without_a_monitoring_table(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, VALID))
+    assert config.monitoring.scrape_interval == 5.0
+    assert config.monitoring.templates == {}
+    assert config.monitoring.assign == []
+
+
+def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
+    numbers = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    return numbers[occurrence - 1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "latency_p99_ms = 400",
+            "latency_p99 = 400",
+            "unknown key 'latency_p99' in [monitoring.templates.strict]",
+        ),
+        (
+            "latency_p99_ms = 300",
+            'latency_p99_ms = "300"',
+            "bad value for 'latency_p99_ms' in [monitoring.templates.strict.when.0]: "
+            "input should be a valid number (got '300')",
+        ),
+        (
+            "cooldown_minutes = 10",
+            "cooldown_minutes = 2.5",
+            "bad value for 'cooldown_minutes' in [environments.prod.monitoring]: "
+            "input should be a valid integer (got 2.5)",
+        ),
+        (
+            "drift_psi_max = 0.25",
+            "drift_psi_max = true",
+            "bad value for 'drift_psi_max' in [services.shop.monitoring.when.0]: "
+            "input should be a valid number (got True)",
+        ),
+        (
+            'leak_metric = "p99_ms"',
+            'leak_metric = "p42_ms"',
+            "bad value for 'leak_metric' in [monitoring.templates.strict]",
+        ),
+        (
+            'webhook = "http://127.0.0.1:9000/hook"',
+            'webhook = "127.0.0.1:9000"',
+            "bad value for 'webhook' in [monitoring]",
+        ),
+        (
+            "scrape_interval = 2.0",
+            "scrape_interval = 0",
+            "bad value for 'scrape_interval' in [monitoring]",
+        ),
+        (
+            "cooldown_minutes = 30",
+            "cooldown_minutes = 30\nwhen = 3",
+            "bad value for 'when' in [monitoring.templates.quiet]",
+        ),
+    ],
+)
+def test_bad_monitoring_parameter_names_line_and_key(
+    old: str, new: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + POLICIES.replace(old, new)
+    line = _line_of(text, new.splitlines()[-1])
+    message = _error(tmp_path, text, monkeypatch)
+    assert message.startswith(f"relman.toml:{line}: {expected}")
+
+
+def test_unknown_key_in_second_assign_rule_points_at_that_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + POLICIES.replace(
+        'templates = ["strict", "quiet"]', 'templates = ["strict", "quiet"]\npriority = 1'
+    )
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, "priority = 1")
+    assert message == f"relman.toml:{line}: unknown key 'priority' in [monitoring.assign.1]"
+
+
+def test_conditional_without_match_points_at_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + POLICIES.replace('match = { env = "prod" }\ndrift_psi_max', "drift_psi_max")
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, "[[services.shop.monitoring.when]]")
+    assert message == (
+        f"relman.toml:{line}: missing key 'match' in [services.shop.monitoring.when.0]"
+    )
+
+
+def test_unknown_match_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = VALID + POLICIES.replace('match = { env = "prod" }', 'match = { stage = "prod" }')
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, 'match = { stage = "prod" }')
+    assert message.startswith(f"relman.toml:{line}: unknown key 'stage' in ")
+
+
+def test_assign_rule_naming_an_undeclared_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + POLICIES.replace('templates = ["strict", "quiet"]', 'templates = ["strcit"]')
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, 'templates = ["strcit"]')
+    assert message == (
+        f"relman.toml:{line}: [[monitoring.assign]] #2 templates names 'strcit', which is not "
+        "a [monitoring.templates.*] table (quiet, strict)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            'match = { env = "prod" }\ntemplates',
+            'match = { env = "prdo" }\ntemplates',
+            "[[monitoring.assign]] #1 match env = 'prdo'",
+        ),
+        (
+            'env = "prod*", target',
+            'env = "qa*", target',
+            "[[monitoring.templates.strict.when]] #1 match env = 'qa*'",
+        ),
+        (
+            'target = "local"',
+            'target = "k8s"',
+            "[[monitoring.templates.strict.when]] #1 match target = 'k8s'",
+        ),
+        (
+            'env = ["dev", "staging"]',
+            'env = ["dev", "stage"]',
+            "[[monitoring.assign]] #2 match env = 'stage'",
+        ),
+    ],
+)
+def test_match_pattern_that_matches_no_environment(
+    old: str, new: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + POLICIES.replace(old, new)
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, new.splitlines()[0])
+    assert message.startswith(f"relman.toml:{line}: {where} matches no ")
+
+
+def test_a_service_pattern_may_name_services_still_to_come(tmp_path: Path) -> None:
+    text = VALID + POLICIES.replace('service = "shop*"', 'service = "cart*"')
+    assert load_config(_write(tmp_path, text)).monitoring.assign[1].match.service == "cart*"
+
+
+def test_key_lines_index_arrays_of_tables() -> None:
+    text = (
+        "[a]\nx = 1\n[[a.r]]\nk = 1\n[[a.r]]\nk = 2\n[[a.r.w]]\nm = { e = 1 }\n"
+        "[[a.r]]\n[b]\ny = 1\n"
+    )
+    lines = key_lines(text)
+    assert lines[("a", "r", "0", "k")] == 4
+    assert lines[("a", "r", "1", "k")] == 6
+    assert lines[("a", "r", "1", "w", "0", "m", "e")] == 8
+    assert lines[("a", "r", "2")] == 9
+    assert lines[("a", "r", "k")] == 4  # the unindexed path still names the first
+    assert lines[("b", "y")] == 11

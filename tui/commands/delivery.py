@@ -169,12 +169,18 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stopped_name(entry: dict[str, Any]) -> str:
+    if entry.get("service"):
+        return f"{entry['service']}/{entry['env']}"
+    return "the collector" if entry.get("collector") else "other processes of this project"
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
     document = api.down(project, args.env, read_only=args.read_only, log=_stderr)
     if args.json:
         emit(document)
     else:
-        stopped = [f"{e['service']}/{e['env']}" for e in document["environments"] if e["stopped"]]
+        stopped = [_stopped_name(e) for e in document["environments"] if e["stopped"]]
         out("stopped " + ", ".join(stopped) if stopped else "nothing was running")
     return 0

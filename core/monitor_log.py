@@ -1,0 +1,425 @@
+"""Tail the JSON lines of BentoML's default monitor, safely across rotation and restarts.
+
+``bentoml.monitor("iris")`` with the default monitor writes, per server worker N (from 1):
+
+- ``LOG_PATH/iris/data/data.N.log``: one JSON object per logged row, the logged columns plus
+  ``timestamp`` (``datetime.now().isoformat()``: naive, the server's local time),
+  ``request_id`` and ``trace_id``. A ``TimedRotatingFileHandler`` rotates it at midnight
+  (``when: D``) by renaming it ``data.N.log.YYYY-MM-DD`` and starting a new one; nothing is
+  deleted.
+- ``LOG_PATH/iris/schema/schema.N.log``: one JSON object per worker start, naming each
+  column's role (feature, prediction, target) and type.
+
+``LOG_PATH`` is ``monitoring`` relative to the served Bento's own folder unless the server is
+started with :func:`monitor_environment` (verified with BentoML 1.4.40 ``bentoml serve``: the
+key is per service, ``services.monitoring.options.log_path``; the v1 key
+``monitoring.options.log_path`` is silently ignored).
+
+:class:`MonitorReader` returns the rows written since its last pass: whole lines only (a
+partial last line waits for the next pass), a file is followed by its inode so a rotated file
+is finished under its new name, a file shorter than the offset read (truncated) or a new
+inode is read from the start, and unparsable lines are skipped and counted. Its
+:meth:`MonitorReader.state` is plain JSON, for a collector to persist across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, BinaryIO, TypeGuard
+
+__all__ = [
+    "CONFIG_OVERRIDES_VARIABLE",
+    "MonitorReader",
+    "MonitorRow",
+    "MonitorSchema",
+    "label_text",
+    "monitor_environment",
+    "monitor_folders",
+]
+
+# BentoML's JSON config override (BENTOML_CONFIG_OPTIONS, its older "k=v" form, is
+# deprecated and splits values on whitespace; the JSON form takes any path).
+CONFIG_OVERRIDES_VARIABLE = "BENTOML_CONFIG_OVERRIDES"
+# Columns the default monitor adds to every row.
+TIME, REQUEST_ID, TRACE_ID = "timestamp", "request_id", "trace_id"
+# Bytes read per pass over all files: the first pass over a large backlog is spread out.
+READ_BUDGET = 8 * 1024 * 1024
+# Problem lines kept per pass.
+MAX_PROBLEMS = 10
+# data.3.log (current) or data.3.log.2026-11-27 (rotated; any suffix).
+_DATA_FILE = re.compile(r"data\.(\d+)\.log(?:\.(.+))?")
+_SCHEMA_FILE = re.compile(r"schema\.(\d+)\.log(?:\..+)?")
+
+
+@dataclass(frozen=True)
+class MonitorRow:
+    """One logged row: its time (Unix seconds, UTC), request, features and outcome."""
+
+    t: int
+    request_id: str | None
+    features: dict[str, float]
+    prediction: str | None
+    target: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "request_id": self.request_id,
+            "features": dict(self.features),
+            "prediction": self.prediction,
+            "target": self.target,
+        }
+
+
+@dataclass(frozen=True)
+class MonitorSchema:
+    """The columns of a monitor by role, in the order the service logged them."""
+
+    features: tuple[str, ...] = ()
+    predictions: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    # False when no schema file was found and the roles are guessed from the row itself.
+    declared: bool = True
+
+
+@dataclass
+class _FileState:
+    inode: int
+    offset: int
+
+
+@dataclass
+class _Pass:
+    """What one read() found wrong, aggregated per file."""
+
+    bad_lines: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def bad(self, name: str) -> None:
+        self.bad_lines[name] = self.bad_lines.get(name, 0) + 1
+
+    def lines(self) -> list[str]:
+        found = [f"data/{n}: {k} unparsable line(s) skipped" for n, k in self.bad_lines.items()]
+        found += self.notes
+        if len(found) > MAX_PROBLEMS:
+            found = [*found[:MAX_PROBLEMS], f"{len(found) - MAX_PROBLEMS} more problems"]
+        return found
+
+
+class MonitorReader:
+    """The new rows of one monitor folder (``LOG_PATH/NAME``, holding ``data/``, ``schema/``).
+
+    ``state`` is what :meth:`state` returned earlier (``{file name: {"inode", "offset"}}``);
+    without it every file present is read from its start. ``naive_tz`` is the zone of
+    timestamps without an offset: BentoML writes the server's local time, so the default
+    (None) reads them as this machine's local time; pass ``datetime.UTC`` for UTC.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        state: Mapping[str, Any] | None = None,
+        *,
+        naive_tz: tzinfo | None = None,
+        read_budget: int = READ_BUDGET,
+    ) -> None:
+        self.folder = Path(folder)
+        self.naive_tz = naive_tz
+        self.read_budget = read_budget
+        self._files: dict[str, _FileState] = _load_state(state)
+        self._schema_key: tuple[str, int, int] | None = None
+        self._schema = MonitorSchema(declared=False)
+        # The last pass's problems, one line each; ``skipped`` counts bad lines ever seen.
+        self.problems: list[str] = []
+        self.skipped = 0
+
+    @property
+    def schema(self) -> MonitorSchema:
+        return self._schema
+
+    def state(self) -> dict[str, Any]:
+        """``{file name: {"inode": int, "offset": int}}``: JSON, for the next reader."""
+        return {
+            name: {"inode": s.inode, "offset": s.offset} for name, s in sorted(self._files.items())
+        }
+
+    def read(self) -> list[MonitorRow]:
+        """Rows completed since the last call, oldest file first, then by time."""
+        found = _Pass()
+        self._load_schema(found)
+        previous = self._files
+        by_inode = {s.inode: s for s in previous.values()}
+        files: dict[str, _FileState] = {}
+        rows: list[MonitorRow] = []
+        budget = self.read_budget
+        for name, stat in self._data_files():
+            known = previous.get(name)
+            if known is not None and known.inode == stat.st_ino:
+                offset = known.offset
+            elif stat.st_ino in by_inode:  # renamed by rotation: finish it where we were
+                offset = by_inode[stat.st_ino].offset
+            else:  # a new file, or a new one under a known name
+                offset = 0
+            if stat.st_size < offset:
+                found.notes.append(f"data/{name}: shorter than already read, read again")
+                offset = 0
+            if stat.st_size > offset and budget > 0:
+                offset, used, new_rows = self._read_file(name, stat, offset, budget, found)
+                rows.extend(new_rows)
+                budget -= used
+            files[name] = _FileState(stat.st_ino, offset)
+        self._files = files
+        if rows and not self._schema.declared:
+            found.notes.append("no schema file: roles guessed from the column names")
+        self.problems = found.lines()
+        self.skipped += sum(found.bad_lines.values())
+        rows.sort(key=lambda row: row.t)
+        return rows
+
+    # ------------------------------------------------------------------ internals
+
+    def _data_files(self) -> list[tuple[str, os.stat_result]]:
+        """Data files with their stat, in writing order: per worker, rotated ones first."""
+        folder = self.folder / "data"
+        entries: list[tuple[tuple[int, int, str], str, os.stat_result]] = []
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for name in names:
+            match = _DATA_FILE.fullmatch(name)
+            if match is None:
+                continue
+            try:
+                stat = (folder / name).stat()
+            except FileNotFoundError:  # rotated away between listdir and stat
+                continue
+            suffix = match.group(2)
+            order = (int(match.group(1)), 0 if suffix else 1, suffix or "")
+            entries.append((order, name, stat))
+        entries.sort(key=lambda entry: entry[0])
+        return [(name, stat) for _, name, stat in entries]
+
+    def _read_file(
+        self, name: str, stat: os.stat_result, offset: int, budget: int, found: _Pass
+    ) -> tuple[int, int, list[MonitorRow]]:
+        """Parse the whole lines of ``name`` from ``offset``: (new offset, bytes used, rows)."""
+        try:
+            with open(self.folder / "data" / name, "rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != stat.st_ino:
+                    return offset, 0, []  # rotated since listed: the next pass follows it
+                handle.seek(offset)
+                chunk = handle.read(budget)
+                end = chunk.rfind(b"\n")
+                if end < 0 and len(chunk) == budget:
+                    if budget < self.read_budget:
+                        return offset, budget, []  # the budget ran out: next pass
+                    # One line longer than the whole budget: skip it rather than stall on it.
+                    skipped = _skip_line(handle)
+                    if skipped is None:
+                        return offset, budget, []  # still no newline: wait for the rest
+                    found.bad(name)
+                    return offset + budget + skipped, budget, []
+        except FileNotFoundError:
+            return offset, 0, []
+        if end < 0:
+            return offset, 0, []  # a partial line only: it waits for its newline
+        rows = []
+        for line in chunk[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            row = self._row(line)
+            if row is None:
+                found.bad(name)
+            else:
+                rows.append(row)
+        return offset + end + 1, end + 1, rows
+
+    def _row(self, line: bytes) -> MonitorRow | None:
+        try:
+            record = json.loads(line)
+        except ValueError:  # includes UnicodeDecodeError
+            return None
+        if not isinstance(record, dict):
+            return None
+        t = _unix_time(record.get(TIME), self.naive_tz)
+        if t is None:
+            return None
+        schema = self._schema if self._schema.declared else _guess_schema(record)
+        features = {}
+        for column in schema.features:
+            value = record.get(column)
+            # Numbers only: categorical or sequence features have no place in the drift math.
+            if _is_number(value) and math.isfinite(value):
+                features[column] = float(value)
+        request_id = record.get(REQUEST_ID)
+        return MonitorRow(
+            t=t,
+            request_id=None if request_id in (None, "", "None") else str(request_id),
+            features=features,
+            prediction=_first(record, schema.predictions),
+            target=_first(record, schema.targets),
+        )
+
+    def _load_schema(self, found: _Pass) -> None:
+        """Roles from the newest schema file; read again only when it changed."""
+        folder = self.folder / "schema"
+        newest: tuple[int, str, int] | None = None
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        for name in names:
+            if _SCHEMA_FILE.fullmatch(name) is None:
+                continue
+            try:
+                stat = (folder / name).stat()
+            except FileNotFoundError:
+                continue
+            candidate = (stat.st_mtime_ns, name, stat.st_size)
+            if newest is None or candidate > newest:
+                newest = candidate
+        if newest is None:
+            return
+        key = (newest[1], newest[0], newest[2])
+        if key == self._schema_key:
+            return
+        schema = _parse_schema(folder / newest[1])
+        if schema is None:
+            found.notes.append(f"schema/{newest[1]}: no readable schema line")
+            return
+        self._schema_key = key
+        self._schema = schema
+
+
+def _load_state(state: Mapping[str, Any] | None) -> dict[str, _FileState]:
+    files: dict[str, _FileState] = {}
+    for name, entry in (state or {}).items():
+        try:
+            files[str(name)] = _FileState(int(entry["inode"]), max(0, int(entry["offset"])))
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged entry: the file is read again from its start
+    return files
+
+
+def _skip_line(handle: BinaryIO) -> int | None:
+    """Bytes up to and including the next newline, or None when the file ends first."""
+    skipped = 0
+    while block := handle.read(1024 * 1024):
+        at = block.find(b"\n")
+        if at >= 0:
+            return skipped + at + 1
+        skipped += len(block)
+    return None
+
+
+def _parse_schema(path: Path) -> MonitorSchema | None:
+    """The last valid schema object of a schema file."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        columns = record.get("columns") if isinstance(record, dict) else None
+        if not isinstance(columns, list):
+            continue
+        roles: dict[str, list[str]] = {"feature": [], "prediction": [], "target": []}
+        for column in columns:
+            if isinstance(column, dict) and isinstance(column.get("name"), str):
+                role = column.get("role")
+                if role in roles:
+                    roles[role].append(column["name"])
+        return MonitorSchema(
+            tuple(roles["feature"]), tuple(roles["prediction"]), tuple(roles["target"])
+        )
+    return None
+
+
+def _guess_schema(record: dict[str, Any]) -> MonitorSchema:
+    """Without a schema: "prediction" and "target" by name, every other number a feature."""
+    reserved = {TIME, REQUEST_ID, TRACE_ID, "prediction", "target"}
+    features = tuple(k for k, v in record.items() if k not in reserved and _is_number(v))
+    return MonitorSchema(
+        features,
+        ("prediction",) if "prediction" in record else (),
+        ("target",) if "target" in record else (),
+        declared=False,
+    )
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _first(record: dict[str, Any], columns: tuple[str, ...]) -> str | None:
+    for column in columns:
+        value = record.get(column)
+        if value is not None:
+            return label_text(value)
+    return None
+
+
+def label_text(value: Any) -> str:
+    """A class label as text: 1 and 1.0 both read "1", as the drift math compares them."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _unix_time(value: Any, naive_tz: tzinfo | None) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None and naive_tz is not None:
+        moment = moment.replace(tzinfo=naive_tz)
+    # A naive datetime's timestamp() is that of the local time of this machine.
+    return int(moment.timestamp())  # whole seconds (a record before 1970 is no concern)
+
+
+def monitor_folders(log_path: Path) -> dict[str, Path]:
+    """``{monitor name: folder}`` of the monitors that wrote under ``log_path``."""
+    try:
+        children = sorted(log_path.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {child.name: child for child in children if (child / "data").is_dir()}
+
+
+def monitor_environment(log_path: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """``{BENTOML_CONFIG_OVERRIDES: ...}`` that points a `bentoml serve` at ``log_path``.
+
+    Merged into an override the environment already carries. ``services.monitoring`` is
+    the default of every service of the Bento; a service that sets ``monitoring`` in its own
+    ``@bentoml.service(...)`` config keeps its own log_path.
+    """
+    overrides: dict[str, Any] = {}
+    if existing := environ.get(CONFIG_OVERRIDES_VARIABLE):
+        try:
+            loaded = json.loads(existing)
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, dict):
+            overrides = loaded
+    level = overrides
+    for key in ("services", "monitoring", "options"):
+        if not isinstance(level.get(key), dict):
+            level[key] = {}
+        level = level[key]
+    level["log_path"] = str(Path(log_path).absolute())
+    return {CONFIG_OVERRIDES_VARIABLE: json.dumps(overrides)}

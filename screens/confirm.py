@@ -1,0 +1,66 @@
+"""The confirmation of a release action: exactly what will happen, then yes or no.
+
+Dismissed with the reason typed (``""`` when the action asks none) to go ahead, or None.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from screens.actions import ActionPlan
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """``promote iris v1.4.0 (3f9a2c1) to prod, replacing v1.3.2; gates: 4 passed``."""
+
+    BINDING_GROUP_TITLE = "Confirm"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", tooltip="Do nothing"),
+        Binding("y", "confirm", "Yes", tooltip="Go ahead"),
+        Binding("n", "cancel", "No", show=False),
+    ]
+
+    def __init__(self, plan: ActionPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-dialog"):
+            yield Static(self.plan.verb.capitalize(), id="confirm-title", markup=False)
+            yield Static(self.plan.text, id="confirm-text", markup=False)
+            if self.plan.ask_reason:
+                yield Input(placeholder="why (for the audit log)", id="confirm-reason")
+            yield Static(self.plan.command(), id="confirm-command", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button(self.plan.verb.capitalize(), id="confirm-yes", variant="warning")
+                yield Button("Cancel", id="confirm-no")
+
+    def on_mount(self) -> None:
+        if self.plan.ask_reason:
+            self.query_one("#confirm-reason", Input).focus()
+        else:
+            self.query_one("#confirm-yes", Button).focus()
+
+    @property
+    def reason(self) -> str:
+        if not self.plan.ask_reason:
+            return ""
+        return self.query_one("#confirm-reason", Input).value.strip()
+
+    @on(Input.Changed, "#confirm-reason")
+    def show_command(self) -> None:
+        self.query_one("#confirm-command", Static).update(self.plan.command(self.reason))
+
+    @on(Input.Submitted, "#confirm-reason")
+    @on(Button.Pressed, "#confirm-yes")
+    def action_confirm(self) -> None:
+        self.dismiss(self.reason)
+
+    @on(Button.Pressed, "#confirm-no")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

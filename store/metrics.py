@@ -1,0 +1,1037 @@
+"""The metric store: ``<project>/.relman/metrics.db``, the collector's samples and alerts.
+
+A database of its own, so that the collector's steady writes never wait on (nor block) the
+ledger. Opening follows the ledger's rules (:mod:`store.db`): a file that is not SQLite, is
+damaged, holds another program's tables or was written by a newer relman is refused with one
+:class:`~core.errors.StoreError` line before anything writes to it; a read-only open never
+creates, migrates or writes (a missing file reads as an empty store); write opens switch the
+file to WAL and apply the versioned migrations of :mod:`store.metrics_schema`.
+
+The ingest and query paths use the standard library's sqlite3 directly (``executemany``,
+tuples). A write open goes through :func:`store.db.connect` (a sqlite-utils wrapper, for
+``migrate`` and ``write_transaction``); a read-only open of an existing file uses sqlite3
+alone, sparing the panes and ``relman metrics`` the import of sqlite-utils. Every
+write is one BEGIN IMMEDIATE transaction per batch; a locked file is waited for (SQLite's own
+busy handler, then retries with backoff, until ``busy_timeout``): no row is dropped, and past
+the timeout the batch fails whole with the busy line. Times are integer Unix seconds (UTC).
+
+:func:`rollup` turns consecutive cumulative scrapes into one minute's rates and latency
+percentiles; it is pure, so the collector, the benchmark and the tests share it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache, partial
+from itertools import pairwise
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.errors import ReadOnlyError, StoreError, UsageError
+from store.db import (
+    DEFAULT_BUSY_TIMEOUT,
+    connect,
+    connect_memory,
+    corrupt_error,
+    display_path,
+    inspect_file,
+    is_busy,
+    reading_file,
+    readonly_uri,
+    translate_errors,
+    write_transaction,
+)
+from store.metrics_schema import MIGRATIONS, SCHEMA_VERSION
+from store.migrations import migrate
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+__all__ = [
+    "COLLECTOR_STALE_SECONDS",
+    "AlertEvent",
+    "AlertRow",
+    "CollectorRow",
+    "Feedback",
+    "MetricStore",
+    "Point",
+    "Record",
+    "Rollup",
+    "ScrapeRow",
+    "histogram_quantile",
+    "rollup",
+]
+
+T = TypeVar("T")
+
+# A collector whose heartbeat is older than this is taken for dead (claim_collector).
+COLLECTOR_STALE_SECONDS = 60
+# quick_check reads every page: worth it before writing to a small file, not to a store of
+# gigabytes (a damaged page met later fails that write or read with the same line).
+_DEEP_CHECK_MAX_BYTES = 64 * 1024 * 1024
+_PRUNE_BATCH = 10_000
+_FIRST_BACKOFF = 0.01
+_MAX_BACKOFF = 0.25
+_STATES = ("pending", "firing", "resolved")
+_OPEN_STATES = ("pending", "firing")
+_QUANTILES = (0.5, 0.95, 0.99)
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_decode = json.JSONDecoder().decode
+_scrape_fields = operator.attrgetter(
+    "service", "env", "t", "release", "requests", "errors", "in_progress"
+)
+_BUCKET_TEMPLATES: dict[tuple[str, ...], str] = {}
+
+
+# ------------------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeRow:
+    """One scrape of one environment: cumulative counters as scraped at ``t``."""
+
+    service: str
+    env: str
+    t: int
+    release: str | None
+    requests: float
+    errors: float
+    in_progress: float
+    # Cumulative request counts by histogram upper bound, as BentoML names it: "0.005", "+Inf".
+    buckets: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One minute of one environment (``minute`` = its first second), from scrape deltas."""
+
+    service: str
+    env: str
+    minute: int
+    release: str | None
+    requests: float
+    errors: float
+    rps: float
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    in_progress: float
+
+    def point(self) -> Point:
+        return Point(self.minute, self.rps, self.error_rate, self.p50_ms, self.p95_ms, self.p99_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A point of the per-minute series: DESIGN.md's ``metrics`` point."""
+
+    t: int
+    rps: float
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t": _iso(self.t),
+            "rps": round(self.rps, 6),
+            "error_rate": round(self.error_rate, 6),
+            "p50_ms": _round_ms(self.p50_ms),
+            "p95_ms": _round_ms(self.p95_ms),
+            "p99_ms": _round_ms(self.p99_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One predicted row of a monitor log."""
+
+    service: str
+    env: str
+    t: int
+    release: str | None
+    request_id: str | None
+    features: dict[str, float]
+    prediction: str | None
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """The true label of a request, arriving after its prediction."""
+
+    service: str
+    env: str
+    request_id: str
+    label: str
+    t: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert; ``since`` is when its current state began, ``updated`` its last change."""
+
+    id: int
+    rule: str
+    kind: str
+    service: str
+    env: str
+    state: str
+    since: int
+    updated: int
+    value: float | None
+    detail: str
+    release: str | None
+    rollback: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """DESIGN.md's ``alerts`` entry (``name`` is the rule), plus id, value and updated."""
+        return {
+            "id": self.id,
+            "name": self.rule,
+            "kind": self.kind,
+            "service": self.service,
+            "env": self.env,
+            "state": self.state,
+            "since": _iso(self.since),
+            "updated": _iso(self.updated),
+            "value": self.value,
+            "detail": self.detail,
+            "release": self.release,
+            "rollback": self.rollback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """A state an alert entered, and when."""
+
+    id: int
+    alert_id: int
+    t: int
+    state: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "alert_id": self.alert_id,
+            "t": _iso(self.t),
+            "state": self.state,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorRow:
+    """The project's collector: who runs it, since when, when it last said so."""
+
+    pid: int
+    host: str
+    started: int
+    heartbeat: int
+
+
+def _encode_buckets(buckets: dict[str, float]) -> str:
+    """``buckets`` as compact JSON, as json.dumps writes floats, in two thirds of its time:
+    scrapes share their ``le`` keys, so the text around the counts is made once per key set."""
+    values = tuple(map(float, buckets.values()))  # and an int is written 5.0, a bool 1.0
+    if not math.isfinite(sum(values)):
+        return _encode(buckets)  # inf or nan: json's own spelling
+    keys = tuple(buckets)
+    template = _BUCKET_TEMPLATES.get(keys)
+    if template is None:
+        if len(_BUCKET_TEMPLATES) >= 64:
+            _BUCKET_TEMPLATES.clear()
+        parts = (_encode(key).replace("%", "%%") + ":%s" for key in keys)
+        template = _BUCKET_TEMPLATES[keys] = "{" + ",".join(parts) + "}"
+    # str() of a finite float is its repr, which is what json writes for it.
+    return template % values
+
+
+def _iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _round_ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+# ------------------------------------------------------------------------ rollup arithmetic
+
+
+def rollup(previous: ScrapeRow | None, scrapes: list[ScrapeRow], minute: int) -> Rollup | None:
+    """The rollup of ``minute`` from its scrapes and the last scrape before it.
+
+    Counters are cumulative: the minute's requests, errors and bucket counts are the sums of
+    the deltas between consecutive scrapes, starting from ``previous`` (without it, from the
+    minute's first scrape). A counter that went down, or a scrape of another release (another
+    process), is a restart: that step's delta is the new value. rps divides by the seconds
+    covered (last scrape minus the base). Percentiles interpolate linearly inside the
+    histogram bucket as Prometheus' ``histogram_quantile`` does, in milliseconds; None when
+    the minute had no requests. ``in_progress`` is the mean of the minute's scrapes.
+    None when nothing can be measured: no scrapes, or one scrape and no ``previous``.
+    """
+    chain = sorted(scrapes, key=lambda s: s.t)
+    if previous is not None:
+        chain.insert(0, previous)
+    if len(chain) < 2 or chain[-1].t <= chain[0].t:
+        return None
+    requests = errors = 0.0
+    deltas: dict[str, float] = {}
+    before = chain[0]
+    for scrape in chain[1:]:
+        restart = scrape.release != before.release
+        requests += _delta(before.requests, scrape.requests, restart)
+        errors += _delta(before.errors, scrape.errors, restart)
+        old = before.buckets
+        for le, count in scrape.buckets.items():
+            deltas[le] = deltas.get(le, 0.0) + _delta(old.get(le, 0.0), count, restart)
+        before = scrape
+    last = chain[-1]
+    mean_in_progress = sum(s.in_progress for s in scrapes) / len(scrapes)
+    return _make_rollup(
+        last.service, last.env, minute, last.release, requests, errors,
+        last.t - chain[0].t, deltas, mean_in_progress,
+    )  # fmt: skip
+
+
+def _delta(old: float, new: float, restart: bool) -> float:
+    return new if restart or new < old else new - old
+
+
+def _make_rollup(
+    service: str,
+    env: str,
+    minute: int,
+    release: str | None,
+    requests: float,
+    errors: float,
+    seconds: int,
+    deltas: Mapping[str, float],
+    in_progress: float,
+) -> Rollup:
+    p50, p95, p99 = _quantiles_ms(deltas) if requests > 0 else (None, None, None)
+    return Rollup(
+        service=service,
+        env=env,
+        minute=minute,
+        release=release,
+        requests=requests,
+        errors=errors,
+        rps=requests / seconds,
+        error_rate=errors / requests if requests > 0 else 0.0,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        in_progress=in_progress,
+    )
+
+
+@lru_cache(maxsize=256)
+def _upper_bound(le: str) -> float:
+    """The bound a bucket's ``le`` label names ("0.005", "+Inf"); NaN when it names none."""
+    try:
+        return float(le)
+    except ValueError:
+        return math.nan
+
+
+def _cumulative(buckets: Mapping[str, float]) -> list[tuple[float, float]]:
+    """(upper bound, count) sorted by bound, buckets of one bound merged, counts made
+    monotonic (as Prometheus does: deltas from a reset can break it)."""
+    merged: dict[float, float] = {}
+    for le, count in buckets.items():
+        bound = _upper_bound(le)
+        if not math.isnan(bound):
+            merged[bound] = merged.get(bound, 0.0) + count
+    out: list[tuple[float, float]] = []
+    highest = 0.0
+    for bound in sorted(merged):
+        highest = max(highest, merged[bound])
+        out.append((bound, highest))
+    return out
+
+
+def _quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
+    """Prometheus' bucketQuantile on prepared buckets; None where it answers NaN."""
+    if len(cumulative) < 2 or not math.isinf(cumulative[-1][0]):
+        return None
+    total = cumulative[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    index = len(cumulative) - 1
+    for i in range(len(cumulative) - 1):
+        if cumulative[i][1] >= rank:
+            index = i
+            break
+    if index == len(cumulative) - 1:
+        return cumulative[-2][0]  # in the +Inf bucket: the highest finite bound
+    bound, count = cumulative[index]
+    if index == 0:
+        if bound <= 0:
+            return bound
+        start, below = 0.0, 0.0
+    else:
+        start, below = cumulative[index - 1]
+    return start + (bound - start) * (rank - below) / (count - below)
+
+
+def histogram_quantile(q: float, buckets: Mapping[str, float]) -> float | None:
+    """The ``q`` quantile (0..1), in the buckets' unit, of cumulative counts by ``le`` label;
+    None when there are no observations or no +Inf bucket (Prometheus' NaN)."""
+    if not 0 <= q <= 1:
+        raise ValueError(f"quantile {q} is not between 0 and 1")
+    return _quantile(q, _cumulative(buckets))
+
+
+def _quantiles_ms(deltas: Mapping[str, float]) -> tuple[float | None, float | None, float | None]:
+    cumulative = _cumulative(deltas)
+    p50, p95, p99 = (_quantile(q, cumulative) for q in _QUANTILES)
+    return _ms(p50), _ms(p95), _ms(p99)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+# ------------------------------------------------------------------------------- the store
+
+_SCRAPE_COLUMNS = "service, env, t, release, requests, errors, in_progress, buckets"
+_ROLLUP_COLUMNS = (
+    "service, env, minute, release, requests, errors, rps, error_rate, p50_ms, p95_ms, "
+    "p99_ms, in_progress"
+)
+_RECORD_COLUMNS = "service, env, t, release, request_id, features, prediction, target"
+_ALERT_COLUMNS = (
+    "id, rule, kind, service, env, state, since, updated, value, detail, release, rollback"
+)
+INSERT_SCRAPE = (
+    f"INSERT OR REPLACE INTO scrapes ({_SCRAPE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_RECORD = f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_ROLLUP = (
+    f"INSERT INTO rollups ({_ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (service, env, minute) DO UPDATE SET release = excluded.release, "
+    "requests = excluded.requests, errors = excluded.errors, rps = excluded.rps, "
+    "error_rate = excluded.error_rate, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, "
+    "p99_ms = excluded.p99_ms, in_progress = excluded.in_progress"
+)
+_UPSERT_FEEDBACK = (
+    "INSERT INTO feedback (service, env, request_id, label, t) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (service, env, request_id) DO UPDATE SET label = excluded.label, t = excluded.t"
+)
+# One row of a series' window, for the rollup arithmetic: (t, release, requests, errors,
+# in_progress, buckets JSON).
+_WindowRow = tuple[int, str | None, float, float, float, str]
+
+
+class MetricStore:
+    """Samples, rollups, monitor records, feedback, alerts and the collector heartbeat of one
+    project. Safe to share between threads (one statement or transaction at a time)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        db: Database | None,
+        path: Path,
+        *,
+        readonly: bool,
+        busy_timeout: float,
+    ) -> None:
+        self._conn = conn
+        self._db = db  # the sqlite-utils wrapper of conn, for write transactions
+        self.path = path
+        self.readonly = readonly
+        self.busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+
+    # --------------------------------------------------------------------- opening, closing
+
+    @classmethod
+    def open(
+        cls, path: Path, *, readonly: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> MetricStore:
+        """Open (and for writers create and migrate) the metric store at ``path``."""
+        version = _inspect(path, busy_timeout, readonly=readonly)
+        if readonly:
+            if not version:
+                # Nothing collected yet: answer from an empty store rather than create one.
+                db = connect_memory()
+                migrate(db, path, MIGRATIONS)
+                return cls(db.conn, None, path, readonly=True, busy_timeout=busy_timeout)
+            with translate_errors(path, busy_timeout):
+                conn = sqlite3.connect(
+                    readonly_uri(path),
+                    uri=True,
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            return cls(conn, None, path, readonly=True, busy_timeout=busy_timeout)
+        db = connect(path, readonly=False, busy_timeout=busy_timeout)
+        try:
+            with translate_errors(path, busy_timeout):
+                # WAL: a crash loses at most the last commits, never consistency; metrics
+                # are worth the fsync saved on every batch.
+                db.conn.execute("PRAGMA synchronous = NORMAL")
+                migrate(db, path, MIGRATIONS)
+        except BaseException:
+            db.close()
+            raise
+        return cls(db.conn, db, path, readonly=False, busy_timeout=busy_timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> MetricStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """The file, as error messages name it."""
+        return display_path(self.path)
+
+    @property
+    def schema_version(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # ----------------------------------------------------------------- transactions, reads
+
+    def _write(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one BEGIN IMMEDIATE transaction, retried while the file is locked
+        (SQLite waits inside each attempt; a busy answered at once is retried with backoff)
+        until ``busy_timeout``; then the busy line, nothing written."""
+        self._check_writable(what)
+        assert self._db is not None  # a read-write open keeps its sqlite-utils wrapper
+        deadline = time.monotonic() + self.busy_timeout
+        backoff = _FIRST_BACKOFF
+        with self._lock, translate_errors(self.path, self.busy_timeout):
+            while True:
+                try:
+                    with write_transaction(self._db):
+                        return work(self._conn)
+                except sqlite3.OperationalError as exc:
+                    if _is_full(exc):
+                        raise StoreError(
+                            f"{self.where}: disk full; free space, the collector stops"
+                        ) from exc
+                    remaining = deadline - time.monotonic()
+                    if not is_busy(exc) or remaining <= 0:
+                        raise
+                    time.sleep(min(backoff, remaining))
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _check_writable(self, what: str) -> None:
+        if self.readonly:
+            raise ReadOnlyError(
+                f"{self.where}: opened read-only, so {what} is refused; run relman without "
+                "--read-only to change the metric store"
+            )
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Reads must materialise their rows inside this block, so errors are translated."""
+        with self._lock, translate_errors(self.path, self.busy_timeout):
+            yield self._conn
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._reading() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # ------------------------------------------------------------------------------ writes
+
+    def add_scrapes(self, rows: Iterable[ScrapeRow]) -> int:
+        """Store scrapes (a second scrape of the same second replaces the first)."""
+        self._check_writable("storing scrapes")
+        params = [(*_scrape_fields(r), _encode_buckets(r.buckets)) for r in rows]
+        if params:
+            self._write("storing scrapes", lambda conn: conn.executemany(INSERT_SCRAPE, params))
+        return len(params)
+
+    def put_rollups(self, rows: Iterable[Rollup]) -> int:
+        """Store per-minute rollups, replacing those of the same minutes."""
+        self._check_writable("storing rollups")
+        params = [
+            (r.service, r.env, r.minute, r.release, r.requests, r.errors, r.rps, r.error_rate,
+             r.p50_ms, r.p95_ms, r.p99_ms, r.in_progress)
+            for r in rows
+        ]  # fmt: skip
+        if params:
+            self._write("storing rollups", lambda conn: conn.executemany(_UPSERT_ROLLUP, params))
+        return len(params)
+
+    def add_records(self, rows: Iterable[Record]) -> int:
+        """Store monitor-log records."""
+        self._check_writable("storing records")
+        params = [
+            (r.service, r.env, r.t, r.release, r.request_id, _encode(r.features), r.prediction,
+             r.target)
+            for r in rows
+        ]  # fmt: skip
+        if params:
+            self._write("storing records", lambda conn: conn.executemany(INSERT_RECORD, params))
+        return len(params)
+
+    def add_feedback(self, rows: Iterable[Feedback]) -> int:
+        """Store labels; a request labelled again takes the new label."""
+        self._check_writable("storing feedback")
+        params = [(r.service, r.env, r.request_id, r.label, r.t) for r in rows]
+        if params:
+            self._write("storing feedback", lambda conn: conn.executemany(_UPSERT_FEEDBACK, params))
+        return len(params)
+
+    def prune(
+        self, now: int, raw_hours: float, rollup_days: float, *, batch: int = _PRUNE_BATCH
+    ) -> int:
+        """Delete scrapes, records and feedback older than ``raw_hours`` and rollups older
+        than ``rollup_days``; return how many rows went. Each series is cut by primary-key
+        (or index) range, ``batch`` rows per transaction, so the collector's writes and the
+        readers interleave. Alerts and their events stay: they are the history."""
+        self._check_writable("pruning")
+        raw_cutoff = now - int(raw_hours * 3600)
+        rollup_cutoff = now - int(rollup_days * 86400)
+        plans = (
+            ("scrapes", raw_cutoff, _PRUNE_RANGE.format(table="scrapes", key="t")),
+            ("rollups", rollup_cutoff, _PRUNE_RANGE.format(table="rollups", key="minute")),
+            ("records", raw_cutoff, _PRUNE_RECORDS),
+            ("feedback", raw_cutoff, _PRUNE_FEEDBACK),
+        )
+        deleted = 0
+        for table, cutoff, sql in plans:
+            for service, env in self._series_of(table):
+                params = (service, env, cutoff, batch)
+                while True:
+                    count = self._write("pruning", partial(_rowcount, sql, params))
+                    deleted += count
+                    if count < batch:
+                        break
+        return deleted
+
+    def _series_of(self, table: str) -> list[tuple[str, str]]:
+        """The (service, env) pairs of a table, one index seek each (no scan)."""
+        out: list[tuple[str, str]] = []
+        sql = (
+            f"SELECT service, env FROM {table} WHERE (service, env) > (?, ?) "
+            "ORDER BY service, env LIMIT 1"
+        )
+        key = ("", "")
+        with self._reading() as conn:
+            while (row := conn.execute(sql, key).fetchone()) is not None:
+                key = (row[0], row[1])
+                out.append(key)
+        return out
+
+    # ----------------------------------------------------------------------------- alerts
+
+    def open_alert(
+        self,
+        rule: str,
+        kind: str,
+        service: str,
+        env: str,
+        *,
+        t: int,
+        state: str = "pending",
+        value: float | None = None,
+        detail: str = "",
+        release: str | None = None,
+        rollback: str | None = None,
+    ) -> AlertRow:
+        """The open alert of (rule, service, env): the one already open, unchanged (dedupe),
+        else a new one in ``state`` with its first event."""
+        if state not in _OPEN_STATES:
+            raise UsageError(f"an alert opens pending or firing, not {state!r}")
+
+        def work(conn: sqlite3.Connection) -> AlertRow:
+            row = conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE rule = ? AND service = ? AND env = ? "
+                "AND state != 'resolved'",
+                (rule, service, env),
+            ).fetchone()
+            if row is not None:
+                return AlertRow(*row)
+            alert_id = conn.execute(
+                "INSERT INTO alerts (rule, kind, service, env, state, since, updated, value, "
+                "detail, release, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (rule, kind, service, env, state, t, t, value, detail, release, rollback),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, t, state, detail) VALUES (?, ?, ?, ?)",
+                (alert_id, t, state, detail),
+            )
+            return _alert(conn, alert_id)
+
+        return self._write("opening an alert", work)
+
+    def update_alert(
+        self,
+        alert_id: int,
+        *,
+        t: int,
+        state: str | None = None,
+        value: float | None = None,
+        detail: str | None = None,
+        release: str | None = None,
+        rollback: str | None = None,
+    ) -> AlertRow:
+        """Move an alert on (pending -> firing -> resolved, never back; a state change is an
+        event and restarts ``since``) and/or refresh its value, detail, release, rollback."""
+        if state is not None and state not in _STATES:
+            raise UsageError(f"unknown alert state {state!r}; one of {', '.join(_STATES)}")
+
+        def work(conn: sqlite3.Connection) -> AlertRow:
+            current = _alert(conn, alert_id)
+            new_state = state or current.state
+            if current.state == "resolved":
+                raise UsageError(
+                    f"alert {alert_id} is resolved and stays as history; a new breach opens a "
+                    "new alert"
+                )
+            if _STATES.index(new_state) < _STATES.index(current.state):
+                raise UsageError(
+                    f"alert {alert_id} is {current.state}; it cannot go back to {new_state}"
+                )
+            changed = new_state != current.state
+            conn.execute(
+                "UPDATE alerts SET state = ?, since = ?, updated = ?, value = coalesce(?, value), "
+                "detail = coalesce(?, detail), release = coalesce(?, release), "
+                "rollback = coalesce(?, rollback) WHERE id = ?",
+                (new_state, t if changed else current.since, t, value, detail, release,
+                 rollback, alert_id),
+            )  # fmt: skip
+            if changed:
+                conn.execute(
+                    "INSERT INTO alert_events (alert_id, t, state, detail) VALUES (?, ?, ?, ?)",
+                    (alert_id, t, new_state, detail if detail is not None else current.detail),
+                )
+            return _alert(conn, alert_id)
+
+        return self._write("updating an alert", work)
+
+    def alerts(
+        self,
+        state: str | None = None,
+        service: str | None = None,
+        env: str | None = None,
+        limit: int = 100,
+    ) -> list[AlertRow]:
+        """Alerts, most recently changed first. ``state`` is one state, or "open" for
+        pending and firing."""
+        where: list[str] = []
+        params: list[Any] = []
+        if state == "open":
+            where.append("state != 'resolved'")
+        elif state is not None:
+            where.append("state = ?")
+            params.append(state)
+        for column, wanted in (("service", service), ("env", env)):
+            if wanted is not None:
+                where.append(f"{column} = ?")
+                params.append(wanted)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._all(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts {clause}ORDER BY updated DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [AlertRow(*row) for row in rows]
+
+    def alert_events(self, alert_id: int) -> list[AlertEvent]:
+        """The states an alert went through, oldest first."""
+        rows = self._all(
+            "SELECT id, alert_id, t, state, detail FROM alert_events WHERE alert_id = ? "
+            "ORDER BY id",
+            [alert_id],
+        )
+        return [AlertEvent(*row) for row in rows]
+
+    # -------------------------------------------------------------------------- collector
+
+    def claim_collector(
+        self, pid: int, host: str, now: int, *, stale_after: int = COLLECTOR_STALE_SECONDS
+    ) -> bool:
+        """Become the project's one collector: yes when there is none, when it is this
+        process (same pid and host) already, or when its heartbeat is older than
+        ``stale_after`` seconds (a dead collector); no while another one beats."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT pid, host, started, heartbeat FROM collector").fetchone()
+            started = now
+            if row is not None:
+                holder = CollectorRow(*row)
+                if holder.pid == pid and holder.host == host:
+                    started = holder.started
+                elif now - holder.heartbeat <= stale_after:
+                    return False
+            conn.execute("DELETE FROM collector")
+            conn.execute(
+                "INSERT INTO collector (pid, host, started, heartbeat) VALUES (?, ?, ?, ?)",
+                (pid, host, started, now),
+            )
+            return True
+
+        return self._write("claiming the collector", work)
+
+    def heartbeat(self, pid: int, now: int) -> bool:
+        """Say the collector ``pid`` is alive; False when it is no longer the collector
+        (another took over after it went stale): it should stop."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            sql = "UPDATE collector SET heartbeat = ? WHERE pid = ?"
+            return conn.execute(sql, (now, pid)).rowcount > 0
+
+        return self._write("a collector heartbeat", work)
+
+    def release_collector(self, pid: int) -> None:
+        """Step down (on exit); nothing when ``pid`` is not the collector."""
+        self._write(
+            "releasing the collector",
+            lambda conn: conn.execute("DELETE FROM collector WHERE pid = ?", (pid,)),
+        )
+
+    def collector(self) -> CollectorRow | None:
+        rows = self._all("SELECT pid, host, started, heartbeat FROM collector", [])
+        return CollectorRow(*rows[0]) if rows else None
+
+    # ------------------------------------------------------------------------------ reads
+
+    def series(self, service: str, env: str, since: int, until: int) -> list[Point]:
+        """The per-minute points of minutes in [since, until), oldest first (from the
+        rollups; a minute without one is absent)."""
+        rows = self._all(
+            "SELECT minute, rps, error_rate, p50_ms, p95_ms, p99_ms FROM rollups "
+            "WHERE service = ? AND env = ? AND minute >= ? AND minute < ? ORDER BY minute",
+            (service, env, since, until),
+        )
+        return [Point(*row) for row in rows]
+
+    def rollups(self, service: str, env: str, since: int, until: int) -> list[Rollup]:
+        """The stored rollups of minutes in [since, until), oldest first."""
+        rows = self._all(
+            f"SELECT {_ROLLUP_COLUMNS} FROM rollups "
+            "WHERE service = ? AND env = ? AND minute >= ? AND minute < ? ORDER BY minute",
+            (service, env, since, until),
+        )
+        return [Rollup(*row) for row in rows]
+
+    def last_scrape(self, service: str, env: str, *, before: int | None = None) -> ScrapeRow | None:
+        """The newest scrape (before ``before`` when given): the base of the next rollup."""
+        rows = self._all(
+            f"SELECT {_SCRAPE_COLUMNS} FROM scrapes WHERE service = ? AND env = ? AND t < ? "
+            "ORDER BY t DESC LIMIT 1",
+            (service, env, _END if before is None else before),
+        )
+        return _scrape(rows[0]) if rows else None
+
+    def scrapes(self, service: str, env: str, since: int, until: int) -> list[ScrapeRow]:
+        """The scrapes of [since, until), oldest first."""
+        rows = self._all(
+            f"SELECT {_SCRAPE_COLUMNS} FROM scrapes WHERE service = ? AND env = ? "
+            "AND t >= ? AND t < ? ORDER BY t",
+            (service, env, since, until),
+        )
+        return [_scrape(row) for row in rows]
+
+    def rollups_from_scrapes(self, service: str, env: str, since: int, until: int) -> list[Rollup]:
+        """The rollup of every minute of [since, until) that has scrapes, computed from the
+        raw scrapes (``since`` is rounded down to its minute): what :func:`rollup` gives for
+        each minute, its base the last scrape before it.
+
+        Fast on long windows: a minute whose request and error counters only grew and whose
+        release did not change telescopes (its deltas are its last scrape minus its base),
+        so only one histogram per minute is decoded; any other minute goes through
+        :func:`rollup` whole. (The two differ only if a bucket fell and rose again within a
+        minute while neither counter fell: a restart no counter shows, which no counter
+        arithmetic can see either.)
+        """
+        start = since - since % 60
+        with self._reading() as conn:
+            base: _WindowRow | None = conn.execute(
+                "SELECT t, release, requests, errors, in_progress, buckets FROM scrapes "
+                "WHERE service = ? AND env = ? AND t < ? ORDER BY t DESC LIMIT 1",
+                (service, env, start),
+            ).fetchone()
+            rows: list[_WindowRow] = conn.execute(
+                "SELECT t, release, requests, errors, in_progress, buckets FROM scrapes "
+                "WHERE service = ? AND env = ? AND t >= ? AND t < ? ORDER BY t",
+                (service, env, start, until),
+            ).fetchall()
+        return _window_rollups(service, env, base, rows)
+
+    def records(
+        self, service: str, env: str, since: int, until: int, release: str | None = None
+    ) -> list[Record]:
+        """The monitor-log records of [since, until) (of one release when given), oldest
+        first."""
+        sql = (
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE service = ? AND env = ? "
+            "AND t >= ? AND t < ?"
+        )
+        params: list[Any] = [service, env, since, until]
+        if release is not None:
+            sql += " AND release = ?"
+            params.append(release)
+        rows = self._all(sql + " ORDER BY t, id", params)
+        return [
+            Record(row[0], row[1], row[2], row[3], row[4], _decode(row[5]), row[6], row[7])
+            for row in rows
+        ]
+
+    def feedback_join(
+        self, service: str, env: str, since: int, until: int
+    ) -> list[tuple[str | None, str]]:
+        """(prediction, label) of the records of [since, until) whose true label is known:
+        from feedback by request id, else the record's own target column."""
+        rows = self._all(
+            "SELECT r.prediction, coalesce(f.label, r.target) AS label FROM records AS r "
+            "LEFT JOIN feedback AS f "
+            "ON f.service = r.service AND f.env = r.env AND f.request_id = r.request_id "
+            "WHERE r.service = ? AND r.env = ? AND r.t >= ? AND r.t < ? AND label IS NOT NULL "
+            "ORDER BY r.t, r.id",
+            (service, env, since, until),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+
+# A time after every stored one (SQLite integers are 64-bit).
+_END = 2**62
+
+# Delete a series' oldest `batch` rows below the cutoff, by primary-key range: the bound is
+# the key of the row after them (keys are unique within a series), else the cutoff.
+_PRUNE_RANGE = (
+    "DELETE FROM {table} WHERE service = ?1 AND env = ?2 AND {key} < coalesce(("
+    "SELECT {key} FROM {table} WHERE service = ?1 AND env = ?2 AND {key} < ?3 "
+    "ORDER BY {key} LIMIT 1 OFFSET ?4), ?3)"
+)
+_PRUNE_RECORDS = (
+    "DELETE FROM records WHERE id IN (SELECT id FROM records "
+    "WHERE service = ?1 AND env = ?2 AND t < ?3 ORDER BY t LIMIT ?4)"
+)
+_PRUNE_FEEDBACK = (
+    "DELETE FROM feedback WHERE service = ?1 AND env = ?2 AND request_id IN ("
+    "SELECT request_id FROM feedback WHERE service = ?1 AND env = ?2 AND t < ?3 LIMIT ?4)"
+)
+
+
+def _scrape(row: Sequence[Any]) -> ScrapeRow:
+    return ScrapeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], _decode(row[7]))
+
+
+def _rowcount(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> int:
+    return conn.execute(sql, params).rowcount
+
+
+def _alert(conn: sqlite3.Connection, alert_id: int) -> AlertRow:
+    row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no alert {alert_id} in the metric store; `relman alerts` lists them")
+    return AlertRow(*row)
+
+
+def _window_rollups(
+    service: str, env: str, base: _WindowRow | None, rows: list[_WindowRow]
+) -> list[Rollup]:
+    """:func:`rollup` of each minute of ``rows`` (ordered by t), ``base`` the scrape before."""
+    out: list[Rollup] = []
+    decoded: dict[int, dict[str, float]] = {}  # buckets by t: a minute's last is the next's base
+    i, n = 0, len(rows)
+    while i < n:
+        minute = rows[i][0] - rows[i][0] % 60
+        j = i + 1
+        while j < n and rows[j][0] < minute + 60:
+            j += 1
+        group = rows[i:j]
+        result = _minute_rollup(service, env, minute, base, group, decoded)
+        if result is not None:
+            out.append(result)
+        base, i = group[-1], j
+    return out
+
+
+def _minute_rollup(
+    service: str,
+    env: str,
+    minute: int,
+    base: _WindowRow | None,
+    group: list[_WindowRow],
+    decoded: dict[int, dict[str, float]],
+) -> Rollup | None:
+    chain = group if base is None else [base, *group]
+    first, last = chain[0], chain[-1]
+    if len(chain) < 2 or last[0] <= first[0]:
+        return None
+    smooth = all(
+        row[1] == before[1] and row[2] >= before[2] and row[3] >= before[3]
+        for before, row in pairwise(chain)
+    )
+    if smooth:
+        old = decoded.pop(first[0], None)
+        if old is None:
+            old = _decode(first[5])
+        new: dict[str, float] = _decode(last[5])
+        decoded[last[0]] = new
+        deltas = {le: count - old.get(le, 0.0) for le, count in new.items()}
+        if min(deltas.values(), default=0.0) >= 0:
+            return _make_rollup(
+                service, env, minute, last[1], last[2] - first[2], last[3] - first[3],
+                last[0] - first[0], deltas, sum(row[4] for row in group) / len(group),
+            )  # fmt: skip
+    # A restart (or a release change) within the minute: the step-by-step arithmetic.
+    previous = None if base is None else ScrapeRow(service, env, *base[:5], _decode(base[5]))
+    scrapes = [ScrapeRow(service, env, *row[:5], _decode(row[5])) for row in group]
+    return rollup(previous, scrapes, minute)
+
+
+def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:
+    """The schema version of an existing metric store, None for no file; StoreError for a
+    file that is not SQLite, is damaged, holds something else or is of another schema."""
+    deep = not readonly and path.is_file() and path.stat().st_size <= _DEEP_CHECK_MAX_BYTES
+    version = inspect_file(path, busy_timeout, deep=deep)
+    if version is None:
+        return None
+    with reading_file(path, busy_timeout) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    if tables and "scrapes" not in tables:
+        raise corrupt_error(path, "not a relman metric store: it holds other tables")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{display_path(path)}: written by a newer relman (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}); upgrade relman, or move the file aside to start a new "
+            "metric store"
+        )
+    if readonly and version and version < SCHEMA_VERSION:
+        raise StoreError(
+            f"{display_path(path)}: schema {version} is older than this relman's "
+            f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run `relman monitor` "
+            "without --read-only once"
+        )
+    return version
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(
+        exc, "sqlite_errorcode", None
+    ) == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)

@@ -1,0 +1,103 @@
+"""The collector against a real `bentoml serve` of the demo: scrapes, per-minute rollups,
+a latency alert that fires, `alerts --check`, the `metrics` document, `policy explain`.
+
+Time is the collector's own clock, started 90 minutes in the past and moved a minute per
+loop, so that minutes of data take seconds; everything else is real: the Bento answers, its
+/metrics is scraped, its latency is raised by the demo service's fault hook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from core.collector import Collector, metrics_path, stop_collector
+from core.config import load_project
+from core.traffic import fault_spec, remove_fault, serving, write_fault
+from store.metrics import MetricStore
+from tests.e2e.served import ports_of, relman, relman_json, served
+
+pytestmark = pytest.mark.e2e
+__all__ = ["served"]
+
+SAMPLE = json.dumps({"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+
+
+def _requests(port: int, count: int) -> None:
+    def one(_index: int) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=SAMPLE,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+
+    with ThreadPoolExecutor(count) as pool:
+        assert set(pool.map(one, range(count))) == {200}
+
+
+def test_a_latency_spike_fires_an_alert_and_the_series_show_it(served: Path) -> None:
+    root = served
+    done = relman_json(root, "release")
+    assert done["_exit"] == 0, done["_stderr"]
+    project = load_project(root)
+    assert stop_collector(project)  # promote started one; this test drives its own passes
+    port = ports_of(root)["dev"]
+    t0 = (int(time.time()) // 60 - 90) * 60
+    now = [t0]
+    collector = Collector(project, clock=lambda: now[0])
+    fault = None
+    try:
+        for minute in range(6):
+            if minute == 2:  # from the third minute on, every answer takes 600 ms more
+                folder = serving(project, "iris", "dev").folder
+                assert folder is not None
+                fault = folder / "faults.json"
+                spec = fault_spec("latency-spike", time.time())
+                write_fault(fault, {**spec, "latency_ms": 600.0})
+                time.sleep(1.1)  # the service looks at the file once a second
+            for second in (0, 20, 40):
+                now[0] = t0 + minute * 60 + second
+                _requests(port, 4)
+                collector.run_pass()
+        now[0] = t0 + 6 * 60
+        report = collector.run_pass()
+    finally:
+        if fault is not None:
+            remove_fault(fault, json.loads(fault.read_text())["pid"])
+
+    with MetricStore.open(metrics_path(project), readonly=True) as store:
+        points = store.series("iris", "dev", t0, t0 + 6 * 60)
+    assert [p.t for p in points] == [t0 + 60 * m for m in range(6)]
+    assert all(p.rps and p.rps > 0 for p in points)
+    assert points[0].p95_ms is not None and points[0].p95_ms < 100
+    assert all(p.p99_ms is not None and p.p99_ms > 500 for p in points[3:])
+
+    # the metrics document of DESIGN.md, as `relman --json metrics` prints it
+    metrics = relman_json(root, "metrics", "iris", "--env", "dev", "--range", "2h")
+    assert metrics["_exit"] == 0 and metrics["ok"]
+    assert len(metrics["points"]) == 6
+    assert {"t", "rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"} <= metrics["points"][0].keys()
+
+    alerts = relman_json(root, "alerts")
+    firing = [a for a in alerts["alerts"] if a["state"] == "firing"]
+    assert [a["name"] for a in firing] == ["latency_p99"], (alerts["alerts"], report)
+    [alert] = firing
+    assert alert["release"] == done["release"]
+    assert alert["rollback"].startswith("relman rollback iris --env dev --reason ")
+    assert "> 500 ms" in alert["detail"]
+    check = relman(root, "alerts", "--check")
+    assert check.returncode == 1
+    assert "latency_p99" in check.stdout
+
+    # policy explain names the layer of each parameter
+    explain = relman_json(root, "policy", "explain", "iris", "prod")
+    sources = {p["name"]: p["source"] for p in explain["parameters"]}
+    assert sources["latency_p99_ms"].startswith("assign #1 -> template latency (when env=")
+    assert sources["error_rate_max"] == "built-in"

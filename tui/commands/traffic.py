@@ -1,0 +1,70 @@
+"""`relman traffic`: demo load on a served environment, with a fault to inject. Progress on
+stderr every few seconds, the counts (or one JSON document) on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from core import api
+from core.traffic import KINDS
+from tui.cli import emit, out
+
+
+def add_parsers(verbs: Any) -> None:
+    traffic = verbs.add_parser(
+        "traffic",
+        help="demo load on an environment, with a fault to inject",
+        description="Send requests built from the service's training data to ENV at --rate "
+        "per second for --duration seconds (0: until Ctrl-C), and count the answers. "
+        "--inject drift shifts the requests' features; latency-spike, latency-leak and "
+        "error-burst make the served instance slow down or fail until the end (the demo's "
+        "service applies them).",
+    )
+    traffic.add_argument("service", metavar="SERVICE")
+    traffic.add_argument("--env", required=True, metavar="ENV")
+    traffic.add_argument(
+        "--rate", type=float, default=5.0, metavar="N", help="requests a second (default 5)"
+    )
+    traffic.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to run (default 60; 0: until Ctrl-C)",
+    )
+    traffic.add_argument("--inject", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
+    # It changes no record, but it writes a fault into a served instance: not in read-only.
+    traffic.set_defaults(handler=cmd_traffic, mutates=True)
+
+
+def _stderr(line: str) -> None:
+    print(f"relman: {line}", file=sys.stderr, flush=True)
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    report = api.traffic(
+        project,
+        args.service,
+        args.env,
+        rate=args.rate,
+        duration=args.duration,
+        inject=args.inject,
+        read_only=args.read_only,
+        log=_stderr,
+    )
+    if args.json:
+        emit(report)
+        return 0
+    out(report["detail"])
+    if report["inject"]:
+        removed = ", removed at the end" if report["fault_file"] else ""
+        out(f"  fault: {report['fault_detail']}{removed}")
+    if report["predictions"]:
+        shares = ", ".join(f"{k} {n}" for k, n in sorted(report["predictions"].items()))
+        out(f"  predictions: {shares}")
+    if report["interrupted"]:
+        out("  (interrupted)")
+    return 0
