@@ -40,6 +40,7 @@ __all__ = [
     "run_tests",
     "status",
     "traffic",
+    "traffic_detached",
 ]
 
 
@@ -351,3 +352,18 @@ def traffic(
         log=log or _quiet,
         stop=stop,
     ).to_dict()
+
+
+def traffic_detached(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    rate: float = 5.0,
+    duration: float = 0.0,
+    inject: str | None = None,
+) -> int:
+    """`relman traffic` in the background (stopped by `relman down`); its pid."""
+    from core.traffic import start_detached
+
+    return start_detached(project, service, env, rate=rate, duration=duration, inject=inject)

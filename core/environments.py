@@ -6,7 +6,12 @@ from typing import Any
 
 from core.config import Project
 from core.errors import ReadOnlyError
-from core.processes import TAG_VARIABLE, carries_tag_prefix, end_processes, processes_mentioning
+from core.processes import (
+    TAG_VARIABLE,
+    carries_tag_prefix,
+    end_processes,
+    processes_mentioning,
+)
 from core.releases import find_release, open_ledger
 from core.steps import Log
 from core.steps import quiet as _quiet
@@ -66,7 +71,15 @@ def down(
                 stopped.append({"service": service, "env": name, "stopped": ran})
     if env is None:
         from core.collector import stop_collector
-
+        loads = [
+            pid
+            for pid, _ in processes_mentioning(project.state_dir / "traffic")
+            if carries_tag_prefix(pid, f"{TAG_VARIABLE}={project.state_dir / 'traffic'}")
+        ]
+        if loads:
+            end_processes(loads, 5.0)  # SIGTERM: each removes its fault file on the way out
+            log("stopped the background traffic")
+            stopped.append({"service": None, "env": None, "stopped": True, "traffic": True})
         if stop_collector(project):
             log("stopped the collector")
             stopped.append({"service": None, "env": None, "stopped": True, "collector": True})

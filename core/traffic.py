@@ -584,3 +584,44 @@ def _progress(elapsed: float, tally: _Tally) -> str:
         f"last {PROGRESS_EVERY:g} s: p50 {_ms(percentile(window, 0.5))}, "
         f"p95 {_ms(percentile(window, 0.95))}"
     )
+
+
+def traffic_tag(project: Project, service: str, env: str) -> str:
+    """The RELMAN_INSTANCE tag of background traffic on one environment; `relman down`
+    stops every process tagged under ``.relman/traffic``."""
+    return str(project.state_dir / "traffic" / f"{service}-{env}")
+
+
+def start_detached(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    rate: float,
+    duration: float,
+    inject: str | None,
+) -> int:
+    """`relman traffic` in the background, detached and tagged; its pid."""
+    import subprocess
+    import sys
+
+    from core.processes import TAG_VARIABLE, stop_tagged
+
+    project.config.check_names(service=service, env=env)
+    serving(project, service, env)  # BlockedError now, not in a log nobody reads
+    tag = traffic_tag(project, service, env)
+    stop_tagged(tag, None)  # one background load per environment: this one replaces it
+    command = [sys.executable, "-m", "tui", "--project", str(project.root), "--batch"]
+    command += ["traffic", service, "--env", env, "--rate", f"{rate:g}"]
+    command += ["--duration", f"{duration:g}"] + (["--inject", inject] if inject else [])
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with (project.state_dir / "traffic.log").open("ab") as output:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, TAG_VARIABLE: tag},
+            start_new_session=True,
+        )
+    return child.pid

@@ -172,6 +172,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def _stopped_name(entry: dict[str, Any]) -> str:
     if entry.get("service"):
         return f"{entry['service']}/{entry['env']}"
+    if entry.get("traffic"):
+        return "the background traffic"
     return "the collector" if entry.get("collector") else "other processes of this project"
 
 

@@ -35,6 +35,11 @@ def add_parsers(verbs: Any) -> None:
         help="seconds to run (default 60; 0: until Ctrl-C)",
     )
     traffic.add_argument("--inject", choices=KINDS, metavar="KIND", help=", ".join(KINDS))
+    traffic.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (log in .relman/traffic.log); `relman down` stops it",
+    )
     # It changes no record, but it writes a fault into a served instance: not in read-only.
     traffic.set_defaults(handler=cmd_traffic, mutates=True)
 
@@ -45,6 +50,18 @@ def _stderr(line: str) -> None:
 
 def cmd_traffic(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
+    if args.detach:
+        pid = api.traffic_detached(
+            project,
+            args.service,
+            args.env,
+            rate=args.rate,
+            duration=args.duration,
+            inject=args.inject,
+        )
+        out(f"traffic on {args.service} in {args.env} runs in the background (pid {pid}); "
+            "`relman down` stops it")  # fmt: skip
+        return 0
     report = api.traffic(
         project,
         args.service,
