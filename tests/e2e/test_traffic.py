@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.served import ports_of, relman, relman_json, served
+from tests.e2e.served import ports_of, processes_of, relman, relman_json, served
 
 pytestmark = pytest.mark.e2e
 __all__ = ["served"]  # the fixture, imported for pytest
@@ -84,3 +84,12 @@ def test_error_burst_and_latency_spike_on_a_served_demo(
     assert "iris is not deployed in staging; relman release --to staging first" in (blocked.stderr)
     refused = relman(root, "--read-only", "traffic", "iris", "--env", "dev")
     assert refused.returncode == 1 and "read-only" in refused.stderr
+
+    # in the background: it runs until `relman down`, which stops it with the rest
+    detached = relman(root, "traffic", "iris", "--env", "dev", "--duration", "0", "--detach")
+    assert detached.returncode == 0, detached.stderr
+    pid = int(detached.stdout.split("(pid ")[1].split(")")[0])
+    assert pid in [p for p, _ in processes_of(root)]
+    down = relman(root, "--batch", "down")
+    assert "stopped the background traffic" in down.stderr
+    assert pid not in [p for p, _ in processes_of(root)]
