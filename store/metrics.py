@@ -57,8 +57,8 @@ from store.metric_rows import (
     Rollup,
     ScrapeRow,
     encode_buckets,
-    make_rollup,
     histogram_quantile,
+    make_rollup,
     rollup,
 )
 from store.metrics_schema import MIGRATIONS, SCHEMA_VERSION
