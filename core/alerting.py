@@ -82,7 +82,7 @@ DEFAULTS: dict[str, PolicyValue] = {
     "leak_min_sigma_ms": 2.0,
     "drift_psi_max": 0.2,
     "drift_window_minutes": 15,
-    "drift_min_records": 50,
+    "drift_min_records": 200,  # PSI of 50 unshifted rows exceeds 0.2 most of the time
     "accuracy_max_drop": 0.05,
     "down_for_minutes": 1,
 }

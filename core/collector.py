@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Project
-from core.errors import BlockedError, InfraError, ReleaseError
-from core.processes import TAG_VARIABLE, carries_tag, stop_tagged
+from core.errors import BlockedError, InfraError, ReleaseError, StoreError
+from core.processes import TAG_VARIABLE, carries_tag, pid_alive, stop_tagged
 from core.recovery import this_host
 from core.steps import Log
 from core.steps import quiet as _quiet
@@ -61,6 +61,7 @@ class _Watch:
     last_minute: int | None = None
     readers: dict[str, Any] = field(default_factory=dict)  # folder -> MonitorReader
     reader_states: dict[str, Any] = field(default_factory=dict)  # saved offsets, by folder
+    failed_minutes: set[int] = field(default_factory=set)  # a scrape was tried and failed
     reference: tuple[str, dict[str, list[Any]]] | None = None  # (release, training data)
 
 
@@ -82,10 +83,37 @@ class Collector:
         self.watches: dict[tuple[str, str], _Watch] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.last_prune = 0.0
+        self._store: Any = None  # store.metrics.MetricStore, opened on the first pass
+        self._config_mtime = _mtime(project.config_path)
         self._saved = self._load_state()
         for service in project.config.services:
             for env in project.config.environments:
                 self.policies[(service, env)] = _policy(project, service, env)
+
+    def _reload_if_changed(self) -> None:
+        """relman.toml edited while the collector runs: new policies, new environments."""
+        from core.alerting import Rules
+        from core.config import load_project
+
+        mtime = _mtime(self.project.config_path)
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            project = load_project(self.project.root)
+            policies = {
+                (service, env): _policy(project, service, env)
+                for service in project.config.services
+                for env in project.config.environments
+            }
+        except ReleaseError as exc:
+            self.log(f"relman.toml changed but does not load ({exc}); keeping the last one")
+            return
+        self.project, self.policies = project, policies
+        for key, watch in self.watches.items():
+            if key in policies:
+                watch.rules = Rules.from_dict(watch.rules.to_dict(), policies[key])
+        self.log("relman.toml changed: policies reloaded")
 
     @property
     def interval(self) -> float:
@@ -99,10 +127,11 @@ class Collector:
 
         now = int(self.clock())
         report = PassReport(now)
-        with (
-            open_ledger(self.project, read_only=True) as ledger,
-            MetricStore.open(metrics_path(self.project)) as store,
-        ):
+        self._reload_if_changed()
+        if self._store is None:  # one open per process: a write open checks the whole file
+            self._store = MetricStore.open(metrics_path(self.project))
+        store = self._store
+        with open_ledger(self.project, read_only=True) as ledger:
             states = {(s.service, s.env): s for s in ledger.environment_states()}
             for (service, env), policy in self.policies.items():
                 state = states.get((service, env))
@@ -110,15 +139,16 @@ class Collector:
                     continue  # never deployed here
                 try:
                     self._visit(store, ledger, service, env, state, policy, now, report)
-                except ReleaseError as exc:
-                    report.problems.append(f"{service}/{env}: {exc}")
+                except StoreError:
+                    raise  # the store itself failed: the caller decides (disk full stops)
+                except Exception as exc:
+                    line = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    report.problems.append(f"{service}/{env}: {line}")
             if now - self.last_prune >= PRUNE_EVERY:
-                policy = next(iter(self.policies.values()))
-                store.prune(
-                    now,
-                    float(policy["raw_retention_hours"]),
-                    float(policy["rollup_retention_days"]),
-                )
+                # The longest retention any environment asks for: nothing is pruned early.
+                raw = max(float(p["raw_retention_hours"]) for p in self.policies.values())
+                rolled = max(float(p["rollup_retention_days"]) for p in self.policies.values())
+                store.prune(now, raw, rolled)
                 self.last_prune = now
         self._save_state()
         for line in report.problems:
@@ -139,7 +169,7 @@ class Collector:
         from core.monitor_log import monitor_folders
         from core.scrape import fetch_metrics, parse_scrape
         from core.targets import target_for
-        from store.metrics import Feedback, Record, ScrapeRow
+        from store.metrics import ScrapeRow
 
         watch = self._watch(service, env, policy)
         target = target_for(self.project, service, env)
@@ -150,9 +180,15 @@ class Collector:
                 scrape = parse_scrape(fetch_metrics(serving.address), now)
             except InfraError as exc:
                 report.problems.append(f"{service}/{env}: {exc}")
+                watch.failed_minutes.add(now - now % 60)
             else:
                 report.problems += [f"{service}/{env}: {p}" for p in scrape.problems]
-                if scrape.complete:
+                if scrape.release and scrape.release != release:
+                    report.problems.append(
+                        f"{service}/{env}: /metrics of {serving.address} reports release "
+                        f"{scrape.release}, not {release}; scrape skipped"
+                    )
+                elif scrape.complete:
                     row = ScrapeRow(
                         service,
                         env,
@@ -168,20 +204,41 @@ class Collector:
             log_path = Path(serving.log).parent / "monitoring" if serving.log else None
             if log_path is not None:
                 for folder in monitor_folders(log_path).values():
-                    rows = self._reader(watch, folder).read()
-                    store.add_records(
-                        Record(service, env, r.t, release, r.request_id, r.features,
-                               r.prediction, r.target)
-                        for r in rows
-                    )  # fmt: skip
-                    store.add_feedback(
-                        Feedback(service, env, r.request_id, r.target, r.t)
-                        for r in rows
-                        if r.target is not None and r.request_id
-                    )
+                    reader = self._reader(watch, folder)
+                    before = reader.state()
+                    rows = reader.read()
+                    for problem in reader.problems:
+                        report.problems.append(f"{service}/{env}: {folder.name}: {problem}")
+                    try:
+                        self._store_rows(store, service, env, release, rows)
+                    except BaseException:
+                        # Not stored: read them again next time (the offsets go back).
+                        watch.readers[str(folder)] = type(reader)(folder, before)
+                        raise
+        if serving is None:
+            watch.failed_minutes.add(now - now % 60)
         if state.state not in HEALTHY and serving is None:
-            return  # stopped on purpose (relman down): nothing to watch or alert on
+            # Stopped on purpose (relman down): nothing to watch or alert on, and the minutes
+            # it spends down are not judged later as an outage.
+            watch.last_minute = now - now % 60 - 60
+            return
         self._evaluate(store, ledger, watch, service, env, release, policy, now, report)
+
+    def _store_rows(
+        self, store: Any, service: str, env: str, release: str | None, rows: list[Any]
+    ) -> None:
+        from store.metrics import Feedback, Record
+
+        store.add_records(
+            Record(service, env, r.t, release, r.request_id, r.features, r.prediction, r.target)
+            for r in rows
+        )
+        # A target-role column is ground truth: joined like `relman feedback` rows.
+        store.add_feedback(
+            Feedback(service, env, r.request_id, r.target, r.t)
+            for r in rows
+            if r.target is not None and r.request_id
+        )
 
     def _evaluate(
         self,
@@ -216,13 +273,21 @@ class Collector:
                 for name in ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
             }
             newest = minute == minutes[-1]
-            drift = self._drift(store, ledger, watch, service, env, release, policy, now)
+            drift = (
+                self._drift(store, ledger, watch, service, env, release, policy, now)
+                if newest
+                else None
+            )
+            # Down only when a scrape was tried that minute and none succeeded; a minute
+            # nobody looked at (the collector stopped) is no data, not an outage.
+            up = bool(scrapes) or minute not in watch.failed_minutes
+            watch.failed_minutes.discard(minute)
             transitions = watch.rules.evaluate(
                 minute,
                 point,
-                release=release,
-                up=bool(scrapes),
-                drift=drift if newest else None,
+                release=rolled.release if rolled is not None and rolled.release else release,
+                up=up,
+                drift=drift,
                 accuracy=self._accuracy(store, ledger, service, env, release, policy, now)
                 if newest
                 else None,
@@ -260,6 +325,7 @@ class Collector:
                 value=transition.value,
                 detail=transition.detail,
                 release=transition.release,
+                rollback=transition.rollback,
             )
         document = transition.document()
         report.transitions.append(document)
@@ -297,8 +363,15 @@ class Collector:
             if not datasets:
                 return None
             data = datasets[0]
-            watch.reference = (release, reference_frame(self.project.root, data.md5, data.path))
+            try:
+                frame = reference_frame(self.project.root, data.md5, data.path)
+            except ReleaseError as exc:  # e.g. not in the DVC cache: drift unmeasured
+                self.log(f"{service}/{env}: drift not measured: {exc}")
+                frame = {}
+            watch.reference = (release, frame)
         reference = watch.reference[1]
+        if not reference:
+            return None
         numeric = [
             name
             for name, column in reference.items()
@@ -395,25 +468,44 @@ class Collector:
     # ------------------------------------------------------------------ the process
 
     def run(self, *, once: bool = False) -> int:
-        """Claim the project's collector slot and collect until SIGTERM (or one pass)."""
+        """Claim the project's collector slot and collect until SIGTERM (or one pass).
+        A failing pass is one logged line and the next pass goes on; only a full disk, or
+        another collector taking over, stops it."""
         from store.metrics import MetricStore
 
         pid, host = os.getpid(), this_host()
-        with MetricStore.open(metrics_path(self.project)) as store:
+        self._store = MetricStore.open(metrics_path(self.project))
+        store = self._store
+        try:
             if not store.claim_collector(pid, host, int(self.clock())):
                 holder = store.collector()
-                who = f"pid {holder.pid} on {holder.host}" if holder else "another process"
-                raise BlockedError(
-                    f"a collector already runs for this project ({who}); `relman down` stops it"
-                )
-        stop = _stop_on_signals()
-        try:
+                dead = holder is not None and holder.host == host and not pid_alive(holder.pid)
+                if not (
+                    dead and store.claim_collector(pid, host, int(self.clock()), stale_after=0)
+                ):
+                    who = f"pid {holder.pid} on {holder.host}" if holder else "another process"
+                    raise BlockedError(
+                        f"a collector already runs for this project ({who}); `relman down` stops it"
+                    )
+                self.log(f"took over from collector pid {holder.pid if holder else '?'}, gone")
+            stop = _stop_on_signals()
             while True:
                 started = time.monotonic()
-                report = self.run_pass()
-                with MetricStore.open(metrics_path(self.project)) as store:
+                try:
+                    report = self.run_pass()
                     if not store.heartbeat(pid, int(self.clock())):
                         raise BlockedError("another collector took over this project; stopping")
+                except StoreError as exc:
+                    if "disk full" in str(exc):
+                        self.log(str(exc))
+                        return 3
+                    self.log(f"pass failed, retrying next interval: {exc}")
+                    report = PassReport(int(self.clock()))
+                except BlockedError:
+                    raise
+                except Exception as exc:
+                    self.log(f"pass failed, retrying next interval: {type(exc).__name__}: {exc}")
+                    report = PassReport(int(self.clock()))
                 if once:
                     self.log(
                         f"scraped {', '.join(report.scraped) or 'nothing'}; "
@@ -424,8 +516,17 @@ class Collector:
                 if stop.is_set():
                     return 0
         finally:
-            with MetricStore.open(metrics_path(self.project)) as store:
+            with contextlib.suppress(StoreError):
                 store.release_collector(pid)
+            store.close()
+            self._store = None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _policy(project: Project, service: str, env: str) -> dict[str, Any]:

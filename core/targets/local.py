@@ -100,6 +100,7 @@ class LocalTarget:
         environ = {
             **os.environ,
             TAG_VARIABLE: str(folder),
+            "BENTOML_HOME": str(_instance_home(folder)),
             **monitor_environment(folder / "monitoring", os.environ),
         }
         with (folder / "serve.log").open("ab") as output:
@@ -295,6 +296,27 @@ class LocalTarget:
         stopped.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
         for folder in stopped[KEEP_STOPPED:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _instance_home(folder: Path) -> Path:
+    """A BentoML home of the instance's own, sharing the real one's Bento and model stores.
+
+    Every `bentoml serve` empties and reuses ``$BENTOML_HOME/prometheus_multiproc_dir`` for
+    its metrics: instances sharing a home would wipe and mix each other's counters (a
+    promotion's candidate resetting what the live environments report). Only that folder
+    (and ``tmp``) is the instance's; everything else links to the real home.
+    """
+    from core.bento import bentoml_home
+
+    real = bentoml_home()
+    home = folder / "bentoml-home"
+    home.mkdir(parents=True, exist_ok=True)
+    for entry in ("bentos", "models", "envs"):
+        link = home / entry
+        (real / entry).mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(real / entry, target_is_directory=True)
+    return home
 
 
 def _read(path: Path) -> str | None:

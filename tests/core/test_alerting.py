@@ -70,7 +70,7 @@ def test_defaults_are_the_documented_parameters() -> None:
         "leak_min_sigma_ms": 2.0,
         "drift_psi_max": 0.2,
         "drift_window_minutes": 15,
-        "drift_min_records": 50,
+        "drift_min_records": 200,
         "accuracy_max_drop": 0.05,
         "down_for_minutes": 1,
     }

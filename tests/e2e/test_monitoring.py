@@ -101,3 +101,26 @@ def test_a_latency_spike_fires_an_alert_and_the_series_show_it(served: Path) -> 
     sources = {p["name"]: p["source"] for p in explain["parameters"]}
     assert sources["latency_p99_ms"].startswith("assign #1 -> template latency (when env=")
     assert sources["error_rate_max"] == "built-in"
+
+
+def test_each_environment_reports_its_own_counters(served: Path) -> None:
+    """Instances of the same Bento in two environments keep their metrics apart (BentoML
+    resets a shared Prometheus folder at each start: each instance has a home of its own)."""
+    from core.scrape import fetch_metrics, parse_scrape
+    from core.targets import target_for
+
+    root = served
+    done = relman_json(root, "release", "--to", "staging")
+    assert done["_exit"] == 0, done["_stderr"]
+    project = load_project(root)
+    ports = ports_of(root)
+    _requests(ports["dev"], 7)
+    _requests(ports["staging"], 3)
+    counts = {}
+    for env in ("dev", "staging"):
+        instance = target_for(project, "iris", env).serving()
+        assert instance is not None
+        scrape = parse_scrape(fetch_metrics(instance.address), int(time.time()))
+        assert scrape.release == done["release"]
+        counts[env] = scrape.requests
+    assert counts["dev"] - counts["staging"] == 4, counts
