@@ -71,6 +71,7 @@ def down(
                 stopped.append({"service": service, "env": name, "stopped": ran})
     if env is None:
         from core.collector import stop_collector
+
         loads = [
             pid
             for pid, _ in processes_mentioning(project.state_dir / "traffic")
