@@ -21,7 +21,12 @@ def ledger_path(project: Project) -> Path:
 
 
 def open_ledger(project: Project, *, read_only: bool) -> Ledger:
-    """The project's ledger. A read-only open never creates or migrates the file."""
+    """The project's ledger. A read-only open never creates the file; an older one is
+    upgraded first unless the whole session is read-only (:func:`upgrade_ledger`)."""
+    if read_only:
+        from core.upgrade import upgrade_ledger
+
+        upgrade_ledger(project)
     # Readers never write an event, so they need no actor (and spare a git subprocess).
     actor = None if read_only else current_user(project.root)
     return Ledger.open(ledger_path(project), readonly=read_only, actor=actor)

@@ -17,7 +17,10 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
     states: dict[tuple[str, str], Any] = {}
     pending: dict[tuple[str, str], Any] = {}
     if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
+        from core.upgrade import upgrade_ledger
         from store.snapshot import environment_states, open_promotions
+
+        upgrade_ledger(project)
 
         for recorded in environment_states(project.ledger_path):
             states[(recorded.service, recorded.env)] = recorded

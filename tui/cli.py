@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -160,6 +161,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = getattr(args, "handler", open_tui)
+        if args.read_only:
+            # The engine's own guard too: nothing below may write, not even a migration.
+            from core.upgrade import READ_ONLY_VARIABLE
+
+            os.environ[READ_ONLY_VARIABLE] = "1"
         if args.read_only and getattr(args, "mutates", False):
             from core.errors import ReadOnlyError
 

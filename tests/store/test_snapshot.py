@@ -69,3 +69,29 @@ def test_does_not_load_sqlite_utils() -> None:
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.split() == ["False", "False"]
+
+
+def test_status_upgrades_an_older_ledger_unless_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade of relman, the first read migrates the ledger (a read-only session
+    does not: it says which command does)."""
+    from core.config import Project
+    from core.upgrade import READ_ONLY_VARIABLE, upgrade_ledger
+    from store.db import connect
+    from store.migrations import MIGRATIONS, migrate
+
+    path = tmp_path / ".relman" / "ledger.db"
+    path.parent.mkdir()
+    db = connect(path, readonly=False, busy_timeout=1.0)
+    migrate(db, path, MIGRATIONS[:1])
+    db.close()
+    project = Project.__new__(Project)
+    object.__setattr__(project, "root", tmp_path)
+    monkeypatch.setenv(READ_ONLY_VARIABLE, "1")
+    upgrade_ledger(project)
+    with pytest.raises(StoreError, match="without --read-only once"):
+        environment_states(path)
+    monkeypatch.delenv(READ_ONLY_VARIABLE)
+    upgrade_ledger(project)
+    assert environment_states(path) == []
