@@ -18,12 +18,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.config import Project
 from core.errors import BlockedError, ReleaseError
 from core.processes import pid_alive
 from core.targets import Target, target_for
-from store import Ledger, PromotionRecord
+
+if TYPE_CHECKING:  # the store (sqlite-utils, numpy) only where a ledger is opened
+    from store import Ledger, PromotionRecord
 
 Log = Callable[[str], None]
 

@@ -423,3 +423,20 @@ def test_hook_applies_spike_leak_errors_until_the_end(hook: tuple[Any, Path]) ->
     path.unlink()
     middleware.checked -= 1.0
     assert _call(middleware)[0] == 200 and middleware.fault == {}
+
+
+def test_the_command_line_offers_every_fault_kind() -> None:
+    import argparse
+
+    from core.traffic import KINDS
+    from tui.commands import traffic as command
+
+    parser = argparse.ArgumentParser()
+    command.add_parsers(parser.add_subparsers())
+    action = next(
+        a
+        for sub in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for a in sub.choices["traffic"]._actions
+        if a.dest == "inject"
+    )
+    assert tuple(action.choices) == KINDS
