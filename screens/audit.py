@@ -19,19 +19,14 @@ from screens.common import (
     StatusStatic,
     StatusTable,
     fit_last_column,
-    parse_moment,
     status_text,
     sync_rows,
+    when,
 )
 from tui.messages import AuditLoaded, EngineFailed
 
 COLUMNS = (("at", "When"), ("env", "Env"), ("status", "Status"), ("summary", "What"))
 PAGE = 100
-
-
-def when(text: str) -> str:
-    moment = parse_moment(text)
-    return moment.astimezone().strftime("%m-%d %H:%M") if moment else NONE
 
 
 def parse_filter(

@@ -16,10 +16,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from core.errors import ReleaseError
-from screens.actions import VERB_WORDS, Subject, make_plan
 from tui.messages import EngineFailed, PlanReady
 
 if TYPE_CHECKING:
+    from screens.actions import ActionPlan, Subject
     from screens.runs import RunState
     from tui.app import RelmanApp
 
@@ -84,6 +84,8 @@ class ActionScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
     def plan_worker(self, verb: str, project: object, subject: Subject) -> None:
+        from screens.actions import VERB_WORDS, make_plan
+
         try:
             plan = make_plan(verb, project, subject, read_only=self.relman.read_only)  # type: ignore[arg-type]
         except ReleaseError as error:
@@ -97,9 +99,10 @@ class ActionScreen(Screen[None]):
     def on_plan_ready(self, message: PlanReady) -> None:
         message.stop()
         plan = message.plan
+        suggested = self.suggested_reason(plan) if plan.ask_reason else ""
         if self.relman.read_only and plan.mutating:
             # No question to ask: the engine refuses, and the app says what to run instead.
-            self.relman.start_run(plan)
+            self.relman.start_run(plan, suggested)
             return
         from screens.confirm import ConfirmScreen
 
@@ -107,7 +110,11 @@ class ActionScreen(Screen[None]):
             if reason is not None:
                 self.relman.start_run(plan, reason)
 
-        self.app.push_screen(ConfirmScreen(plan), confirmed)
+        self.app.push_screen(ConfirmScreen(plan, reason=suggested), confirmed)
+
+    def suggested_reason(self, plan: ActionPlan) -> str:
+        """The reason the confirmation offers for ``plan`` (the user may change it)."""
+        return ""
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         message.stop()

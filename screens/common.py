@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
@@ -35,6 +36,9 @@ STATUS_CLASS = {
     "unknown": "status--warn",
     "undone": "status--warn",
     "running": "status--busy",
+    "firing": "status--bad",
+    "pending": "status--warn",
+    "resolved": "status--muted",
     "skipped": "status--muted",
     "not deployed": "status--muted",
     "loading": "status--muted",
@@ -54,19 +58,36 @@ class StatusStatic(Static):
     COMPONENT_CLASSES = set(STATUS_CLASSES)
 
 
+def last_column_room(rows: Iterable[Sequence[Text]], width: int, labels: Sequence[str]) -> int:
+    """The cells the last column has in ``width`` columns: the other columns keep their width
+    (their label's or their widest cell's), plus one cell of padding each side and a
+    scrollbar (two cells). Rows may leave their last cell out."""
+    rows = list(rows)
+    used = sum(
+        max([len(label), *(r[i].cell_len for r in rows)]) + 2 for i, label in enumerate(labels[:-1])
+    )
+    return width - used - 2 - 2
+
+
+def grid(*widths: int | None) -> Table:
+    """A headerless table: fixed columns, the last one takes the rest and wraps."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    for width in widths:
+        if width is None:
+            table.add_column(ratio=1, overflow="fold")
+        else:
+            table.add_column(width=width, no_wrap=True, overflow="ellipsis")
+    return table
+
+
 def fit_last_column(
     rows: Mapping[str, tuple[Text, ...]], width: int, labels: Sequence[str]
 ) -> dict[str, tuple[Text, ...]]:
-    """Clip the last cell of each row (with an ellipsis) so the table fits ``width`` columns:
-    the other columns keep their width (their label's or their widest cell's), plus one cell
-    of padding each side and a scrollbar (two cells)."""
+    """Clip the last cell of each row (with an ellipsis) so the table fits ``width`` columns
+    (see last_column_room); it keeps at least 12 cells."""
     if not rows:
         return {}
-    used = sum(
-        max(len(label), *(r[i].cell_len for r in rows.values())) + 2
-        for i, label in enumerate(labels[:-1])
-    )
-    room = max(12, width - used - 2 - 2)
+    room = max(12, last_column_room(rows.values(), width, labels))
     fitted = {}
     for key, cells in rows.items():
         last = cells[-1]
@@ -83,7 +104,8 @@ def sync_rows(
 ) -> None:
     """Show ``rows`` (by key) in ``table``: changed cells are updated in place, new rows
     appended and rows gone from the end removed, so the cursor and the scroll position stay;
-    only keys reordered (services or environments changed in relman.toml) rebuild it."""
+    only keys reordered (services or environments changed in relman.toml, an alert that
+    came or went) rebuild it, and the cursor then stays on the row it was on."""
     shown: list[str | None] = [row.key.value for row in table.ordered_rows]
     keys: list[str | None] = list(rows)
     if len(shown) > len(keys) and shown[: len(keys)] == keys:
@@ -91,8 +113,13 @@ def sync_rows(
             table.remove_row(str(key))
         shown = keys
     if shown != keys[: len(shown)]:
+        selected = shown[table.cursor_row] if 0 <= table.cursor_row < len(shown) else None
         table.clear()
-        shown = []
+        for key in keys:
+            table.add_row(*rows[str(key)], key=key)
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected), animate=False)
+        return
     for key in list(rows)[len(shown) :]:
         table.add_row(*rows[key], key=key)
     for key in list(rows)[: len(shown)]:
@@ -149,6 +176,12 @@ def clock(text: str | None) -> str:
     """``2026-11-27 21:27`` in local time, for lists of events."""
     moment = parse_moment(text)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else NONE
+
+
+def when(text: str | None) -> str:
+    """``11-27 21:27`` in local time, for the rows of a table."""
+    moment = parse_moment(text)
+    return moment.astimezone().strftime("%m-%d %H:%M") if moment else NONE
 
 
 def size(value: int | None) -> str:

@@ -1,6 +1,7 @@
 """The confirmation of a release action: exactly what will happen, then yes or no.
 
-Dismissed with the reason typed (``""`` when the action asks none) to go ahead, or None.
+Dismissed with the reason typed (``""`` when the action asks none) to go ahead, or None. A
+screen may suggest the reason (the alerts screen offers the alert's own line).
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ class ConfirmScreen(ModalScreen[str | None]):
         Binding("n", "cancel", "No", show=False),
     ]
 
-    def __init__(self, plan: ActionPlan) -> None:
+    def __init__(self, plan: ActionPlan, *, reason: str = "") -> None:
         super().__init__()
         self.plan = plan
+        self.suggested = reason
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
             yield Static(self.plan.verb.capitalize(), id="confirm-title", markup=False)
             yield Static(self.plan.text, id="confirm-text", markup=False)
             if self.plan.ask_reason:
-                yield Input(placeholder="why (for the audit log)", id="confirm-reason")
-            yield Static(self.plan.command(), id="confirm-command", markup=False)
+                yield Input(
+                    self.suggested, placeholder="why (for the audit log)", id="confirm-reason"
+                )
+            yield Static(self.plan.command(self.suggested), id="confirm-command", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(self.plan.verb.capitalize(), id="confirm-yes", variant="warning")
                 yield Button("Cancel", id="confirm-no")

@@ -3,66 +3,54 @@
 The project is read in a thread worker after mount (the first paint never waits for it);
 the worker posts :class:`~tui.messages.ProjectLoaded` (environments, from the ledger) and then
 :class:`~tui.messages.StatusLoaded` (the candidate, from git and DVC), and the handlers update
-the table in place, row by (service, environment) key. A timer polls again five seconds after
-each poll ends, so polls never overlap; a hidden overview skips its polls and catches up when
-it comes back.
+the table in place, row by (service, environment) key. Each poll also reads the traffic of
+every deployed environment from the metric store (request rate, p95 of the last minutes,
+firing alerts: :class:`~tui.messages.LiveLoaded`); the candidate (git and DVC, the costly
+part) is read again only every STATUS_SECONDS, or at once after a run or on ``r``. Polls
+follow screens/live.py: the next is armed when one ends, never overlapping, skipped while
+hidden.
+
+The cells, and the columns that fit the width, are made in screens/overview_rows.py.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core import api
-from core.api import ServiceView
 from core.errors import ReleaseError
-from screens.actions import Subject
 from screens.base import ActionScreen
-from screens.common import (
-    NONE,
-    StatusTable,
-    age,
-    fit_last_column,
-    short,
-    status_style,
-    sync_rows,
+from screens.charts import ms, rate
+from screens.common import StatusTable, age, sync_rows
+from screens.live import LiveFigures, PolledScreen, file_stamp, read_live
+from screens.overview_rows import (
+    CANDIDATE,
+    NARROW,
+    Columns,
+    candidate_state,
+    overview_rows,
+    row_key,
 )
-from tui.messages import PollDone, ProjectLoaded, ProjectLoadFailed, StatusLoaded
-
-# (column key, label), left to right.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("service", "Service"),
-    ("env", "Env"),
-    ("release", "Release"),
-    ("state", "State"),
-    ("since", "Since"),
-    ("detail", "URL / why"),
+from tui.messages import (
+    LiveLoaded,
+    PollDone,
+    ProjectLoaded,
+    ProjectLoadFailed,
+    StatusLoaded,
 )
 
-NOT_DEPLOYED = "not deployed"
-CANDIDATE = "@candidate"
-_NONE = Text(NONE, style="dim")
-
-Row = tuple[Text, ...]
-
-
-def row_key(service: str, environment: str) -> str:
-    """The key of the table row of ``service`` in ``environment`` (or its CANDIDATE)."""
-    return f"{service}/{environment}"
-
-
-def url_text(url: str) -> str:
-    """``127.0.0.1:3100``: the scheme is left out when it is plain http, to fit 80 columns."""
-    return url.removeprefix("http://")
+if TYPE_CHECKING:
+    from core import api
+    from core.api import ServiceView
+    from screens.actions import Subject
 
 
 class EnvironmentTable(StatusTable):
@@ -74,76 +62,29 @@ class EnvironmentTable(StatusTable):
     ]
 
 
-def candidate_state(candidate: dict[str, Any] | None) -> tuple[str, str]:
-    """``clean``, ``dirty`` or ``stale``, and the first reason (the commit when clean)."""
-    if candidate is None:
-        return "loading", "reading git and DVC…"
-    if "error" in candidate:
-        return "unknown", str(candidate["error"])
-    problems = list(candidate.get("problems") or [])
-    git = candidate.get("git") or {}
-    if git.get("dirty"):
-        return "dirty", problems[0] if problems else "uncommitted changes"
-    if problems:
-        return "stale", problems[0]
-    return "clean", f"{git.get('short', '')} {git.get('message', '')}".strip()
-
-
-def overview_rows(
-    table: StatusTable,
-    services: Iterable[ServiceView],
-    candidates: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Row]:
-    """The table's rows, keyed by (service, environment): each service's environments in
-    promotion order, then its candidate. Cells are rich Text, never read as markup."""
-    rows: dict[str, Row] = {}
-    for service in services:
-        for env in service.environments:
-            if env.release:
-                release = Text(short(env.release))
-                if env.version:
-                    release.append(f" {env.version}", style="dim")
-            else:
-                release = _NONE
-            rows[row_key(service.name, env.name)] = (
-                Text(service.name),
-                Text(env.name),
-                release,
-                Text(env.state, style=status_style(table, env.state)),
-                Text(age(env.since)) if env.since else _NONE,
-                Text(url_text(env.url)),
-            )
-        candidate = (candidates or {}).get(service.name)
-        state, why = candidate_state(candidate)
-        release_id = str((candidate or {}).get("release") or "")
-        shown = short(release_id) + ("-dirty" if release_id.endswith("-dirty") else "")
-        committed = ((candidate or {}).get("git") or {}).get("committed_at")
-        rows[row_key(service.name, CANDIDATE)] = (
-            Text(service.name),
-            Text("candidate", style="italic"),
-            Text(shown) if release_id else _NONE,
-            Text(state, style=status_style(table, state)),
-            Text(age(committed)) if committed else _NONE,
-            Text(why),
-        )
-    return rows
-
-
 def nothing_deployed(services: Iterable[ServiceView]) -> bool:
     """True while no environment of any service has a release."""
     return not any(env.release for service in services for env in service.environments)
 
 
-class OverviewScreen(ActionScreen):
+class OverviewScreen(PolledScreen, ActionScreen):
     """What is live in each environment: the first screen of the app."""
 
     REFRESH_SECONDS = 5.0
+    # The candidate (git and DVC, the costly read) is read again this often, and at once
+    # after a run or on `r`.
+    STATUS_SECONDS = 30.0
+    # The series behind the traffic columns gain a point a minute: read this often.
+    METRICS_SECONDS = 10.0
     BINDING_GROUP_TITLE = "Overview"
     BINDINGS = [
-        Binding("r", "refresh", "Refresh", tooltip="Read the project again"),
+        # Not in the footer (no room at 80 columns): in the help and the command palette.
+        Binding("r", "refresh", "Refresh", tooltip="Read the project again", show=False),
+        Binding("m", "monitor", "Monitor", tooltip="Charts and alerts of the selected env"),
+        Binding("p", "promote", "Promote", tooltip="Deploy the selected release to the next env"),
         Binding("b", "rollback", "Rollback", tooltip="Roll the selected environment back"),
     ]
-    ACTIONS = MUTATING = frozenset({"rollback"})
+    ACTIONS = MUTATING = frozenset({"promote", "rollback"})
 
     def __init__(self, project_dir: Path | None = None, *, read_only: bool = False) -> None:
         super().__init__()
@@ -153,15 +94,23 @@ class OverviewScreen(ActionScreen):
         self.candidates: dict[str, dict[str, Any]] = {}
         # api.status's word on each environment: {service: {env: {..., "note"}}}.
         self.observed: dict[str, dict[str, dict[str, Any]]] = {}
-        self.poll_timer: Timer | None = None
-        self.missed_poll = False
+        self.live = LiveFigures()
+        self.columns: Columns = NARROW
+        # When the candidate and the series were last read (time.monotonic()); None: next.
+        self.status_read: float | None = None
+        self.series_read: float | None = None
+        # The project and the stamp of its relman.toml (see read_project; the worker's).
+        self.loaded: tuple[api.Project, tuple[int, int]] | None = None
+        # The environments and their ages as last shown: unchanged, a poll redraws nothing.
+        self.shown_key: tuple[object, ...] = ()
         self.last_status_error = ""
+        self.last_live_error = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading the project…", id="status")
         table = EnvironmentTable(id="environments", cursor_type="row")
-        for key, label in COLUMNS:
+        for key, label in self.columns:
             table.add_column(label, key=key)
         table.loading = True
         yield table
@@ -169,7 +118,9 @@ class OverviewScreen(ActionScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.load()
+        # The first read starts once the screen is painted: its thread (pydantic, SQLite,
+        # then git and DVC) would otherwise share the interpreter with the first paint.
+        self.call_after_refresh(self.poll_now)
 
     @property
     def table(self) -> EnvironmentTable:
@@ -178,71 +129,94 @@ class OverviewScreen(ActionScreen):
     # ------------------------------------------------------------------ polling
 
     def action_refresh(self) -> None:
-        """Read the project again (the table stays, and is updated in place)."""
-        if self.poll_timer is not None:
-            self.poll_timer.stop()
-            self.poll_timer = None
-        self.load()
-
-    @property
-    def showing(self) -> bool:
-        """On top, or right under a modal dialog (Screen.is_current also counts any screen
-        that was ever shown, Textual keeps them as background screens)."""
-        stack = self.app.screen_stack
-        return stack[-1] is self or (stack[-1].is_modal and len(stack) > 1 and stack[-2] is self)
-
-    def poll(self) -> None:
-        self.poll_timer = None
-        if self.showing:
-            self.load()
-        else:
-            self.missed_poll = True
+        """Read the project again, the candidate too (the table is updated in place)."""
+        self.status_read = self.series_read = None
+        self.poll_now()
 
     def on_resize(self) -> None:
         if self.services:
             self.show_rows()
 
-    def on_screen_resume(self) -> None:
-        if self.missed_poll:
-            self.missed_poll = False
-            self.load()
-
     def on_run_ended(self) -> None:
         """A release action ended: what is live may have changed."""
         self.action_refresh()
 
+    def due(self, last: float | None, seconds: float) -> bool:
+        return last is None or time.monotonic() - last >= seconds
+
+    def fetch(self) -> None:
+        """Every poll reads the environments (the ledger, and what really serves) and the
+        alerts; the series when METRICS_SECONDS have passed, the candidate when
+        STATUS_SECONDS have (or at once after a run or on ``r``)."""
+        with_status = self.due(self.status_read, self.STATUS_SECONDS)
+        with_series = self.due(self.series_read, self.METRICS_SECONDS)
+        if with_status:
+            self.status_read = time.monotonic()
+        if with_series:
+            self.series_read = time.monotonic()
+        again = with_series or bool(self.live.error)
+        self.load(with_status=with_status, previous=None if again else self.live)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def load(self) -> None:
-        """Read relman.toml, the environments, then the candidates, off the event loop."""
+    def load(self, *, with_status: bool = True, previous: LiveFigures | None = None) -> None:
+        """Read relman.toml, the environments and their traffic, then (when due) the
+        candidates, off the event loop; PollDone last, whatever happened."""
         try:
-            project = api.load_project(self.project_dir)
+            self.read(with_status, previous)
+        finally:
+            self.post_message(PollDone())
+
+    def read_project(self) -> api.Project:
+        """The project, read again only when relman.toml changed since the last poll."""
+        from core import api  # the engine (and pydantic) loads after the first paint
+
+        if self.loaded is not None:
+            project, stamp = self.loaded
+            if file_stamp(project.config_path) == stamp:
+                return project
+        project = api.load_project(self.project_dir)
+        self.loaded = (project, file_stamp(project.config_path))
+        return project
+
+    def read(self, with_status: bool, previous: LiveFigures | None) -> None:
+        from core import api
+
+        try:
+            project = self.read_project()
             services = api.overview(project)
         except ReleaseError as error:
             self.post_message(ProjectLoadFailed(error.message))
-            self.post_message(PollDone())
             return
         except Exception as error:  # a bug or an I/O failure: say it, never crash the UI
             self.post_message(ProjectLoadFailed(f"cannot load the project: {error}"))
-            self.post_message(PollDone())
             return
         self.post_message(ProjectLoaded(project, services))
+        try:
+            live = read_live(project, services, previous)
+        except ReleaseError as error:
+            live = LiveFigures(error=error.message)
+        except Exception as error:
+            live = LiveFigures(error=f"cannot read the metric store: {error}")
+        self.post_message(LiveLoaded(live))
+        if not with_status:
+            return
         try:
             self.post_message(StatusLoaded(api.status(project)))
         except ReleaseError as error:
             self.post_message(StatusLoaded({"error": error.message}))
         except Exception as error:
             self.post_message(StatusLoaded({"error": f"cannot read the candidate: {error}"}))
-        self.post_message(PollDone())
-
-    def on_poll_done(self, message: PollDone) -> None:
-        message.stop()
-        if self.poll_timer is None:
-            self.poll_timer = self.set_timer(self.REFRESH_SECONDS, self.poll)
 
     # ------------------------------------------------------------------ showing
 
     def on_project_loaded(self, message: ProjectLoaded) -> None:
-        self.services = message.services
+        services = message.services
+        ages = tuple(age(e.since) for s in services for e in s.environments)
+        key = (services, ages)
+        if key == self.shown_key:
+            return  # the same environments at the same ages: nothing to redraw
+        self.shown_key = key
+        self.services = services
         self.show_rows()
         status = self.query_one("#status", Static)
         status.remove_class("-error")
@@ -263,6 +237,16 @@ class OverviewScreen(ActionScreen):
             status.update("")
         status.display = bool(status.content)
 
+    def on_live_loaded(self, message: LiveLoaded) -> None:
+        message.stop()
+        error = message.live.error
+        if error and error != self.last_live_error:
+            self.notify(error, title="Cannot read the metric store", severity="error")
+        self.last_live_error = error
+        if message.live != self.live:
+            self.live = message.live
+            self.show_rows()
+
     def on_status_loaded(self, message: StatusLoaded) -> None:
         message.stop()
         error = message.status.get("error")
@@ -279,6 +263,7 @@ class OverviewScreen(ActionScreen):
         self.show_rows()
 
     def on_project_load_failed(self, message: ProjectLoadFailed) -> None:
+        self.shown_key = ()  # the next load that works shows everything again
         self.stop_loading()
         status = self.query_one("#status", Static)
         status.update(Content(message.error))
@@ -294,17 +279,26 @@ class OverviewScreen(ActionScreen):
             table.focus()
 
     def show_rows(self) -> None:
-        """Show the rows, updated in place (see sync_rows)."""
+        """Show the rows, updated in place (see sync_rows); the columns change only when the
+        width calls for the other layout."""
         table = self.table
-        rows = fit_last_column(
-            overview_rows(table, self.services, self.candidates),
-            self.size.width,
-            [label for _key, label in COLUMNS],
+        columns, rows = overview_rows(
+            table, self.services, self.candidates, self.live, self.size.width
         )
         with self.app.batch_update():
             self.stop_loading()
-            sync_rows(table, [key for key, _label in COLUMNS], rows)
+            if columns != self.columns:
+                self.set_columns(table, columns)
+            sync_rows(table, [key for key, _label in columns], rows)
         self.show_detail()
+
+    def set_columns(self, table: EnvironmentTable, columns: Columns) -> None:
+        row = table.cursor_row
+        table.clear(columns=True)
+        for key, label in columns:
+            table.add_column(label, key=key)
+        self.columns = columns
+        self.call_after_refresh(table.move_cursor, row=row)
 
     # ------------------------------------------------------------------ the selected row
 
@@ -329,6 +323,8 @@ class OverviewScreen(ActionScreen):
         found = self.selected()
         if found is None:
             return None
+        from screens.actions import Subject  # not before the first paint
+
         service, env = found
         if env == CANDIDATE:
             return Subject(service)
@@ -356,6 +352,11 @@ class OverviewScreen(ActionScreen):
                 note = self.observed.get(service, {}).get(env, {}).get("note")
                 if note:
                     line += f" · {note}"
+                figures = self.live.of(row_key(service, env))
+                if figures.rps is not None or figures.p95:
+                    line += f" · {rate(figures.rps)}, p95 {ms(figures.last_p95)}"
+                if figures.firing:
+                    line += f" · {figures.firing} alert(s) firing (! lists them)"
         detail = self.query_one("#row-detail", Static)
         detail.update(line)
 
@@ -369,6 +370,24 @@ class OverviewScreen(ActionScreen):
         if subject is not None:
             self.app.push_screen(ReleaseScreen(subject))
 
+    def action_monitor(self) -> None:
+        """The monitor of the selected environment (from the candidate's row: the furthest
+        environment it is live in, else the first)."""
+        from screens.monitor import MonitorScreen
+
+        found = self.selected()
+        if found is None:
+            return
+        service, env = found
+        view = next((s for s in self.services if s.name == service), None)
+        if view is None:
+            return
+        envs = [e.name for e in view.environments]
+        if env == CANDIDATE:
+            live = [e.name for e in view.environments if e.release]
+            env = live[-1] if live else envs[0]
+        self.app.push_screen(MonitorScreen(service, env, envs))
+
     def action_rollback(self) -> None:
         subject = self.subject()
         if subject is None or subject.env in (None, CANDIDATE):
@@ -376,8 +395,19 @@ class OverviewScreen(ActionScreen):
             return
         self.prepare("rollback", subject)
 
+    def action_promote(self) -> None:
+        subject = self.subject()
+        if subject is None or (subject.env is not None and subject.release is None):
+            self.notify(
+                "Choose the candidate or a deployed release to promote.", severity="warning"
+            )
+            return
+        self.prepare("promote", subject)
+
     def applicable(self, action: str) -> bool:
+        subject = self.subject()
         if action == "rollback":
-            subject = self.subject()
             return subject is not None and subject.release is not None
+        if action == "promote":
+            return subject is not None and (subject.env is None or subject.release is not None)
         return True

@@ -27,6 +27,7 @@ from screens.common import (
     StatusStatic,
     age,
     clock,
+    grid,
     number,
     size,
     status_style,
@@ -36,17 +37,6 @@ from screens.release_data import ReleaseDetail, load_release
 from tui.messages import EngineFailed, ReleaseLoaded
 
 SECTIONS = ("lineage", "metrics", "tests", "gates", "history")
-
-
-def grid(*widths: int | None) -> Table:
-    """A headerless table: fixed columns, the last one takes the rest and wraps."""
-    table = Table.grid(padding=(0, 1), expand=True)
-    for width in widths:
-        if width is None:
-            table.add_column(ratio=1, overflow="fold")
-        else:
-            table.add_column(width=width, no_wrap=True, overflow="ellipsis")
-    return table
 
 
 def delta_text(delta: float | None) -> str:

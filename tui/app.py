@@ -10,9 +10,11 @@ that cares hears of it through the ``run_changed`` signal.
 
 from __future__ import annotations
 
+import gc
+import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -20,15 +22,14 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
-from core.api import Project
 from core.errors import EXIT_INFRA, ReadOnlyError, ReleaseError
-from screens.actions import ActionPlan, EngineCall
-from screens.audit import AuditScreen
-from screens.help import HelpScreen
 from screens.overview import OverviewScreen
 from screens.palette import ScreenActions
-from screens.run import RunScreen
-from screens.runs import RunState
+
+if TYPE_CHECKING:
+    from core.api import Project
+    from screens.actions import ActionPlan
+    from screens.runs import RunState
 from tui.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 
 READ_ONLY = "READ-ONLY"
@@ -60,9 +61,20 @@ class RelmanApp(App[None]):
         Binding(
             "l", "last_run", "Last run", tooltip="The run in progress, or the last one", show=False
         ),
+        Binding(
+            "exclamation_mark",
+            "alerts",
+            "Alerts",
+            key_display="!",
+            tooltip="Firing and past alerts, and their rollback commands",
+        ),
     ]
 
     def __init__(self, project_dir: Path | None = None, *, read_only: bool = False) -> None:
+        # What the imports made (Textual, rich, pydantic, the engine) lives as long as the
+        # process: out of the collector's sight, it is never scanned again, and the first
+        # paint does not wait for a full collection of it.
+        gc.freeze()
         super().__init__()
         self.project_dir = project_dir
         self.read_only = read_only
@@ -88,24 +100,44 @@ class RelmanApp(App[None]):
 
     # ------------------------------------------------------------------ keys
 
+    def showing(self, module: str, screen: str) -> bool:
+        """Whether the screen on top is ``module.screen``. The screens other than the
+        overview are imported when first shown, not before the first paint (the run screen
+        alone pulls in rich.pretty and attrs); a module not loaded yet shows nothing."""
+        loaded = sys.modules.get(module)
+        return loaded is not None and isinstance(self.screen, getattr(loaded, screen))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "last_run":
-            return self.current_run is not None and not isinstance(self.screen, RunScreen)
+            return self.current_run is not None and not self.showing("screens.run", "RunScreen")
         if action == "audit":
-            return not isinstance(self.screen, AuditScreen)
+            return not self.showing("screens.audit", "AuditScreen")
+        if action == "alerts":
+            return not self.showing("screens.alerts", "AlertsScreen")
         return True
 
     def action_help(self) -> None:
         """Show every key of the current screen (and of the app)."""
-        if isinstance(self.screen, HelpScreen):
-            return
-        self.push_screen(HelpScreen(self.screen))
+        from screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def action_audit(self) -> None:
+        from screens.audit import AuditScreen
+
         if not isinstance(self.screen, AuditScreen):
             self.push_screen(AuditScreen())
 
+    def action_alerts(self) -> None:
+        from screens.alerts import AlertsScreen
+
+        if not isinstance(self.screen, AlertsScreen):
+            self.push_screen(AlertsScreen())
+
     def action_last_run(self) -> None:
+        from screens.run import RunScreen
+
         if self.current_run is None:
             self.notify("Nothing has run from this session yet.")
         elif not isinstance(self.screen, RunScreen):
@@ -138,11 +170,15 @@ class RelmanApp(App[None]):
     def start_run(self, plan: ActionPlan, reason: str = "") -> RunState | None:
         """Run ``plan`` in a worker of the app. In read-only mode a mutating plan is sent to
         the engine without a run screen: the engine refuses, and the app says what to run."""
+        from screens.runs import RunState
+
         if not self.can_start(plan.verb):
             return None
         run = RunState(plan, reason=reason)
         refusal = self.read_only and plan.mutating
         if not refusal:
+            from screens.run import RunScreen
+
             self.current_run = run
             self.push_screen(RunScreen(run))
             self.run_changed.publish(run)
@@ -152,6 +188,7 @@ class RelmanApp(App[None]):
     @work(thread=True, exit_on_error=False, group="engine")
     def execute(self, run: RunState) -> None:
         """The engine call, off the event loop; everything it says comes back as messages."""
+        from screens.actions import EngineCall
 
         def log(line: str) -> None:
             self.post_message(RunLine(run, line))
@@ -208,14 +245,16 @@ class RelmanApp(App[None]):
         run.finish(message.document, message.error, message.exit_code)
         if message.refused:
             self.notify(
-                f"{message.error}. From a session that may act, run:\n{run.plan.command()}",
+                f"{message.error}. From a session that may act, run:\n"
+                f"{run.plan.command(run.reason)}",
                 title=READ_ONLY,
                 severity="warning",
                 timeout=30,
             )
             return
         self.run_changed.publish(run)
-        showing = isinstance(self.screen, RunScreen) and self.screen.run is run
+        screen = self.screen
+        showing = self.showing("screens.run", "RunScreen") and getattr(screen, "run", None) is run
         if not showing:
             severity = SEVERITY.get(run.outcome or "", "information")
             self.notify(run.summary(), title="Run ended", severity=severity, timeout=10)  # type: ignore[arg-type]

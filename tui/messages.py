@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from core.api import Project, ServiceView
-
 if TYPE_CHECKING:
+    from core.api import Project, ServiceView
     from screens.actions import ActionPlan
+    from screens.live import LiveFigures, MonitorView
     from screens.release_data import ReleaseDetail
     from screens.runs import RunState
 
@@ -45,7 +45,41 @@ class StatusLoaded(Message):
 
 
 class PollDone(Message):
-    """The overview's poll ended (whatever it found): time to arm the next one."""
+    """A live screen's poll ended (whatever it found): time to arm the next one."""
+
+
+class LiveLoaded(Message):
+    """The overview's traffic figures: request rate, p95 and firing alerts per environment.
+    Only the latest matters, so a backlog collapses."""
+
+    def __init__(self, live: LiveFigures) -> None:
+        super().__init__()
+        self.live = live
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LiveLoaded)
+
+
+class MonitorLoaded(Message):
+    """One environment's per-minute series over a range, and the project's alerts."""
+
+    def __init__(self, view: MonitorView) -> None:
+        super().__init__()
+        self.view = view
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MonitorLoaded)
+
+
+class AlertsLoaded(Message):
+    """``api.alerts``: firing, pending and past alerts, and the collector's pid."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__()
+        self.document = document
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AlertsLoaded)
 
 
 class ReleaseLoaded(Message):

@@ -63,6 +63,7 @@ def broken_project_dir(project_dir: Path) -> Path:
 
 
 async def _wait_for_workers(pilot: Pilot[object]) -> None:
+    await pilot.pause()  # a worker may start after the next refresh (the overview's first read)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Static
 
 from core import api
+from screens.confirm import ConfirmScreen
 from screens.overview import EnvironmentTable, OverviewScreen
 from screens.release import ReleaseScreen
 from tests.tui import canned
@@ -32,9 +34,9 @@ async def test_rows_show_state_age_and_the_candidate(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_workers(pilot)
         rows = {key: [str(cell) for cell in row] for key, row in cells(app).items()}
-        assert rows["shop/dev"] == ["shop", "dev", "a1b2c3d v1.4.0", "live", "3m", "127.0.0.1:3100"]
+        assert rows["shop/dev"][:5] == ["shop", "dev", "a1b2c3d v1.4.0", "live", "3m"]
         assert rows["shop/staging"][4] == "2h"
-        assert rows["shop/prod"][2:5] == ["0f9e8d7 v1.3.2", "live", "3d"]
+        assert rows["shop/prod"][2:5] == ["0f9e8d7 v1.3.2", "live, 1 firing", "3d"]
         assert rows["shop/@candidate"][:5] == ["shop", "candidate", "a1b2c3d", "clean", "3h"]
         assert rows["shop/@candidate"][5].startswith("3f9a2c1 Retrain")
         # The state takes its style from the stylesheet (StatusTable > .status--good).
@@ -43,7 +45,10 @@ async def test_rows_show_state_age_and_the_candidate(
         assert live.style == table.get_component_rich_style("status--good", partial=True)
         # The whole story of the selected row is under the table.
         detail = str(app.screen.query_one("#row-detail").render())
-        assert detail == f"shop in dev: live at http://127.0.0.1:3100 · release {canned.CANDIDATE}"
+        assert detail == (
+            f"shop in dev: live at http://127.0.0.1:3100 · release {canned.CANDIDATE} · 0.8/s, "
+            "p95 40ms"
+        )
 
 
 @pytest.mark.parametrize(
@@ -163,3 +168,35 @@ async def test_a_hidden_overview_skips_its_polls_and_catches_up(
         assert overview.missed_poll
         await pilot.press("escape")
         await wait_until(pilot, lambda: calls > hidden, "the catch-up poll")
+
+
+async def test_p_promotes_the_selected_release_after_asking(
+    canned_project: Path, wait_for_workers: WaitForWorkers
+) -> None:
+    """The help of the first screen lists promote: from the candidate's row, or an env's."""
+    app = RelmanApp(project_dir=canned_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        await pilot.press("down", "down", "down", "p")  # the candidate, live in dev and staging
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
+        text = str(app.screen.query_one("#confirm-text", Static).render())
+        assert text.startswith("promote shop v1.4.0 (3f9a2c1) to prod, replacing v1.3.2")
+        await pilot.press("escape")
+        await pilot.press("up")  # prod: nothing further to promote it to
+        assert app.screen.check_action("promote", ()) is True
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app._notifications, "the explanation")
+        await wait_for_workers(pilot)
+        assert isinstance(app.screen, OverviewScreen)
+        notes = [n.message for n in app._notifications if n.severity == "error"]
+        assert notes[-1].endswith("there is nothing further to promote it to")
+
+
+async def test_promote_is_dimmed_in_read_only_mode(
+    canned_project: Path, wait_for_workers: WaitForWorkers
+) -> None:
+    app = RelmanApp(project_dir=canned_project, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        shown = {b.binding.key: b.enabled for b in app.screen.active_bindings.values()}
+        assert shown["p"] is False and shown["b"] is False and shown["m"] is True

@@ -1,6 +1,7 @@
 """SVG snapshots at the 80x24 on-call terminal and a roomier 120x40: the overview, the help,
-the release screen, a promotion's confirmation and its run. The engine answers canned
-documents (tests/tui/canned.py) and the clocks stand still, so the pictures are deterministic.
+the release screen, a promotion's confirmation and its run, the monitor and the alerts. The
+engine answers canned documents (tests/tui/canned.py) and the clocks stand still, so the
+pictures are deterministic.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SIZES = [(80, 24), (120, 40)]
 
 
 async def settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()  # the overview starts reading once it is painted
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
     pilot.app.clear_notifications()
@@ -111,3 +113,17 @@ def test_run_of_a_promotion(
 def test_audit_80x24(snap_compare: SnapCompare, canned_project: Path) -> None:
     app = RelmanApp(project_dir=canned_project)
     assert snap_compare(app, terminal_size=(80, 24), run_before=pressing("h"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_monitor_of_prod(
+    snap_compare: SnapCompare, canned_project: Path, size: tuple[int, int]
+) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=size, run_before=pressing("down", "down", "m"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_alerts(snap_compare: SnapCompare, canned_project: Path, size: tuple[int, int]) -> None:
+    app = RelmanApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=size, run_before=pressing("exclamation_mark"))

@@ -1,0 +1,232 @@
+"""What the live screens share: the poll (fetch in a thread worker, render what it found,
+then arm the next one) and the reads of the metric store they draw from.
+
+A poll never overlaps the one before it: the timer is armed only once a fetch has ended
+(its worker always posts :class:`~tui.messages.PollDone` last), a refresh asked for while
+one runs waits for it, and a screen that is not showing skips its polls and catches up
+when it comes back (dolphie's WorkerManager does the same).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.screen import Screen
+from textual.timer import Timer
+
+from screens import common
+from tui.messages import PollDone
+
+if TYPE_CHECKING:
+    from core import api
+    from core.api import EnvironmentView, ServiceView
+
+# The overview's p95 sparkline: one cell per minute.
+SPARK_MINUTES = 15
+# How far before the last complete minute the newest one may be and still count as "now":
+# older, the overview shows no request rate rather than a stale one.
+STALE_SECONDS = 120
+NO_DATA = "no data yet: is `relman monitor` running? promote starts it"
+
+
+class PolledScreen(Screen[None]):
+    """A screen that reads the engine every REFRESH_SECONDS while it shows.
+
+    Subclasses implement :meth:`fetch`: start a thread worker that posts what it read and
+    then, whatever happened, :class:`~tui.messages.PollDone`.
+    """
+
+    REFRESH_SECONDS: ClassVar[float] = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.poll_timer: Timer | None = None
+        self.missed_poll = False
+        self.fetching = False
+        self.fetch_again = False
+
+    def fetch(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def showing(self) -> bool:
+        """On top, or right under a modal dialog (Screen.is_current also counts any screen
+        that was ever shown, Textual keeps them as background screens)."""
+        stack = self.app.screen_stack
+        return stack[-1] is self or (stack[-1].is_modal and len(stack) > 1 and stack[-2] is self)
+
+    def poll_now(self) -> None:
+        """Read now (or as soon as the read in progress ends)."""
+        if self.poll_timer is not None:
+            self.poll_timer.stop()
+            self.poll_timer = None
+        if self.fetching:
+            self.fetch_again = True
+            return
+        self.fetching = True
+        self.fetch()
+
+    def poll(self) -> None:
+        self.poll_timer = None
+        if self.showing:
+            self.poll_now()
+        else:
+            self.missed_poll = True
+
+    def on_screen_resume(self) -> None:
+        if self.missed_poll:
+            self.missed_poll = False
+            self.poll_now()
+
+    def on_poll_done(self, message: PollDone) -> None:
+        message.stop()
+        self.fetching = False
+        if self.fetch_again:
+            self.fetch_again = False
+            self.poll_now()
+        elif self.poll_timer is None:
+            self.poll_timer = self.set_timer(self.REFRESH_SECONDS, self.poll)
+
+
+# ---------------------------------------------------------------------- reading the store
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(mtime, size) of ``path``, (0, 0) when it cannot be read: a change means read again."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def minute_of(text: str | None) -> int | None:
+    moment = common.parse_moment(text)
+    return int(moment.timestamp()) // 60 * 60 if moment else None
+
+
+def last_complete_minute() -> int:
+    """The collector rolls a minute up once it is over: the newest minute there can be."""
+    return int(common.now().timestamp()) // 60 * 60 - 60
+
+
+@dataclass(frozen=True)
+class EnvFigures:
+    """The overview's figures of one environment."""
+
+    rps: float | None = None  # the newest minute's request rate; None: no recent minute
+    p95: tuple[float | None, ...] = ()  # p95 of each of the last minutes, oldest first
+    firing: int = 0
+    last_p95: float | None = None  # the newest minute's p95 (None: no recent minute, or
+    # no request in it)
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """Figures by overview row key (``service/env``); ``error`` when the store could not
+    be read (its one line)."""
+
+    envs: Mapping[str, EnvFigures] = field(default_factory=dict)
+    error: str = ""
+    # The points each figure was made of (api.metrics), kept to make them again with new
+    # alerts, or at another minute, without reading the series.
+    series: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False)
+
+    def of(self, key: str) -> EnvFigures:
+        return self.envs.get(key, EnvFigures())
+
+
+def figures(
+    points: list[dict[str, Any]], firing: int, *, minutes: int = SPARK_MINUTES
+) -> EnvFigures:
+    """The p95 of the last ``minutes`` minutes of ``points`` (api.metrics), one slot per
+    minute; the request rate and p95 of the newest minute when it is recent (no stale
+    figure)."""
+    end = last_complete_minute()
+    by_minute = {minute_of(point["t"]): point for point in points}
+    p95 = tuple(
+        by_minute.get(minute, {}).get("p95_ms")
+        for minute in range(end - (minutes - 1) * 60, end + 60, 60)
+    )
+    newest = max((minute for minute in by_minute if minute is not None), default=None)
+    recent = by_minute[newest] if newest is not None and newest >= end - STALE_SECONDS else {}
+    shown = p95 if any(v is not None for v in p95) else ()
+    return EnvFigures(recent.get("rps"), shown, firing, recent.get("p95_ms"))
+
+
+def firing_counts(alerts: Iterable[dict[str, Any]]) -> Counter[str]:
+    return Counter(f"{a['service']}/{a['env']}" for a in alerts if a.get("state") == "firing")
+
+
+def deployed(services: Iterable[ServiceView]) -> list[tuple[str, str]]:
+    """(service, env) of every environment a release is deployed to."""
+    return [(s.name, e.name) for s in services for e in s.environments if e.release]
+
+
+def read_live(
+    project: api.Project, services: Iterable[ServiceView], previous: LiveFigures | None = None
+) -> LiveFigures:
+    """Request rate, p95 and firing alerts of every environment a release is deployed to.
+    With ``previous``, only the alerts are read again: the series gain a point a minute, so
+    the caller reads them at its own, slower pace (while the same environments are live)."""
+    from core import api
+
+    firing = firing_counts(api.alerts(project)["alerts"])
+    services = list(services)
+    keys = [f"{service}/{env}" for service, env in deployed(services)]
+    if previous is not None and sorted(previous.series) == sorted(keys):
+        series = dict(previous.series)
+    else:
+        series = {
+            f"{service}/{env}": api.metrics(project, service, env, f"{SPARK_MINUTES}m")["points"]
+            for service, env in deployed(services)
+        }
+    envs = {key: figures(points, firing[key]) for key, points in series.items()}
+    for key, count in firing.items():
+        envs.setdefault(key, EnvFigures(firing=count))
+    return LiveFigures(envs, series=series)
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """What the monitor screen shows of one environment."""
+
+    service: str
+    env: str
+    range_: str
+    points: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]  # this environment's, firing first
+    collector: int | None
+    environment: EnvironmentView | None = None
+
+    def series(self, field: str, minutes: int) -> list[float | None]:
+        """``field`` of each of the last ``minutes`` minutes, oldest first, up to the last
+        complete one (None: a minute without a point, or without that value)."""
+        end = last_complete_minute()
+        by_minute = {minute_of(point["t"]): point for point in self.points}
+        return [
+            by_minute.get(minute, {}).get(field)
+            for minute in range(end - (minutes - 1) * 60, end + 60, 60)
+        ]
+
+    @property
+    def drift(self) -> list[dict[str, Any]]:
+        """The drift alerts (one per feature whose PSI went past its limit)."""
+        return [alert for alert in self.alerts if alert.get("kind") == "drift"]
+
+
+def read_monitor(project: api.Project, service: str, env: str, range_: str) -> MonitorView:
+    from core import api
+
+    views = {s.name: s for s in api.overview(project)}
+    environment = next((e for e in views[service].environments if e.name == env), None)
+    series = api.metrics(project, service, env, range_)
+    alerts = api.alerts(project)
+    mine = [a for a in alerts["alerts"] if a["service"] == service and a["env"] == env]
+    return MonitorView(
+        service, env, range_, list(series["points"]), mine, alerts.get("collector"), environment
+    )

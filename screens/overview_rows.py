@@ -1,0 +1,195 @@
+"""The overview's rows: each service's environments in promotion order, then its candidate,
+as table cells (rich Text, never read as markup), in the columns that fit the width.
+
+At 80 columns the traffic of a deployed environment (request rate, newest p95, and as much
+of the p95 sparkline as fits) takes the last column, where the URL of an environment not
+deployed yet and the candidate's reasons are; wider, request rate and a p95 sparkline get
+columns of their own beside the URL. A firing alert is said in the state: ``live, 1 firing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from screens.charts import ms, rate, spark
+from screens.common import (
+    NONE,
+    StatusTable,
+    age,
+    fit_last_column,
+    last_column_room,
+    short,
+    status_style,
+)
+from screens.live import SPARK_MINUTES, EnvFigures, LiveFigures
+
+if TYPE_CHECKING:
+    from core.api import ServiceView
+
+Columns = tuple[tuple[str, str], ...]
+# (column key, label), left to right. The first five are in both layouts.
+FIRST: Columns = (
+    ("service", "Service"),
+    ("env", "Env"),
+    ("release", "Release"),
+    ("state", "State"),
+    ("since", "Since"),
+)
+NARROW: Columns = (*FIRST, ("detail", "Traffic / URL / why"))
+WIDE: Columns = (
+    *FIRST,
+    ("rps", "Req/s"),
+    ("p95", f"p95, last {SPARK_MINUTES} min"),
+    ("detail", "URL / why"),
+)
+# COLUMNS: the narrow layout, the one a test at 80 columns sees.
+COLUMNS = NARROW
+# The wide layout is taken when its last column keeps at least this many cells.
+WIDE_ROOM = 24
+
+NOT_DEPLOYED = "not deployed"
+CANDIDATE = "@candidate"
+_NONE = Text(NONE, style="dim")
+
+Row = tuple[Text, ...]
+
+
+def row_key(service: str, environment: str) -> str:
+    """The key of the table row of ``service`` in ``environment`` (or its CANDIDATE)."""
+    return f"{service}/{environment}"
+
+
+def url_text(url: str) -> str:
+    """``127.0.0.1:3100``: the scheme is left out when it is plain http, to fit 80 columns."""
+    return url.removeprefix("http://")
+
+
+def candidate_state(candidate: dict[str, Any] | None) -> tuple[str, str]:
+    """``clean``, ``dirty`` or ``stale``, and the first reason (the commit when clean)."""
+    if candidate is None:
+        return "loading", "reading git and DVC…"
+    if "error" in candidate:
+        return "unknown", str(candidate["error"])
+    problems = list(candidate.get("problems") or [])
+    git = candidate.get("git") or {}
+    if git.get("dirty"):
+        return "dirty", problems[0] if problems else "uncommitted changes"
+    if problems:
+        return "stale", problems[0]
+    return "clean", f"{git.get('short', '')} {git.get('message', '')}".strip()
+
+
+def first_cells(
+    table: StatusTable, services: Iterable[ServiceView], candidates: dict[str, dict[str, Any]]
+) -> dict[str, tuple[Row, Text]]:
+    """Each row's first five cells and its detail (the URL, or the candidate's reason), keyed
+    by (service, environment): each service's environments in promotion order, then its
+    candidate. Cells are rich Text, never read as markup."""
+    rows: dict[str, tuple[Row, Text]] = {}
+    for service in services:
+        for env in service.environments:
+            if env.release:
+                release = Text(short(env.release))
+                if env.version:
+                    release.append(f" {env.version}", style="dim")
+            else:
+                release = _NONE
+            cells = (
+                Text(service.name),
+                Text(env.name),
+                release,
+                Text(env.state, style=status_style(table, env.state)),
+                Text(age(env.since)) if env.since else _NONE,
+            )
+            rows[row_key(service.name, env.name)] = (cells, Text(url_text(env.url)))
+        candidate = candidates.get(service.name)
+        state, why = candidate_state(candidate)
+        release_id = str((candidate or {}).get("release") or "")
+        shown = short(release_id) + ("-dirty" if release_id.endswith("-dirty") else "")
+        committed = ((candidate or {}).get("git") or {}).get("committed_at")
+        cells = (
+            Text(service.name),
+            Text("candidate", style="italic"),
+            Text(shown) if release_id else _NONE,
+            Text(state, style=status_style(table, state)),
+            Text(age(committed)) if committed else _NONE,
+        )
+        rows[row_key(service.name, CANDIDATE)] = (cells, Text(why))
+    return rows
+
+
+def with_firing(table: StatusTable, state: Text, firing: int) -> Text:
+    """``live, 1 firing``: the state, and the alerts firing there."""
+    if not firing:
+        return state
+    return Text.assemble(state, (f", {firing} firing", status_style(table, "firing")))
+
+
+def traffic_text(figures: EnvFigures, room: int) -> Text:
+    """``4.9/s p95  48ms ▂▃▅▇▆``: the newest request rate and p95, then as much of the p95
+    sparkline as ``room`` leaves (none under five cells); ``—`` without figures."""
+    if figures.rps is None and not figures.p95:
+        return Text(NONE, style="dim")
+    text = Text(f"{rate(figures.rps):>5} p95 {ms(figures.last_p95):>5}")
+    cells = min(SPARK_MINUTES, room - text.cell_len - 1)
+    if figures.p95 and cells >= 5:
+        text.append(" " + spark(figures.p95[-cells:]), style="bold")
+    return text
+
+
+def overview_rows(
+    table: StatusTable,
+    services: Iterable[ServiceView],
+    candidates: dict[str, dict[str, Any]] | None = None,
+    live: LiveFigures | None = None,
+    width: int = 80,
+) -> tuple[Columns, dict[str, Row]]:
+    """The columns that fit ``width`` and the table's rows in them, keyed by (service,
+    environment); the last cell is clipped to fit."""
+    live = live or LiveFigures()
+    services = list(services)
+    first = first_cells(table, services, candidates or {})
+    rows: dict[str, Row] = {}
+    for key, (cells, _detail) in first.items():
+        state = with_firing(table, cells[3], live.of(key).firing)
+        rows[key] = (*cells[:3], state, cells[4])
+    is_env = {key: not key.endswith(f"/{CANDIDATE}") for key in rows}
+    wide_cells = {
+        key: (
+            Text(rate(live.of(key).rps)) if is_env[key] and live.of(key).rps is not None else _NONE,
+            p95_cell(live.of(key)) if is_env[key] else _NONE,
+        )
+        for key in rows
+    }
+    wide_labels = [label for _key, label in WIDE]
+    wide_rows = [(*rows[key], *wide_cells[key]) for key in rows]
+    if last_column_room(wide_rows, width, wide_labels) >= WIDE_ROOM:
+        columns = WIDE
+        shown = {key: (*rows[key], *wide_cells[key], first[key][1]) for key in rows}
+    else:
+        columns = NARROW
+        room = last_column_room(rows.values(), width, [label for _key, label in NARROW])
+        # Where nothing is deployed, the URL it will serve at (there is no traffic to show).
+        deployed = {
+            f"{service.name}/{env.name}"
+            for service in services
+            for env in service.environments
+            if env.release
+        }
+        shown = {
+            key: (*cells, traffic_text(live.of(key), room) if key in deployed else first[key][1])
+            for key, cells in rows.items()
+        }
+    return columns, fit_last_column(shown, width, [label for _key, label in columns])
+
+
+def p95_cell(figures: EnvFigures) -> Text:
+    """The p95 sparkline of the last minutes (blank where a minute had no requests), then
+    the newest value."""
+    if not figures.p95:
+        return _NONE
+    cells = spark(figures.p95).rjust(SPARK_MINUTES)
+    return Text.assemble((cells, "bold"), f" {ms(figures.last_p95)}")
