@@ -15,9 +15,10 @@ Goal: relman within 1.5x of the bare app, under 150 MB resident. For reference, 
 also timed without the command line before it (which validates relman.toml first).
 
 Then relman runs ``--idle`` seconds with its live refresh at 1 s (each second the overview
-reads the environments and the alerts; the series every 10 s, the candidate, git and DVC,
-every 30 s), and the CPU it and its children used (utime + stime + cutime + cstime) over
-that time is read from /proc/PID/stat, after a settling time. Goal: under 2% of one core.
+reads the environments, what the ledger says and what really serves; the alerts every 5 s,
+the series every 10 s, the candidate, git and DVC, every 30 s), and the CPU it and its
+children used (utime + stime + cutime + cstime) over that time is read from /proc/PID/stat,
+after a settling time. Goal: under 2% of one core.
 
     .venv/bin/python benchmarks/bench_tui.py [--runs 7] [--idle 20] [--rows 10000000]
 """
@@ -247,6 +248,7 @@ class Terminal:
 
     def __init__(self) -> None:
         self.socket = f"relman-bench-{os.getpid()}"
+        self.socket_path = ""
 
     def tmux(self, *args: str) -> str:
         assert TMUX is not None
@@ -261,10 +263,14 @@ class Terminal:
     def run(self, command: list[str]) -> int:
         """Start ``command`` in a fresh window; its pid."""
         self.tmux("new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", "--", *command)
+        self.socket_path = self.tmux("display-message", "-p", "#{socket_path}").strip()
         return int(self.tmux("display-message", "-p", "-t", "bench", "#{pane_pid}"))
 
     def close(self) -> None:
+        """Kill the server and remove its socket (tmux 3.3 leaves it behind)."""
         subprocess.run([str(TMUX), "-L", self.socket, "kill-server"], capture_output=True)
+        if self.socket_path:
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 def wait_for(path: Path, timeout: float = 60) -> str:
@@ -346,6 +352,7 @@ def main() -> None:
         print(f"ledger: {RELEASES:,} releases recorded in {fill_ledger(project):.1f} s")
         store = project / ".relman" / "metrics.db"
         series, built = fill_metric_store(store, args.rows)
+        os.sync()  # gigabytes of dirty pages written back during the runs would skew them
         size_gb = store.stat().st_size / 1e9
         print(
             f"metric store: {series * SPAN:,} samples ({series} series x {SPAN:,} s) and "

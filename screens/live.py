@@ -132,9 +132,10 @@ class LiveFigures:
 
     envs: Mapping[str, EnvFigures] = field(default_factory=dict)
     error: str = ""
-    # The points each figure was made of (api.metrics), kept to make them again with new
-    # alerts, or at another minute, without reading the series.
+    # What the figures were made of (api.metrics' points, api.alerts' firing counts), kept
+    # to make them again at another minute, or with one of the two read again.
     series: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False)
+    firing: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def of(self, key: str) -> EnvFigures:
         return self.envs.get(key, EnvFigures())
@@ -168,17 +169,26 @@ def deployed(services: Iterable[ServiceView]) -> list[tuple[str, str]]:
 
 
 def read_live(
-    project: api.Project, services: Iterable[ServiceView], previous: LiveFigures | None = None
+    project: api.Project,
+    services: Iterable[ServiceView],
+    previous: LiveFigures | None = None,
+    *,
+    series_due: bool = True,
+    alerts_due: bool = True,
 ) -> LiveFigures:
     """Request rate, p95 and firing alerts of every environment a release is deployed to.
-    With ``previous``, only the alerts are read again: the series gain a point a minute, so
-    the caller reads them at its own, slower pace (while the same environments are live)."""
+    What is not due is taken from ``previous``: the series gain a point a minute and the
+    alerts change at the collector's passes, so the caller reads them at their own, slower
+    pace (the series while the same environments are live)."""
     from core import api
 
-    firing = firing_counts(api.alerts(project)["alerts"])
+    if alerts_due or previous is None:
+        firing = firing_counts(api.alerts(project)["alerts"])
+    else:
+        firing = Counter(previous.firing)
     services = list(services)
     keys = [f"{service}/{env}" for service, env in deployed(services)]
-    if previous is not None and sorted(previous.series) == sorted(keys):
+    if not series_due and previous is not None and sorted(previous.series) == sorted(keys):
         series = dict(previous.series)
     else:
         series = {
@@ -188,7 +198,7 @@ def read_live(
     envs = {key: figures(points, firing[key]) for key, points in series.items()}
     for key, count in firing.items():
         envs.setdefault(key, EnvFigures(firing=count))
-    return LiveFigures(envs, series=series)
+    return LiveFigures(envs, series=series, firing=dict(firing))
 
 
 @dataclass(frozen=True)

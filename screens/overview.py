@@ -16,7 +16,7 @@ The cells, and the columns that fit the width, are made in screens/overview_rows
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from core.errors import ReleaseError
 from screens.base import ActionScreen
-from screens.charts import ms, rate
 from screens.common import StatusTable, age, sync_rows
 from screens.live import LiveFigures, PolledScreen, file_stamp, read_live
 from screens.overview_rows import (
@@ -36,6 +35,8 @@ from screens.overview_rows import (
     NARROW,
     Columns,
     candidate_state,
+    environment_line,
+    nothing_deployed,
     overview_rows,
     row_key,
 )
@@ -53,6 +54,15 @@ if TYPE_CHECKING:
     from screens.actions import Subject
 
 
+@dataclass(frozen=True)
+class Due:
+    """What a poll reads besides the environments."""
+
+    status: bool
+    series: bool
+    alerts: bool
+
+
 class EnvironmentTable(StatusTable):
     """The services x environments table (its own type only to title its keys in the help)."""
 
@@ -60,11 +70,6 @@ class EnvironmentTable(StatusTable):
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", tooltip="The release of this row"),
     ]
-
-
-def nothing_deployed(services: Iterable[ServiceView]) -> bool:
-    """True while no environment of any service has a release."""
-    return not any(env.release for service in services for env in service.environments)
 
 
 class OverviewScreen(PolledScreen, ActionScreen):
@@ -76,6 +81,8 @@ class OverviewScreen(PolledScreen, ActionScreen):
     STATUS_SECONDS = 30.0
     # The series behind the traffic columns gain a point a minute: read this often.
     METRICS_SECONDS = 10.0
+    # The alerts change at the collector's passes (every 5 s by default): read this often.
+    ALERTS_SECONDS = 5.0
     BINDING_GROUP_TITLE = "Overview"
     BINDINGS = [
         # Not in the footer (no room at 80 columns): in the help and the command palette.
@@ -96,9 +103,11 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.observed: dict[str, dict[str, dict[str, Any]]] = {}
         self.live = LiveFigures()
         self.columns: Columns = NARROW
-        # When the candidate and the series were last read (time.monotonic()); None: next.
+        # When the candidate, the series and the alerts were last read (time.monotonic());
+        # None: at the next poll.
         self.status_read: float | None = None
         self.series_read: float | None = None
+        self.alerts_read: float | None = None
         # The project and the stamp of its relman.toml (see read_project; the worker's).
         self.loaded: tuple[api.Project, tuple[int, int]] | None = None
         # The environments and their ages as last shown: unchanged, a poll redraws nothing.
@@ -130,7 +139,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
 
     def action_refresh(self) -> None:
         """Read the project again, the candidate too (the table is updated in place)."""
-        self.status_read = self.series_read = None
+        self.status_read = self.series_read = self.alerts_read = None
         self.poll_now()
 
     def on_resize(self) -> None:
@@ -145,24 +154,26 @@ class OverviewScreen(PolledScreen, ActionScreen):
         return last is None or time.monotonic() - last >= seconds
 
     def fetch(self) -> None:
-        """Every poll reads the environments (the ledger, and what really serves) and the
-        alerts; the series when METRICS_SECONDS have passed, the candidate when
-        STATUS_SECONDS have (or at once after a run or on ``r``)."""
-        with_status = self.due(self.status_read, self.STATUS_SECONDS)
-        with_series = self.due(self.series_read, self.METRICS_SECONDS)
-        if with_status:
-            self.status_read = time.monotonic()
-        if with_series:
-            self.series_read = time.monotonic()
-        again = with_series or bool(self.live.error)
-        self.load(with_status=with_status, previous=None if again else self.live)
+        """Every poll reads the environments (the ledger, and what really serves); the
+        alerts, the series and the candidate when ALERTS_, METRICS_ and STATUS_SECONDS have
+        passed since they were last read (and all of them at once after a run or on ``r``)."""
+        now = time.monotonic()
+        due = Due(
+            status=self.due(self.status_read, self.STATUS_SECONDS),
+            series=self.due(self.series_read, self.METRICS_SECONDS) or bool(self.live.error),
+            alerts=self.due(self.alerts_read, self.ALERTS_SECONDS) or bool(self.live.error),
+        )
+        self.status_read = now if due.status else self.status_read
+        self.series_read = now if due.series else self.series_read
+        self.alerts_read = now if due.alerts else self.alerts_read
+        self.load(due, self.live)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def load(self, *, with_status: bool = True, previous: LiveFigures | None = None) -> None:
+    def load(self, due: Due, previous: LiveFigures) -> None:
         """Read relman.toml, the environments and their traffic, then (when due) the
         candidates, off the event loop; PollDone last, whatever happened."""
         try:
-            self.read(with_status, previous)
+            self.read(due, previous)
         finally:
             self.post_message(PollDone())
 
@@ -178,27 +189,29 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.loaded = (project, file_stamp(project.config_path))
         return project
 
-    def read(self, with_status: bool, previous: LiveFigures | None) -> None:
+    def read(self, due: Due, previous: LiveFigures) -> None:
         from core import api
 
         try:
             project = self.read_project()
             services = api.overview(project)
         except ReleaseError as error:
-            self.post_message(ProjectLoadFailed(error.message))
+            self.post_message(ProjectLoadFailed(error.message, error.exit_code))
             return
         except Exception as error:  # a bug or an I/O failure: say it, never crash the UI
-            self.post_message(ProjectLoadFailed(f"cannot load the project: {error}"))
+            self.post_message(ProjectLoadFailed(f"cannot load the project: {error}", 3))
             return
         self.post_message(ProjectLoaded(project, services))
         try:
-            live = read_live(project, services, previous)
+            live = read_live(
+                project, services, previous, series_due=due.series, alerts_due=due.alerts
+            )
         except ReleaseError as error:
             live = LiveFigures(error=error.message)
         except Exception as error:
             live = LiveFigures(error=f"cannot read the metric store: {error}")
         self.post_message(LiveLoaded(live))
-        if not with_status:
+        if not due.status:
             return
         try:
             self.post_message(StatusLoaded(api.status(project)))
@@ -220,21 +233,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.show_rows()
         status = self.query_one("#status", Static)
         status.remove_class("-error")
-        if nothing_deployed(message.services):
-            first = next(iter(message.project.config.environments), "dev")
-            service = next(iter(message.project.config.services), "SERVICE")
-            if self.read_only:
-                status.update("Nothing deployed yet.")
-            else:
-                status.update(
-                    Content.assemble(
-                        "Nothing deployed yet — ",
-                        ("relman release", "bold"),
-                        f" tests, builds and deploys {service} to {first}",
-                    )
-                )
-        else:
-            status.update("")
+        status.update(nothing_deployed(message.project, services, read_only=self.read_only))
         status.display = bool(status.content)
 
     def on_live_loaded(self, message: LiveLoaded) -> None:
@@ -263,6 +262,12 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.show_rows()
 
     def on_project_load_failed(self, message: ProjectLoadFailed) -> None:
+        app = self.relman
+        if app.exit_on_load_error and app.project is None:
+            # Nothing to show yet: leave, and the command line says why (its one line).
+            app.load_error = message.error
+            app.exit(return_code=message.exit_code)
+            return
         self.shown_key = ()  # the next load that works shows everything again
         self.stop_loading()
         status = self.query_one("#status", Static)
@@ -346,19 +351,10 @@ class OverviewScreen(PolledScreen, ActionScreen):
                 state, why = candidate_state(self.candidates.get(service))
                 line = f"{service} candidate: {state}: {why}"
             elif (environment := self.selected_environment()) is not None:
-                line = f"{service} in {env}: {environment.state} at {environment.url}"
-                if environment.release:
-                    line += f" · release {environment.release}"
                 note = self.observed.get(service, {}).get(env, {}).get("note")
-                if note:
-                    line += f" · {note}"
                 figures = self.live.of(row_key(service, env))
-                if figures.rps is not None or figures.p95:
-                    line += f" · {rate(figures.rps)}, p95 {ms(figures.last_p95)}"
-                if figures.firing:
-                    line += f" · {figures.firing} alert(s) firing (! lists them)"
-        detail = self.query_one("#row-detail", Static)
-        detail.update(line)
+                line = environment_line(service, environment, note, figures)
+        self.query_one("#row-detail", Static).update(line)
 
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
         self.open_release()

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual.content import Content
 
 from screens.charts import ms, rate, spark
 from screens.common import (
@@ -27,7 +28,8 @@ from screens.common import (
 from screens.live import SPARK_MINUTES, EnvFigures, LiveFigures
 
 if TYPE_CHECKING:
-    from core.api import ServiceView
+    from core import api
+    from core.api import EnvironmentView, ServiceView
 
 Columns = tuple[tuple[str, str], ...]
 # (column key, label), left to right. The first five are in both layouts.
@@ -193,3 +195,37 @@ def p95_cell(figures: EnvFigures) -> Text:
         return _NONE
     cells = spark(figures.p95).rjust(SPARK_MINUTES)
     return Text.assemble((cells, "bold"), f" {ms(figures.last_p95)}")
+
+
+def nothing_deployed(
+    project: api.Project, services: Iterable[ServiceView], *, read_only: bool
+) -> Content:
+    """The line above the table while no environment of any service has a release (empty
+    once one has): where to start."""
+    if any(env.release for service in services for env in service.environments):
+        return Content("")
+    if read_only:
+        return Content("Nothing deployed yet.")
+    first = next(iter(project.config.environments), "dev")
+    service = next(iter(project.config.services), "SERVICE")
+    return Content.assemble(
+        "Nothing deployed yet — ",
+        ("relman release", "bold"),
+        f" tests, builds and deploys {service} to {first}",
+    )
+
+
+def environment_line(
+    service: str, environment: EnvironmentView, note: str | None, figures: EnvFigures
+) -> str:
+    """The whole story of an environment's row, for the line under the table."""
+    line = f"{service} in {environment.name}: {environment.state} at {environment.url}"
+    if environment.release:
+        line += f" · release {environment.release}"
+    if note:
+        line += f" · {note}"
+    if figures.rps is not None or figures.p95:
+        line += f" · {rate(figures.rps)}, p95 {ms(figures.last_p95)}"
+    if figures.firing:
+        line += f" · {figures.firing} alert(s) firing (! lists them)"
+    return line

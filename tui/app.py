@@ -70,7 +70,13 @@ class RelmanApp(App[None]):
         ),
     ]
 
-    def __init__(self, project_dir: Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        project_dir: Path | None = None,
+        *,
+        read_only: bool = False,
+        exit_on_load_error: bool = False,
+    ) -> None:
         # What the imports made (Textual, rich, pydantic, the engine) lives as long as the
         # process: out of the collector's sight, it is never scanned again, and the first
         # paint does not wait for a full collection of it.
@@ -78,6 +84,12 @@ class RelmanApp(App[None]):
         super().__init__()
         self.project_dir = project_dir
         self.read_only = read_only
+        # When the project cannot be loaded at all (relman.toml missing or broken), leave
+        # with its exit code and keep its one line in load_error, for the command line to
+        # print once the terminal is restored: the command line then need not validate
+        # relman.toml (pydantic, a third of the start-up) before the first paint.
+        self.exit_on_load_error = exit_on_load_error
+        self.load_error: str | None = None
         # Set once a screen has loaded the project (ProjectLoaded bubbles up to the app).
         self.project: Project | None = None
         # The engine call started last from this app (running or ended).

@@ -29,11 +29,13 @@ class ProjectLoaded(Message):
 
 
 class ProjectLoadFailed(Message):
-    """The project could not be loaded; ``error`` is the engine's one-line explanation."""
+    """The project could not be loaded; ``error`` is the engine's one-line explanation and
+    ``exit_code`` the code the command line exits with for it."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, exit_code: int = 2) -> None:
         super().__init__()
         self.error = error
+        self.exit_code = exit_code
 
 
 class StatusLoaded(Message):

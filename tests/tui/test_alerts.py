@@ -17,7 +17,7 @@ from screens.live import NO_DATA
 from screens.monitor import MonitorScreen
 from screens.overview import OverviewScreen
 from screens.run import RunScreen
-from tests.tui import canned
+from tests.tui import canned, canned_live
 from tests.tui.conftest import WaitForWorkers, wait_until
 from tests.tui.test_monitor import no_traffic
 from tui.app import READ_ONLY, RelmanApp
@@ -63,7 +63,7 @@ async def test_alerts_firing_first_with_their_line_and_rollback_command(
         detail = shown(app, "#alert-detail")
         assert detail.splitlines()[1] == "p99 870 ms > 500 ms for 11 min"
         assert detail.splitlines()[2] == (
-            f"rollback: {canned.ROLLBACK_PROD}  (b: run it, after a confirmation)"
+            f"rollback: {canned_live.ROLLBACK_PROD}  (b: run it, after a confirmation)"
         )
         await pilot.press("down", "down")
         assert "shop in staging" in shown(app, "#alert-detail")
@@ -95,7 +95,7 @@ async def test_rollback_from_an_alert_asks_with_its_reason_then_runs(
         reason = app.screen.query_one("#confirm-reason", Input)
         assert reason.value == PROD_REASON
         # The command the dialog shows is the alert's own, to the letter.
-        assert shown(app, "#confirm-command") == canned.ROLLBACK_PROD
+        assert shown(app, "#confirm-command") == canned_live.ROLLBACK_PROD
         await pilot.press("enter")
         await wait_until(pilot, lambda: calls and not app.busy, "the rollback")
         assert isinstance(app.screen, RunScreen)
@@ -121,7 +121,7 @@ async def test_read_only_rollback_from_an_alert_gives_the_command(
             (
                 READ_ONLY,
                 "read-only mode: rollback of shop in prod refused. From a session that may "
-                f"act, run:\n{canned.ROLLBACK_PROD}",
+                f"act, run:\n{canned_live.ROLLBACK_PROD}",
             )
         ]
         assert isinstance(app.screen, AlertsScreen) and app.current_run is None
@@ -152,10 +152,10 @@ async def test_the_selected_alert_stays_selected_whatever_order_the_engine_gives
     def shuffled(project: api.Project) -> dict[str, Any]:
         nonlocal polls
         polls += 1
-        document = canned.alerts(project)
+        document = canned_live.alerts(project)
         alerts = list(reversed(document["alerts"])) if polls % 2 else document["alerts"]
         if polls > 3:  # a new one, firing since a minute ago: first row
-            new = {**canned.ALERTS[0], "env": "dev", "since": "2026-11-27T11:59:00+00:00"}
+            new = {**canned_live.ALERTS[0], "env": "dev", "since": "2026-11-27T11:59:00+00:00"}
             alerts = [*alerts, new]
         return {**document, "alerts": alerts}
 

@@ -1,6 +1,6 @@
 """Pilot tests of the live figures: the overview's traffic columns and firing marker at 80
 and 120 columns, and the monitor screen (charts per range, drift, alerts, the poll). The
-metric store answers canned series (tests/tui/canned.py): prod's p99 climbs to 870 ms over
+metric store answers canned series (tests/tui/canned_live.py): prod's p99 climbs to 870 ms over
 its last minutes and fires, one of its features drifts."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from screens.monitor import MonitorScreen
 from screens.overview import EnvironmentTable, OverviewScreen
 from screens.overview_rows import NARROW, WIDE
 from screens.palette import ScreenActions
-from tests.tui import canned
+from tests.tui import canned, canned_live
 from tests.tui.conftest import WaitForWorkers, wait_until
 from tui.app import RelmanApp
 
@@ -154,7 +154,7 @@ async def test_monitor_charts_the_selected_environment_over_each_range(
 
     def metrics(project: api.Project, service: str, env: str, range_: str = "1h") -> Any:
         asked.append((env, range_))
-        return canned.metrics(project, service, env, range_)
+        return canned_live.metrics(project, service, env, range_)
 
     monkeypatch.setattr(api, "metrics", metrics)
     app = RelmanApp(project_dir=canned_project)
@@ -232,7 +232,7 @@ async def test_monitor_polls_never_overlap_and_pause_while_covered(
         time.sleep(0.03)
         with lock:
             running -= 1
-        return canned.metrics(project, service, env, range_)
+        return canned_live.metrics(project, service, env, range_)
 
     app = RelmanApp(project_dir=canned_project)
     async with app.run_test(size=SIZE) as pilot:

@@ -38,6 +38,7 @@ class Terminal:
 
     def __init__(self, socket: str) -> None:
         self.socket = socket
+        self.socket_path = ""
 
     def tmux(self, *args: str) -> str:
         assert TMUX is not None
@@ -59,12 +60,21 @@ class Terminal:
             "new-session", "-d", "-s", SESSION, "-x", str(width), "-y", str(height),
             "--", "/bin/sh", "-c", shell, "sh", *command,
         )  # fmt: skip
+        self.socket_path = self.tmux("display-message", "-p", "#{socket_path}").strip()
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", SESSION)
 
     def press(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", SESSION, *keys)
+
+    def close(self) -> None:
+        """Kill the server and remove its socket (tmux 3.3 leaves it behind)."""
+        subprocess.run(
+            [str(TMUX), "-L", self.socket, "kill-server"], capture_output=True, check=False
+        )
+        if self.socket_path:
+            Path(self.socket_path).unlink(missing_ok=True)
 
     def wait_for(self, condition: Callable[[str], object], what: str, timeout: float = 30) -> str:
         """Poll the screen every 50 ms until ``condition(screen)`` holds."""
@@ -89,9 +99,7 @@ def terminal() -> Iterator[Terminal]:
     try:
         yield term
     finally:
-        subprocess.run(
-            [str(TMUX), "-L", term.socket, "kill-server"], capture_output=True, check=False
-        )
+        term.close()
 
 
 def relman_command(root: Path, *options: str) -> list[str]:
