@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
 import re
@@ -46,11 +45,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.processes import end_processes, processes_mentioning
+from demo_env import RELMAN, clean_up, environment, relman_json, run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RELMAN = str(BIN / "relman")
 MARKER = "RELMAN_BENCH_COLLECTOR"
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@relman.invalid"]
 ENVS = ("dev", "staging", "prod")
@@ -58,35 +56,6 @@ SERVICE = "iris"
 INTERVAL = 1.0
 GOAL = 5.0  # % of one core
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def environment(tmp: Path, user: str = "bench") -> dict[str, str]:
-    return {
-        **os.environ,
-        # the demo's dvc stages (python) and the build's uv come from the venv's bin
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-        "RELMAN_USER": user,
-        "BENTOML_HOME": str(tmp / "bentoml"),
-        "DVC_NO_ANALYTICS": "1",
-        "BENTOML_DO_NOT_TRACK": "True",
-        MARKER: str(tmp),
-    }
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {' | '.join(tail)}")
-    return done
-
-
-def relman_json(args: list[str], demo: Path, env: dict[str, str]) -> dict:
-    done = run([RELMAN, "--batch", "--json", *args], demo, env)
-    document = json.loads(done.stdout)
-    if not document.get("ok"):
-        raise SystemExit(f"relman {' '.join(args)}: {document.get('error')}")
-    return document
 
 
 # ------------------------------------------------------------------------------ set-up
@@ -105,10 +74,14 @@ def set_interval(demo: Path, env: dict[str, str]) -> None:
 
 def go_live(demo: Path, tmp: Path) -> str:
     """Release to dev and staging, approve as bob, promote to prod as alice."""
-    released = relman_json(["release", "--to", "staging"], demo, environment(tmp))
+    released = relman_json(["release", "--to", "staging"], demo, environment(tmp, MARKER))
     release = released["release"]
-    run([RELMAN, "--batch", "approve", release, "--env", "prod"], demo, environment(tmp, "bob"))
-    relman_json(["promote", SERVICE, "--to", "prod"], demo, environment(tmp, "alice"))
+    run(
+        [RELMAN, "--batch", "approve", release, "--env", "prod"],
+        demo,
+        environment(tmp, MARKER, "bob"),
+    )
+    relman_json(["promote", SERVICE, "--to", "prod"], demo, environment(tmp, MARKER, "alice"))
     return release
 
 
@@ -253,19 +226,6 @@ def profile_passes(project: object, passes: int, count: int) -> None:
 # ------------------------------------------------------------------------------ cleanup
 
 
-def clean_up(demo: Path, env: dict[str, str], tmp: Path) -> None:
-    if (demo / "relman.toml").exists():
-        subprocess.run(
-            [RELMAN, "--batch", "down"], cwd=demo, env=env, capture_output=True, check=False
-        )
-    found = [pid for pid, _command in processes_mentioning(tmp)]
-    end_processes(found, 10)
-    print(
-        f"processes left after relman down: {len(found)} {found} (stopped by pid); "
-        f"{len(processes_mentioning(tmp))} remain"
-    )
-
-
 # ------------------------------------------------------------------------------ main
 
 
@@ -284,7 +244,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="relman-bench-collector-") as name:
         tmp = Path(name)
-        env = environment(tmp)
+        env = environment(tmp, MARKER)
         demo = tmp / "demo"
         traffic: list = []
         try:

@@ -50,11 +50,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.processes import end_processes, processes_mentioning
+from demo_env import RELMAN, clean_up, environment, run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RELMAN = str(BIN / "relman")
 BENTOML = str(BIN / "bentoml")
 DVC = str(BIN / "dvc")
 MARKER = "RELMAN_BENCH_RELEASE"
@@ -68,26 +67,6 @@ PHASES = [
     ("build", "bentoml build", ("build",)),
     ("serve", "serve until ready + 1 request", ("dev: validate",)),
 ]
-
-
-def environment(tmp: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        # the demo's dvc stages and the build's uv run from the venv's bin
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-        "RELMAN_USER": "bench",
-        "DVC_NO_ANALYTICS": "1",
-        "BENTOML_DO_NOT_TRACK": "True",
-        MARKER: str(tmp),
-    }
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {' | '.join(tail)}")
-    return done
 
 
 def fresh_home(tmp: Path, label: str) -> str:
@@ -229,28 +208,6 @@ def by_hand(
 # --------------------------------------------------------------------------- cleanup
 
 
-def leftovers(tmp: Path) -> list[int]:
-    """Live bentoml / core.proxy processes naming ``tmp`` in their command line or environment."""
-    return [
-        pid
-        for pid, command in processes_mentioning(tmp)
-        if "bentoml" in command or "core.proxy" in command
-    ]
-
-
-def clean_up(demo: Path, env: dict[str, str], tmp: Path) -> None:
-    if (demo / "relman.toml").exists():
-        subprocess.run(
-            [RELMAN, "--batch", "down"], cwd=demo, env=env, capture_output=True, check=False
-        )
-    found = leftovers(tmp)
-    end_processes(found, 10)
-    print(
-        f"processes left after relman down: {len(found)} {found} (stopped by pid); "
-        f"{len(leftovers(tmp))} remain"
-    )
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -267,7 +224,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="relman-bench-release-") as name:
         tmp = Path(name)
-        env = environment(tmp)
+        env = environment(tmp, MARKER)
         if args.no_autoload:
             env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         demo = tmp / "demo"

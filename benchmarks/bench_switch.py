@@ -33,10 +33,8 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,10 +43,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.processes import end_processes, processes_mentioning
+from demo_env import RELMAN, clean_up, environment, relman_json, run
 
 BIN = Path(sys.executable).parent
-RELMAN = str(BIN / "relman")
 DVC = str(BIN / "dvc")
 MARKER = "RELMAN_BENCH_SWITCH"
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@relman.invalid"]
@@ -58,35 +55,6 @@ DESIGN = (
     "a side port, the proxy switches new requests atomically, the old Bento drains in-flight "
     "requests on SIGTERM"
 )
-
-
-def environment(tmp: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        # the demo's dvc stages (python) and the build's uv come from the venv's bin
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-        "RELMAN_USER": "bench",
-        "BENTOML_HOME": str(tmp / "bentoml"),
-        "DVC_NO_ANALYTICS": "1",
-        "BENTOML_DO_NOT_TRACK": "True",
-        MARKER: str(tmp),
-    }
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {' | '.join(tail)}")
-    return done
-
-
-def relman_json(args: list[str], demo: Path, env: dict[str, str]) -> dict:
-    done = run([RELMAN, "--batch", "--json", *args], demo, env)
-    document = json.loads(done.stdout)
-    if not document.get("ok"):
-        raise SystemExit(f"relman {' '.join(args)}: {document.get('error')}")
-    return document
 
 
 # ------------------------------------------------------------------------------ the load
@@ -246,28 +214,6 @@ def print_phase(
 # ------------------------------------------------------------------------------ cleanup
 
 
-def leftovers(tmp: Path) -> list[int]:
-    """Live bentoml / core.proxy processes naming ``tmp`` in their command line or environment."""
-    return [
-        pid
-        for pid, command in processes_mentioning(tmp)
-        if "bentoml" in command or "core.proxy" in command
-    ]
-
-
-def clean_up(demo: Path, env: dict[str, str], tmp: Path) -> None:
-    if (demo / "relman.toml").exists():
-        subprocess.run(
-            [RELMAN, "--batch", "down"], cwd=demo, env=env, capture_output=True, check=False
-        )
-    found = leftovers(tmp)
-    end_processes(found, 10)
-    print(
-        f"processes left after relman down: {len(found)} {found} (stopped by pid); "
-        f"{len(leftovers(tmp))} remain"
-    )
-
-
 # ------------------------------------------------------------------------------ main
 
 
@@ -307,7 +253,7 @@ def main() -> int:
     failed = 0
     with tempfile.TemporaryDirectory(prefix="relman-bench-switch-") as name:
         tmp = Path(name)
-        env = environment(tmp)
+        env = environment(tmp, MARKER)
         demo = tmp / "demo"
         try:
             print(f"creating the demo in {demo} ...", file=sys.stderr)
