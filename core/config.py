@@ -10,24 +10,28 @@ import fnmatch
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, Literal
 
 from core.errors import ConfigError, UsageError
+from core.schema import Model, SchemaError
 
 CONFIG_NAME = "relman.toml"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+_NAME_MESSAGE = (
+    "name {key!r} must start with a lowercase letter and hold only lowercase letters, "
+    "digits, '-' and '_'"
+)
+_NAMES = {"key_pattern": NAME_PATTERN, "key_message": _NAME_MESSAGE}
+
+# The models are frozen, keyword-only dataclasses checked by core/schema.py: the annotation
+# says what a key holds, ``metadata`` its constraints.
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProjectConfig(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
+@dataclass(frozen=True, kw_only=True)
+class ProjectConfig(Model):
+    name: str = field(metadata={"pattern": NAME_PATTERN})
     # The interpreter of the project's own environment (suites, DVC stage commands).
     # Relative paths are taken from the project root; default: the one running relman.
     python: str | None = None
@@ -39,56 +43,69 @@ class ProjectConfig(_Strict):
 # The parameters any policy layer may set, and the shapes of the layers; how they cascade is
 # core/policies.py's business (its docstring shows the TOML).
 
+_POSITIVE = {"gt": 0}
+_COUNT = {"ge": 1}
+_SHARE = {"ge": 0, "le": 1}
+_URL = {"pattern": r"^https?://\S+$"}
 
-class MonitoringParameters(_Strict):
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringParameters(Model):
     """Monitoring parameters; None means "not set in this layer" (TOML has no null)."""
 
     # Collection (the collector and the metric store).
-    scrape_interval: float | None = Field(default=None, gt=0, strict=True)
-    raw_retention_hours: float | None = Field(default=None, gt=0, strict=True)
-    rollup_retention_days: float | None = Field(default=None, gt=0, strict=True)
-    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$", strict=True)
+    scrape_interval: float | None = field(default=None, metadata=_POSITIVE)
+    raw_retention_hours: float | None = field(default=None, metadata=_POSITIVE)
+    rollup_retention_days: float | None = field(default=None, metadata=_POSITIVE)
+    webhook: str | None = field(default=None, metadata=_URL)
     # Sudden breaks: value over threshold for N minutes; resolved after N clear; cooldown.
-    latency_p99_ms: float | None = Field(default=None, gt=0, strict=True)
-    latency_for_minutes: int | None = Field(default=None, ge=1, strict=True)
-    error_rate_max: float | None = Field(default=None, ge=0, le=1, strict=True)
-    error_for_minutes: int | None = Field(default=None, ge=1, strict=True)
-    resolve_for_minutes: int | None = Field(default=None, ge=1, strict=True)
-    cooldown_minutes: int | None = Field(default=None, ge=0, strict=True)
+    latency_p99_ms: float | None = field(default=None, metadata=_POSITIVE)
+    latency_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    error_rate_max: float | None = field(default=None, metadata=_SHARE)
+    error_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    resolve_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    cooldown_minutes: int | None = field(default=None, metadata={"ge": 0})
     # Slow leaks: one-sided CUSUM against the release's own baseline.
     leak_metric: Literal["rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"] | None = None
-    leak_baseline_minutes: int | None = Field(default=None, ge=1, strict=True)
-    leak_k: float | None = Field(default=None, ge=0, strict=True)
-    leak_h: float | None = Field(default=None, gt=0, strict=True)
-    leak_min_sigma_ms: float | None = Field(default=None, ge=0, strict=True)
+    leak_baseline_minutes: int | None = field(default=None, metadata=_COUNT)
+    leak_k: float | None = field(default=None, metadata={"ge": 0})
+    leak_h: float | None = field(default=None, metadata=_POSITIVE)
+    leak_min_sigma_ms: float | None = field(default=None, metadata={"ge": 0})
     # Drift, live performance, availability.
-    drift_psi_max: float | None = Field(default=None, gt=0, strict=True)
-    drift_window_minutes: int | None = Field(default=None, ge=1, strict=True)
-    drift_min_records: int | None = Field(default=None, ge=1, strict=True)
-    accuracy_max_drop: float | None = Field(default=None, ge=0, le=1, strict=True)
-    down_for_minutes: int | None = Field(default=None, ge=1, strict=True)
+    drift_psi_max: float | None = field(default=None, metadata=_POSITIVE)
+    drift_window_minutes: int | None = field(default=None, metadata=_COUNT)
+    drift_min_records: int | None = field(default=None, metadata=_COUNT)
+    accuracy_max_drop: float | None = field(default=None, metadata=_SHARE)
+    down_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    # The keys this table really set (filled by core/schema.py; empty when built in code).
+    fields_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def parameters(self) -> dict[str, Any]:
         """The parameters this layer sets, in declaration order."""
         return {
             name: getattr(self, name)
             for name in PARAMETER_NAMES
-            if name in self.model_fields_set and getattr(self, name) is not None
+            if name in self.fields_set and getattr(self, name) is not None
         }
 
 
-PARAMETER_NAMES: tuple[str, ...] = tuple(MonitoringParameters.model_fields)
+PARAMETER_NAMES: tuple[str, ...] = tuple(
+    f.name for f in fields(MonitoringParameters) if f.name != "fields_set"
+)
+# The parameters that hold a number with a fraction (an integer written there is a float).
+FLOAT_PARAMETERS: frozenset[str] = frozenset(
+    f.name for f in fields(MonitoringParameters) if "float" in str(f.type)
+)
 
-_Pattern = Annotated[str, Field(min_length=1)]
 
-
-class PolicyMatch(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class PolicyMatch(Model):
     """Which (service, env) a rule or conditional value applies to: every key given must
     match; each is a glob (``prod*``) or a list of globs (any of them)."""
 
-    service: _Pattern | list[_Pattern] | None = None
-    env: _Pattern | list[_Pattern] | None = None
-    target: _Pattern | list[_Pattern] | None = None
+    service: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
+    env: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
+    target: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
 
     def patterns(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -111,66 +128,73 @@ class PolicyMatch(_Strict):
         return ", ".join(parts) or "everything"
 
 
+@dataclass(frozen=True, kw_only=True)
 class ConditionalParameters(MonitoringParameters):
     """One ``[[...when]]`` entry: parameters that apply where ``match`` does."""
 
     match: PolicyMatch
 
 
+@dataclass(frozen=True, kw_only=True)
 class PolicyLayer(MonitoringParameters):
     """A layer of parameters (a template, [environments.E.monitoring], [services.S.monitoring])
     and its conditional values, applied in file order after the layer's own values."""
 
-    when: list[ConditionalParameters] = Field(default_factory=list)
+    when: list[ConditionalParameters] = field(default_factory=list)
 
 
-class AssignRule(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class AssignRule(Model):
     """``[[monitoring.assign]]``: attach templates to every matching (service, env)."""
 
     match: PolicyMatch
-    templates: list[str] = Field(min_length=1)
+    templates: list[str] = field(metadata={"min_length": 1})
 
 
-class ServiceConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig(Model):
     # BentoML service import path, as `bentoml build` / `bentoml serve` take it.
     bento: str
     # The BentoML build config: a bentofile.yaml, or pyproject.toml with [tool.bentoml.build].
     build: str = "bentofile.yaml"
     # DVC artifacts (names from dvc.yaml `artifacts:` or paths) that are the model / the data.
-    model: list[str] = Field(min_length=1)
-    data: list[str] = Field(default_factory=list)
+    model: list[str] = field(metadata={"min_length": 1})
+    data: list[str] = field(default_factory=list)
     # A JSON request body sent to `endpoint` for smoke tests.
     sample_request: str | None = None
     endpoint: str = "predict"
     # [services.NAME.monitoring]: this service's monitoring parameters (core/policies.py).
-    monitoring: PolicyLayer = Field(default_factory=PolicyLayer)
+    monitoring: PolicyLayer = field(default_factory=PolicyLayer)
 
 
-class EnvironmentConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig(Model):
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    port: int = field(metadata={"ge": 1, "le": 65535})
     target: Literal["local"] = "local"
     # Suites that must have passed for the very release being promoted.
-    suites: list[str] = Field(default_factory=list)
+    suites: list[str] = field(default_factory=list)
     # Gates (names of [gates.*] tables) the release must pass to enter this environment.
-    gates: list[str] = Field(default_factory=list)
+    gates: list[str] = field(default_factory=list)
     # Approvals needed, each from a user other than the one who promotes (four-eyes).
-    approvals: int = Field(default=0, ge=0)
+    approvals: int = field(default=0, metadata={"ge": 0})
     # Readiness wait for a started service, in seconds.
-    ready_timeout: float = Field(default=60.0, gt=0)
+    ready_timeout: float = field(default=60.0, metadata=_POSITIVE)
     # [environments.NAME.monitoring]: monitoring parameters here (core/policies.py).
-    monitoring: PolicyLayer = Field(default_factory=PolicyLayer)
+    monitoring: PolicyLayer = field(default_factory=PolicyLayer)
 
 
-class SuiteConfig(_Strict):
-    paths: list[str] = Field(min_length=1)
-    args: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=300.0, gt=0)
-    env: dict[str, str] = Field(default_factory=dict)
+@dataclass(frozen=True, kw_only=True)
+class SuiteConfig(Model):
+    paths: list[str] = field(metadata={"min_length": 1})
+    args: list[str] = field(default_factory=list)
+    timeout: float = field(default=300.0, metadata=_POSITIVE)
+    env: dict[str, str] = field(default_factory=dict)
     kind: Literal["unit", "data", "model", "other"] = "other"
 
 
-class GateConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class GateConfig(Model):
     """A metric gate: an absolute threshold and/or a comparison with the live baseline."""
 
     metric: str
@@ -185,30 +209,34 @@ class GateConfig(_Strict):
     min_relative_change: float | None = None
 
 
+# The collection defaults of [monitoring], the project-wide table.
+COLLECTION_DEFAULTS: dict[str, float | str | None] = {
+    "scrape_interval": 5.0,
+    "raw_retention_hours": 6.0,
+    "rollup_retention_days": 28.0,
+    "webhook": None,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
 class MonitoringConfig(PolicyLayer):
     """[monitoring]: project-wide parameters (above the built-in defaults), the templates
     and the rules that assign them. Read effective values with core.policies, not here:
     the four collection keys keep their defaults only for readers of this table alone."""
 
-    scrape_interval: float = Field(default=5.0, gt=0, strict=True)
-    raw_retention_hours: float = Field(default=6.0, gt=0, strict=True)
-    rollup_retention_days: float = Field(default=28.0, gt=0, strict=True)
-    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$", strict=True)
+    scrape_interval: float = field(default=5.0, metadata=_POSITIVE)
+    raw_retention_hours: float = field(default=6.0, metadata=_POSITIVE)
+    rollup_retention_days: float = field(default=28.0, metadata=_POSITIVE)
     # [monitoring.templates.NAME]: named sets of parameters, attached by assign rules.
-    templates: dict[str, PolicyLayer] = Field(default_factory=dict)
+    templates: dict[str, PolicyLayer] = field(
+        default_factory=dict,
+        metadata={
+            "key_pattern": NAME_PATTERN,
+            "key_message": "template " + _NAME_MESSAGE,
+        },
+    )
     # [[monitoring.assign]], in file order: later rules override earlier ones.
-    assign: list[AssignRule] = Field(default_factory=list)
-
-    @field_validator("templates")
-    @classmethod
-    def _template_names(cls, value: dict[str, PolicyLayer]) -> dict[str, PolicyLayer]:
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(
-                    f"template name {name!r} must start with a lowercase letter and hold "
-                    "only lowercase letters, digits, '-' and '_'"
-                )
-        return value
+    assign: list[AssignRule] = field(default_factory=list)
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:
@@ -219,25 +247,17 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
     }
 
 
-class RelmanConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class RelmanConfig(Model):
     project: ProjectConfig
-    services: dict[str, ServiceConfig] = Field(min_length=1)
+    services: dict[str, ServiceConfig] = field(metadata={"min_length": 1, **_NAMES})
     # In promotion order: the order of the tables in relman.toml.
-    environments: dict[str, EnvironmentConfig] = Field(default_factory=_default_environments)
-    suites: dict[str, SuiteConfig] = Field(default_factory=dict)
-    gates: dict[str, GateConfig] = Field(default_factory=dict)
-    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
-
-    @field_validator("services", "environments", "suites", "gates")
-    @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(
-                    f"name {name!r} must start with a lowercase letter and hold only "
-                    "lowercase letters, digits, '-' and '_'"
-                )
-        return value
+    environments: dict[str, EnvironmentConfig] = field(
+        default_factory=_default_environments, metadata=_NAMES
+    )
+    suites: dict[str, SuiteConfig] = field(default_factory=dict, metadata=_NAMES)
+    gates: dict[str, GateConfig] = field(default_factory=dict, metadata=_NAMES)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def environment_order(self) -> list[str]:
@@ -334,9 +354,9 @@ def parse_config(text: str, path: Path) -> RelmanConfig:
         line = match.group(1) if match else "?"
         raise ConfigError(f"{shown}:{line}: invalid TOML: {reason}") from exc
     try:
-        config = RelmanConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe_validation_error(exc, text, shown)) from exc
+        config = RelmanConfig.from_data(data)
+    except SchemaError as exc:
+        raise ConfigError(_describe_problems(exc.problems, text, shown)) from exc
     _check_references(config, text, shown)
     return config
 
@@ -344,16 +364,16 @@ def parse_config(text: str, path: Path) -> RelmanConfig:
 def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
     lines = key_lines(text)
     for env_name, env in config.environments.items():
-        for field, known, table in (
+        for key_name, known, table in (
             ("suites", config.suites, "suites"),
             ("gates", config.gates, "gates"),
         ):
-            for name in getattr(env, field):
+            for name in getattr(env, key_name):
                 if name not in known:
-                    line = _line_for(lines, ("environments", env_name, field))
+                    line = _line_for(lines, ("environments", env_name, key_name))
                     choices = ", ".join(sorted(known)) or "none are declared"
                     raise ConfigError(
-                        f"{shown}:{line}: [environments.{env_name}] {field} names {name!r}, "
+                        f"{shown}:{line}: [environments.{env_name}] {key_name} names {name!r}, "
                         f"which is not a [{table}.*] table ({choices})"
                     )
     seen: dict[tuple[str, int], str] = {}
@@ -413,12 +433,16 @@ def _check_monitoring(config: RelmanConfig, lines: dict[tuple[str, ...], int], s
                     )
 
 
-def _describe_validation_error(exc: ValidationError, text: str, shown: str) -> str:
+def _describe_problems(errors: list[dict[str, Any]], text: str, shown: str) -> str:
     lines = key_lines(text)
-    errors = exc.errors()
     first = errors[0]
-    loc = tuple(str(part) for part in first["loc"])
+    raw = tuple(first["loc"])
+    loc = tuple(str(part) for part in raw)
     line = _line_for(lines, loc)
+    item = ""
+    if raw and isinstance(raw[-1], int):  # an entry of an inline list: name its key
+        item = f"item {raw[-1] + 1} of "
+        loc = loc[:-1]
     table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "the top level"
     key = loc[-1] if loc else "?"
     kind = first["type"]
@@ -431,7 +455,7 @@ def _describe_validation_error(exc: ValidationError, text: str, shown: str) -> s
         reason = reason[0].lower() + reason[1:] if reason else reason
         got = first.get("input")
         got_text = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        where = f"{key!r} in {table}" if loc else "the file"
+        where = f"{item}{key!r} in {table}" if loc else "the file"
         message = f"bad value for {where}: {reason}{got_text}"
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""

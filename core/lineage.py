@@ -17,7 +17,7 @@ from core.dvcinfo import ArtifactDecl, ArtifactInfo, DvcSession
 from core.gitinfo import GitInfo, git_info
 from core.release_id import release_id
 
-if TYPE_CHECKING:  # the config model loads pydantic; lineage alone does not need it
+if TYPE_CHECKING:  # lineage reads the project's folder only; the config is not needed
     from core.config import Project
 
 __all__ = [

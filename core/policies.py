@@ -54,14 +54,14 @@ core/config.py.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from core.config import (
+    COLLECTION_DEFAULTS,
+    FLOAT_PARAMETERS,
     PARAMETER_NAMES,
-    MonitoringConfig,
     MonitoringParameters,
     PolicyLayer,
     Project,
@@ -74,11 +74,7 @@ COLLECTION_KEYS = ("scrape_interval", "raw_retention_hours", "rollup_retention_d
 
 BUILT_IN = "built-in"
 
-_FLOATS = frozenset(
-    name
-    for name, field in MonitoringParameters.model_fields.items()
-    if float in typing.get_args(field.annotation)
-)
+_FLOATS = FLOAT_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -104,10 +100,9 @@ def builtin_defaults() -> dict[str, Value]:
     """The built-in layer: the alert rules' defaults and the collection defaults."""
     from core.alerting import DEFAULTS
 
-    fields = MonitoringConfig.model_fields
     values: dict[str, Value] = {
         **DEFAULTS,
-        **{key: fields[key].default for key in COLLECTION_KEYS},
+        **{key: COLLECTION_DEFAULTS[key] for key in COLLECTION_KEYS},
     }
     return _normalise(values)
 

@@ -93,7 +93,7 @@ def make_project(root: Path, files: dict[str, str]) -> Path:
 
 
 def suite(*paths: str, **kwargs: object) -> SuiteConfig:
-    return SuiteConfig.model_validate({"paths": list(paths), **kwargs})
+    return SuiteConfig.from_data({"paths": list(paths), **kwargs})
 
 
 def pytest_summary(output: str) -> dict[str, int]:
