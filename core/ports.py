@@ -9,8 +9,13 @@ from core.errors import InfraError
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on (host, port) and we may bind it."""
+    """True when nothing listens on (host, port) and we may bind it.
+
+    SO_REUSEADDR, as the proxy binds: connections the last server on the port closed stay in
+    TIME_WAIT for a minute, and without it the port would look taken after ``relman down``.
+    A port with a listener is still refused."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -1,0 +1,41 @@
+"""core/ports.py: a port is free when nothing listens on it, TIME_WAIT or not."""
+
+from __future__ import annotations
+
+import socket
+
+from core.ports import free_ports, port_is_free
+
+
+def _listener() -> tuple[socket.socket, int]:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return server, server.getsockname()[1]
+
+
+def test_a_listening_port_is_taken() -> None:
+    server, port = _listener()
+    with server:
+        assert not port_is_free(port)
+    assert port_is_free(port)
+
+
+def test_a_port_whose_server_closed_its_connections_is_free_again() -> None:
+    """The server side closes first, as the proxy does on `relman down`: its end of the
+    connection stays in TIME_WAIT on the port, which a plain bind would call in use."""
+    server, port = _listener()
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server closes first: TIME_WAIT on (127.0.0.1, port)
+    client.recv(1)  # sees the close
+    client.close()
+    server.close()
+    assert port_is_free(port)
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    found = free_ports(3, start=20000)
+    assert len(set(found)) == 3
+    assert all(port_is_free(port) for port in found)
