@@ -8,14 +8,16 @@ from collections.abc import Iterable
 from core.errors import InfraError
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+def port_is_free(port: int, host: str = "127.0.0.1", *, reuse: bool = True) -> bool:
     """True when nothing listens on (host, port) and we may bind it.
 
-    SO_REUSEADDR, as the proxy binds: connections the last server on the port closed stay in
-    TIME_WAIT for a minute, and without it the port would look taken after ``relman down``.
-    A port with a listener is still refused."""
+    ``reuse``: bind with SO_REUSEADDR, as the proxy does. Connections the last server on the
+    port closed stay in TIME_WAIT for a minute; without it the port would look taken after
+    ``relman down``. A port with a listener is refused either way. Without ``reuse`` the port
+    is free for any program, SO_REUSEADDR or not (what a port handed out should be)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -26,7 +28,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 def free_ports(
     count: int, *, start: int = 3100, host: str = "127.0.0.1", avoid: Iterable[int] = ()
 ) -> list[int]:
-    """``count`` distinct free ports, the lowest from ``start`` upward."""
+    """``count`` distinct ports free for any program (no listener, no TIME_WAIT), the lowest
+    from ``start`` upward."""
     taken = set(avoid)
     found: list[int] = []
     port = start
@@ -36,7 +39,7 @@ def free_ports(
                 f"no {count} free ports on {host} from {start} upward; stop some services "
                 "and try again"
             )
-        if port not in taken and port_is_free(port, host):
+        if port not in taken and port_is_free(port, host, reuse=False):
             found.append(port)
         port += 1
     return found

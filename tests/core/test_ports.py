@@ -33,6 +33,8 @@ def test_a_port_whose_server_closed_its_connections_is_free_again() -> None:
     client.close()
     server.close()
     assert port_is_free(port)
+    assert not port_is_free(port, reuse=False)  # a plain bind still fails: TIME_WAIT
+    assert port not in free_ports(1, start=port)  # ports handed out are free for anyone
 
 
 def test_free_ports_are_distinct_and_free() -> None:
