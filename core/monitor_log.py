@@ -18,12 +18,16 @@ key is per service, ``services.monitoring.options.log_path``; the v1 key
 :class:`MonitorReader` returns the rows written since its last pass: whole lines only (a
 partial last line waits for the next pass), a file is followed by its inode so a rotated file
 is finished under its new name, a file shorter than the offset read (truncated) or a new
-inode is read from the start, and unparsable lines are skipped and counted. Its
+inode is read from the start, and unparsable lines are skipped and counted. A file is also
+known by its first line (a digest): one truncated and written again past the offset read
+(``copytruncate``, or truncated between our listing and our read), or a new file on a
+reused inode, starts differently and is read from the start too. Its
 :meth:`MonitorReader.state` is plain JSON, for a collector to persist across restarts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -53,6 +57,8 @@ TIME, REQUEST_ID, TRACE_ID = "timestamp", "request_id", "trace_id"
 READ_BUDGET = 8 * 1024 * 1024
 # Problem lines kept per pass.
 MAX_PROBLEMS = 10
+# Bytes of a file's first line that identify it (its digest is kept with the offset).
+HEAD_BYTES = 4096
 # data.3.log (current) or data.3.log.2026-11-27 (rotated; any suffix).
 _DATA_FILE = re.compile(r"data\.(\d+)\.log(?:\.(.+))?")
 _SCHEMA_FILE = re.compile(r"schema\.(\d+)\.log(?:\..+)?")
@@ -93,6 +99,8 @@ class MonitorSchema:
 class _FileState:
     inode: int
     offset: int
+    # "LENGTH:DIGEST" of the file's first line, once read: how a rewritten file is told.
+    head: str | None = None
 
 
 @dataclass
@@ -147,7 +155,8 @@ class MonitorReader:
     def state(self) -> dict[str, Any]:
         """``{file name: {"inode": int, "offset": int}}``: JSON, for the next reader."""
         return {
-            name: {"inode": s.inode, "offset": s.offset} for name, s in sorted(self._files.items())
+            name: {"inode": s.inode, "offset": s.offset, **({"head": s.head} if s.head else {})}
+            for name, s in sorted(self._files.items())
         }
 
     def read(self) -> list[MonitorRow]:
@@ -161,20 +170,18 @@ class MonitorReader:
         budget = self.read_budget
         for name, stat in self._data_files():
             known = previous.get(name)
-            if known is not None and known.inode == stat.st_ino:
-                offset = known.offset
-            elif stat.st_ino in by_inode:  # renamed by rotation: finish it where we were
-                offset = by_inode[stat.st_ino].offset
-            else:  # a new file, or a new one under a known name
-                offset = 0
-            if stat.st_size < offset:
+            if known is None or known.inode != stat.st_ino:
+                # renamed by rotation: finish it where we were; else a new file from the start
+                known = by_inode.get(stat.st_ino, _FileState(stat.st_ino, 0))
+            state = _FileState(stat.st_ino, known.offset, known.head)
+            if stat.st_size < state.offset:
                 found.notes.append(f"data/{name}: shorter than already read, read again")
-                offset = 0
-            if stat.st_size > offset and budget > 0:
-                offset, used, new_rows = self._read_file(name, stat, offset, budget, found)
+                state = _FileState(stat.st_ino, 0)
+            if stat.st_size > state.offset and budget > 0:
+                state, used, new_rows = self._read_file(name, state, budget, found)
                 rows.extend(new_rows)
                 budget -= used
-            files[name] = _FileState(stat.st_ino, offset)
+            files[name] = state
         self._files = files
         if rows and not self._schema.declared:
             found.notes.append("no schema file: roles guessed from the column names")
@@ -208,29 +215,42 @@ class MonitorReader:
         return [(name, stat) for _, name, stat in entries]
 
     def _read_file(
-        self, name: str, stat: os.stat_result, offset: int, budget: int, found: _Pass
-    ) -> tuple[int, int, list[MonitorRow]]:
-        """Parse the whole lines of ``name`` from ``offset``: (new offset, bytes used, rows)."""
+        self, name: str, known: _FileState, budget: int, found: _Pass
+    ) -> tuple[_FileState, int, list[MonitorRow]]:
+        """Parse the whole lines of ``name`` from ``known.offset``: (its new state, bytes
+        used, rows). A file that no longer starts with the line read first is read again
+        from the start."""
+        offset, head = known.offset, known.head
         try:
             with open(self.folder / "data" / name, "rb") as handle:
-                if os.fstat(handle.fileno()).st_ino != stat.st_ino:
-                    return offset, 0, []  # rotated since listed: the next pass follows it
+                if os.fstat(handle.fileno()).st_ino != known.inode:
+                    return known, 0, []  # rotated since listed: the next pass follows it
+                if offset and head and _head(handle) != head:
+                    found.notes.append(
+                        f"data/{name}: rewritten since it was read (truncated or replaced), "
+                        "read again from the start"
+                    )
+                    offset, head = 0, None
                 handle.seek(offset)
                 chunk = handle.read(budget)
                 end = chunk.rfind(b"\n")
                 if end < 0 and len(chunk) == budget:
                     if budget < self.read_budget:
-                        return offset, budget, []  # the budget ran out: next pass
+                        return _FileState(known.inode, offset, head), budget, []  # next pass
                     # One line longer than the whole budget: skip it rather than stall on it.
                     skipped = _skip_line(handle)
                     if skipped is None:
-                        return offset, budget, []  # still no newline: wait for the rest
+                        return _FileState(known.inode, offset, head), budget, []  # the rest
                     found.bad(name)
-                    return offset + budget + skipped, budget, []
+                    offset += budget + skipped
+                    return _FileState(known.inode, offset, head or _head(handle)), budget, []
+                if end >= 0 and head is None:
+                    head = _head(handle)
         except FileNotFoundError:
-            return offset, 0, []
+            return known, 0, []
+        state = _FileState(known.inode, offset if end < 0 else offset + end + 1, head)
         if end < 0:
-            return offset, 0, []  # a partial line only: it waits for its newline
+            return state, 0, []  # a partial line only: it waits for its newline
         rows = []
         for line in chunk[:end].split(b"\n"):
             if not line.strip():
@@ -240,7 +260,7 @@ class MonitorReader:
                 found.bad(name)
             else:
                 rows.append(row)
-        return offset + end + 1, end + 1, rows
+        return state, end + 1, rows
 
     def _row(self, line: bytes) -> MonitorRow | None:
         try:
@@ -303,10 +323,27 @@ def _load_state(state: Mapping[str, Any] | None) -> dict[str, _FileState]:
     files: dict[str, _FileState] = {}
     for name, entry in (state or {}).items():
         try:
-            files[str(name)] = _FileState(int(entry["inode"]), max(0, int(entry["offset"])))
-        except (KeyError, TypeError, ValueError):
+            head = entry.get("head")
+            files[str(name)] = _FileState(
+                int(entry["inode"]),
+                max(0, int(entry["offset"])),
+                head if isinstance(head, str) else None,  # saved by an older relman: none
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
             continue  # a damaged entry: the file is read again from its start
     return files
+
+
+def _head(handle: BinaryIO) -> str:
+    """``LENGTH:DIGEST`` of the first line of an open file (up to HEAD_BYTES of it), the
+    file position kept. Called once the first line is whole."""
+    position = handle.tell()
+    handle.seek(0)
+    first = handle.read(HEAD_BYTES)
+    handle.seek(position)
+    end = first.find(b"\n")
+    line = first if end < 0 else first[: end + 1]
+    return f"{len(line)}:{hashlib.blake2b(line, digest_size=12).hexdigest()}"
 
 
 def _skip_line(handle: BinaryIO) -> int | None:

@@ -10,14 +10,28 @@ the metric store takes the deltas.
 
 The text is parsed with ``prometheus_client``'s parser, which raises on the first bad line
 and drops what it had collected of the family in progress. So a text that does not parse
-whole is parsed again line by line: every valid sample counts, every bad line becomes a
-problem. A last line without its newline is a truncated answer and is left out.
+whole is parsed again line by line, and what a bad line costs depends on where it is:
+
+- outside the families relman sums (another library's metric, a stray line of garbage): the
+  line is skipped, the scrape stays complete, and one problem line names what was skipped;
+- a bad sample of the request counter, the in-progress gauge or the latency histogram, a
+  histogram series without its ``+Inf`` bucket (cut mid-histogram), a request counter
+  without the histogram or the other way round (cut between them): the scrape is
+  incomplete, its counters may miss samples;
+- a last line without its newline is a truncated answer: always left out, and the scrape is
+  incomplete when the cut fell inside one of the three families or before one of them (the
+  exposition format keeps each family's lines together: a cut after all three took none of
+  their samples); an empty answer is incomplete too.
+
+An incomplete scrape is not stored (the counters are cumulative: the next complete scrape
+loses nothing).
 """
 
 from __future__ import annotations
 
 import http.client
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +42,8 @@ __all__ = ["INFRA_ENDPOINTS", "Scrape", "fetch_metrics", "parse_scrape"]
 
 REQUESTS = "bentoml_service_request_total"
 IN_PROGRESS = "bentoml_service_request_in_progress"
-BUCKET = "bentoml_service_request_duration_seconds_bucket"
+HISTOGRAM = "bentoml_service_request_duration_seconds"
+BUCKET = f"{HISTOGRAM}_bucket"
 # BentoML's own endpoints, not the service's API (and the docs: /docs, /docs.json, ...).
 INFRA_ENDPOINTS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
 DOCS_PREFIX = "/docs"
@@ -49,8 +64,8 @@ class Scrape:
     # The ``service_version`` label: the Bento's version (not relman's release id).
     release: str | None = None
     problems: list[str] = field(default_factory=list)
-    # False when a line was bad or cut short: its counters may miss samples, so it must not
-    # be taken for a counter reset (a restart) nor give deltas; keep it for the record only.
+    # False when a needed sample was bad or cut off: its counters may miss samples, so it
+    # must not be taken for a counter reset (a restart) nor give deltas: not stored.
     complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,25 +109,25 @@ def fetch_metrics(address: str, timeout: float = 2.0) -> str:
 def parse_scrape(text: str, t: int) -> Scrape:
     """Sum the BentoML request metrics in ``text`` (Prometheus text format) into a Scrape.
 
-    Bad lines are skipped and reported in ``problems``; InfraError when nothing in a
-    non-empty text is valid Prometheus text (an HTML page, a truncated first line, ...).
+    Bad lines are skipped and reported in ``problems``; a scrape whose needed families lost
+    a sample is ``complete=False``. InfraError when nothing in a non-empty text is valid
+    Prometheus text (an HTML page, a truncated first line, ...).
     """
-    samples, problems, valid, bad = _samples(text)
-    if bad and not valid:
-        raise InfraError(f"/metrics is not Prometheus text: {problems[0]}")
-    if not text.strip():
-        problems.append("empty answer: no metrics at all")
+    parsed = _parse(text)
+    if parsed.bad and not parsed.valid:
+        raise InfraError(f"/metrics is not Prometheus text: {parsed.first_bad}")
+    damaged = parsed.damaged
     requests = errors = in_progress = 0.0
     buckets: dict[str, float] = {}
+    series: dict[tuple[tuple[str, str], ...], set[str]] = {}  # histogram series -> its les
     releases: dict[str, float] = {}
-    for name, labels, value in samples:
+    for name, labels, value in parsed.samples:
         if name.startswith("bentoml_service_") and (version := labels.get("service_version")):
             releases.setdefault(version, 0.0)
         if name not in (REQUESTS, IN_PROGRESS, BUCKET) or not _is_api(labels.get("endpoint")):
             continue
         if not math.isfinite(value):
-            _add(problems, f"{name}{_show(labels)}: value {value} ignored")
-            bad += 1
+            _add(damaged, f"{name}{_show(labels)}: value {value} ignored")
             continue
         if name == REQUESTS:
             requests += value
@@ -124,11 +139,21 @@ def parse_scrape(text: str, t: int) -> Scrape:
             in_progress += value
         elif (le := labels.get("le")) is not None:
             buckets[le] = buckets.get(le, 0.0) + value
-    if buckets and "+Inf" not in buckets:
-        _add(problems, "latency histogram without its +Inf bucket")
-        bad += 1
+            key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            series.setdefault(key, set()).add(le)
+    for key, les in series.items():
+        if "+Inf" not in les:
+            _add(damaged, f"latency histogram {_show(dict(key))} without its +Inf bucket")
+    problems = list(damaged)
+    if parsed.skipped:
+        problems.insert(0, _skipped_line(parsed.skipped))
+    if not text.strip():
+        # Nothing at all, not even the families' TYPE lines: a zero here would read as a
+        # restart, and the next scrape's whole counters as one minute's traffic.
+        damaged.append("empty answer: no metrics at all")
+        problems.append(damaged[-1])
     if len(releases) > 1:
-        _add(problems, f"several service versions in one scrape: {', '.join(sorted(releases))}")
+        problems.append(f"several service versions in one scrape: {', '.join(sorted(releases))}")
     release = max(releases, key=lambda v: releases[v]) if releases else None
     return Scrape(
         t=t,
@@ -138,54 +163,114 @@ def parse_scrape(text: str, t: int) -> Scrape:
         buckets=dict(sorted(buckets.items(), key=lambda item: _le_order(item[0]))),
         release=release,
         problems=problems,
-        complete=not bad,
+        complete=not damaged,
     )
 
 
 Sample = tuple[str, dict[str, str], float]
+# The families relman sums, by the names their lines start with (TYPE/HELP or samples).
+_FAMILY_OF = {
+    REQUESTS: REQUESTS,
+    REQUESTS.removesuffix("_total"): REQUESTS,
+    IN_PROGRESS: IN_PROGRESS,
+    HISTOGRAM: HISTOGRAM,
+    **{f"{HISTOGRAM}{suffix}": HISTOGRAM for suffix in ("_bucket", "_sum", "_count", "_created")},
+}
+NEEDED = (REQUESTS, IN_PROGRESS, HISTOGRAM)
+_NAME = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
+_COMMENT = re.compile(r"\s*#\s*(?:HELP|TYPE)\s+([a-zA-Z_:][a-zA-Z0-9_:]*)")
 
 
-def _samples(text: str) -> tuple[list[Sample], list[str], int, int]:
-    """(samples, problems, valid lines, bad lines) of a Prometheus text."""
+@dataclass
+class _Parsed:
+    """What a text holds: the valid samples and what went wrong where."""
+
+    samples: list[Sample] = field(default_factory=list)
+    # Bad lines outside the needed families: (line number, text), skipped harmlessly.
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    # What makes the scrape incomplete, one line each (bounded).
+    damaged: list[str] = field(default_factory=list)
+    valid: int = 0  # sample lines that parsed
+    bad: int = 0  # lines that did not (the cut last line included)
+    first_bad: str = ""  # the first of them, as a problem line names it
+
+    def failed(self, number: int, line: str) -> None:
+        self.bad += 1
+        if not self.first_bad:
+            self.first_bad = f"line {number}: {_clip(line)}"
+
+
+def _family(line: str) -> str | None:
+    """The needed family a line (sample, HELP or TYPE) belongs to, if any."""
+    match = _COMMENT.match(line) or (None if line.lstrip().startswith("#") else _NAME.match(line))
+    return _FAMILY_OF.get(match.group(1)) if match else None
+
+
+def _parse(text: str) -> _Parsed:
     from prometheus_client.parser import text_string_to_metric_families
 
-    problems: list[str] = []
-    bad = 0
+    parsed = _Parsed()
+    cut: tuple[int, str] | None = None
     if text and not text.endswith("\n"):
         # The exposition format ends every line with a newline: this one was cut short.
-        cut = text.rfind("\n") + 1
-        _add(problems, f"last line truncated, ignored: {_clip(text[cut:])}")
-        bad += 1
-        text = text[:cut]
-    lines = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+        at = text.rfind("\n") + 1
+        cut = (text.count("\n") + 1, text[at:])
+        text = text[:at]
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # Samples, and the HELP/TYPE lines the parser checks; other comments are free text.
+    lines = [(n, line) for n, line in numbered if not line.lstrip().startswith("#")]
+    comments = [(n, line) for n, line in numbered if _COMMENT.match(line)]
+    present = {family for _, line in lines + comments if (family := _family(line))}
     try:
-        samples = [
+        parsed.samples = [
             (s.name, dict(s.labels), float(s.value))
             for family in text_string_to_metric_families(text)
             for s in family.samples
         ]
-        return samples, problems, len(lines), bad
+        parsed.valid = len(lines)
     except Exception:  # the parser raises ValueError, and more on odd input: go line by line
-        pass
-    samples = []
-    failed = 0
-    for number, line in lines:
-        try:
-            parsed = [
-                (s.name, dict(s.labels), float(s.value))
-                for family in text_string_to_metric_families(line + "\n")
-                for s in family.samples
-            ]
-        except Exception:
-            _add(problems, f"line {number} is not a Prometheus sample: {_clip(line)}")
-            failed += 1
-            continue
-        samples.extend(parsed)
-    return samples, problems, len(lines) - failed, bad + failed
+        for number, line in sorted(lines + comments):
+            try:
+                samples = [
+                    (s.name, dict(s.labels), float(s.value))
+                    for family in text_string_to_metric_families(line + "\n")
+                    for s in family.samples
+                ]
+            except Exception:
+                parsed.failed(number, line)
+                family = None if line.lstrip().startswith("#") else _family(line)
+                if family is None:
+                    parsed.skipped.append((number, line))
+                else:
+                    _add(parsed.damaged, f"line {number} of {family} is malformed: {_clip(line)}")
+                continue
+            parsed.samples.extend(samples)
+            parsed.valid += not line.lstrip().startswith("#")
+    sampled = {family for name, _, _ in parsed.samples if (family := _FAMILY_OF.get(name))}
+    if cut is not None:
+        number, line = cut
+        parsed.failed(number, line)
+        family = _family(line)
+        missing = [name for name in NEEDED if name not in present]
+        if family is not None:
+            _add(parsed.damaged, f"answer cut short inside {family}: {_clip(line)}")
+        elif missing:
+            # The families after the cut are not in the text: those missing may be there.
+            _add(parsed.damaged, f"answer cut short before {', '.join(missing)}: {_clip(line)}")
+        else:
+            parsed.skipped.append((number, f"cut short: {line}"))
+    for have, lacks in ((REQUESTS, HISTOGRAM), (HISTOGRAM, REQUESTS)):
+        if have in sampled and lacks not in present and not parsed.damaged:
+            _add(parsed.damaged, f"{have} without {lacks}: the answer looks cut short")
+    return parsed
+
+
+def _skipped_line(skipped: list[tuple[int, str]]) -> str:
+    """One line naming the bad lines skipped (the first few, and how many more)."""
+    shown = "; ".join(f"line {n}: {_clip(line, 60)}" for n, line in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    count = f"{len(skipped)} malformed line{'s' if len(skipped) > 1 else ''}"
+    return f"skipped {count} outside the metrics relman reads ({shown}{more})"
 
 
 def _is_api(endpoint: str | None) -> bool:

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 _QUANTILES = (0.5, 0.95, 0.99)
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_decode = json.JSONDecoder().decode
 _BUCKET_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
@@ -331,3 +333,65 @@ def _quantiles_ms(deltas: Mapping[str, float]) -> tuple[float | None, float | No
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
+
+
+# ------------------------------------------------------------- rollups of a stored window
+
+# One stored scrape, as a window query returns it: (t, release, requests, errors,
+# in_progress, buckets JSON).
+WindowRow = tuple[int, str | None, float, float, float, str]
+
+
+def window_rollups(
+    service: str, env: str, base: WindowRow | None, rows: list[WindowRow]
+) -> list[Rollup]:
+    """:func:`rollup` of each minute of ``rows`` (ordered by t), ``base`` the scrape before
+    them: what the store's ``rollups_from_scrapes`` answers (it explains the fast path)."""
+    out: list[Rollup] = []
+    decoded: dict[int, dict[str, float]] = {}  # buckets by t: a minute's last is the next's base
+    i, n = 0, len(rows)
+    while i < n:
+        minute = rows[i][0] - rows[i][0] % 60
+        j = i + 1
+        while j < n and rows[j][0] < minute + 60:
+            j += 1
+        group = rows[i:j]
+        result = _minute_rollup(service, env, minute, base, group, decoded)
+        if result is not None:
+            out.append(result)
+        base, i = group[-1], j
+    return out
+
+
+def _minute_rollup(
+    service: str,
+    env: str,
+    minute: int,
+    base: WindowRow | None,
+    group: list[WindowRow],
+    decoded: dict[int, dict[str, float]],
+) -> Rollup | None:
+    chain = group if base is None else [base, *group]
+    first, last = chain[0], chain[-1]
+    if len(chain) < 2 or last[0] <= first[0]:
+        return None
+    smooth = all(
+        row[1] == before[1] and row[2] >= before[2] and row[3] >= before[3]
+        for before, row in pairwise(chain)
+    )
+    if smooth:
+        old = decoded.pop(first[0], None)
+        if old is None:
+            old = _decode(first[5])
+        new: dict[str, float] = _decode(last[5])
+        decoded[last[0]] = new
+        deltas = {le: count - old.get(le, 0.0) for le, count in new.items()}
+        if min(deltas.values(), default=0.0) >= 0:
+            return make_rollup(
+                service, env, minute, last[1], last[2] - first[2], last[3] - first[3],
+                last[0] - first[0], deltas, sum(row[4] for row in group) / len(group),
+            )  # fmt: skip
+    # A restart (or a release change) within the minute: the step-by-step arithmetic.
+    previous = None if base is None else ScrapeRow(service, env, *base[:5], _decode(base[5]))
+    scrapes = [ScrapeRow(service, env, *row[:5], _decode(row[5])) for row in group]
+    return rollup(previous, scrapes, minute)

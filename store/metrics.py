@@ -13,9 +13,12 @@ tuples). A write open goes through :func:`store.db.connect` (a sqlite-utils wrap
 alone, sparing the panes and ``relman metrics`` the import of sqlite-utils. Every
 write is one BEGIN IMMEDIATE transaction per batch; a locked file is waited for (SQLite's own
 busy handler, then retries with backoff, until ``busy_timeout``): no row is dropped, and past
-the timeout the batch fails whole with the busy line. Times are integer Unix seconds (UTC).
+the timeout the batch fails whole with the busy line (:class:`MetricStoreBusy`: the caller
+keeps the batch and tries again later). A full disk fails it whole too
+(:class:`MetricStoreFull`: nothing retries that). Times are integer Unix seconds (UTC).
 
-The rows and the rollup arithmetic live in :mod:`store.metric_rows` (re-exported here).
+The rows and the rollup arithmetic live in :mod:`store.metric_rows`, the alerts in
+:mod:`store.metric_alerts` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import ReadOnlyError, StoreError, UsageError
+from core.errors import ReadOnlyError, StoreError
 from store.db import (
     DEFAULT_BUSY_TIMEOUT,
+    busy_error,
     connect,
     connect_memory,
     corrupt_error,
@@ -47,6 +50,7 @@ from store.db import (
     translate_errors,
     write_transaction,
 )
+from store.metric_alerts import AlertChange, MetricAlerts, apply_change
 from store.metric_rows import (
     AlertEvent,
     AlertRow,
@@ -56,10 +60,11 @@ from store.metric_rows import (
     Record,
     Rollup,
     ScrapeRow,
+    WindowRow,
     encode_buckets,
     histogram_quantile,
-    make_rollup,
     rollup,
+    window_rollups,
 )
 from store.metrics_schema import MIGRATIONS, SCHEMA_VERSION
 from store.migrations import migrate
@@ -69,11 +74,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLLECTOR_STALE_SECONDS",
+    "AlertChange",
     "AlertEvent",
     "AlertRow",
     "CollectorRow",
     "Feedback",
     "MetricStore",
+    "MetricStoreBusy",
+    "MetricStoreFull",
     "Point",
     "Record",
     "Rollup",
@@ -84,6 +92,15 @@ __all__ = [
 
 T = TypeVar("T")
 
+
+class MetricStoreBusy(StoreError):
+    """Another process held the write lock past the busy timeout: nothing was written."""
+
+
+class MetricStoreFull(StoreError):
+    """The disk (or the file's size limit) is full: nothing was written."""
+
+
 # A collector whose heartbeat is older than this is taken for dead (claim_collector).
 COLLECTOR_STALE_SECONDS = 60
 # quick_check reads every page: worth it before writing to a small file, not to a store of
@@ -92,15 +109,11 @@ _DEEP_CHECK_MAX_BYTES = 64 * 1024 * 1024
 _PRUNE_BATCH = 10_000
 _FIRST_BACKOFF = 0.01
 _MAX_BACKOFF = 0.25
-_STATES = ("pending", "firing", "resolved")
-_OPEN_STATES = ("pending", "firing")
-_QUANTILES = (0.5, 0.95, 0.99)
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _decode = json.JSONDecoder().decode
 _scrape_fields = operator.attrgetter(
     "service", "env", "t", "release", "requests", "errors", "in_progress"
 )
-_BUCKET_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 # ------------------------------------------------------------------------------- the store
@@ -111,9 +124,6 @@ _ROLLUP_COLUMNS = (
     "p99_ms, in_progress"
 )
 _RECORD_COLUMNS = "service, env, t, release, request_id, features, prediction, target"
-_ALERT_COLUMNS = (
-    "id, rule, kind, service, env, state, since, updated, value, detail, release, rollback"
-)
 INSERT_SCRAPE = (
     f"INSERT OR REPLACE INTO scrapes ({_SCRAPE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -129,12 +139,9 @@ _UPSERT_FEEDBACK = (
     "INSERT INTO feedback (service, env, request_id, label, t) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (service, env, request_id) DO UPDATE SET label = excluded.label, t = excluded.t"
 )
-# One row of a series' window, for the rollup arithmetic: (t, release, requests, errors,
-# in_progress, buckets JSON).
-_WindowRow = tuple[int, str | None, float, float, float, str]
 
 
-class MetricStore:
+class MetricStore(MetricAlerts):
     """Samples, rollups, monitor records, feedback, alerts and the collector heartbeat of one
     project. Safe to share between threads (one statement or transaction at a time)."""
 
@@ -231,12 +238,15 @@ class MetricStore:
                         return work(self._conn)
                 except sqlite3.OperationalError as exc:
                     if _is_full(exc):
-                        raise StoreError(
+                        raise MetricStoreFull(
                             f"{self.where}: disk full; free space, the collector stops"
                         ) from exc
                     remaining = deadline - time.monotonic()
-                    if not is_busy(exc) or remaining <= 0:
+                    if not is_busy(exc):
                         raise
+                    if remaining <= 0:
+                        busy = busy_error(self.path, self.busy_timeout)
+                        raise MetricStoreBusy(busy.message) from exc
                     time.sleep(min(backoff, remaining))
                     backoff = min(backoff * 2, _MAX_BACKOFF)
 
@@ -270,11 +280,7 @@ class MetricStore:
     def put_rollups(self, rows: Iterable[Rollup]) -> int:
         """Store per-minute rollups, replacing those of the same minutes."""
         self._check_writable("storing rollups")
-        params = [
-            (r.service, r.env, r.minute, r.release, r.requests, r.errors, r.rps, r.error_rate,
-             r.p50_ms, r.p95_ms, r.p99_ms, r.in_progress)
-            for r in rows
-        ]  # fmt: skip
+        params = [_rollup_params(r) for r in rows]
         if params:
             self._write("storing rollups", lambda conn: conn.executemany(_UPSERT_ROLLUP, params))
         return len(params)
@@ -298,6 +304,49 @@ class MetricStore:
         if params:
             self._write("storing feedback", lambda conn: conn.executemany(_UPSERT_FEEDBACK, params))
         return len(params)
+
+    def add_batch(
+        self,
+        scrapes: Iterable[ScrapeRow] = (),
+        records: Iterable[Record] = (),
+        feedback: Iterable[Feedback] = (),
+    ) -> tuple[int, int, int]:
+        """Store scrapes, records and feedback in one transaction: all of them, or none (so a
+        caller that keeps a failed batch and offers it again never stores a row twice).
+        The counts stored, in that order."""
+        self._check_writable("storing a batch")
+        scrape_params = [(*_scrape_fields(r), encode_buckets(r.buckets)) for r in scrapes]
+        record_params = [
+            (r.service, r.env, r.t, r.release, r.request_id, _encode(r.features), r.prediction,
+             r.target)
+            for r in records
+        ]  # fmt: skip
+        feedback_params = [(r.service, r.env, r.request_id, r.label, r.t) for r in feedback]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(INSERT_SCRAPE, scrape_params)
+            conn.executemany(INSERT_RECORD, record_params)
+            conn.executemany(_UPSERT_FEEDBACK, feedback_params)
+
+        if scrape_params or record_params or feedback_params:
+            self._write("storing a batch", work)
+        return len(scrape_params), len(record_params), len(feedback_params)
+
+    def record_minute(
+        self, rollups: Iterable[Rollup], changes: Iterable[AlertChange]
+    ) -> list[str | None]:
+        """A judged minute in one transaction: its rollups (replacing those of the same
+        minutes) and its alert changes in order (:func:`store.metric_alerts.apply_change`).
+        For each change, the state of its rule's open alert before it (None: none open)."""
+        self._check_writable("storing a minute")
+        params = [_rollup_params(r) for r in rollups]
+        ordered = list(changes)
+
+        def work(conn: sqlite3.Connection) -> list[str | None]:
+            conn.executemany(_UPSERT_ROLLUP, params)
+            return [apply_change(conn, change) for change in ordered]
+
+        return self._write("storing a minute", work) if params or ordered else []
 
     def prune(
         self, now: int, raw_hours: float, rollup_days: float, *, batch: int = _PRUNE_BATCH
@@ -340,137 +389,22 @@ class MetricStore:
                 out.append(key)
         return out
 
-    # ----------------------------------------------------------------------------- alerts
-
-    def open_alert(
-        self,
-        rule: str,
-        kind: str,
-        service: str,
-        env: str,
-        *,
-        t: int,
-        state: str = "pending",
-        value: float | None = None,
-        detail: str = "",
-        release: str | None = None,
-        rollback: str | None = None,
-    ) -> AlertRow:
-        """The open alert of (rule, service, env): the one already open, unchanged (dedupe),
-        else a new one in ``state`` with its first event."""
-        if state not in _OPEN_STATES:
-            raise UsageError(f"an alert opens pending or firing, not {state!r}")
-
-        def work(conn: sqlite3.Connection) -> AlertRow:
-            row = conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE rule = ? AND service = ? AND env = ? "
-                "AND state != 'resolved'",
-                (rule, service, env),
-            ).fetchone()
-            if row is not None:
-                return AlertRow(*row)
-            alert_id = conn.execute(
-                "INSERT INTO alerts (rule, kind, service, env, state, since, updated, value, "
-                "detail, release, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (rule, kind, service, env, state, t, t, value, detail, release, rollback),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO alert_events (alert_id, t, state, detail) VALUES (?, ?, ?, ?)",
-                (alert_id, t, state, detail),
-            )
-            return _alert(conn, alert_id)
-
-        return self._write("opening an alert", work)
-
-    def update_alert(
-        self,
-        alert_id: int,
-        *,
-        t: int,
-        state: str | None = None,
-        value: float | None = None,
-        detail: str | None = None,
-        release: str | None = None,
-        rollback: str | None = None,
-    ) -> AlertRow:
-        """Move an alert on (pending -> firing -> resolved, never back; a state change is an
-        event and restarts ``since``) and/or refresh its value, detail, release, rollback."""
-        if state is not None and state not in _STATES:
-            raise UsageError(f"unknown alert state {state!r}; one of {', '.join(_STATES)}")
-
-        def work(conn: sqlite3.Connection) -> AlertRow:
-            current = _alert(conn, alert_id)
-            new_state = state or current.state
-            if current.state == "resolved":
-                raise UsageError(
-                    f"alert {alert_id} is resolved and stays as history; a new breach opens a "
-                    "new alert"
-                )
-            if _STATES.index(new_state) < _STATES.index(current.state):
-                raise UsageError(
-                    f"alert {alert_id} is {current.state}; it cannot go back to {new_state}"
-                )
-            changed = new_state != current.state
-            conn.execute(
-                "UPDATE alerts SET state = ?, since = ?, updated = ?, value = coalesce(?, value), "
-                "detail = coalesce(?, detail), release = coalesce(?, release), "
-                "rollback = coalesce(?, rollback) WHERE id = ?",
-                (new_state, t if changed else current.since, t, value, detail, release,
-                 rollback, alert_id),
-            )  # fmt: skip
-            if changed:
-                conn.execute(
-                    "INSERT INTO alert_events (alert_id, t, state, detail) VALUES (?, ?, ?, ?)",
-                    (alert_id, t, new_state, detail if detail is not None else current.detail),
-                )
-            return _alert(conn, alert_id)
-
-        return self._write("updating an alert", work)
-
-    def alerts(
-        self,
-        state: str | None = None,
-        service: str | None = None,
-        env: str | None = None,
-        limit: int = 100,
-    ) -> list[AlertRow]:
-        """Alerts, most recently changed first. ``state`` is one state, or "open" for
-        pending and firing."""
-        where: list[str] = []
-        params: list[Any] = []
-        if state == "open":
-            where.append("state != 'resolved'")
-        elif state is not None:
-            where.append("state = ?")
-            params.append(state)
-        for column, wanted in (("service", service), ("env", env)):
-            if wanted is not None:
-                where.append(f"{column} = ?")
-                params.append(wanted)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
-        rows = self._all(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts {clause}ORDER BY updated DESC, id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [AlertRow(*row) for row in rows]
-
-    def alert_events(self, alert_id: int) -> list[AlertEvent]:
-        """The states an alert went through, oldest first."""
-        rows = self._all(
-            "SELECT id, alert_id, t, state, detail FROM alert_events WHERE alert_id = ? "
-            "ORDER BY id",
-            [alert_id],
-        )
-        return [AlertEvent(*row) for row in rows]
-
     # -------------------------------------------------------------------------- collector
 
     def claim_collector(
-        self, pid: int, host: str, now: int, *, stale_after: int = COLLECTOR_STALE_SECONDS
+        self,
+        pid: int,
+        host: str,
+        now: int,
+        *,
+        stale_after: int = COLLECTOR_STALE_SECONDS,
+        replacing: int | None = None,
     ) -> bool:
         """Become the project's one collector: yes when there is none, when it is this
-        process (same pid and host) already, or when its heartbeat is older than
-        ``stale_after`` seconds (a dead collector); no while another one beats."""
+        process (same pid and host) already, when its heartbeat is older than
+        ``stale_after`` seconds (a dead collector), or when it is still ``replacing`` on
+        ``host`` (a holder the caller found dead; whoever took over since is kept); no
+        while another one beats."""
 
         def work(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT pid, host, started, heartbeat FROM collector").fetchone()
@@ -479,6 +413,8 @@ class MetricStore:
                 holder = CollectorRow(*row)
                 if holder.pid == pid and holder.host == host:
                     started = holder.started
+                elif (holder.pid, holder.host) == (replacing, host):
+                    pass  # the dead holder the caller names: taken over
                 elif now - holder.heartbeat <= stale_after:
                     return False
             conn.execute("DELETE FROM collector")
@@ -564,17 +500,17 @@ class MetricStore:
         """
         start = since - since % 60
         with self._reading() as conn:
-            base: _WindowRow | None = conn.execute(
+            base: WindowRow | None = conn.execute(
                 "SELECT t, release, requests, errors, in_progress, buckets FROM scrapes "
                 "WHERE service = ? AND env = ? AND t < ? ORDER BY t DESC LIMIT 1",
                 (service, env, start),
             ).fetchone()
-            rows: list[_WindowRow] = conn.execute(
+            rows: list[WindowRow] = conn.execute(
                 "SELECT t, release, requests, errors, in_progress, buckets FROM scrapes "
                 "WHERE service = ? AND env = ? AND t >= ? AND t < ? ORDER BY t",
                 (service, env, start, until),
             ).fetchall()
-        return _window_rollups(service, env, base, rows)
+        return window_rollups(service, env, base, rows)
 
     def records(
         self, service: str, env: str, since: int, until: int, release: str | None = None
@@ -631,73 +567,17 @@ _PRUNE_FEEDBACK = (
 )
 
 
+def _rollup_params(r: Rollup) -> tuple[Any, ...]:
+    return (r.service, r.env, r.minute, r.release, r.requests, r.errors, r.rps, r.error_rate,
+            r.p50_ms, r.p95_ms, r.p99_ms, r.in_progress)  # fmt: skip
+
+
 def _scrape(row: Sequence[Any]) -> ScrapeRow:
     return ScrapeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], _decode(row[7]))
 
 
 def _rowcount(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> int:
     return conn.execute(sql, params).rowcount
-
-
-def _alert(conn: sqlite3.Connection, alert_id: int) -> AlertRow:
-    row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-    if row is None:
-        raise UsageError(f"no alert {alert_id} in the metric store; `relman alerts` lists them")
-    return AlertRow(*row)
-
-
-def _window_rollups(
-    service: str, env: str, base: _WindowRow | None, rows: list[_WindowRow]
-) -> list[Rollup]:
-    """:func:`rollup` of each minute of ``rows`` (ordered by t), ``base`` the scrape before."""
-    out: list[Rollup] = []
-    decoded: dict[int, dict[str, float]] = {}  # buckets by t: a minute's last is the next's base
-    i, n = 0, len(rows)
-    while i < n:
-        minute = rows[i][0] - rows[i][0] % 60
-        j = i + 1
-        while j < n and rows[j][0] < minute + 60:
-            j += 1
-        group = rows[i:j]
-        result = _minute_rollup(service, env, minute, base, group, decoded)
-        if result is not None:
-            out.append(result)
-        base, i = group[-1], j
-    return out
-
-
-def _minute_rollup(
-    service: str,
-    env: str,
-    minute: int,
-    base: _WindowRow | None,
-    group: list[_WindowRow],
-    decoded: dict[int, dict[str, float]],
-) -> Rollup | None:
-    chain = group if base is None else [base, *group]
-    first, last = chain[0], chain[-1]
-    if len(chain) < 2 or last[0] <= first[0]:
-        return None
-    smooth = all(
-        row[1] == before[1] and row[2] >= before[2] and row[3] >= before[3]
-        for before, row in pairwise(chain)
-    )
-    if smooth:
-        old = decoded.pop(first[0], None)
-        if old is None:
-            old = _decode(first[5])
-        new: dict[str, float] = _decode(last[5])
-        decoded[last[0]] = new
-        deltas = {le: count - old.get(le, 0.0) for le, count in new.items()}
-        if min(deltas.values(), default=0.0) >= 0:
-            return make_rollup(
-                service, env, minute, last[1], last[2] - first[2], last[3] - first[3],
-                last[0] - first[0], deltas, sum(row[4] for row in group) / len(group),
-            )  # fmt: skip
-    # A restart (or a release change) within the minute: the step-by-step arithmetic.
-    previous = None if base is None else ScrapeRow(service, env, *base[:5], _decode(base[5]))
-    scrapes = [ScrapeRow(service, env, *row[:5], _decode(row[5])) for row in group]
-    return rollup(previous, scrapes, minute)
 
 
 def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:

@@ -103,9 +103,9 @@ def test_partial_last_line_waits_for_its_newline(monitor: Path) -> None:
     assert tail.read() == []
     append(data, "\n" + row(3))
     assert ids(tail.read()) == ["1002", "1003"]
-    assert tail.state() == {
-        "data.1.log": {"inode": data.stat().st_ino, "offset": data.stat().st_size}
-    }
+    state = tail.state()["data.1.log"]
+    assert (state["inode"], state["offset"]) == (data.stat().st_ino, data.stat().st_size)
+    assert state["head"] == f"{len(row(1))}:" + state["head"].split(":")[1]  # the first line
     assert tail.problems == []
 
 
@@ -155,6 +155,120 @@ def test_a_replaced_file_with_a_new_inode_is_read_from_the_start(monitor: Path) 
     replacement.write_text(row(4) + row(5) + row(6) + row(7))  # longer than the old one
     os.replace(replacement, data)
     assert ids(tail.read()) == ["1004", "1005", "1006", "1007"]
+
+
+def test_a_file_truncated_and_written_past_the_offset_is_read_from_the_start(
+    monitor: Path,
+) -> None:
+    # logrotate's copytruncate: the same inode, and by the next pass longer than before.
+    data = monitor / "data" / "data.1.log"
+    data.write_text(row(1) + row(2))
+    tail = reader(monitor)
+    assert ids(tail.read()) == ["1001", "1002"]
+    with data.open("r+") as handle:
+        handle.truncate(0)
+        handle.write(row(3) + row(4) + row(5))
+    assert ids(tail.read()) == ["1003", "1004", "1005"]
+    assert tail.problems == [
+        "data/data.1.log: rewritten since it was read (truncated or replaced), read again from "
+        "the start"
+    ]
+    assert tail.read() == []
+
+
+def _between_listing_and_reading(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
+    """Run ``action`` once, after the reader listed the files and before it opens them."""
+    listed = MonitorReader._data_files
+    done: list[bool] = []
+
+    def data_files(self: MonitorReader) -> list[tuple[str, os.stat_result]]:
+        found = listed(self)
+        if not done:
+            done.append(True)
+            action()
+        return found
+
+    monkeypatch.setattr(MonitorReader, "_data_files", data_files)
+
+
+def test_rotation_between_listing_and_reading_loses_nothing(
+    monitor: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = monitor / "data" / "data.1.log"
+    data.write_text(row(1))
+    tail = reader(monitor)
+    assert ids(tail.read()) == ["1001"]
+    append(data, row(2))
+
+    def rotate() -> None:
+        data.rename(monitor / "data" / "data.1.log.2026-11-27")
+        data.write_text(row(3))
+
+    _between_listing_and_reading(monkeypatch, rotate)
+    first = tail.read()  # listed the old inode under the old name, met the new file
+    assert ids(first + tail.read()) == ["1002", "1003"]
+    assert tail.read() == []
+
+
+def test_truncation_between_listing_and_reading_loses_nothing(
+    monitor: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = monitor / "data" / "data.1.log"
+    data.write_text(row(1) + row(2))
+    tail = reader(monitor)
+    assert len(tail.read()) == 2
+    append(data, row(3))
+
+    def truncate() -> None:  # after the listing saw the file grow
+        with data.open("r+") as handle:
+            handle.truncate(0)
+            handle.write(row(4))
+
+    _between_listing_and_reading(monkeypatch, truncate)
+    first = tail.read()  # row 3 went with the truncation: nobody can read it any more
+    append(data, row(5) + row(6))  # by the next pass the file is longer than the old offset
+    assert ids(first + tail.read()) == ["1004", "1005", "1006"]
+
+
+def test_a_partial_line_at_rotation_is_finished_in_the_rotated_file(monitor: Path) -> None:
+    data = monitor / "data" / "data.1.log"
+    line = row(2)
+    data.write_text(row(1) + line[:40])
+    tail = reader(monitor)
+    assert ids(tail.read()) == ["1001"]
+    rotated = monitor / "data" / "data.1.log.2026-11-27"
+    data.rename(rotated)
+    append(rotated, line[40:])  # the writer still holds the old file: it ends the line there
+    data.write_text(row(3))
+    assert ids(tail.read()) == ["1002", "1003"]
+    assert tail.problems == [] and tail.skipped == 0
+
+
+def test_a_new_file_on_a_reused_inode_is_read_from_the_start(monitor: Path) -> None:
+    data = monitor / "data" / "data.1.log"
+    data.write_text(row(1) + row(2))
+    tail = reader(monitor)
+    tail.read()
+    saved = tail.state()["data.1.log"]
+    # The file deleted, and another one given its inode under a rotated name.
+    data.unlink()
+    other = monitor / "data" / "data.1.log.2026-11-27"
+    other.write_text(row(3) + row(4) + row(5))
+    state = {
+        "data.1.log": saved,
+        "gone": {"inode": other.stat().st_ino, **{k: v for k, v in saved.items() if k != "inode"}},
+    }
+    assert ids(reader(monitor, state).read()) == ["1003", "1004", "1005"]
+
+
+def test_state_saved_by_an_older_relman_without_heads_still_resumes(monitor: Path) -> None:
+    data = monitor / "data" / "data.1.log"
+    data.write_text(row(1) + row(2))
+    older = {"data.1.log": {"inode": data.stat().st_ino, "offset": len(row(1) + row(2))}}
+    append(data, row(3))
+    tail = reader(monitor, older)
+    assert ids(tail.read()) == ["1003"]
+    assert "head" in tail.state()["data.1.log"]
 
 
 def test_garbage_lines_are_skipped_and_counted(monitor: Path) -> None:

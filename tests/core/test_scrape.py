@@ -63,6 +63,12 @@ REAL = "\n".join(
     ]
 )
 REAL += "\n"
+# The TYPE lines of the families relman sums, for texts made of one family's samples.
+HEADERS = (
+    "# TYPE bentoml_service_request_duration_seconds histogram\n"
+    "# TYPE bentoml_service_request_in_progress gauge\n"
+    "# TYPE bentoml_service_request_total counter\n"
+)
 
 
 def test_real_text_sums_api_endpoints_only() -> None:
@@ -82,7 +88,7 @@ def test_real_text_sums_api_endpoints_only() -> None:
 
 
 def test_server_errors_count_as_errors_and_many_endpoints_add_up() -> None:
-    text = "".join(
+    text = HEADERS + "".join(
         f'bentoml_service_request_total{{endpoint="{e}",http_response_code="{c}",{TAIL}}} {n}\n'
         for e, c, n in [("/a", "200", 5), ("/b", "201", 1), ("/b", "503", 2), ("/a", "500", 3)]
     )
@@ -100,24 +106,109 @@ def test_fresh_server_without_samples_is_zero() -> None:
     assert scrape.problems == [] and scrape.complete
 
 
-def test_garbage_line_in_the_middle_is_skipped_and_reported() -> None:
+# -------------------------------------------------- bad lines: skipped, or the scrape is unsure
+
+
+def test_a_garbage_line_is_skipped_named_and_the_scrape_stays_complete() -> None:
     lines = REAL.splitlines(keepends=True)
     lines.insert(5, "this is { not prometheus\n")
     scrape = parse_scrape("".join(lines), 0)
-    assert scrape.requests == 2.0 and scrape.errors == 1.0
+    assert scrape.to_dict() == {**parse_scrape(REAL, 0).to_dict(), "problems": scrape.problems}
+    assert scrape.problems == [
+        "skipped 1 malformed line outside the metrics relman reads "
+        "(line 6: this is { not prometheus)"
+    ]
+    assert scrape.complete  # stored: every sample relman sums was there
+
+
+def test_a_malformed_sample_of_another_family_is_skipped() -> None:
+    bad = f'bentoml_service_last_request_timestamp_seconds{{pid="31447",{TAIL}}} soon'
+    text = REAL.replace(
+        f'bentoml_service_last_request_timestamp_seconds{{pid="31447",{TAIL}}} 1.79e+09', bad
+    )
+    assert bad in text
+    scrape = parse_scrape(text + "# TYPE bentoml_x nonsense\n", 0)
+    assert (scrape.requests, scrape.errors, scrape.in_progress) == (2.0, 1.0, 1.0)
     assert scrape.buckets["+Inf"] == 2.0
-    assert scrape.problems == ["line 6 is not a Prometheus sample: this is { not prometheus"]
+    [line] = scrape.problems
+    assert line.startswith("skipped 2 malformed lines outside the metrics relman reads (line ")
+    assert "bentoml_service_last_request_timestamp_seconds{" in line
+    assert line.endswith("; line 72: # TYPE bentoml_x nonsense)")
+    assert scrape.complete
+
+
+def test_a_malformed_sample_of_the_request_counter_makes_the_scrape_incomplete() -> None:
+    good = (
+        f'bentoml_service_request_total{{endpoint="/predict",http_response_code="200",{TAIL}}} 1.0'
+    )
+    assert good in REAL
+    number = REAL[: REAL.index(good)].count("\n") + 1
+    scrape = parse_scrape(REAL.replace(good, good[:-4] + " one"), 0)
+    assert scrape.problems == [
+        f"line {number} of bentoml_service_request_total is malformed: {good[:77]}..."
+    ]
+    assert scrape.requests == 1.0  # the other /predict sample: a sum missing one: not stored
     assert not scrape.complete
 
 
-def test_truncated_answer_keeps_the_whole_lines_and_says_it_was_cut() -> None:
+def test_a_nan_in_a_needed_family_makes_the_scrape_incomplete() -> None:
+    text = REAL + 'bentoml_service_request_total{endpoint="/x",http_response_code="200"} NaN\n'
+    scrape = parse_scrape(text, 0)
+    assert scrape.requests == 2.0
+    assert scrape.problems == [
+        "bentoml_service_request_total{endpoint=/x,http_response_code=200}: value nan ignored"
+    ]
+    assert not scrape.complete
+
+
+def test_many_bad_lines_make_one_problem_line() -> None:
+    text = REAL + "".join(f"bad line {i} {{\n" for i in range(40))
+    scrape = parse_scrape(text, 0)
+    assert scrape.requests == 2.0 and scrape.complete
+    first = REAL.count("\n") + 1
+    assert scrape.problems == [
+        "skipped 40 malformed lines outside the metrics relman reads (line "
+        f"{first}: bad line 0 {{; line {first + 1}: bad line 1 {{; line {first + 2}: bad line 2 "
+        "{; and 37 more)"
+    ]
+
+
+# --------------------------------------------------------------- truncated answers
+
+
+def test_cut_inside_a_histogram_line_is_incomplete() -> None:
     # prometheus_client raises on a line cut inside its labels, losing the whole family.
     cut = REAL.index('le="0.05"', REAL.index('"/predict"')) + 4
     scrape = parse_scrape(REAL[:cut], 0)
     assert scrape.requests == 0.0  # request_total comes later in the text
     assert scrape.buckets["0.025"] == 0.0 and "+Inf" not in scrape.buckets
-    assert scrape.problems[0].startswith("last line truncated, ignored: ")
-    assert "latency histogram without its +Inf bucket" in scrape.problems
+    assert scrape.problems[0].startswith(
+        "answer cut short inside bentoml_service_request_duration_seconds: "
+        'bentoml_service_request_duration_seconds_bucket{endpoint="/predict",'
+    )
+    assert not scrape.complete
+
+
+def test_cut_at_a_line_end_inside_a_histogram_is_incomplete() -> None:
+    # Whole lines only, so the parser is happy: the series without +Inf gives it away.
+    end = REAL.index('le="0.05"', REAL.index('"/predict"'))
+    text = REAL[: REAL.index("\n", end) + 1]
+    scrape = parse_scrape(text, 0)
+    assert (
+        "latency histogram {endpoint=/predict,http_response_code=200} without its +Inf "
+        "bucket" in scrape.problems
+    )
+    assert not scrape.complete
+
+
+def test_cut_at_a_line_end_before_the_request_counter_is_incomplete() -> None:
+    text = REAL[: REAL.index("# HELP bentoml_service_request_total")]
+    scrape = parse_scrape(text, 0)
+    assert scrape.requests == 0.0 and scrape.buckets["+Inf"] == 2.0
+    assert scrape.problems == [
+        "bentoml_service_request_duration_seconds without bentoml_service_request_total: "
+        "the answer looks cut short"
+    ]
     assert not scrape.complete
 
 
@@ -127,16 +218,31 @@ def test_cut_after_a_value_is_also_left_out() -> None:
     scrape = parse_scrape(text, 0)
     assert len(scrape.problems) == 1
     assert scrape.problems[0].startswith(
-        'last line truncated, ignored: bentoml_service_request_total{endpoint="/metrics",'
+        "answer cut short inside bentoml_service_request_total: "
+        'bentoml_service_request_total{endpoint="/metrics",'
     )
     assert scrape.requests == 2.0 and not scrape.complete
 
 
-def test_many_bad_lines_give_a_bounded_list_of_problems() -> None:
-    text = REAL + "".join(f"bad line {i} {{\n" for i in range(40))
+def test_cut_in_a_family_after_the_needed_ones_loses_nothing() -> None:
+    text = REAL + "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5"
     scrape = parse_scrape(text, 0)
-    assert scrape.requests == 2.0
-    assert len(scrape.problems) == 6 and scrape.problems[-1] == "more problems left out"
+    assert (scrape.requests, scrape.errors, scrape.buckets["+Inf"]) == (2.0, 1.0, 2.0)
+    assert scrape.problems == [
+        "skipped 1 malformed line outside the metrics relman reads "
+        f"(line {REAL.count(chr(10)) + 2}: cut short: process_cpu_seconds_total 12.5)"
+    ]
+    assert scrape.complete
+
+
+def test_cut_before_the_needed_families_is_incomplete() -> None:
+    text = "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nproc"
+    scrape = parse_scrape(text, 0)
+    assert scrape.problems == [
+        "answer cut short before bentoml_service_request_total, "
+        "bentoml_service_request_in_progress, bentoml_service_request_duration_seconds: proc"
+    ]
+    assert not scrape.complete
 
 
 @pytest.mark.parametrize(
@@ -154,15 +260,7 @@ def test_empty_answer_is_zero_with_a_problem() -> None:
     scrape = parse_scrape("", 0)
     assert scrape.requests == 0.0
     assert scrape.problems == ["empty answer: no metrics at all"]
-
-
-def test_nan_value_is_ignored_and_reported() -> None:
-    text = REAL + 'bentoml_service_request_total{endpoint="/x",http_response_code="200"} NaN\n'
-    scrape = parse_scrape(text, 0)
-    assert scrape.requests == 2.0
-    assert scrape.problems == [
-        "bentoml_service_request_total{endpoint=/x,http_response_code=200}: value nan ignored"
-    ]
+    assert not scrape.complete  # zeros would read as a restart
 
 
 # ---------------------------------------------------------------- over HTTP

@@ -8,6 +8,7 @@ loop, so that minutes of data take seconds; everything else is real: the Bento a
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.request
@@ -40,6 +41,21 @@ def _requests(port: int, count: int) -> None:
 
     with ThreadPoolExecutor(count) as pool:
         assert set(pool.map(one, range(count))) == {200}
+
+
+def _requests_closed_by_us(port: int, count: int) -> None:
+    """Requests on keep-alive connections this side closes: the proxy's port is left with no
+    TIME_WAIT, which would make `port_is_free` (a bind without SO_REUSEADDR) call the port
+    taken for a minute after `relman down`."""
+    for _ in range(count):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/predict", SAMPLE, {"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+        finally:
+            connection.close()
 
 
 def test_a_latency_spike_fires_an_alert_and_the_series_show_it(served: Path) -> None:
@@ -101,6 +117,44 @@ def test_a_latency_spike_fires_an_alert_and_the_series_show_it(served: Path) -> 
     sources = {p["name"]: p["source"] for p in explain["parameters"]}
     assert sources["latency_p99_ms"].startswith("assign #1 -> template latency (when env=")
     assert sources["error_rate_max"] == "built-in"
+
+
+def test_no_down_alert_after_relman_down_and_a_new_promotion(served: Path) -> None:
+    """`relman down --env dev` stops dev on purpose while the collector runs: neither the
+    minutes it is down nor its promotion again raise a "service down" alert."""
+    root = served
+    done = relman_json(root, "release")
+    assert done["_exit"] == 0, done["_stderr"]
+    project = load_project(root)
+    assert stop_collector(project)  # this test drives its own passes
+    port = ports_of(root)["dev"]
+    t0 = (int(time.time()) // 60 - 90) * 60
+    now = [t0]
+    collector = Collector(project, clock=lambda: now[0])
+
+    def minute(index: int, *, serving: bool = True) -> None:
+        for second in (0, 20, 40):
+            now[0] = t0 + index * 60 + second
+            if serving:
+                _requests_closed_by_us(port, 2)
+            collector.run_pass()
+
+    minute(0)
+    minute(1)
+    stopped = relman(root, "--batch", "down", "--env", "dev")
+    assert stopped.returncode == 0, stopped.stderr
+    for index in (2, 3, 4):
+        minute(index, serving=False)
+    again = relman_json(root, "promote", "iris", "--to", "dev", "--release", done["release"])
+    assert again["_exit"] == 0, again["_stderr"]
+    stop_collector(project)  # the promotion started one again
+    for index in (5, 6, 7):
+        minute(index)
+    alerts = relman_json(root, "alerts")
+    assert [a for a in alerts["alerts"] if a["kind"] == "down"] == [], alerts["alerts"]
+    with MetricStore.open(metrics_path(project), readonly=True) as store:
+        served_minutes = [p.t for p in store.series("iris", "dev", t0, t0 + 8 * 60)]
+    assert served_minutes == [t0 + 60 * m for m in (0, 1, 5, 6)]
 
 
 def test_each_environment_reports_its_own_counters(served: Path) -> None:

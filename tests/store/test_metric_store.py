@@ -15,6 +15,8 @@ from core.errors import ReadOnlyError, StoreError, UsageError
 from store.metrics import (
     Feedback,
     MetricStore,
+    MetricStoreBusy,
+    MetricStoreFull,
     Point,
     Record,
     Rollup,
@@ -418,6 +420,7 @@ def test_a_lock_held_past_the_timeout_fails_the_batch_whole(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    assert isinstance(caught.value, MetricStoreBusy)  # the collector keeps such a batch
     assert str(caught.value) == (
         ".relman/metrics.db: busy, another relman process held its write lock for more than "
         "0.2 s; wait for it to finish, then retry"
@@ -436,9 +439,65 @@ def test_a_full_disk_is_one_line_and_the_batch_is_not_half_written(
         store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk of two pages
         with pytest.raises(StoreError) as caught:
             store.add_scrapes(scrape(T0 + n, float(n)) for n in range(2000))
+        assert isinstance(caught.value, MetricStoreFull)  # the collector stops on it
         assert str(caught.value) == "metrics.db: disk full; free space, the collector stops"
         assert caught.value.exit_code == 3
         assert store.last_scrape("iris", "prod") is None
+
+
+def _batch(n: int, start: int = 0) -> tuple[list[ScrapeRow], list[Record], list[Feedback]]:
+    scrapes = [scrape(T0 + start + i, float(start + i)) for i in range(n)]
+    records = [
+        Record("iris", "prod", T0 + start + i, "r1", f"q{start + i}", {"x": 1.0}, "a", "a")
+        for i in range(n)
+    ]
+    labels = [Feedback("iris", "prod", f"q{start + i}", "a", T0 + start + i) for i in range(n)]
+    return scrapes, records, labels
+
+
+def test_a_batch_is_stored_whole_in_one_transaction(store: MetricStore) -> None:
+    with store:
+        assert store.add_batch(*_batch(3)) == (3, 3, 3)
+        assert store.add_batch() == (0, 0, 0)
+        assert len(store.scrapes("iris", "prod", T0, T0 + 60)) == 3
+        assert len(store.records("iris", "prod", T0, T0 + 60)) == 3
+        assert store.feedback_join("iris", "prod", T0, T0 + 60) == [("a", "a")] * 3
+
+
+def test_a_batch_that_meets_a_full_disk_stores_nothing_of_any_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with MetricStore.open(tmp_path / "metrics.db") as store:
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        scrapes, records, labels = _batch(2000)
+        with pytest.raises(MetricStoreFull):
+            store.add_batch(scrapes[:5], records, labels)  # the records overflow
+        assert store.scrapes("iris", "prod", 0, T0 + 9999) == []
+        assert store.records("iris", "prod", 0, T0 + 9999) == []
+
+
+def test_a_batch_refused_by_a_lock_is_stored_once_when_offered_again(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    MetricStore.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    first, second = _batch(3), _batch(2, start=3)
+    with MetricStore.open(path, busy_timeout=0.1) as store:
+        try:
+            with pytest.raises(MetricStoreBusy):
+                store.add_batch(*first)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        # What a caller holding the first batch does: both together, on its next try.
+        together = [a + b for a, b in zip(first, second, strict=True)]
+        assert store.add_batch(*together) == (5, 5, 5)
+        assert [s.t for s in store.scrapes("iris", "prod", 0, T0 + 60)] == [
+            T0 + i for i in range(5)
+        ]
+        assert len(store.records("iris", "prod", 0, T0 + 60)) == 5
 
 
 # ---------------------------------------------------------------------- collector, alerts
@@ -461,6 +520,19 @@ def test_one_collector_per_project(store: MetricStore) -> None:
         store.release_collector(200)
         assert store.collector() is None
         assert store.claim_collector(300, "other", T0 + 174, stale_after=5)
+
+
+def test_a_dead_holder_named_is_replaced_even_within_its_last_second(store: MetricStore) -> None:
+    with store:
+        assert store.claim_collector(100, "box", T0)
+        # 100 died just after its heartbeat: a new collector found it dead, in the same second
+        assert not store.claim_collector(200, "box", T0)
+        assert store.claim_collector(200, "box", T0, replacing=100)
+        # a third one that also found 100 dead does not take over from 200, which lives
+        assert not store.claim_collector(300, "box", T0, replacing=100)
+        assert not store.claim_collector(300, "other", T0, replacing=200)  # another host's pid
+        collector = store.collector()
+        assert collector is not None and collector.pid == 200
 
 
 def test_alerts_dedupe_move_forward_and_keep_history(store: MetricStore) -> None:
