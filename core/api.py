@@ -21,8 +21,10 @@ __all__ = [
     "audit_verify",
     "build",
     "create_demo",
+    "current_user",
     "diff",
     "down",
+    "drift",
     "feedback",
     "gate",
     "history",
@@ -164,12 +166,21 @@ def run_tests(
     on_event: Callable[[Any], None] | None = None,
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Run test suites (all declared when none named) against the candidate; record them."""
+    """Run test suites (all declared when none named) against the candidate; record them.
+    Setting ``cancel`` (from another thread) stops the suites' processes, records the runs
+    cancelled and raises core.testrun.Cancelled (a ReleaseError, exit 1)."""
     from core.testing import run_tests as _run_tests
 
     report = _run_tests(
-        project, suites, junit=junit, on_event=on_event, log=log, read_only=read_only
+        project,
+        suites,
+        junit=junit,
+        on_event=on_event,
+        log=log,
+        read_only=read_only,
+        cancel=cancel,
     )
     return report.to_dict()
 
@@ -248,8 +259,11 @@ def release(
     summary: Path | None = None,
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``."""
+    """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``.
+    Setting ``cancel`` stops it (tests and build at once, a promotion once it is done): the
+    document then says ``"cancelled": true``."""
     from core.pipeline import release as _release
 
     return _release(
@@ -260,6 +274,7 @@ def release(
         summary=summary,
         read_only=read_only,
         log=log or _quiet,
+        cancel=cancel,
     )
 
 
@@ -269,12 +284,16 @@ def build(
     *,
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Build (or reuse) the Bento of the candidate of ``service`` (every service when None)."""
+    """Build (or reuse) the Bento of the candidate of ``service`` (every service when None).
+    Setting ``cancel`` stops the build process, records the run cancelled and raises
+    core.testrun.Cancelled."""
     from core.bento import build as _build
     from core.bento import build_document
 
-    return build_document(_build(project, service, log=log or _quiet, read_only=read_only))
+    results = _build(project, service, log=log or _quiet, read_only=read_only, cancel=cancel)
+    return build_document(results)
 
 
 def policy_explain(project: Project, service: str, env: str) -> dict[str, Any]:
@@ -305,6 +324,26 @@ def alerts(project: Project) -> dict[str, Any]:
     from core.monitoring import alerts as _alerts
 
     return _alerts(project)
+
+
+def drift(project: Project, service: str, env: str) -> dict[str, Any]:
+    """Drift of the release live in ``env``: per feature PSI and KS, and the prediction
+    class shares, over the policy's drift window against its training data (read-only).
+    ``{"ok", "service", "env", "release", "version", "window_minutes", "min_records",
+    "psi_max", "records", "reference", "measured", "note", "features": [{"name", "psi",
+    "ks", "live_n", "reference_n", "live_mean", "reference_mean", "state", "detail"}],
+    "predictions": {"psi", "state", "live_n", "classes": [{"name", "live", "reference"}],
+    "detail"} | None}``; ``state`` is ok, drift (PSI above ``psi_max``) or unmeasured."""
+    from core.drift import live_drift
+
+    return live_drift(project, service, env)
+
+
+def current_user(project: Project) -> str:
+    """Who acts from this session, as the ledger records it (RELMAN_USER, git email, login)."""
+    from core.identity import current_user as _current_user
+
+    return _current_user(project.root)
 
 
 def feedback(

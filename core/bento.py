@@ -13,6 +13,13 @@ building, the BentoML store (``$BENTOML_HOME/bentos/*/<release id>/bento.yaml``)
 for a Bento carrying the same release and service labels, and a hit is reused as it is.
 
 Only a clean candidate without lineage problems is built; a Bento must match a release.
+
+A build can be cancelled: ``cancel`` (a :class:`threading.Event`) set from another thread ends
+the build script's process group within half a second and raises
+:class:`~core.testrun.Cancelled`; :func:`build` records the run ``interrupted`` (reason
+``cancelled: ...``) with its ``build`` step failed. BentoML makes the Bento in a temporary
+folder and copies it into the store only at the very end, so a cancel leaves the store as it
+was unless it lands in that last copy (a timeout has the same window).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from core.lineage import Candidate, project_candidates
 from core.processes import end_child
 from core.release_id import is_dirty_id
 from core.steps import step
+from core.testrun import Cancelled, CancelSignal
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -301,15 +309,20 @@ def build_release(
     version: str | None = None,
     log: Log = _ignore,
     timeout: float = DEFAULT_TIMEOUT,
+    cancel: CancelSignal | None = None,
 ) -> BuildResult:
     """The Bento of ``candidate``: the stored one when relman built it already, else built
-    now (BentoML's output streamed to ``log``). Records nothing; see :func:`build`."""
+    now (BentoML's output streamed to ``log``). Records nothing; see :func:`build`.
+    ``cancel`` set stops the build (Cancelled); a stored Bento is reused all the same."""
     project.config.check_names(service=service)
     bentofile = check_buildable(project, service, candidate)
     started = time.monotonic()
     found = find_bento(service, candidate.release)
     if found is not None:
         return BuildResult(found, reused=True, seconds=time.monotonic() - started)
+    what = f"the Bento of {service} (release {candidate.release})"
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"build cancelled before it started: {what} was not built")
     labels = bento_labels(service, candidate, version=version)
     outcome, tail = _run_build_script(
         project,
@@ -322,8 +335,14 @@ def build_release(
         },
         log,
         timeout,
+        cancel,
     )
-    what = f"the Bento of {service} (release {candidate.release})"
+    if outcome.get("cancelled"):
+        seconds = time.monotonic() - started
+        raise Cancelled(
+            f"build cancelled after {seconds:.1f} s: {what} was not built (its build process "
+            "was stopped)"
+        )
     bento = _built(project, service, candidate.release, bentofile, outcome, tail, what)
     reused = outcome.get("kind") != "built"
     return BuildResult(bento, reused=reused, seconds=time.monotonic() - started)
@@ -413,10 +432,15 @@ def _child_env(python: str) -> dict[str, str]:
 
 
 def _run_build_script(
-    project: Project, spec: dict[str, Any], log: Log, timeout: float
+    project: Project,
+    spec: dict[str, Any],
+    log: Log,
+    timeout: float,
+    cancel: CancelSignal | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Run the build script; stream its output lines to ``log``; return its outcome (the
-    marker's JSON, else ``returncode``/``timed_out``) and its last output lines."""
+    marker's JSON, else ``returncode``/``timed_out``; ``cancelled`` when ``cancel`` stopped
+    it) and its last output lines."""
     python = project.python()
     command = [python, "-u", str(BUILD_SCRIPT), json.dumps(spec)]
     try:
@@ -454,20 +478,27 @@ def _run_build_script(
             log(line)
 
     try:
-        timed_out = _pump(child, line_out, time.monotonic() + timeout)
+        ending = _pump(child, line_out, time.monotonic() + timeout, cancel)
     finally:
-        # Also on Ctrl-C or a failing log callback: no process of the build outlives it.
+        # Also on Ctrl-C, a cancel or a failing log callback: no process of the build
+        # outlives it.
         end_child(child)
+    if ending == "cancelled" and not outcome:  # a result already reported still counts
+        return {"cancelled": True}, list(tail)
     if not outcome:
-        outcome = {"returncode": child.returncode, "timed_out": timed_out}
+        outcome = {"returncode": child.returncode, "timed_out": ending == "timeout"}
     return outcome, list(tail)
 
 
 def _pump(
-    child: subprocess.Popen[bytes], line_out: Callable[[bytes], None], deadline: float
-) -> bool:
-    """Feed each complete output line of ``child`` to ``line_out`` until its output ends;
-    True when ``deadline`` passed first."""
+    child: subprocess.Popen[bytes],
+    line_out: Callable[[bytes], None],
+    deadline: float,
+    cancel: CancelSignal | None = None,
+) -> str:
+    """Feed each complete output line of ``child`` to ``line_out`` until its output ends:
+    ``"exited"``; ``"timeout"`` when ``deadline`` passed first, ``"cancelled"`` when
+    ``cancel`` was set first (checked at least twice a second)."""
     assert child.stdout is not None
     fd = child.stdout.fileno()
     os.set_blocking(fd, False)
@@ -477,8 +508,9 @@ def _pump(
         try:
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return True
+                stop = _stop_reason(left, cancel)
+                if stop is not None:
+                    return stop
                 if not selector.select(min(left, 0.5)):
                     continue
                 try:
@@ -496,11 +528,17 @@ def _pump(
             child.stdout.close()
     if partial:
         line_out(bytes(partial))
-    try:
-        child.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        return True
-    return False
+    while True:
+        # The output ended (the script closed it, or exited): wait for the exit itself.
+        left = deadline - time.monotonic()
+        stop = _stop_reason(left, cancel)
+        if stop is not None:
+            return stop
+        try:
+            child.wait(timeout=min(left, 0.5))
+        except subprocess.TimeoutExpired:
+            continue
+        return "exited"
 
 
 # ------------------------------------------------------------------------- build and record
@@ -513,12 +551,15 @@ def build(
     log: Log = _ignore,
     read_only: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    cancel: CancelSignal | None = None,
 ) -> list[BuildResult]:
     """Build (or reuse) the Bento of the candidate of ``service``, or of every service.
 
     Every candidate is checked before anything builds. Each is recorded as a release, and
     each build as a ``build`` run with one ``build`` step naming the Bento; a build that
-    fails leaves its run ``error`` (``interrupted`` on Ctrl-C) with the reason.
+    fails leaves its run ``error`` (``interrupted`` on Ctrl-C) with the reason. A cancelled
+    one (``cancel`` set) leaves it ``interrupted`` with the reason ``cancelled: ...`` and
+    raises Cancelled; the services after it are not built.
     """
     from core.releases import open_ledger, record_candidate
     from core.runs import finishing_runs
@@ -543,6 +584,7 @@ def build(
                 release_id=release.id,
                 details={"build": project.config.services[name].build},
             )
+            cancelled: Cancelled | None = None
             with finishing_runs(
                 ledger,
                 [run.id],
@@ -552,8 +594,16 @@ def build(
                 started = time.monotonic()
                 try:
                     result = build_release(
-                        project, name, cand, version=release.version, log=log, timeout=timeout
+                        project,
+                        name,
+                        cand,
+                        version=release.version,
+                        log=log,
+                        timeout=timeout,
+                        cancel=cancel,
                     )
+                except Cancelled as exc:
+                    cancelled = exc  # recorded below, outside finishing_runs (not an error)
                 except Exception as exc:
                     ledger.record_step(
                         run.id,
@@ -563,6 +613,23 @@ def build(
                         detail=str(exc),
                     )
                     raise
+            if cancelled is not None:
+                seconds = time.monotonic() - started
+                ledger.record_step(
+                    run.id, "build", "failed", seconds=seconds, detail=str(cancelled)
+                )
+                ledger.finish_run(
+                    run.id,
+                    "interrupted",
+                    reason=f"cancelled: {cancelled}",
+                    details={"cancelled": True},
+                )
+                done = [r.to_step() for r in results]
+                stopped = step("build", "failed", seconds, str(cancelled), service=name)
+                raise Cancelled(
+                    f"{cancelled}; recorded as interrupted (run #{run.id})",
+                    steps=[*done, {**stopped, "cancelled": True}],
+                )
             ledger.record_step(
                 run.id, "build", "passed", seconds=result.seconds, detail=result.detail
             )
@@ -588,3 +655,12 @@ def build_document(results: list[BuildResult]) -> dict[str, Any]:
         "steps": [result.to_step() for result in results],
         "bentos": [result.to_dict() for result in results],
     }
+
+
+def _stop_reason(left: float, cancel: CancelSignal | None) -> str | None:
+    """``"timeout"`` once no time is ``left``, ``"cancelled"`` once ``cancel`` is set."""
+    if left <= 0:
+        return "timeout"
+    if cancel is not None and cancel.is_set():
+        return "cancelled"
+    return None

@@ -18,6 +18,10 @@ that release whatever the working tree holds now. The measures:
 - **Prediction shares**: the share of each class among live predictions against the label
   shares of the reference, compared by the same PSI over the classes (:func:`share_distance`),
   so one threshold scale serves features and predictions.
+
+:func:`live_drift` is what ``relman``'s monitor screen shows (``core.api.drift``): the same
+window, record count and limit as the collector's drift rule (the effective policy), every
+feature's PSI and KS and the class shares, read from the metric store without writing it.
 """
 
 from __future__ import annotations
@@ -27,14 +31,19 @@ import io
 import json
 import math
 import re
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ReleaseError
 from core.monitor_log import MonitorRow, label_text
+
+if TYPE_CHECKING:
+    from core.config import Project
 
 __all__ = [
     "EPSILON",
@@ -46,6 +55,8 @@ __all__ = [
     "class_shares",
     "drift_report",
     "ks",
+    "live_drift",
+    "live_report",
     "psi",
     "reference_frame",
     "share_distance",
@@ -277,6 +288,9 @@ class FeatureDrift:
     reference_n: int
     live_n: int
     detail: str
+    # Means of the values compared (None when a side has none).
+    live_mean: float | None = None
+    reference_mean: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -285,6 +299,8 @@ class FeatureDrift:
             "ks": self.ks,
             "reference_n": self.reference_n,
             "live_n": self.live_n,
+            "live_mean": self.live_mean,
+            "reference_mean": self.reference_mean,
             "detail": self.detail,
         }
 
@@ -377,17 +393,17 @@ def _feature_drift(
     if not ref:
         problems.append(f"{name}: no numbers in the reference data")
         return FeatureDrift(name, None, None, 0, len(live), f"{name}: not numeric in the reference")
+    live_mean = _mean(live) if live else None
     if not live or len(live) < min_live:
-        return FeatureDrift(
-            name, None, None, len(ref), len(live), f"{name}: {_too_few(live, min_live)}"
-        )
+        detail = f"{name}: {_too_few(live, min_live)}"
+        return FeatureDrift(name, None, None, len(ref), len(live), detail, live_mean, _mean(ref))
     value = psi(ref, live, bins)
     distance = ks(ref, live)
     detail = (
         f"{name}: PSI {value:.3f}, KS {distance:.3f}; mean {_mean(live):.4g} live vs "
         f"{_mean(ref):.4g} reference (n={len(live)} vs {len(ref)})"
     )
-    return FeatureDrift(name, value, distance, len(ref), len(live), detail)
+    return FeatureDrift(name, value, distance, len(ref), len(live), detail, live_mean, _mean(ref))
 
 
 def _share_drift(
@@ -429,3 +445,160 @@ def _too_few(values: Sequence[object], min_live: int) -> str:
 
 def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
+
+
+# ---------------------------------------------------------------------------- live drift
+
+
+def live_report(reference: Mapping[str, Column], rows: Sequence[MonitorRow]) -> DriftReport:
+    """The drift of logged ``rows`` against a reference frame, as the collector measures it:
+    every numeric column the rows log is a feature; the first text column holds the labels
+    the predictions are compared with."""
+    numeric = [
+        name
+        for name, column in reference.items()
+        if column and all(isinstance(v, int | float) for v in column[:20])
+    ]
+    labels = [name for name in reference if name not in numeric]
+    features = [name for name in numeric if any(name in r.features for r in rows)]
+    return drift_report(
+        reference, rows, features=features, label_column=labels[0] if labels else None
+    )
+
+
+# Reference frames by (cache folder, md5, path): an md5 names immutable content, so a frame
+# read once serves every later poll; the two newest are kept (a promotion brings a second).
+_FRAMES: OrderedDict[tuple[str, str, str], dict[str, Column]] = OrderedDict()
+_FRAMES_LOCK = threading.Lock()
+_FRAMES_KEPT = 2
+
+
+def _cached_frame(root: Path, md5: str, path: str) -> dict[str, Column]:
+    key = (str(_cache_dir(root)), md5, path)
+    with _FRAMES_LOCK:
+        if key in _FRAMES:
+            _FRAMES.move_to_end(key)
+            return _FRAMES[key]
+    frame = reference_frame(root, md5, path)
+    with _FRAMES_LOCK:
+        _FRAMES[key] = frame
+        while len(_FRAMES) > _FRAMES_KEPT:
+            _FRAMES.popitem(last=False)
+    return frame
+
+
+def live_drift(
+    project: Project, service: str, env: str, *, now: float | None = None
+) -> dict[str, Any]:
+    """Per-feature PSI and KS, and the prediction class shares, of the release live in
+    ``env`` over the drift window of the effective policy, against its training data.
+
+    Reads the ledger and the metric store read-only (a store not created yet is no records,
+    and is not created). What cannot be measured is said in ``note`` with ``measured``
+    false (nothing deployed, too few records, training data not in the DVC cache), never
+    raised; an unknown service or environment is a UsageError.
+    """
+    from core.collector import metrics_path
+    from core.policies import effective_policy
+    from core.releases import open_ledger
+
+    project.config.check_names(service=service, env=env)
+    policy: dict[str, Any] = dict(effective_policy(project, service, env).values)
+    window = int(policy["drift_window_minutes"])
+    needed = int(policy["drift_min_records"])
+    limit = float(policy["drift_psi_max"])
+    document: dict[str, Any] = {
+        "ok": True,
+        "service": service,
+        "env": env,
+        "release": None,
+        "version": None,
+        "window_minutes": window,
+        "min_records": needed,
+        "psi_max": limit,
+        "records": 0,
+        "reference": None,
+        "measured": False,
+        "note": "",
+        "features": [],
+        "predictions": None,
+    }
+    with open_ledger(project, read_only=True) as ledger:
+        state = ledger.environment_state(service, env)
+        release = state.release_id if state is not None else None
+        datasets = [a for a in ledger.artifacts(release) if a.kind == "dataset"] if release else []
+    if release is None or state is None:
+        document["note"] = f"nothing is deployed in {env}: no drift to measure"
+        return document
+    document.update(release=release, version=state.version)
+    if not datasets:
+        document["note"] = (
+            f"release {release} records no dataset: there is no training data to compare "
+            f"with; declare the service's data in relman.toml"
+        )
+        return document
+    data = datasets[0]
+    document["reference"] = {"path": data.path, "md5": data.md5, "rows": None}
+    until = int(now if now is not None else time.time())
+    store_path = metrics_path(project)
+    records: list[Any] = []
+    if store_path.exists():  # no store yet: no records, and no file made for nothing
+        from store.metrics import MetricStore
+
+        with MetricStore.open(store_path, readonly=True) as store:
+            records = store.records(service, env, until - window * 60, until, release=release)
+    document["records"] = len(records)
+    if len(records) < needed:
+        document["note"] = (
+            f"{len(records)} records of {release} in the last {window} min; drift is measured "
+            f"from {needed} (drift_min_records)"
+        )
+        return document
+    try:
+        reference = _cached_frame(project.root, data.md5 or "", data.path)
+    except ReleaseError as exc:
+        document["note"] = f"drift not measured: {exc}"
+        return document
+    rows = [MonitorRow(r.t, r.request_id, r.features, r.prediction, r.target) for r in records]
+    report = live_report(reference, rows)
+    document["reference"]["rows"] = report.reference_rows
+    document["measured"] = True
+    document["features"] = [_feature_entry(f, limit) for f in report.features]
+    document["predictions"] = _predictions_entry(report.predictions, limit)
+    if not report.features:
+        document["note"] = "no logged feature is a numeric column of the training data"
+    return document
+
+
+def _state(value: float | None, limit: float) -> str:
+    if value is None:
+        return "unmeasured"
+    return "drift" if value > limit else "ok"
+
+
+def _feature_entry(feature: FeatureDrift, limit: float) -> dict[str, Any]:
+    return {**feature.to_dict(), "state": _state(feature.psi, limit)}
+
+
+def _predictions_entry(shares: ShareDrift | None, limit: float) -> dict[str, Any] | None:
+    if shares is None:
+        return None
+    classes = sorted(set(shares.reference) | set(shares.live))
+    moved = sorted(
+        classes,
+        key=lambda c: -abs(shares.live.get(c, 0.0) - shares.reference.get(c, 0.0)),
+    )
+    return {
+        "psi": shares.distance,
+        "state": _state(shares.distance, limit),
+        "live_n": shares.live_n,
+        "classes": [
+            {
+                "name": name,
+                "live": shares.live.get(name, 0.0),
+                "reference": shares.reference.get(name, 0.0),
+            }
+            for name in moved
+        ],
+        "detail": shares.detail,
+    }

@@ -3,6 +3,13 @@
 Stops at the first blocked or failed step. The run document (DESIGN.md's shape, plus the
 lineage) is what ``--json`` prints, what the JUnit report and the Markdown summary are made
 from, so all three say the same line for each step.
+
+``cancel`` (a :class:`threading.Event` set from another thread) stops the pipeline: the test
+suites and the build are stopped where they are (their processes ended, the test runs
+recorded cancelled); otherwise it takes effect at the next step boundary. A promotion in
+progress is never cut in half: it runs to its end (or its own undo), and the environments
+after it are not started. The document then says ``"cancelled": true`` (exit code 1) and its
+last step is the one cancelled.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from core.errors import ReadOnlyError, ReleaseError, UsageError
 from core.lineage import Candidate
 from core.steps import quiet as _quiet
 from core.steps import step
+from core.testrun import Cancelled, CancelSignal
 
 Log = Callable[[str], None]
 
@@ -30,10 +38,11 @@ def release(
     summary: Path | None = None,
     read_only: bool = False,
     log: Log = _quiet,
+    cancel: CancelSignal | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline for ``service`` (default: every service) up to ``to``
     (default: the first environment). Returns the run document; ``exit_code`` says how it
-    ended (0 done, 1 blocked, 3 failed with the previous release restored)."""
+    ended (0 done, 1 blocked or cancelled, 3 failed with the previous release restored)."""
     config = project.config
     config.check_names(service=service, env=to)
     if read_only:
@@ -51,13 +60,15 @@ def release(
     lineage = project_candidates(project)  # once: verify, test and promote share it
     collecting = time.perf_counter() - started  # counted in the first verify step
     for name in services:
-        one = _release_service(project, name, envs, lineage, log, collecting)
+        one = _release_service(project, name, envs, lineage, log, collecting, cancel)
         collecting = 0.0
         documents.append(one)
         prefix = f"{name}: " if len(services) > 1 else ""
         document["steps"] += [{**s, "name": prefix + s["name"]} for s in one["steps"]]
         if not one["ok"]:
             document.update(ok=False, exit_code=one["exit_code"], error=one.get("error"))
+            if one.get("cancelled"):
+                document["cancelled"] = True
             break
     if len(services) == 1:
         first = documents[0]
@@ -77,13 +88,28 @@ def _release_service(
     lineage: dict[str, Candidate],
     log: Log,
     collecting: float,
+    cancel: CancelSignal | None = None,
 ) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
 
     def stop(exc: ReleaseError) -> dict[str, Any]:
         document.update(ok=False, exit_code=exc.exit_code, error=str(exc))
+        if isinstance(exc, Cancelled):
+            document["cancelled"] = True
         return document
+
+    def cancelled_before(name: str, what: str | None = None) -> dict[str, Any] | None:
+        """The document of a pipeline cancelled before step ``name`` (``what`` says it in
+        words), or None to go on."""
+        if cancel is None or not cancel.is_set():
+            return None
+        what = what or name
+        done = _done_so_far(steps)
+        detail = f"cancelled before {what} started"
+        steps.append({**step(name, "failed", 0.0, detail), "cancelled": True})
+        log(f"failed  {name}  {detail}")
+        return stop(Cancelled(f"release cancelled before {what}: {done}"))
 
     # verify
     started = time.perf_counter() - collecting
@@ -108,9 +134,14 @@ def _release_service(
     # test: the suites any of the target environments requires (all declared when none)
     from core.testing import run_tests
 
+    if (ended := cancelled_before("test")) is not None:
+        return ended
     needed = list(dict.fromkeys(s for env in envs for s in project.config.environments[env].suites))
     try:
-        tests = run_tests(project, needed or None, log=log, lineage=lineage)
+        tests = run_tests(project, needed or None, log=log, lineage=lineage, cancel=cancel)
+    except Cancelled as exc:
+        steps += [{**s, "name": f"test {s['name']}"} for s in exc.steps]
+        return stop(exc)
     except ReleaseError as exc:
         steps.append(step("test", "failed", 0.0, str(exc)))
         return stop(exc)
@@ -127,6 +158,8 @@ def _release_service(
     from core.gating import candidate_artifacts, evaluate_release
     from core.releases import open_ledger, record_candidate
 
+    if (ended := cancelled_before("gate")) is not None:
+        return ended
     started = time.perf_counter()
     with open_ledger(project, read_only=False) as ledger:
         version = record_candidate(ledger, project, service, cand).version
@@ -149,15 +182,22 @@ def _release_service(
     from core.bento import build_release
     from core.promote import promote
 
+    if (ended := cancelled_before("build")) is not None:
+        return ended
     started = time.perf_counter()
     try:
-        built = build_release(project, service, cand, version=version, log=log)
+        built = build_release(project, service, cand, version=version, log=log, cancel=cancel)
     except ReleaseError as exc:
-        steps.append(step("build", "failed", time.perf_counter() - started, str(exc)))
+        ended_step = step("build", "failed", time.perf_counter() - started, str(exc))
+        if isinstance(exc, Cancelled):
+            ended_step["cancelled"] = True
+        steps.append(ended_step)
         return stop(exc)
     steps.append(built.to_step())
     document["bento"] = built.bento.tag
     for env in envs:
+        if (ended := cancelled_before(f"{env}: promote", f"the promotion to {env}")) is not None:
+            return ended
         report = promote(project, service, env, log=log, candidate=cand)
         document["version"] = report.version
         for entry in report.steps:
@@ -167,6 +207,12 @@ def _release_service(
             return document
         document.setdefault("urls", {})[env] = report.url
     return document
+
+
+def _done_so_far(steps: list[dict[str, Any]]) -> str:
+    """``verify, test unit passed`` or ``nothing had run``: what went before a cancel."""
+    done = [s["name"] for s in steps if s["status"] == "passed"]
+    return f"{', '.join(done)} passed" if done else "nothing had passed yet"
 
 
 def _check_writable(path: Path | None, option: str) -> None:

@@ -8,6 +8,12 @@ Only a clean tree is recorded (a dirty one has no release to attach results to),
 is recorded in read-only mode; in both cases the suites still run and the report says why
 nothing was kept. The ledger learns of the runs before the first suite starts, so a crash or
 Ctrl-C leaves them ``interrupted``, never silently ``running``.
+
+A cancelled run (``cancel`` set from another thread, e.g. the TUI's cancel key) stops the
+suites' process groups and raises :class:`~core.testrun.Cancelled`. The runs are recorded
+``interrupted`` with a reason starting ``cancelled``, each suite as a step; the test results
+of the suites that ran to their end are kept, those of a cut-off suite are not (a partial
+suite is no verdict: the gates go on reading its last complete run).
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ from core.release_id import is_dirty_id
 from core.releases import open_ledger, record_candidate
 from core.runs import finishing_runs
 from core.testrun import (
+    Cancelled,
+    CancelSignal,
     OnEvent,
     SuiteResult,
     TestEvent,
     progress_line,
     run_suites,
+    was_cancelled,
 )
 from core.testrun import (
     select_suites as testrun_select,
@@ -152,9 +161,12 @@ def run_tests(
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
     lineage: dict[str, Candidate] | None = None,
+    cancel: CancelSignal | None = None,
 ) -> TestReport:
     """Run the suites against the candidate, record them (when allowed), write JUnit.
-    ``lineage`` is every service's candidate when the caller has it already."""
+    ``lineage`` is every service's candidate when the caller has it already. Once
+    ``cancel`` is set the suites are stopped, the runs recorded cancelled, and
+    :class:`~core.testrun.Cancelled` raised (no JUnit is written)."""
     selected = select_suites(project, names)
     config = project.config
     lineage = lineage if lineage is not None else project_candidates(project)
@@ -164,12 +176,19 @@ def run_tests(
         log(f"{reason}; running the suites anyway")
     if reason:
         results = run_suites(
-            project.root, config.suites, selected, python=project.python(), on_event=on_event
+            project.root,
+            config.suites,
+            selected,
+            python=project.python(),
+            on_event=on_event,
+            cancel=cancel,
         )
+        if was_cancelled(results):
+            raise _cancelled(results, "nothing was recorded")
         report = TestReport(releases, results, recorded=False, reason=reason)
     else:
         with open_ledger(project, read_only=False) as ledger:
-            report = _run_recorded(project, ledger, lineage, selected, on_event)
+            report = _run_recorded(project, ledger, lineage, selected, on_event, cancel)
     if junit is not None:
         write_junit(junit, report.suites)
         report.junit = str(junit)
@@ -195,6 +214,7 @@ def _run_recorded(
     lineage: dict[str, Candidate],
     selected: list[str],
     on_event: OnEvent | None,
+    cancel: CancelSignal | None = None,
 ) -> TestReport:
     releases: dict[str, str] = {}
     runs: dict[str, int] = {}
@@ -217,23 +237,47 @@ def _run_recorded(
             selected,
             python=project.python(),
             on_event=on_event,
+            cancel=cancel,
         )
-    records = [record for result in results for record in _records(result)]
-    status: RunStatus = "passed" if all(r.status == "passed" for r in results) else "failed"
-    summary = "; ".join(f"{r.name} {r.status}: {r.detail}" for r in results)
+    cancelled = was_cancelled(results)
+    # A suite cut off by a cancel is no verdict: only complete suites leave test results.
+    records = [record for result in results if not result.cancelled for record in _records(result)]
+    summary = "; ".join(
+        f"{r.name} {r.detail}" if r.cancelled else f"{r.name} {r.status}: {r.detail}"
+        for r in results
+    )
     for run_id in runs.values():
         for result in results:
             step = result.to_step()
             ledger.record_step(
                 run_id,
                 result.name,
-                "passed" if result.status == "passed" else "failed",
+                "passed" if result.status == "passed" else step["status"],
                 seconds=step["seconds"],
                 detail=result.detail,
             )
         ledger.record_test_results(run_id, records)
-        ledger.finish_run(run_id, status, reason=summary)
+        if cancelled:
+            # The ledger's word for work stopped before its end (as Ctrl-C leaves it).
+            ledger.finish_run(
+                run_id, "interrupted", reason=f"cancelled: {summary}", details={"cancelled": True}
+            )
+        else:
+            status: RunStatus = "passed" if all(r.status == "passed" for r in results) else "failed"
+            ledger.finish_run(run_id, status, reason=summary)
+    if cancelled:
+        shown = ", ".join(f"#{run_id}" for run_id in runs.values())
+        raise _cancelled(results, f"recorded as interrupted (run {shown})")
     return TestReport(releases, results, recorded=True, runs=runs)
+
+
+def _cancelled(results: list[SuiteResult], recorded: str) -> Cancelled:
+    """``tests cancelled: unit cancelled after 2.1 s (3 of 9 done), model passed; ...``."""
+    parts = [f"{r.name} {r.detail}" if r.cancelled else f"{r.name} {r.status}" for r in results]
+    return Cancelled(
+        f"tests cancelled: {', '.join(parts)}; {recorded}",
+        steps=[result.to_step() for result in results],
+    )
 
 
 def _records(result: SuiteResult) -> list[TestResultRecord]:

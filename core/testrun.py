@@ -15,6 +15,10 @@ grandchild keeps open. Output is kept only as a bounded tail (64 KiB, 200 lines)
 Whatever happens, the suite ends as one :class:`SuiteResult` whose ``detail`` is the line a
 person reads: a timeout kills the whole process group; a child that dies names the test it
 died in; a collection error is shown as such, never as "0 passed".
+
+A run can be cancelled: ``cancel`` (a :class:`threading.Event`, or anything with ``is_set``)
+set by another thread ends each running suite's process group as a timeout would, within
+half a second, and the suite comes back ``cancelled``; a suite not started yet never starts.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core.config import SuiteConfig
-from core.errors import ConfigError, ProjectError, UsageError
+from core.errors import EXIT_BLOCKED, ConfigError, ProjectError, ReleaseError, UsageError
 from core.processes import end_child
 from core.steps import step
 
@@ -75,7 +79,7 @@ class TestCaseResult:
 @dataclasses.dataclass(frozen=True)
 class SuiteResult:
     name: str
-    status: str  # "passed" | "failed"
+    status: str  # "passed" | "failed" | "skipped" (cancelled before it started)
     seconds: float
     collected: int
     counts: dict[str, int]
@@ -83,10 +87,16 @@ class SuiteResult:
     detail: str
     output_tail: str
     exit_code: int
+    # Ended by a cancel: its results are partial (status "failed", or "skipped" when it
+    # never started), and nothing should take them for a verdict.
+    cancelled: bool = False
 
     def to_step(self) -> dict[str, Any]:
         """The DESIGN.md step of ``--json`` documents (plus the counts)."""
-        return step(self.name, self.status, self.seconds, self.detail, counts=dict(self.counts))
+        extra: dict[str, Any] = {"counts": dict(self.counts)}
+        if self.cancelled:
+            extra["cancelled"] = True
+        return step(self.name, self.status, self.seconds, self.detail, **extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +112,38 @@ class TestEvent:
     counts: dict[str, int]
     case: TestCaseResult | None = None
     detail: str = ""  # on "finished": the suite's detail line
+    status: str = ""  # on "finished": passed, failed, or cancelled
 
 
 OnEvent = Callable[[TestEvent], None]
+
+
+class CancelSignal(Protocol):
+    """What tells a run to stop: a :class:`threading.Event` (set from another thread)."""
+
+    def is_set(self) -> bool: ...
+
+
+class Cancelled(ReleaseError):
+    """Work the user cancelled (exit 1, like a block: nothing was changed by it). Its child
+    processes were stopped, and a recorded run is left ``interrupted`` with a reason that
+    starts with ``cancelled``. ``steps`` are DESIGN.md's steps as far as the work went."""
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, message: str, *, steps: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.steps = list(steps or [])
+
+
+class _Either:
+    """Set when any of its signals is."""
+
+    def __init__(self, *signals: CancelSignal) -> None:
+        self._signals = signals
+
+    def is_set(self) -> bool:
+        return any(signal.is_set() for signal in self._signals)
 
 
 # ------------------------------------------------------------------------------ public API
@@ -118,17 +157,26 @@ def run_suites(
     python: str,
     on_event: OnEvent | None = None,
     extra_env: dict[str, str] | None = None,
+    cancel: CancelSignal | None = None,
 ) -> list[SuiteResult]:
     """Run the named suites (all when ``names`` is empty); every path is checked before the
     first one starts. Suites run side by side, one per CPU, each in its own process as
     before: a pytest start-up (plugins, imports) is most of a small suite's time. Results come
-    back in the order of ``names``; ``on_event`` is called from one thread at a time."""
+    back in the order of ``names``; ``on_event`` is called from one thread at a time.
+    Once ``cancel`` is set, running suites are ended and come back ``cancelled``, like
+    those that had not started (see :func:`was_cancelled`)."""
     selected = select_suites(root, suites, names)
     jobs = min(len(selected), max(1, os.cpu_count() or 1))
     if jobs <= 1:
         return [
             run_suite(
-                root, name, suites[name], python=python, on_event=on_event, extra_env=extra_env
+                root,
+                name,
+                suites[name],
+                python=python,
+                on_event=on_event,
+                extra_env=extra_env,
+                cancel=cancel,
             )
             for name in selected
         ]
@@ -139,7 +187,8 @@ def run_suites(
             with lock:
                 on_event(event)
 
-    cancel = threading.Event()
+    stop = threading.Event()
+    signal: CancelSignal = stop if cancel is None else _Either(stop, cancel)
     with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="relman-suite") as pool:
         futures = [
             pool.submit(
@@ -150,19 +199,20 @@ def run_suites(
                 python=python,
                 on_event=guarded,
                 extra_env=extra_env,
-                cancel=cancel,
+                cancel=signal,
             )
             for name in selected
         ]
         try:
             return [future.result() for future in futures]
         except BaseException:
-            cancel.set()  # Ctrl-C or a failure: every other suite's process is ended too
+            stop.set()  # Ctrl-C or a failure: every other suite's process is ended too
             raise
 
 
-class Cancelled(Exception):
-    """A suite ended early because another suite run beside it failed or was interrupted."""
+def was_cancelled(results: list[SuiteResult]) -> bool:
+    """Whether a cancel cut the run short (some suite did not run to its end)."""
+    return any(result.cancelled for result in results)
 
 
 class UnknownSuite(ConfigError, UsageError):
@@ -202,11 +252,14 @@ def run_suite(
     python: str,
     on_event: OnEvent | None = None,
     extra_env: dict[str, str] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelSignal | None = None,
 ) -> SuiteResult:
     """Run one suite to its end and return what happened; raise only for bad input.
-    ``cancel`` set by another thread ends the suite's process and raises Cancelled."""
+    ``cancel`` set by another thread ends the suite's process group and the result is
+    ``cancelled``; set before the suite starts, nothing is started."""
     check_paths(root, name, suite)
+    if cancel is not None and cancel.is_set():
+        return _not_started(name)
     with tempfile.TemporaryDirectory(prefix="relman-pytest-") as plugin_dir:
         os.symlink(PLUGIN_FILE, Path(plugin_dir) / f"{PLUGIN_MODULE}.py")
         command = [python, "-m", "pytest", *suite.paths, *suite.args]
@@ -236,7 +289,7 @@ def run_suite(
             os.close(write_fd)
         run = _Run(name, on_event, child, read_fd, cancel)
         try:
-            timed_out = run.pump(child, started + suite.timeout)
+            ending = run.pump(child, started + suite.timeout)
         finally:
             # Also on an exception in on_event or Ctrl-C: no process of the suite outlives it.
             end_child(child, KILL_GRACE)
@@ -247,9 +300,16 @@ def run_suite(
             f"pytest is not installed in the project's environment ({python}); install it "
             f"there ('{python} -m pip install pytest') or set [project] python in relman.toml"
         )
-    result = run.result(child.returncode, seconds, timed_out, suite)
-    run.emit("finished", detail=result.detail)
+    result = run.result(child.returncode, seconds, ending, suite)
+    status = "cancelled" if result.cancelled else result.status
+    run.emit("finished", detail=result.detail, status=status)
     return result
+
+
+def _not_started(name: str) -> SuiteResult:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    detail = "cancelled before it started"
+    return SuiteResult(name, "skipped", 0.0, 0, counts, [], detail, "", 0, cancelled=True)
 
 
 def progress_line(progress: TestEvent | SuiteResult) -> str:
@@ -291,7 +351,7 @@ class _Run:
         on_event: OnEvent | None,
         child: subprocess.Popen[bytes],
         events_fd: int,
-        cancel: threading.Event | None = None,
+        cancel: CancelSignal | None = None,
     ) -> None:
         self.suite = suite
         self.on_event = on_event
@@ -316,25 +376,35 @@ class _Run:
 
     # -- pipes
 
-    def pump(self, child: subprocess.Popen[bytes], deadline: float) -> bool:
-        """Read both pipes until the child is done; True when the deadline passed first."""
+    def pump(self, child: subprocess.Popen[bytes], deadline: float) -> str:
+        """Read both pipes until the child is done: ``"exited"``; or ``"timeout"`` when the
+        deadline passed first, ``"cancelled"`` when the cancel signal was set first (the
+        caller then ends the child's group)."""
         exited_at: float | None = None
+        cancelled_at: float | None = None
         while self._selector.get_map():
             now = time.monotonic()
             if now >= deadline:
-                return True
+                return "timeout"
             if exited_at is None and child.poll() is not None:
                 exited_at = now
             if exited_at is not None and now - exited_at > EXIT_GRACE:
                 break
-            if self._cancel is not None and self._cancel.is_set():
-                raise Cancelled(f"suite {self.suite} cancelled")
+            if cancelled_at is None and self._cancel is not None and self._cancel.is_set():
+                cancelled_at = now
+            if cancelled_at is not None and exited_at is None:
+                if self.exitstatus is None:
+                    return "cancelled"
+                # Every test is reported and pytest is only shutting down: its results
+                # stand; a moment to exit, then the caller ends it all the same.
+                if now - cancelled_at > EXIT_GRACE:
+                    return "exited"
             self._read_ready(min(deadline - now, 0.5))
         try:
             child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            return True
-        return False
+            return "timeout"
+        return "exited"
 
     def close(self) -> None:
         """Read what the killed child left in the pipes (its last events), then close them."""
@@ -398,10 +468,17 @@ class _Run:
         self.counts[case.outcome] = self.counts.get(case.outcome, 0) + 1
         self.emit("result", case=case)
 
-    def emit(self, kind: str, *, case: TestCaseResult | None = None, detail: str = "") -> None:
+    def emit(
+        self,
+        kind: str,
+        *,
+        case: TestCaseResult | None = None,
+        detail: str = "",
+        status: str = "",
+    ) -> None:
         if self.on_event is not None:
             event = TestEvent(kind, self.suite, self.total, self.done, dict(self.counts), case)
-            self.on_event(dataclasses.replace(event, detail=detail))
+            self.on_event(dataclasses.replace(event, detail=detail, status=status))
 
     # -- the outcome
 
@@ -417,14 +494,15 @@ class _Run:
         )
 
     def result(
-        self, returncode: int, seconds: float, timed_out: bool, suite: SuiteConfig
+        self, returncode: int, seconds: float, ending: str, suite: SuiteConfig
     ) -> SuiteResult:
         tail = self.output_tail()
-        if timed_out:
-            progress = (
-                f"{self.done} of {self.total} done" if self.total is not None else "in collection"
-            )
-            detail = f"timed out after {suite.timeout:g} s ({progress})"
+        timed_out, cancelled = ending == "timeout", ending == "cancelled"
+        if cancelled:
+            # The test that was running did not fail: it was stopped. Not recorded as a case.
+            detail = f"cancelled after {seconds:.1f} s ({self._progress()})"
+        elif timed_out:
+            detail = f"timed out after {suite.timeout:g} s ({self._progress()})"
             self._fail_current(detail)
         elif self.exitstatus is None and returncode > 0 and not self.events_seen:
             # pytest stopped before loading plugins: bad arguments, a broken conftest or ini.
@@ -439,7 +517,7 @@ class _Run:
             self._fail_current(detail)
         else:
             detail = self._finished_detail(seconds, tail, suite)
-        failed = timed_out or self.exitstatus != 0
+        failed = timed_out or cancelled or self.exitstatus != 0
         failed = failed or bool(self.counts["failed"] or self.counts["error"])
         return SuiteResult(
             name=self.suite,
@@ -451,7 +529,11 @@ class _Run:
             detail=detail,
             output_tail=tail,
             exit_code=returncode,
+            cancelled=cancelled,
         )
+
+    def _progress(self) -> str:
+        return f"{self.done} of {self.total} done" if self.total is not None else "in collection"
 
     def _finished_detail(self, seconds: float, tail: str, suite: SuiteConfig) -> str:
         summary = f"{_summary(self.counts) or 'nothing ran'} in {seconds:.1f} s"

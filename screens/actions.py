@@ -9,6 +9,7 @@ action runs, and its word is final.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,12 +28,14 @@ OnEvent = Callable[[Any], None]
 
 @dataclass(frozen=True)
 class EngineCall:
-    """What a running action gets from the app: where to log, who is asking, and why."""
+    """What a running action gets from the app: where to log, who is asking, and why; and
+    the event that asks it to stop (passed to the engine by the plans that can stop)."""
 
     log: Log
     on_event: OnEvent
     read_only: bool
     reason: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class ActionPlan:
     call: Callable[[EngineCall], dict[str, Any]] = field(repr=False, compare=False)
     project: api.Project | None = field(default=None, repr=False, compare=False)
     ask_reason: bool = False
+    # What cancelling it halfway does, said in the cancel dialog; "" when it cannot be
+    # cancelled (a promotion or rollback is never left half done).
+    cancel_text: str = ""
+
+    @property
+    def cancellable(self) -> bool:
+        return bool(self.cancel_text)
 
     @property
     def mutating(self) -> bool:
@@ -191,7 +201,7 @@ def plan_approve(project: api.Project, subject: Subject) -> ActionPlan:
             f"no environment {facts.service} {facts.name} goes to next needs an approval"
         )
     env = needing[0]
-    text = f"approve {facts.service} {facts.name} for {env} as you"
+    text = f"approve {facts.service} {facts.name} for {env} as {api.current_user(project)}"
     if facts.is_candidate:
         steps = api.gate(project, facts.service, env)["steps"]
         approvals = next((step for step in steps if step.get("kind") == "approvals"), None)
@@ -215,10 +225,13 @@ def plan_approve(project: api.Project, subject: Subject) -> ActionPlan:
     )
 
 
-def rollback_target(project: api.Project, service: str, env: str, current: str) -> str | None:
-    """The release the engine goes back to: the newest that went live in ``env`` before
-    ``current``, leaving out what a rollback left. Read from the history until the engine
-    offers this (see the report): ``roll ENV back to X (was Y)`` names what was left."""
+def rollback_target(
+    project: api.Project, service: str, env: str, current: str
+) -> tuple[str, str | None] | None:
+    """The release the engine goes back to, and its version: the newest that went live in
+    ``env`` before ``current``, leaving out what a rollback left. Read from the history
+    until the engine offers this (see the report): ``roll ENV back to X (was Y)`` names
+    what was left."""
     left: set[str] = set()
     cursor = None
     for _page in range(20):
@@ -229,7 +242,8 @@ def rollback_target(project: api.Project, service: str, env: str, current: str) 
             if entry["kind"] == "rollback" and "(was " in entry["summary"]:
                 left.add(entry["summary"].split("(was ", 1)[1].split(")", 1)[0])
             if entry["release"] != current and entry["release"] not in left:
-                return str(entry["release"])
+                version = entry.get("version")
+                return str(entry["release"]), str(version) if version else None
         cursor = page.get("next_cursor")
         if not cursor:
             return None
@@ -256,8 +270,8 @@ def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = F
             )
         text = (
             f"roll back {service} in {env} from {label(now['release'], now.get('version'))} "
-            f"to {target}; gates skipped, health checked; the previous release is restored if "
-            "the new one fails"
+            f"to {label(*target)}; gates skipped, health checked; the previous release is "
+            "restored if the new one fails"
         )
 
     def call(run: EngineCall) -> dict[str, Any]:
@@ -282,18 +296,37 @@ def plan_tests(project: api.Project, subject: Subject, *, read_only: bool = Fals
         raise PlanError("tests run against the candidate (the working tree); open its row")
     suites = ", ".join(project.config.suites) or "none declared"
     text = f"run the test suites {suites} against the candidate {facts.name}"
+    recorded = False
     if read_only:
         text += "; results are not recorded: read-only mode"
     elif facts.candidate["git"].get("dirty"):
         text += "; results are not recorded: the working tree has uncommitted changes"
     else:
         text += f"; results are recorded for release {facts.release}"
+        recorded = True
+    cancel_text = (
+        f"stop the test suites of {facts.service} {facts.name} now: each running pytest is "
+        "ended with everything it started (SIGTERM, SIGKILL after 1 s) and suites not started "
+        "never start; "
+        + (
+            "the run is recorded as cancelled, suites that finished keep their results, "
+            "the others keep their last complete ones"
+            if recorded
+            else "nothing is recorded"
+        )
+    )
 
     def call(run: EngineCall) -> dict[str, Any]:
-        return api.run_tests(project, on_event=run.on_event, log=run.log, read_only=run.read_only)
+        return api.run_tests(
+            project,
+            on_event=run.on_event,
+            log=run.log,
+            read_only=run.read_only,
+            cancel=run.cancel,
+        )
 
     title = f"test {facts.service} {facts.name}: {suites}"
-    return ActionPlan("test", title, text, ("test",), call, project)
+    return ActionPlan("test", title, text, ("test",), call, project, cancel_text=cancel_text)
 
 
 def plan_build(project: api.Project, subject: Subject) -> ActionPlan:
@@ -308,12 +341,19 @@ def plan_build(project: api.Project, subject: Subject) -> ActionPlan:
     if facts.candidate.get("problems"):
         text += f". It will be refused: {facts.candidate['problems'][0]}"
     service = facts.service
+    cancel_text = (
+        f"stop the build of the Bento of {service} {facts.name} now: the BentoML build is "
+        "ended with everything it started, and the build run is recorded as cancelled; the "
+        "next build starts over"
+    )
 
     def call(run: EngineCall) -> dict[str, Any]:
-        return api.build(project, service, log=run.log, read_only=run.read_only)
+        return api.build(project, service, log=run.log, read_only=run.read_only, cancel=run.cancel)
 
     title = f"build {service} {facts.name}"
-    return ActionPlan("build", title, text, ("build", service), call, project)
+    return ActionPlan(
+        "build", title, text, ("build", service), call, project, cancel_text=cancel_text
+    )
 
 
 PLANS: dict[str, Callable[..., ActionPlan]] = {

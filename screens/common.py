@@ -31,6 +31,7 @@ STATUS_CLASS = {
     "down": "status--bad",
     "interrupted": "status--bad",
     "blocked": "status--warn",
+    "cancelled": "status--warn",
     "dirty": "status--warn",
     "stale": "status--warn",
     "unknown": "status--warn",

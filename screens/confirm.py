@@ -1,7 +1,9 @@
-"""The confirmation of a release action: exactly what will happen, then yes or no.
+"""The confirmations: of a release action (exactly what will happen, then yes or no), and of
+cancelling a run in progress.
 
-Dismissed with the reason typed (``""`` when the action asks none) to go ahead, or None. A
-screen may suggest the reason (the alerts screen offers the alert's own line).
+ConfirmScreen is dismissed with the reason typed (``""`` when the action asks none) to go
+ahead, or None. A screen may suggest the reason (the alerts screen offers the alert's own
+line). CancelRunScreen is dismissed with True to cancel, False to let the run go on.
 """
 
 from __future__ import annotations
@@ -68,3 +70,39 @@ class ConfirmScreen(ModalScreen[str | None]):
     @on(Button.Pressed, "#confirm-no")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class CancelRunScreen(ModalScreen[bool]):
+    """``Cancel test shop v1.4.0 (3f9a2c1)?`` and what cancelling does; y cancels, n or
+    escape lets it run."""
+
+    BINDING_GROUP_TITLE = "Cancel run"
+    BINDINGS = [
+        Binding("escape", "keep", "Keep running", tooltip="Let the run go on"),
+        Binding("y", "cancel_run", "Cancel it", tooltip="Stop the run now"),
+        Binding("n", "keep", "Keep running", show=False),
+    ]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.run_title = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-dialog"):
+            yield Static(f"Cancel {self.run_title}?", id="confirm-title", markup=False)
+            yield Static(self.text, id="confirm-text", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Cancel the run", id="cancel-yes", variant="error")
+                yield Button("Keep running", id="cancel-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel-yes", Button).focus()
+
+    @on(Button.Pressed, "#cancel-yes")
+    def action_cancel_run(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel-no")
+    def action_keep(self) -> None:
+        self.dismiss(False)

@@ -223,11 +223,6 @@ class MonitorView:
             for minute in range(end - (minutes - 1) * 60, end + 60, 60)
         ]
 
-    @property
-    def drift(self) -> list[dict[str, Any]]:
-        """The drift alerts (one per feature whose PSI went past its limit)."""
-        return [alert for alert in self.alerts if alert.get("kind") == "drift"]
-
 
 def read_monitor(project: api.Project, service: str, env: str, range_: str) -> MonitorView:
     from core import api

@@ -5,11 +5,14 @@ its alerts.
 Every REFRESH_SECONDS a thread worker reads ``api.metrics`` and ``api.alerts`` (the metric
 store, read-only) and posts :class:`~tui.messages.MonitorLoaded`; the charts are drawn from
 it and the next poll is armed (screens/live.py). The collector writes one point a minute, so
-the charts move once a minute; the alerts may change at any poll.
+the charts move once a minute; the alerts may change at any poll. The drift per feature
+(``api.drift``: the training data against the window's records, a heavier read) is read by
+a worker of its own at most every DRIFT_SECONDS, and at once for a new environment or ``r``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,8 +28,9 @@ from core import api
 from core.errors import ReleaseError
 from screens.charts import Format, bars, ms, percent, rate, stats
 from screens.common import StatusStatic, age, clock, grid, label, status_text
+from screens.drift import drift_section
 from screens.live import NO_DATA, MonitorView, PolledScreen, read_monitor
-from tui.messages import EngineFailed, MonitorLoaded, PollDone
+from tui.messages import DriftLoaded, EngineFailed, MonitorLoaded, PollDone
 
 # The ranges, their keys and how the title says them.
 RANGES = {"5m": "5 min", "1h": "1 h", "24h": "24 h"}
@@ -40,6 +44,9 @@ CHARTS: tuple[tuple[str, str, str, Format], ...] = (
 )
 # From this height on, the charts get three rows each instead of two.
 TALL = 36
+# The drift is measured over a window of minutes (15 by default): reading it at every poll
+# would repeat the same sums.
+DRIFT_SECONDS = 30.0
 
 
 class Bars(Sparkline):
@@ -132,6 +139,10 @@ class MonitorScreen(PolledScreen):
         self.envs = envs or [env]
         self.range_ = range_
         self.view: MonitorView | None = None
+        # api.drift of (service, env), when it was read (time.monotonic), whether a read runs.
+        self.drift: tuple[str, str, dict[str, Any] | None] | None = None
+        self.drift_read_at = -float("inf")
+        self.drift_loading = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -162,6 +173,7 @@ class MonitorScreen(PolledScreen):
         self.dismiss()
 
     def action_refresh(self) -> None:
+        self.drift_read_at = -float("inf")  # the drift too
         self.poll_now()
 
     def action_range(self, range_: str) -> None:
@@ -180,6 +192,50 @@ class MonitorScreen(PolledScreen):
 
     def fetch(self) -> None:
         self.load(self.service, self.env, self.range_)
+        if self.drift_due():
+            self.drift_loading = True
+            self.drift_read_at = time.monotonic()
+            self.load_drift(self.service, self.env)
+
+    def drift_due(self) -> bool:
+        if self.drift_loading:
+            return False
+        stale = self.drift is None or self.drift[:2] != (self.service, self.env)
+        return stale or time.monotonic() - self.drift_read_at >= DRIFT_SECONDS
+
+    @work(thread=True, exit_on_error=False, group="drift")
+    def load_drift(self, service: str, env: str) -> None:
+        try:
+            project = getattr(self.app, "project", None) or api.load_project(None)
+            self.post_message(DriftLoaded(service, env, api.drift(project, service, env)))
+        except ReleaseError as error:
+            self.post_message(DriftLoaded(service, env, None, error.message))
+        except Exception as error:  # a bug or an I/O failure: say it, never crash the UI
+            self.post_message(DriftLoaded(service, env, None, f"{type(error).__name__}: {error}"))
+
+    def on_drift_loaded(self, message: DriftLoaded) -> None:
+        message.stop()
+        self.drift_loading = False
+        if message.error:
+            self.notify(message.error, title="Cannot measure the drift", severity="error")
+        if (message.service, message.env) != (self.service, self.env):
+            self.drift_read_at = -float("inf")  # read for an environment left since
+            if self.showing:
+                self.poll_now()
+            return
+        self.drift = (message.service, message.env, message.document)
+        if message.error:
+            self.drift = (message.service, message.env, {"measured": False, "note": message.error})
+        self.show_drift()
+
+    def show_drift(self) -> None:
+        """The drift read for this environment (``reading…`` until there is one), with the
+        states of its open drift alerts."""
+        section = self.query_one("#monitor-drift", StatusStatic)
+        alerts = self.view.alerts if self.view is not None else []
+        drift = self.drift
+        document = drift[2] if drift is not None and drift[:2] == (self.service, self.env) else None
+        section.update(drift_section(section, document, alerts))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="monitor")
     def load(self, service: str, env: str, range_: str) -> None:
@@ -215,22 +271,9 @@ class MonitorScreen(PolledScreen):
             for key, _title, field, _fmt in CHARTS:
                 chart = self.query_one(f"#chart-{key}", Chart)
                 chart.show(view.series(field, minutes_in(view.range_)))
-            drift = self.query_one("#monitor-drift", StatusStatic)
-            drift.update(self.render_drift(drift, view))
+            self.show_drift()
             alerts = self.query_one("#monitor-alerts", StatusStatic)
             alerts.update(self.render_alerts(alerts, view))
-
-    def render_drift(self, section: StatusStatic, view: MonitorView) -> RenderableType:
-        """One line per feature whose drift rule fired, or why there is none."""
-        if not view.drift:
-            if view.collector is None:
-                return Text("no drift measured: the collector measures it (relman monitor)")
-            return Text("no drift alert: no feature's PSI went past its limit")
-        table = grid(14, 8, None)
-        for alert in view.drift:
-            feature = str(alert["name"]).partition(":")[2] or str(alert["name"])
-            table.add_row(Text(feature), state_text(section, alert), Text(alert["detail"]))
-        return table
 
     def render_alerts(self, section: StatusStatic, view: MonitorView) -> RenderableType:
         """Each alert of this environment, firing first: its state, rule and one line."""

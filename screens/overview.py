@@ -127,7 +127,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        # The first read starts once the screen is painted: its thread (pydantic, SQLite,
+        # The first read starts once the screen is painted: its thread (the engine, SQLite,
         # then git and DVC) would otherwise share the interpreter with the first paint.
         self.call_after_refresh(self.poll_now)
 
@@ -179,7 +179,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
 
     def read_project(self) -> api.Project:
         """The project, read again only when relman.toml changed since the last poll."""
-        from core import api  # the engine (and pydantic) loads after the first paint
+        from core import api  # the engine loads after the first paint
 
         if self.loaded is not None:
             project, stamp = self.loaded

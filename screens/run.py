@@ -1,15 +1,19 @@
 """The run screen: an engine call in progress (or done): its steps, its output, its result.
 
-The call runs in a worker that belongs to the app, so leaving this screen never stops it;
-the app feeds the :class:`~screens.runs.RunState` from the call's log lines and tells this
-screen through its ``run_changed`` signal. A step sequence of the engine cannot be
-interrupted halfway without leaving a half-done promotion behind, so ``c`` only stops
-waiting, and says so.
+The call runs in a worker that belongs to the app, so leaving this screen (escape) never
+stops it; the app feeds the :class:`~screens.runs.RunState` from the call's log lines and
+tells this screen through its ``run_changed`` signal. ``c`` cancels it for real, once the
+dialog that says what that does is confirmed: the engine ends the processes of the tests or
+the build and records the run cancelled. A promotion or rollback cannot be cut in half
+(that would leave an environment half switched), so there ``c`` is dimmed and says so.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -19,11 +23,15 @@ from screens import runs
 from screens.common import StatusTable, status_text, sync_rows
 from screens.runs import RunState, StepState
 
+if TYPE_CHECKING:
+    from tui.app import RelmanApp
+
 COLUMNS = (("status", "Status"), ("step", "Step"), ("time", "Time"), ("detail", "Detail"))
 BAR_WIDTH = 12
-STOP_WAITING = (
-    "Leave this screen; the engine call goes on to its end (a promotion is never left "
-    "half done), and relman tells you how it ended"
+CANCEL_TIP = "Stop the tests or the build now (asks first); a promotion cannot be stopped halfway"
+NOT_CANCELLABLE = (
+    "{title} cannot be stopped halfway (an environment is never left half switched); it goes "
+    "on to its end. escape leaves this screen, l shows it again."
 )
 
 
@@ -51,14 +59,20 @@ class RunScreen(Screen[None]):
     CSS_PATH = "run.tcss"
     BINDING_GROUP_TITLE = "Run"
     BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Back to the screen before"),
-        Binding("c", "stop_waiting", "Stop waiting", tooltip=STOP_WAITING),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            tooltip="Back to the screen before; a run goes on to its end (l shows it again)",
+        ),
+        Binding("c", "cancel_run", "Cancel run", tooltip=CANCEL_TIP),
     ]
 
     def __init__(self, run: RunState) -> None:
         super().__init__()
         self.run = run
         self.lines_seen = 0
+        self.asking = False  # the cancel dialog is open
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,21 +92,53 @@ class RunScreen(Screen[None]):
         self.show()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop_waiting":
-            return self.run.running
+        if action == "cancel_run":
+            if not self.run.running:
+                return False  # nothing to cancel: not in the footer
+            # Dimmed where the engine cannot stop halfway, or is stopping already.
+            return True if self.run.cancellable and not self.run.cancelling else None
         return True
 
-    def action_back(self) -> None:
-        self.dismiss()
+    def on_key(self, event: events.Key) -> None:
+        """``c`` on a run that cannot be cancelled still answers: it says why."""
+        if event.key == "c" and self.run.running and self.check_action("cancel_run", ()) is None:
+            event.stop()
+            event.prevent_default()
+            self.action_cancel_run()
 
-    def action_stop_waiting(self) -> None:
+    def action_back(self) -> None:
         if self.run.running:
             self.notify(
                 f"{self.run.title} goes on in the engine; relman tells you when it ends "
                 "(l shows it again)",
-                title="Stopped waiting",
+                title="Still running",
             )
         self.dismiss()
+
+    def action_cancel_run(self) -> None:
+        """Ask, then stop the run (the dialog says what stopping does)."""
+        run = self.run
+        if not run.running or self.asking:
+            return
+        if run.cancelling:
+            self.notify(f"{run.title} is being cancelled already.")
+            return
+        if not run.cancellable:
+            self.notify(NOT_CANCELLABLE.format(title=run.title), severity="warning")
+            return
+        from screens.confirm import CancelRunScreen
+
+        def answered(yes: bool | None) -> None:
+            self.asking = False
+            if yes and run.running:
+                self.relman_app.cancel_run(run)
+
+        self.asking = True
+        self.app.push_screen(CancelRunScreen(run.title, run.plan.cancel_text), answered)
+
+    @property
+    def relman_app(self) -> RelmanApp:
+        return self.app  # type: ignore[return-value]
 
     def on_run_changed(self, run: RunState) -> None:
         if run is self.run:
@@ -121,7 +167,12 @@ class RunScreen(Screen[None]):
 
     def show_state(self) -> None:
         run = self.run
-        if run.running:
+        if run.cancelling:
+            text = Text.assemble(
+                status_text(self.query_one(StepTable), "cancelled", "cancelling"),
+                f" after {seconds(run.elapsed())} · stopping its processes",
+            )
+        elif run.running:
             text = Text.assemble(
                 status_text(self.query_one(StepTable), "running"),
                 f" for {seconds(run.elapsed())} · leaving this screen does not stop it",
@@ -160,12 +211,18 @@ class RunScreen(Screen[None]):
         result = self.query_one("#run-result", Static)
         run = self.run
         result.set_class(run.outcome is not None, "-done")
-        for outcome in ("ok", "blocked", "failed"):
+        for outcome in ("ok", "blocked", "failed", "cancelled"):
             result.set_class(run.outcome == outcome, f"-{outcome}")
-        if run.outcome is None:
-            result.update("c stops waiting: the engine call goes on to its end either way")
+        if run.cancelling:
+            result.update("cancel asked: the engine is stopping the run's processes")
+        elif run.outcome is None and run.cancellable:
+            result.update("c cancels the run · escape leaves it running")
+        elif run.outcome is None:
+            result.update("escape leaves this screen; the run goes on to its end either way")
         elif run.outcome == "ok":
             result.update(f"ok: {run.title}, done in {seconds(run.elapsed())} · escape: back")
+        elif run.outcome == "cancelled":
+            result.update(f"{run.error} · escape: back")
         else:
             error = run.error
             prefix = "" if error.startswith(run.outcome) else f"{run.outcome}: "

@@ -4,11 +4,13 @@ The engine says what it does through its ``log`` callback, one line at a time, i
 words as the batch renderer: ``validate ...`` when a step starts, ``passed  validate  ready in
 3.4 s`` when it ends, anything else is output. When the call returns, its document's
 ``steps`` (DESIGN.md's contract) replace what the lines suggested. A :class:`RunState` is
-only touched on the event loop (the app's message handlers)."""
+only touched on the event loop (the app's message handlers), but for its ``cancel`` event,
+which the engine call reads from its worker thread."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
     from screens.actions import ActionPlan
 
 STARTED = re.compile(r"^(?P<name>\S.*?) \.\.\.$")
-ENDED = re.compile(r"^(?P<status>passed|failed|skipped)\s+(?P<name>\S.*?)  (?P<detail>.*)$")
+ENDED = re.compile(
+    r"^(?P<status>passed|failed|skipped|cancelled)\s+(?P<name>\S.*?)  (?P<detail>.*)$"
+)
 # Lines kept for the output pane; older ones are dropped.
 MAX_LINES = 2000
 
@@ -31,7 +35,7 @@ def clock() -> float:
 @dataclass
 class StepState:
     name: str
-    status: str  # running | passed | failed | skipped
+    status: str  # running | passed | failed | skipped | cancelled
     started: float
     seconds: float | None = None
     detail: str = ""
@@ -54,12 +58,16 @@ class RunState:
     steps: list[StepState] = field(default_factory=list)
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
     finished: float | None = None
-    # ok | blocked | failed, once finished.
+    # ok | blocked | failed | cancelled, once finished.
     outcome: str | None = None
     error: str = ""
     document: dict[str, Any] | None = None
     # How many lines were ever added (the deque keeps the last MAX_LINES of them).
     total_lines: int = 0
+    # Set to ask the engine call to stop (its worker thread reads it): the only state the
+    # worker shares. ``cancel_asked`` is when, on the clock of ``started``.
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_asked: float | None = None
 
     @property
     def title(self) -> str:
@@ -68,6 +76,23 @@ class RunState:
     @property
     def running(self) -> bool:
         return self.finished is None
+
+    @property
+    def cancellable(self) -> bool:
+        """Whether the engine can stop this call halfway (tests and builds can; a promotion
+        is never left half done)."""
+        return self.plan.cancellable
+
+    @property
+    def cancelling(self) -> bool:
+        return self.running and self.cancel.is_set()
+
+    def ask_cancel(self) -> None:
+        """Ask the engine call to stop; it ends the processes and says so when it returns."""
+        if self.running and self.cancellable and not self.cancel.is_set():
+            self.cancel_asked = clock()
+            self.cancel.set()
+            self.add_line("cancel asked: stopping the processes of the run…")
 
     def elapsed(self) -> float:
         return (self.finished if self.finished is not None else clock()) - self.started
@@ -105,9 +130,17 @@ class RunState:
             f", {failed} failed" if failed else ""
         )
 
-    def finish(self, document: dict[str, Any] | None, error: str = "", exit_code: int = 0) -> None:
+    def finish(
+        self,
+        document: dict[str, Any] | None,
+        error: str = "",
+        exit_code: int = 0,
+        *,
+        cancelled: bool = False,
+    ) -> None:
         """The call returned ``document`` or raised ``error``: the steps become the
-        document's, the outcome ok, blocked (exit 1) or failed."""
+        document's, the outcome ok, blocked (exit 1), failed, or cancelled (the engine
+        stopped it when asked: ``cancelled``, or a document that says so)."""
         self.finished = clock()
         self.document = document
         if document is not None and isinstance(document.get("steps"), list):
@@ -117,12 +150,18 @@ class RunState:
             error = error or str(document.get("error") or "")
             exit_code = exit_code or int(document.get("exit_code") or 0)
             ok = bool(document.get("ok", True))
+            cancelled = cancelled or bool(document.get("cancelled"))
         for step in self.steps:
             if step.status == "running":
                 step.status, step.seconds = "failed", self.finished - step.started
                 step.detail = step.detail or "stopped when the call ended"
+                if cancelled:
+                    step.status = "cancelled"
         self.error = error
-        if ok and not error and exit_code == 0:
+        if cancelled:
+            self.outcome = "cancelled"
+            self.error = error or "cancelled"
+        elif ok and not error and exit_code == 0:
             self.outcome = "ok"
         elif error and exit_code == 1:
             # A test, gate, approval or lock stopped it; nothing changed.
@@ -140,7 +179,7 @@ class RunState:
         return None
 
     def _from_document(self, step: dict[str, Any]) -> StepState:
-        status = str(step.get("status", ""))
+        status = "cancelled" if step.get("cancelled") else str(step.get("status", ""))
         return StepState(
             name=str(step.get("name", "")),
             status=status,
@@ -160,4 +199,6 @@ class RunState:
             return f"{self.title}: running"
         if self.outcome == "ok":
             return f"{self.title}: done in {self.elapsed():.1f} s"
+        if self.outcome == "cancelled":
+            return f"{self.title}: {self.error}"
         return f"{self.title}: {self.outcome}: {self.error}"

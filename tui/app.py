@@ -5,7 +5,9 @@ The app holds the loaded project and the run in progress. Screens read the engin
 core.api in workers and post what they found (tui.messages). A release action runs in a
 thread worker that belongs to the app, not to a screen, so leaving the run screen never
 stops it; its log lines come back as messages, feed the run's state here, and every screen
-that cares hears of it through the ``run_changed`` signal.
+that cares hears of it through the ``run_changed`` signal. Only a cancel stops it
+(:meth:`RelmanApp.cancel_run`): the run's event is passed to the engine, which ends the
+processes, records the run cancelled and raises Cancelled.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 from tui.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 
 READ_ONLY = "READ-ONLY"
-SEVERITY = {"ok": "information", "blocked": "warning", "failed": "error"}
+SEVERITY = {"ok": "information", "blocked": "warning", "failed": "error", "cancelled": "warning"}
 
 
 class RelmanApp(App[None]):
@@ -77,7 +79,7 @@ class RelmanApp(App[None]):
         read_only: bool = False,
         exit_on_load_error: bool = False,
     ) -> None:
-        # What the imports made (Textual, rich, pydantic, the engine) lives as long as the
+        # What the imports made (Textual, rich, the engine) lives as long as the
         # process: out of the collector's sight, it is never scanned again, and the first
         # paint does not wait for a full collection of it.
         gc.freeze()
@@ -87,7 +89,7 @@ class RelmanApp(App[None]):
         # When the project cannot be loaded at all (relman.toml missing or broken), leave
         # with its exit code and keep its one line in load_error, for the command line to
         # print once the terminal is restored: the command line then need not validate
-        # relman.toml (pydantic, a third of the start-up) before the first paint.
+        # relman.toml before the first paint.
         self.exit_on_load_error = exit_on_load_error
         self.load_error: str | None = None
         # Set once a screen has loaded the project (ProjectLoaded bubbles up to the app).
@@ -205,14 +207,28 @@ class RelmanApp(App[None]):
         def log(line: str) -> None:
             self.post_message(RunLine(run, line))
 
+        from core.testrun import Cancelled
+
         call = EngineCall(
             log=log,
             on_event=lambda event: self.post_test_event(run, event),
             read_only=self.read_only,
             reason=run.reason,
+            cancel=run.cancel,
         )
         try:
             document = run.plan.call(call)
+        except Cancelled as error:
+            stopped = {"ok": False, "steps": error.steps} if error.steps else None
+            self.post_message(
+                RunFinished(
+                    run,
+                    document=stopped,
+                    error=error.message,
+                    exit_code=error.exit_code,
+                    cancelled=True,
+                )
+            )
         except ReadOnlyError as error:
             self.post_message(RunFinished(run, error=error.message, exit_code=1, refused=True))
         except ReleaseError as error:
@@ -237,7 +253,7 @@ class RelmanApp(App[None]):
                 self.post_message(RunLine(run, f"{case.outcome.upper()} {case.nodeid}: {message}"))
         elif kind == "finished":
             failed = counts.get("failed", 0) + counts.get("error", 0)
-            status = "failed" if failed else "passed"
+            status = getattr(event, "status", "") or ("failed" if failed else "passed")
             detail = getattr(event, "detail", "") or ""
             self.post_message(RunLine(run, f"{status:<7} {suite}  {detail}"))
             return
@@ -252,9 +268,23 @@ class RelmanApp(App[None]):
         message.run.progress(message.suite, message.done, message.total, message.counts)
         self.run_changed.publish(message.run)
 
+    def cancel_run(self, run: RunState) -> None:
+        """Ask the engine to stop ``run`` (after the user confirmed it). The call ends soon
+        after, as cancelled; until then the run screen says it is stopping."""
+        if not run.running:
+            return
+        if not run.cancellable:
+            self.notify(
+                f"{run.title} cannot be stopped halfway; it goes on to its end.",
+                severity="warning",
+            )
+            return
+        run.ask_cancel()
+        self.run_changed.publish(run)
+
     def on_run_finished(self, message: RunFinished) -> None:
         run = message.run
-        run.finish(message.document, message.error, message.exit_code)
+        run.finish(message.document, message.error, message.exit_code, cancelled=message.cancelled)
         if message.refused:
             self.notify(
                 f"{message.error}. From a session that may act, run:\n"

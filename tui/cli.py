@@ -26,7 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting, so --json still holds."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 

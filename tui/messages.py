@@ -73,6 +73,23 @@ class MonitorLoaded(Message):
         return isinstance(message, MonitorLoaded)
 
 
+class DriftLoaded(Message):
+    """``api.drift`` of one environment (``document``), or why it could not be read
+    (``error``). Only the latest matters, so a backlog collapses."""
+
+    def __init__(
+        self, service: str, env: str, document: dict[str, Any] | None, error: str = ""
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.env = env
+        self.document = document
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DriftLoaded)
+
+
 class AlertsLoaded(Message):
     """``api.alerts``: firing, pending and past alerts, and the collector's pid."""
 
@@ -148,6 +165,7 @@ class RunFinished(Message):
         error: str = "",
         exit_code: int = 0,
         refused: bool = False,
+        cancelled: bool = False,
     ) -> None:
         super().__init__()
         self.run = run
@@ -156,6 +174,8 @@ class RunFinished(Message):
         self.exit_code = exit_code
         # The engine refused because the session is read-only (ReadOnlyError).
         self.refused = refused
+        # The engine stopped the call because the user cancelled it (core.testrun.Cancelled).
+        self.cancelled = cancelled
 
 
 class AuditLoaded(Message):

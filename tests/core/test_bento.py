@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import venv
 from pathlib import Path
@@ -40,6 +42,7 @@ from core.errors import (
 from core.gitinfo import GitInfo
 from core.lineage import Candidate
 from core.releases import open_ledger
+from core.testrun import Cancelled
 from store import ReleaseRecord
 from tests.core.conftest import DvcRepo
 
@@ -561,3 +564,65 @@ def test_a_foreign_bento_with_the_releases_tag_blocks_the_build(
         f"iris_classifier:{RELEASE}', or give this service's Bento its own name in its build "
         "config"
     )
+
+
+def test_a_cancelled_build_stops_its_process_group_and_is_recorded(
+    repo_project: Project, tmp_path: Path
+) -> None:
+    """The TUI's cancel: the build script and what it started stop, the run is recorded
+    interrupted with a reason that says it was cancelled, and Cancelled says so."""
+    pid_file = tmp_path / "grandchild.pid"
+    fake_python(
+        tmp_path,
+        f"""\
+        sleep 60 &
+        echo $! > {pid_file}
+        echo "Locking PyPI package versions."
+        wait
+        """,
+    )
+    cancel = threading.Event()
+
+    def log(line: str) -> None:
+        if line.startswith("Locking"):  # the build is under way: cancel it, as a user would
+            cancel.set()
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled) as caught:
+        bento.build(repo_project, "iris", log=log, cancel=cancel)
+    assert time.monotonic() - started < 5
+    assert caught.value.exit_code == 1
+    assert re.fullmatch(
+        r"build cancelled after \d+\.\d s: the Bento of iris \(release \w+\) was not built "
+        r"\(its build process was stopped\); recorded as interrupted "
+        r"\(run #\d+\)",
+        str(caught.value),
+    )
+    assert [(s["name"], s["status"], s["cancelled"]) for s in caught.value.steps] == [
+        ("build", "failed", True)
+    ]
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):
+        if not alive(grandchild):
+            break
+        time.sleep(0.05)
+    assert not alive(grandchild)
+    with open_ledger(repo_project, read_only=True) as ledger:
+        run = ledger.latest_run("build", service="iris")
+        assert run is not None
+        steps = ledger.steps(run.id)
+    assert run.status == "interrupted" and run.details["cancelled"] is True
+    assert run.reason.startswith("cancelled: build cancelled after ")
+    assert [(s.name, s.status) for s in steps] == [("build", "failed")]
+    assert steps[0].detail.startswith("build cancelled after ")
+
+
+def test_a_build_cancelled_before_it_starts_runs_nothing(tmp_path: Path, store: Path) -> None:
+    marker = tmp_path / "ran"
+    python = fake_python(tmp_path, f"touch {marker}\n")
+    project = make_project(tmp_path / "p", python=python)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled, match="build cancelled before it started"):
+        build_release(project, "iris", candidate(), cancel=cancel)
+    assert not marker.exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from core.drift import (
     reference_frame,
     share_distance,
 )
-from core.errors import ConfigError
+from core.errors import ConfigError, UsageError
 from core.monitor_log import MonitorRow
 
 IRIS = (
@@ -283,3 +285,184 @@ def test_drift_report_on_a_text_feature_and_a_missing_label_column() -> None:
         "colour: no numbers in the reference data",
         "y: the label column is not in the reference data",
     ]
+
+
+# ---------------------------------------------------------------------------- api.drift
+
+DRIFT_TOML = """\
+[project]
+name = "drifty"
+
+[services.iris]
+bento = "service:Iris"
+model = ["models/model.pkl"]
+data = ["data/iris.csv"]
+
+[environments.dev]
+port = 18101
+
+[environments.staging]
+port = 18102
+
+[environments.prod]
+port = 18103
+"""
+
+
+def reference_csv(count: int) -> bytes:
+    gen = rng()
+    species = ["setosa", "versicolor", "virginica"]
+    lines = ["sepal_length,petal_length,species"]
+    for i in range(count):
+        sepal, petal = gen.normal(5.8, 0.8), gen.normal(3.7, 1.7)
+        lines.append(f"{sepal:.2f},{petal:.2f},{species[i % 3]}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def drifty(tmp_path: Path) -> Any:
+    """A project (no git needed) whose ledger has release r1 live in dev and staging,
+    trained on a 300-row CSV that is in the DVC cache."""
+    from core.config import load_project
+    from store import ArtifactRecord, Ledger
+
+    root = tmp_path / "drifty"
+    root.mkdir()
+    (root / "relman.toml").write_text(DRIFT_TOML)
+    md5 = put_object(root, reference_csv(300))
+    project = load_project(root)
+    with Ledger.open(project.ledger_path, actor="tester@example.invalid") as ledger:
+        ledger.record_release(
+            "r1",
+            service="iris",
+            git_commit="0" * 40,
+            version="v1.0.0",
+            artifacts=[ArtifactRecord("iris", "dataset", "data/iris.csv", md5=md5)],
+        )
+        for env in ("dev", "staging"):
+            promotion = ledger.begin_promotion("iris", env, "r1")
+            ledger.finish_promotion(promotion.id, "done")
+    return project
+
+
+def log_records(project: Any, env: str, count: int, *, shift: float) -> None:
+    """``count`` monitor records of r1 in ``env`` over the last minutes: petal_length moved
+    by ``shift``, sepal_length as trained; four in five predicted virginica."""
+    from core.collector import metrics_path
+    from store.metrics import MetricStore, Record
+
+    gen = rng()
+    now = int(time.time())
+    with MetricStore.open(metrics_path(project)) as store:
+        store.add_records(
+            Record(
+                "iris",
+                env,
+                now - 300 + i % 300,
+                "r1",
+                f"req-{i}",
+                {
+                    "sepal_length": float(gen.normal(5.8, 0.8)),
+                    "petal_length": float(gen.normal(3.7 + shift, 1.7)),
+                },
+                "virginica" if i % 5 else "setosa",
+                None,
+            )
+            for i in range(count)
+        )
+
+
+def test_api_drift_per_feature_and_class_shares(drifty: Any) -> None:
+    from core import api
+
+    log_records(drifty, "dev", 400, shift=2.5)
+    document = api.drift(drifty, "iris", "dev")
+    assert json.loads(json.dumps(document)) == document  # plain JSON, as --json prints it
+    assert document["measured"] and document["note"] == ""
+    assert (document["release"], document["version"], document["records"]) == ("r1", "v1.0.0", 400)
+    assert (document["window_minutes"], document["min_records"], document["psi_max"]) == (
+        15,
+        200,
+        0.2,
+    )
+    assert document["reference"]["path"] == "data/iris.csv"
+    assert document["reference"]["rows"] == 300
+    by_name = {f["name"]: f for f in document["features"]}
+    assert list(by_name) == ["sepal_length", "petal_length"]  # the columns the records log
+    petal, sepal = by_name["petal_length"], by_name["sepal_length"]
+    assert petal["psi"] > 0.2 and petal["state"] == "drift" and petal["ks"] > 0.4
+    assert petal["live_mean"] - petal["reference_mean"] == pytest.approx(2.5, abs=0.4)
+    assert sepal["psi"] < 0.2 and sepal["state"] == "ok"
+    assert (sepal["live_n"], sepal["reference_n"]) == (400, 300)
+    predictions = document["predictions"]
+    assert predictions["live_n"] == 400 and predictions["state"] == "drift"
+    top = predictions["classes"][0]  # the class that moved most comes first
+    assert top == {"name": "virginica", "live": 0.8, "reference": pytest.approx(1 / 3)}
+    assert [c["name"] for c in predictions["classes"]][1:] == ["versicolor", "setosa"]
+
+
+def test_api_drift_says_why_it_measured_nothing(drifty: Any) -> None:
+    from core import api
+    from core.collector import metrics_path
+
+    # No metric store yet: no records, and no store made for it.
+    document = api.drift(drifty, "iris", "dev")
+    assert not document["measured"] and document["records"] == 0
+    assert document["note"] == (
+        "0 records of r1 in the last 15 min; drift is measured from 200 (drift_min_records)"
+    )
+    assert not metrics_path(drifty).exists()
+    log_records(drifty, "staging", 50, shift=0.0)
+    assert api.drift(drifty, "iris", "staging")["note"].startswith("50 records of r1 ")
+    nothing = api.drift(drifty, "iris", "prod")
+    assert (nothing["measured"], nothing["release"]) == (False, None)
+    assert nothing["note"] == "nothing is deployed in prod: no drift to measure"
+
+
+def test_api_drift_without_the_training_data_in_the_cache(drifty: Any) -> None:
+    from core import api
+    from store import ArtifactRecord, Ledger
+
+    with Ledger.open(drifty.ledger_path, actor="tester@example.invalid") as ledger:
+        ledger.record_release(
+            "r2",
+            service="iris",
+            git_commit="1" * 40,
+            artifacts=[ArtifactRecord("iris", "dataset", "data/iris.csv", md5="e" * 32)],
+        )
+        promotion = ledger.begin_promotion("iris", "prod", "r2")
+        ledger.finish_promotion(promotion.id, "done")
+    from core.collector import metrics_path
+    from store.metrics import MetricStore, Record
+
+    now = int(time.time())
+    with MetricStore.open(metrics_path(drifty)) as store:
+        store.add_records(
+            Record("iris", "prod", now - 60, "r2", f"q{i}", {"petal_length": 1.0}, "a", None)
+            for i in range(200)
+        )
+    document = api.drift(drifty, "iris", "prod")
+    assert not document["measured"] and document["records"] == 200
+    assert document["note"].startswith(
+        f"drift not measured: data/iris.csv (md5 {'e' * 32}) is not in the local DVC cache"
+    )
+
+
+def test_api_metrics_and_alerts_answer_empty_without_a_metric_store(drifty: Any) -> None:
+    """A project that never ran the collector: empty documents, and no file made."""
+    from core import api
+    from core.collector import metrics_path
+
+    points = api.metrics(drifty, "iris", "dev", "1h")
+    assert (points["ok"], points["points"]) == (True, [])
+    alerts = api.alerts(drifty)
+    assert (alerts["ok"], alerts["alerts"], alerts["firing"], alerts["collector"]) == (
+        True,
+        [],
+        0,
+        None,
+    )
+    assert not metrics_path(drifty).exists()
+    assert drifty.state_dir.exists()  # the ledger's folder: only the metric store is missing
+    with pytest.raises(UsageError, match="nope"):
+        api.drift(drifty, "iris", "nope")

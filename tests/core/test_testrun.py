@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tracemalloc
 import venv
@@ -20,6 +21,7 @@ from core.config import SuiteConfig
 from core.errors import ConfigError, ProjectError
 from core.junit import write_junit
 from core.testrun import SuiteResult, TestEvent, progress_line, run_suite, run_suites
+from tests.core.conftest import DvcRepo
 
 PYTHON = sys.executable
 
@@ -371,3 +373,221 @@ def test_suite_env_reaches_the_tests(tmp_path: Path) -> None:
     assert result.status == "passed", result.output_tail
     assert not (root / ".pytest_cache").exists()
     assert os.environ.get("MODEL_STAGE") is None
+
+
+# ------------------------------------------------------------------------------ cancelling
+
+HANG = """\
+import os, subprocess, time
+def test_done(): pass
+def test_hang():
+    child = subprocess.Popen(["sleep", "60"])
+    open({pids!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
+    time.sleep(60)
+"""
+
+
+def cancel_when_written(
+    path: Path, cancel: threading.Event, also: threading.Event | None = None
+) -> threading.Thread:
+    """Set ``cancel`` once ``path`` exists (the hanging test started) and ``also`` is set,
+    from another thread, as the TUI's cancel key does."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if path.exists() and (also is None or also.is_set()):
+                break
+            time.sleep(0.02)
+        time.sleep(0.1)  # the file is written: let the test go on to its sleep
+        cancel.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def group_gone(pgid: int) -> bool:
+    """No process is left in the process group ``pgid`` (zombies aside, given a moment)."""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        members = [p for p in psutil.process_iter(["status"]) if _pgid(p.pid) == pgid]
+        if all(p.info["status"] == psutil.STATUS_ZOMBIE for p in members):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_cancel_ends_a_hung_suite_with_its_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    root = make_project(tmp_path / "proj", {"tests/test_hang.py": HANG.format(pids=str(pids))})
+    cancel = threading.Event()
+    events: list[TestEvent] = []
+    cancel_when_written(pids, cancel)
+    started = time.monotonic()
+    # One suite after another (a single suite runs in the calling thread): the second one
+    # never starts once the first is cancelled.
+    (hung,) = run_suites(
+        root, {"hang": suite("tests")}, None, python=PYTHON, on_event=events.append, cancel=cancel
+    )
+    later = run_suite(root, "later", suite("tests"), python=PYTHON, cancel=cancel)
+    assert time.monotonic() - started < 15  # not the 60 s the test sleeps, nor the timeout
+    assert hung.cancelled and hung.status == "failed"
+    assert re.fullmatch(r"cancelled after \d+\.\d s \(1 of 2 done\)", hung.detail)
+    # The test that was running was stopped, not failed: only the one that finished counts.
+    assert [(c.name, c.outcome) for c in hung.cases] == [("test_done", "passed")]
+    assert hung.to_step()["cancelled"] is True
+    assert (events[-1].kind, events[-1].status) == ("finished", "cancelled")
+    pytest_pid, sleep_pid = map(int, pids.read_text().split())
+    # pytest led its own process group: the group is gone, with the grandchild in it.
+    assert group_gone(pytest_pid), "the cancelled suite's process group still runs"
+    assert not _alive(sleep_pid)
+    assert (later.cancelled, later.status, later.detail) == (
+        True,
+        "skipped",
+        "cancelled before it started",
+    )
+
+
+def test_cancel_reaches_suites_running_side_by_side(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    root = make_project(tmp_path / "proj", {"tests/test_hang.py": HANG.format(pids=str(pids))})
+    cancel, quick_done = threading.Event(), threading.Event()
+    cancel_when_written(pids, cancel, quick_done)
+
+    def on_event(event: TestEvent) -> None:
+        if event.kind == "finished" and event.suite == "quick":
+            quick_done.set()
+
+    done, hung = run_suites(
+        root,
+        {"quick": suite("tests/test_hang.py::test_done"), "hang": suite("tests")},
+        None,
+        python=PYTHON,
+        on_event=on_event,
+        cancel=cancel,
+    )
+    assert (done.status, done.cancelled) == ("passed", False)
+    assert hung.cancelled and hung.detail.startswith("cancelled after ")
+    assert group_gone(int(pids.read_text().split()[0]))
+
+
+RECORDED_TOML = """\
+[project]
+name = "cancelling"
+
+[services.svc]
+bento = "service:Svc"
+model = ["clf"]
+data = ["iris"]
+
+[environments.dev]
+port = 18001
+
+[suites.quick]
+paths = ["tests/test_hang.py::test_done"]
+
+[suites.hang]
+paths = ["tests/test_hang.py"]
+"""
+
+
+def test_a_cancelled_test_run_is_recorded_interrupted(
+    dvc_repo: DvcRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUI's cancel, end to end in the engine: the group is stopped, the ledger says
+    the run was cancelled, and a partial suite leaves no result a gate could take."""
+    from core.config import load_project
+    from core.releases import open_ledger
+    from core.testing import run_tests
+    from core.testrun import Cancelled
+
+    monkeypatch.setenv("RELMAN_USER", "tester@example.invalid")
+    pids = tmp_path / "pids"
+    dvc_repo.write("relman.toml", RECORDED_TOML)
+    dvc_repo.write("tests/test_hang.py", textwrap.dedent(HANG.format(pids=str(pids))))
+    dvc_repo.write(".gitignore", ".relman/\n")
+    dvc_repo.commit("a suite that hangs")
+    project = load_project(dvc_repo.root)
+    cancel, quick_done = threading.Event(), threading.Event()
+    cancel_when_written(pids, cancel, quick_done)
+
+    def on_event(event: TestEvent) -> None:
+        if event.kind == "finished" and event.suite == "quick":
+            quick_done.set()
+
+    with pytest.raises(Cancelled) as caught:
+        run_tests(project, ["quick", "hang"], cancel=cancel, on_event=on_event)
+    error = caught.value
+    assert error.exit_code == 1
+    assert re.fullmatch(
+        r"tests cancelled: quick passed, hang cancelled after \d+\.\d s \(1 of 2 done\); "
+        r"recorded as interrupted \(run #\d+\)",
+        str(error),
+    )
+    assert [(s["name"], s["status"], s.get("cancelled", False)) for s in error.steps] == [
+        ("quick", "passed", False),
+        ("hang", "failed", True),
+    ]
+    assert group_gone(int(pids.read_text().split()[0]))
+    with open_ledger(project, read_only=True) as ledger:
+        run = ledger.latest_run("test", service="svc")
+        assert run is not None
+        steps = ledger.steps(run.id)
+        results = ledger.test_results(str(run.release_id))
+    assert run.status == "interrupted" and run.details["cancelled"] is True
+    assert run.reason.startswith("cancelled: quick passed: 1 passed in ")
+    assert "; hang cancelled after " in run.reason
+    assert [(s.name, s.status) for s in steps] == [("quick", "passed"), ("hang", "failed")]
+    assert steps[1].detail.startswith("cancelled after ")
+    # Only the suite that ran to its end left results.
+    assert [(r.suite, r.outcome) for r in results] == [("quick", "passed")]
+
+
+def test_a_cancelled_release_pipeline_stops_in_its_tests(
+    dvc_repo: DvcRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`relman release`'s pipeline: cancelled during its tests, it stops there (nothing is
+    gated, built or promoted) and its document says it was cancelled."""
+    from core.config import load_project
+    from core.pipeline import release
+
+    monkeypatch.setenv("RELMAN_USER", "tester@example.invalid")
+    pids = tmp_path / "pids"
+    dvc_repo.write("relman.toml", RECORDED_TOML)
+    dvc_repo.write("tests/test_hang.py", textwrap.dedent(HANG.format(pids=str(pids))))
+    dvc_repo.write(".gitignore", ".relman/\n")
+    dvc_repo.commit("a suite that hangs")
+    project = load_project(dvc_repo.root)
+    already = threading.Event()
+    already.set()
+    document = release(project, cancel=already)
+    assert (document["ok"], document["cancelled"], document["exit_code"]) == (False, True, 1)
+    assert [(s["name"], s["status"]) for s in document["steps"]] == [
+        ("verify", "passed"),
+        ("test", "failed"),
+    ]
+    assert document["steps"][-1]["detail"] == "cancelled before test started"
+    assert document["error"] == "release cancelled before test: verify passed"
+
+    cancel = threading.Event()
+    cancel_when_written(pids, cancel)
+    document = release(project, cancel=cancel)
+    assert (document["ok"], document["cancelled"], document["exit_code"]) == (False, True, 1)
+    names = [(s["name"], s["status"], s.get("cancelled", False)) for s in document["steps"]]
+    assert names[0] == ("verify", "passed", False)
+    assert names[-1] == ("test hang", "failed", True)
+    assert "gate" not in [name for name, _status, _cancelled in names]
+    assert document["error"].startswith("tests cancelled: ")
+    assert group_gone(int(pids.read_text().split()[0]))

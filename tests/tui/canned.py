@@ -307,13 +307,27 @@ def audit_verify(project: api.Project) -> dict[str, Any]:
     }
 
 
+def current_user(project: api.Project) -> str:
+    """Who acts from the session: not the author of the candidate (four eyes)."""
+    return "bob@example.com"
+
+
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every read of core.api answers from this module; the clock stands at NOW."""
     from tests.tui import canned_live
 
-    for name in ("overview", "status", "gate", "history", "diff", "live_at", "audit_verify"):
+    for name in (
+        "overview",
+        "status",
+        "gate",
+        "history",
+        "diff",
+        "live_at",
+        "audit_verify",
+        "current_user",
+    ):
         monkeypatch.setattr(api, name, globals()[name])
-    for name in ("metrics", "alerts"):
+    for name in ("metrics", "alerts", "drift"):
         monkeypatch.setattr(api, name, getattr(canned_live, name))
     monkeypatch.setattr(common, "now", lambda: NOW)
 

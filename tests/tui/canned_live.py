@@ -104,3 +104,75 @@ ALERTS: list[dict[str, Any]] = [
 def alerts(project: api.Project) -> dict[str, Any]:
     firing = sum(alert["state"] == "firing" for alert in ALERTS)
     return {"ok": not firing, "alerts": ALERTS, "firing": firing, "collector": 4242}
+
+
+def feature(name: str, psi: float, ks: float, live: float, reference: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "psi": psi,
+        "ks": ks,
+        "reference_n": 150,
+        "live_n": 812,
+        "live_mean": live,
+        "reference_mean": reference,
+        "state": "drift" if psi > 0.2 else "ok",
+        "detail": f"{name}: PSI {psi:.3f}, KS {ks:.3f}",
+    }
+
+
+def not_measured(service: str, env: str, records: int) -> dict[str, Any]:
+    release = ENVIRONMENTS_LIVE[env]
+    return {
+        "ok": True,
+        "service": service,
+        "env": env,
+        "release": release,
+        "version": None,
+        "window_minutes": 15,
+        "min_records": 200,
+        "psi_max": 0.2,
+        "records": records,
+        "reference": {"path": "data/orders.csv", "md5": "013d0da0", "rows": None},
+        "measured": False,
+        "note": (
+            f"{records} records of {release} in the last 15 min; drift is measured from 200 "
+            "(drift_min_records)"
+        ),
+        "features": [],
+        "predictions": None,
+    }
+
+
+ENVIRONMENTS_LIVE = {"dev": CANDIDATE, "staging": CANDIDATE, "prod": PROD}
+
+
+def drift(project: api.Project, service: str, env: str) -> dict[str, Any]:
+    """prod's petal_length drifts (its alert is pending); dev and staging have too few
+    records to measure."""
+    if env != "prod":
+        return not_measured(service, env, 14 if env == "dev" else 120)
+    document = not_measured(service, env, 812)
+    document.update(
+        version="v1.3.2",
+        measured=True,
+        note="",
+        reference={"path": "data/orders.csv", "md5": "013d0da0", "rows": 150},
+        features=[
+            feature("sepal_length", 0.031, 0.052, 5.86, 5.84),
+            feature("sepal_width", 0.018, 0.041, 3.05, 3.06),
+            feature("petal_length", 0.274, 0.212, 4.21, 3.76),
+            feature("petal_width", 0.142, 0.118, 1.31, 1.2),
+        ],
+        predictions={
+            "psi": 0.061,
+            "state": "ok",
+            "live_n": 812,
+            "classes": [
+                {"name": "virginica", "live": 0.41, "reference": 0.333},
+                {"name": "setosa", "live": 0.26, "reference": 0.333},
+                {"name": "versicolor", "live": 0.33, "reference": 0.333},
+            ],
+            "detail": "predictions: PSI 0.061 over 3 classes",
+        },
+    )
+    return document

@@ -16,7 +16,8 @@ from textual.widgets import Input, RichLog, Static
 
 from core import api
 from core.errors import InfraError
-from screens.confirm import ConfirmScreen
+from core.testrun import Cancelled
+from screens.confirm import CancelRunScreen, ConfirmScreen
 from screens.overview import OverviewScreen
 from screens.release import ReleaseScreen
 from screens.run import RunScreen, StepTable
@@ -116,7 +117,10 @@ async def test_promote_says_what_it_will_do_then_shows_the_steps(
         assert "starting shop:a1b2 on :40000" in output(app)
         assert text(app, "#run-title") == "promote shop v1.4.0 (3f9a2c1) to prod"
         assert text(app, "#run-state").startswith("running for ")
-        assert "stops waiting" in text(app, "#run-result")
+        # A promotion cannot be cancelled halfway: the screen says how to leave it instead.
+        assert text(app, "#run-result") == (
+            "escape leaves this screen; the run goes on to its end either way"
+        )
         promote.go.set()
         await wait_for_workers(pilot)
         # The document's steps are the final word (DESIGN.md's contract).
@@ -168,7 +172,13 @@ async def test_leaving_the_run_screen_does_not_stop_the_work(
         await confirm_dialog(pilot, "p")
         await pilot.press("y")
         await wait_until(pilot, lambda: len(steps(app)) == 2, "two steps")
-        await pilot.press("c")  # stop waiting
+        # c is dimmed on a promotion (never cut in half), and says so when pressed.
+        assert app.screen.check_action("cancel_run", ()) is None
+        await pilot.press("c")
+        assert isinstance(app.screen, RunScreen) and app.busy
+        assert not app.current_run.cancel.is_set()  # type: ignore[union-attr]
+        assert any("cannot be stopped halfway" in message for message, _ in notes(app))
+        await pilot.press("escape")  # leave: the promotion goes on
         assert isinstance(app.screen, ReleaseScreen)
         assert app.busy
         assert any("goes on in the engine" in message for message, _ in notes(app))
@@ -248,7 +258,7 @@ async def test_rollback_asks_why_and_passes_it_on(
         await pilot.press("down", "down")  # prod, from the overview
         await confirm_dialog(pilot, "b")
         assert text(app, "#confirm-text") == (
-            "roll back shop in prod from v1.3.2 (0f9e8d7) to 1234567890ab; gates skipped, "
+            "roll back shop in prod from v1.3.2 (0f9e8d7) to v1.3.1 (1234567); gates skipped, "
             "health checked; the previous release is restored if the new one fails"
         )
         assert isinstance(app.focused, Input)
@@ -302,7 +312,8 @@ async def test_approve_names_the_environment_that_needs_it(
         await open_candidate(pilot, app, wait_for_workers)
         await confirm_dialog(pilot, "a")
         assert text(app, "#confirm-text") == (
-            "approve shop v1.4.0 (3f9a2c1) for prod as you; now: prod needs 1 approval from "
+            "approve shop v1.4.0 (3f9a2c1) for prod as bob@example.com; now: prod needs 1 "
+            "approval from "
             "someone other than ada@example.com; has 0"
         )
         assert text(app, "#confirm-command") == f"relman approve {canned.CANDIDATE} --env prod"
@@ -401,3 +412,169 @@ async def test_build_says_what_it_builds(
         assert steps(app) == [("passed", "build", "built shop:a1b2c3d4e5f6 in 0.9 s")]
         assert "building the Bento of service:Shop" in output(app)
         assert build.calls[0]["args"] == ("shop",)
+
+
+CANCELLED_UNIT = {
+    "name": "unit",
+    "status": "failed",
+    "seconds": 0.8,
+    "detail": "cancelled after 0.8 s (2 of 4 done)",
+    "counts": {"passed": 2},
+    "cancelled": True,
+}
+
+
+class CancellableTests:
+    """A fake api.run_tests that runs until the run is cancelled, then answers as the engine
+    does: Cancelled, with the steps as far as they went. ``release`` holds the answer back
+    after the cancel, so the screen can be seen stopping."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.saw_cancel = False
+
+    def __call__(self, project: api.Project, suites: Any = None, **kwargs: Any) -> Any:
+        on_event, cancel = kwargs["on_event"], kwargs["cancel"]
+        counts = {"passed": 2}
+        for kind, done in (("collected", 0), ("result", 2)):
+            on_event(
+                SimpleNamespace(
+                    kind=kind, suite="unit", total=4, done=done, counts=counts, case=None
+                )
+            )
+        self.saw_cancel = cancel.wait(timeout=10)
+        self.release.wait(timeout=10)
+        if self.saw_cancel:
+            raise Cancelled(
+                "tests cancelled: unit cancelled after 0.8 s (2 of 4 done); recorded as "
+                "interrupted (run #9)",
+                steps=[CANCELLED_UNIT],
+            )
+        return {"ok": True, "steps": [], "recorded": True}
+
+
+async def test_cancel_asks_first_then_stops_the_tests(
+    canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = CancellableTests()
+    monkeypatch.setattr(api, "run_tests", tests)
+    app = RelmanApp(project_dir=canned_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_candidate(pilot, app, wait_for_workers)
+        await confirm_dialog(pilot, "t")
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, RunScreen) and steps(app), "the unit suite"
+        )
+        run = app.current_run
+        assert run is not None
+        assert app.screen.check_action("cancel_run", ()) is True
+        assert text(app, "#run-result") == "c cancels the run · escape leaves it running"
+        # c asks first, saying what cancelling does; n keeps the run going.
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CancelRunScreen), "the dialog")
+        assert text(app, "#confirm-title") == "Cancel test shop v1.4.0 (3f9a2c1): unit, model?"
+        assert text(app, "#confirm-text") == (
+            "stop the test suites of shop v1.4.0 (3f9a2c1) now: each running pytest is ended "
+            "with everything it started (SIGTERM, SIGKILL after 1 s) and suites not started "
+            "never start; the run is recorded as cancelled, suites that finished keep their "
+            "results, the others keep their last complete ones"
+        )
+        await pilot.press("n")
+        assert isinstance(app.screen, RunScreen)
+        assert run.running and not run.cancel.is_set()
+        # Asked again, and confirmed: the engine's cancel event is set.
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CancelRunScreen), "the dialog")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: run.cancel.is_set(), "the cancel")
+        assert isinstance(app.screen, RunScreen)
+        await wait_until(pilot, lambda: text(app, "#run-state").startswith("cancelling"), "it")
+        assert text(app, "#run-result") == (
+            "cancel asked: the engine is stopping the run's processes"
+        )
+        assert app.screen.check_action("cancel_run", ()) is None  # asked once is enough
+        tests.release.set()
+        await wait_until(pilot, lambda: not run.running, "the end of the run")
+        await pilot.pause()
+        assert tests.saw_cancel
+        assert run.outcome == "cancelled"
+        assert steps(app) == [("cancelled", "unit", "cancelled after 0.8 s (2 of 4 done)")]
+        assert text(app, "#run-result") == (
+            "tests cancelled: unit cancelled after 0.8 s (2 of 4 done); recorded as "
+            "interrupted (run #9) · escape: back"
+        )
+        assert app.screen.query_one("#run-result").has_class("-cancelled")
+        assert "cancel asked: stopping the processes of the run" in output(app)
+        assert app.screen.check_action("cancel_run", ()) is False  # nothing left to cancel
+        # Nothing runs any more: the next action may start.
+        assert not app.busy
+        await pilot.press("escape")
+        assert isinstance(app.screen, ReleaseScreen)
+
+
+async def test_leaving_a_cancellable_run_does_not_cancel_it(
+    canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = CancellableTests()
+    monkeypatch.setattr(api, "run_tests", tests)
+    app = RelmanApp(project_dir=canned_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_candidate(pilot, app, wait_for_workers)
+        await confirm_dialog(pilot, "t")
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, RunScreen) and steps(app), "the unit suite"
+        )
+        run = app.current_run
+        assert run is not None
+        await pilot.press("escape")
+        assert isinstance(app.screen, ReleaseScreen)
+        assert run.running and not run.cancel.is_set()
+        tests.release.set()
+        # The fake waits for a cancel that never comes, up to its own timeout: end it here.
+        run.cancel.set()
+        await wait_until(pilot, lambda: not run.running, "the end of the run")
+
+
+async def test_a_build_can_be_cancelled_from_the_command_palette(
+    canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    def build(project: api.Project, service: str, **kwargs: Any) -> Any:
+        kwargs["log"]("building the Bento of service:Shop from bentofile.yaml")
+        seen.append(kwargs["cancel"].wait(timeout=10))
+        raise Cancelled(
+            "build cancelled after 1.2 s: the Bento of shop (release a1b2c3d4e5f6) was not "
+            "built (its build process was stopped); recorded as interrupted (run #4)",
+            steps=[
+                {
+                    "name": "build",
+                    "status": "failed",
+                    "seconds": 1.2,
+                    "detail": "build cancelled after 1.2 s",
+                    "cancelled": True,
+                }
+            ],
+        )
+
+    monkeypatch.setattr(api, "build", build)
+    app = RelmanApp(project_dir=canned_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_candidate(pilot, app, wait_for_workers)
+        await confirm_dialog(pilot, "u")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "building the Bento" in output(app), "the build")
+        await run_from_palette(pilot, "Cancel run")
+        await wait_until(pilot, lambda: isinstance(app.screen, CancelRunScreen), "the dialog")
+        assert text(app, "#confirm-text") == (
+            "stop the build of the Bento of shop v1.4.0 (3f9a2c1) now: the BentoML build is "
+            "ended with everything it started, and the build run is recorded as cancelled; "
+            "the next build starts over"
+        )
+        await pilot.press("y")
+        await wait_for_workers(pilot)
+        assert seen == [True]
+        assert app.current_run is not None and app.current_run.outcome == "cancelled"
+        assert steps(app) == [("cancelled", "build", "build cancelled after 1.2 s")]

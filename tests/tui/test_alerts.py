@@ -90,7 +90,7 @@ async def test_rollback_from_an_alert_asks_with_its_reason_then_runs(
         await pilot.press("b")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
         assert shown(app, "#confirm-text").startswith(
-            f"roll back shop in prod from v1.3.2 (0f9e8d7) to {canned.OLDER}"
+            f"roll back shop in prod from v1.3.2 (0f9e8d7) to v1.3.1 ({canned.OLDER[:7]})"
         )
         reason = app.screen.query_one("#confirm-reason", Input)
         assert reason.value == PROD_REASON

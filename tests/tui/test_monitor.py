@@ -55,6 +55,11 @@ def no_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         api, "alerts", lambda project: {"ok": True, "alerts": [], "firing": 0, "collector": None}
     )
+    monkeypatch.setattr(
+        api,
+        "drift",
+        lambda project, service, env: canned_live.not_measured(service, env, 0),
+    )
 
 
 async def test_overview_shows_traffic_and_firing_alerts_at_80_columns(
@@ -176,8 +181,21 @@ async def test_monitor_charts_the_selected_environment_over_each_range(
         )
         errors = screen.query_one("#chart-errors")
         assert str(errors.query_one(".chart-stats", Static).render()) == "last 0%\nmin 0% max 0%"
-        drift = text(app, "#monitor-drift")
-        assert "petal_length" in drift and "pending" in drift and "PSI 0.27 > 0.20" in drift
+        # Drift per feature, each on one line within 80 columns; petal_length's drift rule
+        # has a pending alert, which its row shows.
+        drift = text(app, "#monitor-drift").splitlines()
+        assert drift[:7] == [
+            "last 15 min vs data/orders.csv · 812 records · PSI > 0.20 is drift",
+            "feature         PSI     KS  mean live/ref  state",
+            "sepal_length  0.031  0.052    5.86 / 5.84  ok",
+            "sepal_width   0.018  0.041    3.05 / 3.06  ok",
+            "petal_length  0.274  0.212    4.21 / 3.76  pending",
+            "petal_width   0.142  0.118     1.31 / 1.2  ok",
+            "predictions   0.061      —          n=812  ok",
+        ]
+        assert " ".join(drift[7:]) == (
+            "classes live (ref): virginica 41% (33%) · setosa 26% (33%) · versicolor 33% (33%)"
+        )
         alerts = text(app, "#monitor-alerts")
         assert alerts.index("firing") < alerts.index("pending")  # firing first
         assert "p99 870 ms > 500 ms for 11 min" in alerts
@@ -196,6 +214,10 @@ async def test_monitor_charts_the_selected_environment_over_each_range(
         assert asked[-1] == ("dev", "24h")
         assert text(app, "#monitor-title").startswith("shop in dev · v1.4.0 (a1b2c3d)")
         assert text(app, "#monitor-alerts") == "no alerts"
+        assert " ".join(text(app, "#monitor-drift").splitlines()) == (
+            f"14 records of {canned.CANDIDATE} in the last 15 min; drift is measured from 200 "
+            "(drift_min_records)"
+        )
         await pilot.press("escape")
         assert isinstance(app.screen, OverviewScreen)
 
@@ -212,7 +234,7 @@ async def test_monitor_without_data_says_how_to_get_some(
         assert isinstance(app.screen, MonitorScreen)
         note = app.screen.query_one("#monitor-note", Static)
         assert note.display and str(note.render()) == NO_DATA
-        assert text(app, "#monitor-drift").startswith("no drift measured")
+        assert text(app, "#monitor-drift").startswith("0 records of ")
         stats = [str(s.render()) for s in app.screen.query(".chart-stats").results(Static)]
         assert stats == ["no data"] * 5
 

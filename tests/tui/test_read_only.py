@@ -106,3 +106,31 @@ async def test_tests_run_but_are_not_recorded(
         await pilot.press("y")
         await wait_for_workers(pilot)
         assert seen == [True]
+
+
+async def test_the_release_screen_dims_every_mutating_action_and_gives_the_rollback_command(
+    canned_project: Path, wait_for_workers: WaitForWorkers
+) -> None:
+    """prod's release, opened from its row over SSH: promote, approve, rollback and build
+    are dimmed (tests only run unrecorded); b still answers with the exact command."""
+    app = RelmanApp(project_dir=canned_project, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        await pilot.press("down", "down", "enter")  # prod's release
+        await wait_for_workers(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReleaseScreen) and screen.subject.env == "prod"
+        for action in ("promote", "approve", "rollback", "build"):
+            assert screen.check_action(action, ()) is None, f"{action} is not dimmed"
+        await pilot.press("b")
+        await wait_until(pilot, lambda: warnings(app), "the refusal")
+        await wait_for_workers(pilot)
+        assert warnings(app) == [
+            (
+                READ_ONLY,
+                "read-only mode: rollback of shop in prod refused. From a session that may "
+                'act, run:\nrelman rollback shop --env prod --reason "..."',
+            )
+        ]
+        # No dialog, no run: the engine refused before anything happened.
+        assert app.screen is screen and app.current_run is None
