@@ -119,3 +119,28 @@ def test_console_script_entry_point() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("relman ")
+
+
+def test_history_prints_brackets_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A summary quoting a relman.toml table is text, not Rich markup that eats it."""
+    from core import api
+
+    summary = "failed (change port in [environments.dev] of relman.toml)"
+    page = {
+        "entries": [
+            {
+                "at": "2026-11-28T00:06:30",
+                "kind": "run",
+                "service": "iris",
+                "env": "dev",
+                "summary": summary,
+            }
+        ],
+        "next_cursor": None,
+    }
+    monkeypatch.setattr(api, "load_project", lambda _dir: object())
+    monkeypatch.setattr(api, "history", lambda *_a, **_k: page)
+    assert run(["history"]) == 0
+    assert summary in capsys.readouterr().out

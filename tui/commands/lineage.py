@@ -68,7 +68,8 @@ def _console() -> Console:
 
     from tui.cli import _STDOUT
 
-    return Console(file=_STDOUT, highlight=False, soft_wrap=True)
+    # Plain text: summaries quote relman.toml tables ("[environments.dev]"), never markup.
+    return Console(file=_STDOUT, highlight=False, markup=False, soft_wrap=True)
 
 
 def _size(size: int | None) -> str:
