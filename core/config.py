@@ -443,10 +443,12 @@ def _describe_problems(errors: list[dict[str, Any]], text: str, shown: str) -> s
     if raw and isinstance(raw[-1], int):  # an entry of an inline list: name its key
         item = f"item {raw[-1] + 1} of "
         loc = loc[:-1]
-    table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "the top level"
+    table = _table_name(raw[: len(loc) - 1]) if len(loc) > 1 else "the top level"
     key = loc[-1] if loc else "?"
     kind = first["type"]
-    if kind == "extra_forbidden":
+    if kind == "bad_name":
+        message = f"bad name [{'.'.join(loc)}]: {first['msg']}"
+    elif kind == "extra_forbidden":
         message = f"unknown key {key!r} in {table}"
     elif kind == "missing":
         message = f"missing key {key!r} in {table}"
@@ -460,6 +462,18 @@ def _describe_problems(errors: list[dict[str, Any]], text: str, shown: str) -> s
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{shown}:{line}: {message}{suffix}"
+
+
+def _table_name(path: tuple[str | int, ...]) -> str:
+    """``[environments.prod]``; an entry of an array of tables as the file writes it:
+    ``[[monitoring.assign]] #2``, and below it ``[[monitoring.assign]] #2 match``."""
+    indexes = [at for at, part in enumerate(path) if isinstance(part, int)]
+    if not indexes:
+        return "[" + ".".join(str(part) for part in path) + "]"
+    at = indexes[-1]
+    name = f"[[{'.'.join(str(part) for part in path[:at])}]] #{int(path[at]) + 1}"
+    rest = ".".join(str(part) for part in path[at + 1 :])
+    return f"{name} {rest}" if rest else name
 
 
 # ------------------------------------------------------------------- key -> line number map

@@ -10,7 +10,8 @@ Why not pydantic: building pydantic's models cost about 100 ms at every start of
 a third of ``relman status``; this validator is about 300 lines of code the team owns and
 costs a few milliseconds. Validation is strict (TOML is typed: ``"3000"`` is not a port) and
 collects every problem, each as ``{"loc", "type", "msg", "input"}`` so the caller can point
-at the file's line: ``type`` is ``missing``, ``extra_forbidden`` or ``value_error``.
+at the file's line: ``type`` is ``missing``, ``extra_forbidden``, ``bad_name`` (the name of
+a table's entry, at the entry's own location) or ``value_error``.
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ def _check(
         return _problem(problems, loc, "input should be a valid integer", value)
     if kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return _check_bounds(float(value), rules, loc, problems)
+            try:
+                number = float(value)
+            except OverflowError:
+                return _problem(problems, loc, "input is too large a number", value)
+            return _check_bounds(number, rules, loc, problems)
         return _problem(problems, loc, "input should be a valid number", value)
     raise TypeError(f"core.schema cannot check {kind!r} at {'.'.join(map(str, loc))}")
 
@@ -225,7 +230,8 @@ def _check_dict(
     checked: dict[str, Any] = {}
     for key, entry in value.items():
         if pattern is not None and not re.match(pattern, key):
-            _problem(problems, loc, rules.get("key_message", "bad name").format(key=key), value)
+            message = rules.get("key_message", "bad name").format(key=key)
+            problems.append({"loc": (*loc, key), "type": "bad_name", "msg": message, "input": key})
             continue
         checked[key] = _check(item, entry, {}, (*loc, key), problems)
     return _BAD if len(problems) > before else checked

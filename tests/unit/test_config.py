@@ -138,8 +138,10 @@ def test_two_environments_on_one_port(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_bad_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    message = _error(tmp_path, VALID.replace("[suites.unit]", "[suites.Unit]"), monkeypatch)
-    assert "'Unit'" in message
+    text = VALID.replace("[suites.unit]", "[suites.Unit]")
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, "[suites.Unit]")
+    assert message.startswith(f"relman.toml:{line}: bad name [suites.Unit]: name 'Unit' must ")
 
 
 def test_several_problems_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,7 +265,7 @@ def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
         (
             "latency_p99_ms = 300",
             'latency_p99_ms = "300"',
-            "bad value for 'latency_p99_ms' in [monitoring.templates.strict.when.0]: "
+            "bad value for 'latency_p99_ms' in [[monitoring.templates.strict.when]] #1: "
             "input should be a valid number (got '300')",
         ),
         (
@@ -275,7 +277,7 @@ def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
         (
             "drift_psi_max = 0.25",
             "drift_psi_max = true",
-            "bad value for 'drift_psi_max' in [services.shop.monitoring.when.0]: "
+            "bad value for 'drift_psi_max' in [[services.shop.monitoring.when]] #1: "
             "input should be a valid number (got True)",
         ),
         (
@@ -317,7 +319,7 @@ def test_unknown_key_in_second_assign_rule_points_at_that_rule(
     )
     message = _error(tmp_path, text, monkeypatch)
     line = _line_of(text, "priority = 1")
-    assert message == f"relman.toml:{line}: unknown key 'priority' in [monitoring.assign.1]"
+    assert message == f"relman.toml:{line}: unknown key 'priority' in [[monitoring.assign]] #2"
 
 
 def test_conditional_without_match_points_at_its_table(
@@ -327,7 +329,7 @@ def test_conditional_without_match_points_at_its_table(
     message = _error(tmp_path, text, monkeypatch)
     line = _line_of(text, "[[services.shop.monitoring.when]]")
     assert message == (
-        f"relman.toml:{line}: missing key 'match' in [services.shop.monitoring.when.0]"
+        f"relman.toml:{line}: missing key 'match' in [[services.shop.monitoring.when]] #1"
     )
 
 

@@ -66,7 +66,7 @@ def test_every_problem_is_collected_with_its_location() -> None:
         (("globs", 1), "value_error", "string should have at least 1 character"),
         (("parts", "b", "size"), "value_error", "input should be greater than or equal to 1"),
         (("parts", "b", "extra"), "extra_forbidden", "unknown key"),
-        (("parts",), "value_error", "bad name"),
+        (("parts", "C"), "bad_name", "bad name"),
         (("inner", "size"), "missing", "missing"),
         (("bogus",), "extra_forbidden", "unknown key"),
     ]
@@ -85,6 +85,7 @@ def test_every_problem_is_collected_with_its_location() -> None:
         ("inner", {"size": 2.0}, "input should be a valid integer"),
         ("inner", {"size": 1, "ratio": "0.5"}, "input should be a valid number"),
         ("inner", {"size": 1, "ratio": False}, "input should be a valid number"),
+        ("inner", {"size": 1, "ratio": 10**400}, "input is too large a number"),
     ],
 )
 def test_types_are_strict(key: str, value: object, message: str) -> None:
