@@ -15,11 +15,17 @@ def port_is_free(port: int, host: str = "127.0.0.1", *, reuse: bool = True) -> b
     port closed stay in TIME_WAIT for a minute; without it the port would look taken after
     ``relman down``. A port with a listener is refused either way. Without ``reuse`` the port
     is free for any program, SO_REUSEADDR or not (what a port handed out should be)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    try:  # the address the proxy binds: the first of getaddrinfo (IPv6 hosts too)
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, IndexError):
+        return False
+    with socket.socket(family, kind, proto) as sock:
         if reuse:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind(address)
         except OSError:
             return False
     return True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from core.ports import free_ports, port_is_free
 
 
@@ -41,3 +43,18 @@ def test_free_ports_are_distinct_and_free() -> None:
     found = free_ports(3, start=20000)
     assert len(set(found)) == 3
     assert all(port_is_free(port) for port in found)
+
+
+def test_an_ipv6_host_is_checked_on_ipv6() -> None:
+    try:
+        server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = server.getsockname()[1]
+    server.close()
+    assert port_is_free(port, "::1")
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as listener:
+        listener.bind(("::1", port))
+        listener.listen()
+        assert not port_is_free(port, "::1")
