@@ -18,8 +18,9 @@ A build can be cancelled: ``cancel`` (a :class:`threading.Event`) set from anoth
 the build script's process group within half a second and raises
 :class:`~core.testrun.Cancelled`; :func:`build` records the run ``interrupted`` (reason
 ``cancelled: ...``) with its ``build`` step failed. BentoML makes the Bento in a temporary
-folder and copies it into the store only at the very end, so a cancel leaves the store as it
-was unless it lands in that last copy (a timeout has the same window).
+folder and copies it into the store only at the very end; a build stopped before it reported
+its result (a cancel or a timeout landing in that last copy) has the Bento folders it added
+to the store removed, so a half-copied Bento is never reused.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import subprocess
 import time
 from collections import deque
@@ -324,6 +326,7 @@ def build_release(
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"build cancelled before it started: {what} was not built")
     labels = bento_labels(service, candidate, version=version)
+    before = _release_folders(candidate.release)
     outcome, tail = _run_build_script(
         project,
         {
@@ -337,6 +340,10 @@ def build_release(
         timeout,
         cancel,
     )
+    if "kind" not in outcome:
+        # Stopped (cancel, timeout) or killed before it said how it ended: BentoML may have
+        # been copying the Bento into the store, and a half-copied one must not be reused.
+        _discard_new_folders(candidate.release, before, log)
     if outcome.get("cancelled"):
         seconds = time.monotonic() - started
         raise Cancelled(
@@ -346,6 +353,17 @@ def build_release(
     bento = _built(project, service, candidate.release, bentofile, outcome, tail, what)
     reused = outcome.get("kind") != "built"
     return BuildResult(bento, reused=reused, seconds=time.monotonic() - started)
+
+
+def _release_folders(release_id: str) -> set[Path]:
+    """The store's folders of Bentos whose version is ``release_id``."""
+    return set((bentoml_home() / "bentos").glob(f"*/{release_id}"))
+
+
+def _discard_new_folders(release_id: str, before: set[Path], log: Log) -> None:
+    for folder in sorted(_release_folders(release_id) - before):
+        shutil.rmtree(folder, ignore_errors=True)
+        log(f"removed {folder}: the stopped build may have left it half copied")
 
 
 def _built(

@@ -626,3 +626,39 @@ def test_a_build_cancelled_before_it_starts_runs_nothing(tmp_path: Path, store: 
     with pytest.raises(Cancelled, match="build cancelled before it started"):
         build_release(project, "iris", candidate(), cancel=cancel)
     assert not marker.exists()
+
+
+HALF_COPY = """\
+    mkdir -p "$BENTOML_HOME/bentos/iris_classifier/{release}"
+    echo "service: half" > "$BENTOML_HOME/bentos/iris_classifier/{release}/bento.yaml"
+    echo "Copying the Bento into the store"
+    sleep 60
+    """
+
+
+def test_a_build_cancelled_while_copying_leaves_no_half_bento(tmp_path: Path, store: Path) -> None:
+    store_bento(store, "iris_classifier", "other000000")  # not this build's: kept
+    python = fake_python(tmp_path, HALF_COPY.format(release=RELEASE))
+    project = make_project(tmp_path / "p", python=python)
+    cancel = threading.Event()
+    said: list[str] = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        if line.startswith("Copying"):
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        build_release(project, "iris", candidate(), log=log, cancel=cancel)
+    assert not (store / "iris_classifier" / RELEASE).exists()
+    assert (store / "iris_classifier" / "other000000" / "bento.yaml").exists()
+    assert any("half copied" in line for line in said)
+    assert find_bento("iris", RELEASE) is None
+
+
+def test_a_build_timed_out_while_copying_leaves_no_half_bento(tmp_path: Path, store: Path) -> None:
+    python = fake_python(tmp_path, HALF_COPY.format(release=RELEASE))
+    project = make_project(tmp_path / "p", python=python)
+    with pytest.raises(InfraError, match="timed out without a result"):
+        build_release(project, "iris", candidate(), timeout=1.0)
+    assert not (store / "iris_classifier" / RELEASE).exists()
