@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.alerting import METRICS, Policy, Rules, iso_minute
+from core.alert_state import iso_minute
+from core.alerting import METRICS, Policy, Rules
 from core.errors import UsageError
 
 MAX_BAD_LINES = 3

@@ -13,114 +13,50 @@ interval it visits each (service, environment) recorded live in the ledger:
    full disk stops the collector (one line, exit 3);
 3. once everything scraped is stored, for every minute completed since the last pass,
    writes the per-minute rollup and feeds it to the alert rules of the effective policy
-   (core.policies, core.alerting), with drift (core.drift: PSI of the last window against
-   the live release's training data) and live accuracy (feedback joined to predictions)
-   for the newest minute; persists each alert transition. A minute whose writes fail is
+   (core.policies, core.alerting), with drift and live accuracy (core.model_quality) for
+   the newest minute; persists each alert transition. A minute whose writes fail is
    evaluated again next pass, its rules as they were before it;
 4. posts each firing alert, and the resolution of one that fired, to the policy's webhook
-   once the minute is stored; a post that fails is tried again next pass, in order;
+   once the minute is stored; a post that fails is tried again next pass, in order
+   (core.webhook);
 5. prunes what is older than the retention, now and then.
 
 The rules' state, the monitor readers' stored offsets and the webhook posts not yet
-delivered are saved to ``.relman/collector.json`` after every pass, so a restarted
-collector goes on where it stopped.
+delivered are saved to ``.relman/collector.json`` after every pass (core.collector_state),
+so a restarted collector goes on where it stopped. Starting, finding and stopping the
+collector process, and its claim on the project, are core.collector_process's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import errno
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.collector_process import claim_slot, metrics_path, stop_on_signals
+from core.collector_state import (
+    PassReport,
+    Visit,
+    Watch,
+    load_state,
+    restore_watch,
+    save_state,
+)
 from core.config import Project
 from core.errors import BlockedError, InfraError, ReleaseError, StoreError
-from core.processes import TAG_VARIABLE, carries_tag, pid_alive, stop_tagged
 from core.recovery import this_host
 from core.steps import Log
 from core.steps import quiet as _quiet
+from core.webhook import Outbox
 
 PRUNE_EVERY = 600  # seconds between retention passes
-STATE_FILE = "collector.json"
-METRICS_FILE = "metrics.db"
 HEALTHY = ("live",)
 # Scrapes held per environment while the store is locked: over an hour at the 5 s default.
 MAX_PENDING_SCRAPES = 1000
-# Webhook posts held while the endpoint fails; the oldest are dropped beyond.
-MAX_PENDING_POSTS = 100
-# A training-data reference that could not be read is looked for again after this long.
-REFERENCE_RETRY = 600
-
-
-def metrics_path(project: Project) -> Path:
-    return project.state_dir / METRICS_FILE
-
-
-def collector_tag(project: Project) -> str:
-    return str(project.state_dir / "collector")
-
-
-@dataclass
-class _Watch:
-    """What the collector keeps between passes for one (service, env)."""
-
-    rules: Any  # core.alerting.Rules
-    last_minute: int | None = None
-    readers: dict[str, Any] = field(default_factory=dict)  # folder -> MonitorReader
-    # The offsets of what is stored, by folder: a reader whose rows were not stored starts
-    # again from here (and these are what collector.json keeps).
-    reader_states: dict[str, Any] = field(default_factory=dict)
-    failed_minutes: set[int] = field(default_factory=set)  # a scrape was tried and failed
-    pending: list[Any] = field(default_factory=list)  # ScrapeRows not stored yet
-    dropped: int = 0  # pending scrapes dropped over the cap since the store last took some
-    # (release, training data, when it was read); no data when it could not be read.
-    reference: tuple[str, dict[str, list[Any]], int] | None = None
-    said: set[str] = field(default_factory=set)  # lines logged once
-    scrape_warning: str | None = None  # the last one logged: repeats are not
-
-
-@dataclass
-class PassReport:
-    t: int
-    scraped: list[str] = field(default_factory=list)  # stored this pass
-    problems: list[str] = field(default_factory=list)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    busy: bool = False  # the metric store was locked: some writes wait for the next pass
-
-
-@dataclass
-class _Visit:
-    """One (service, environment) in one pass."""
-
-    service: str
-    env: str
-    release: str | None
-    policy: dict[str, Any]
-    now: int
-    watch: _Watch
-    report: PassReport
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}/{self.env}"
-
-    def problem(self, line: str) -> None:
-        self.report.problems.append(f"{self.name}: {line}")
-
-    def once(self, line: str) -> None:
-        """A problem said once per collector process (the next passes meet it again)."""
-        if line not in self.watch.said:
-            self.watch.said.add(line)
-            self.problem(line)
 
 
 class Collector:
@@ -136,19 +72,13 @@ class Collector:
         self.log = log
         self.clock = clock
         self.busy_timeout = busy_timeout  # None: the store's default
-        self.watches: dict[tuple[str, str], _Watch] = {}
+        self.watches: dict[tuple[str, str], Watch] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.last_prune = 0.0
         self._store: Any = None  # store.metrics.MetricStore, opened on the first pass
         self._config_mtime = _mtime(project.config_path)
-        self._saved = self._load_state()
-        # Webhook posts not delivered yet, oldest first: {"url", "document"}.
-        saved_posts = self._saved.pop("_webhooks", [])
-        self.posts: list[dict[str, Any]] = [
-            post
-            for post in (saved_posts if isinstance(saved_posts, list) else [])
-            if isinstance(post, dict) and {"url", "document"} <= post.keys()
-        ]
+        self._saved = load_state(project.state_dir)
+        self.outbox = Outbox(self._saved.pop("_webhooks", []))
         for service in project.config.services:
             for env in project.config.environments:
                 self.policies[(service, env)] = _policy(project, service, env)
@@ -230,9 +160,9 @@ class Collector:
                     self.last_prune = now
                 except MetricStoreBusy:
                     report.busy = True  # pruned next pass
-            self._deliver(report)
+            report.problems.extend(self.outbox.deliver())
         finally:
-            self._save_state()
+            save_state(self.project.state_dir, self.watches, self.outbox.posts)
             for line in report.problems:
                 self.log(line)
         return report
@@ -253,7 +183,7 @@ class Collector:
         watch = self._watch(service, env, policy)
         serving = target_for(self.project, service, env).serving()
         release = serving.release if serving is not None else state.release_id
-        visit = _Visit(service, env, release, policy, report.t, watch, report)
+        visit = Visit(service, env, release, policy, report.t, watch, report)
         # Stopped on purpose (relman down): nothing serves, and that is no outage.
         stopped = state.state not in HEALTHY and serving is None
         rows: dict[str, list[Any]] = {}
@@ -290,7 +220,7 @@ class Collector:
                 )
             watch.dropped += excess
 
-    def _scrape(self, visit: _Visit, address: str) -> None:
+    def _scrape(self, visit: Visit, address: str) -> None:
         """Scrape the instance: its row joins the pending batch, or the minute is marked
         failed; what was wrong with the answer is said once, until it changes."""
         from core.scrape import fetch_metrics, parse_scrape
@@ -320,7 +250,7 @@ class Collector:
             visit.problem(warning)
         watch.scrape_warning = warning
 
-    def _read_logs(self, visit: _Visit, log: str | None, rows: dict[str, list[Any]]) -> None:
+    def _read_logs(self, visit: Visit, log: str | None, rows: dict[str, list[Any]]) -> None:
         """The new monitor rows of the instance into ``rows``, by folder (the readers move
         on in memory; the offsets kept move only once the rows are stored)."""
         from core.monitor_log import MonitorReader, monitor_folders
@@ -337,7 +267,7 @@ class Collector:
             for problem in reader.problems:
                 visit.problem(f"{folder.name}: {problem}")
 
-    def _store_batch(self, store: Any, visit: _Visit, rows: dict[str, list[Any]]) -> None:
+    def _store_batch(self, store: Any, visit: Visit, rows: dict[str, list[Any]]) -> None:
         """The pending scrapes and the new rows, in one transaction: all stored, or none."""
         from store.metrics import Feedback, Record
 
@@ -367,7 +297,7 @@ class Collector:
             )
             watch.dropped = 0
 
-    def _evaluate(self, store: Any, ledger: Any, visit: _Visit, *, watching: bool) -> None:
+    def _evaluate(self, store: Any, ledger: Any, visit: Visit, *, watching: bool) -> None:
         """Roll up and judge every minute completed since the last pass. Not ``watching``
         (stopped on purpose): rollups and rules go on, drift and accuracy rest."""
         from store.metrics import AlertChange, rollup
@@ -401,8 +331,8 @@ class Collector:
                 point,
                 release=rolled.release if rolled is not None and rolled.release else visit.release,
                 up=up,
-                drift=self._drift(store, ledger, visit) if newest else None,
-                accuracy=self._accuracy(store, ledger, visit) if newest else None,
+                drift=watch.quality.drift(store, ledger, visit) if newest else None,
+                accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
             )
             changes = [_change(AlertChange, t) for t in transitions]
             # The rollup and the alert changes of the minute: all stored, or none.
@@ -418,139 +348,19 @@ class Collector:
                 # not of a pending one that cleared.
                 fired = transition.state == "resolved" and was == "firing"
                 if webhook and (transition.state == "firing" or fired):
-                    self.posts.append({"url": str(webhook), "document": document})
-
-    def _deliver(self, report: PassReport) -> None:
-        """Post the webhook documents waiting, oldest first; the first failure keeps it and
-        those after it for the next pass (in order, one try per pass)."""
-        from core.alerting import send_webhook
-
-        if len(self.posts) > MAX_PENDING_POSTS:
-            dropped = len(self.posts) - MAX_PENDING_POSTS
-            del self.posts[:dropped]
-            report.problems.append(
-                f"webhook: the {dropped} oldest undelivered alert post(s) dropped; "
-                f"{MAX_PENDING_POSTS} are kept while the endpoint fails"
-            )
-        while self.posts:
-            problem = send_webhook(self.posts[0]["url"], self.posts[0]["document"])
-            if problem:
-                report.problems.append(f"{problem}; {len(self.posts)} post(s) kept, tried again")
-                return
-            self.posts.pop(0)
-
-    def _drift(self, store: Any, ledger: Any, visit: _Visit) -> dict[str, float] | None:
-        """PSI per feature (and ``prediction`` for the class mix) over the drift window,
-        against the training data of the live release; None until enough records, or when
-        it cannot be measured (said once: the other rules go on)."""
-        if visit.release is None:
-            return None
-        window = int(visit.policy["drift_window_minutes"]) * 60
-        now = visit.now
-        records = store.records(visit.service, visit.env, now - window, now, release=visit.release)
-        if len(records) < int(visit.policy["drift_min_records"]):
-            return None
-        try:
-            reference = self._reference(ledger, visit.watch, visit.release, now)
-            return _drift_of(reference, records) if reference else None
-        except Exception as exc:  # not in the DVC cache, a damaged table, ...
-            reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
-            visit.once(f"drift not measured: {reason}")
-            return None
-
-    def _reference(self, ledger: Any, watch: _Watch, release: str, now: int) -> dict[str, Any]:
-        """The live release's training data, read once per release (looked for again every
-        REFERENCE_RETRY seconds while it cannot be read: `dvc pull` may bring it)."""
-        from core.drift import reference_frame
-
-        known = watch.reference
-        fresh = known is not None and (bool(known[1]) or now - known[2] < REFERENCE_RETRY)
-        if known is not None and known[0] == release and fresh:
-            return known[1]
-        watch.reference = (release, {}, now)
-        datasets = [a for a in ledger.artifacts(release) if a.kind == "dataset"]
-        if not datasets:
-            return {}
-        frame = reference_frame(self.project.root, datasets[0].md5, datasets[0].path)
-        watch.reference = (release, frame, now)
-        return frame
-
-    def _accuracy(self, store: Any, ledger: Any, visit: _Visit) -> tuple[float, float] | None:
-        """(live accuracy over the drift window, the release's offline accuracy)."""
-        if visit.release is None:
-            return None
-        window = int(visit.policy["drift_window_minutes"]) * 60
-        pairs = store.feedback_join(visit.service, visit.env, visit.now - window, visit.now)
-        if len(pairs) < int(visit.policy["drift_min_records"]):
-            return None
-        from core.metrics_file import flatten_metrics
-        from store import ReleaseNotFound
-
-        try:
-            metrics = ledger.get_release(visit.release).metrics
-            flat = _flat(flatten_metrics, metrics)
-            offline = [v for k, v in flat.items() if k.endswith("accuracy")]
-            if not offline:
-                return None
-            live = sum(1 for prediction, label in pairs if prediction == label) / len(pairs)
-            return live, float(offline[0])
-        except ReleaseNotFound:
-            return None
-        except Exception as exc:  # a metrics file of an odd shape: the other rules go on
-            visit.once(f"live accuracy not measured: {type(exc).__name__}: {exc}")
-            return None
+                    self.outbox.add(str(webhook), document)
 
     # ------------------------------------------------------------------ state
 
-    def _watch(self, service: str, env: str, policy: dict[str, Any]) -> _Watch:
-        from core.alerting import Rules
-
+    def _watch(self, service: str, env: str, policy: dict[str, Any]) -> Watch:
         key = (service, env)
         if key not in self.watches:
             saved = self._saved.get(f"{service}/{env}", {})
-            rules = (
-                Rules.from_dict(saved["rules"], policy)
-                if "rules" in saved
-                else Rules(policy, service=service, env=env)
-            )
-            self.watches[key] = _Watch(
-                rules, saved.get("last_minute"), reader_states=dict(saved.get("readers", {}))
-            )
+            root = self.project.root
+            self.watches[key] = restore_watch(saved, policy, service=service, env=env, root=root)
         return self.watches[key]
 
-    def _load_state(self) -> dict[str, Any]:
-        try:
-            loaded = json.loads((self.project.state_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-
-    def _save_state(self) -> None:
-        from store.db import display_path
-        from store.metrics import MetricStoreFull
-
-        state: dict[str, Any] = {
-            f"{service}/{env}": {
-                "rules": watch.rules.to_dict(),
-                "last_minute": watch.last_minute,
-                "readers": watch.reader_states,  # what is stored, not what was read
-            }
-            for (service, env), watch in self.watches.items()
-        }
-        state["_webhooks"] = self.posts
-        path = self.project.state_dir / STATE_FILE
-        temporary = path.with_suffix(".tmp")
-        try:
-            temporary.write_text(json.dumps(state))
-            os.replace(temporary, path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise MetricStoreFull(
-                    f"{display_path(path)}: disk full; free space, the collector stops"
-                ) from exc
-            raise
-
-    # ------------------------------------------------------------------ the process
+    # ------------------------------------------------------------------ the loop
 
     def run(self, *, once: bool = False) -> int:
         """Claim the project's collector slot and collect until SIGTERM (or one pass).
@@ -562,17 +372,8 @@ class Collector:
         pid, host = os.getpid(), this_host()
         store = self._open_store()
         try:
-            if not store.claim_collector(pid, host, int(self.clock())):
-                holder = store.collector()
-                dead = holder is not None and holder.host == host and not pid_alive(holder.pid)
-                now = int(self.clock())
-                if not (dead and store.claim_collector(pid, host, now, replacing=holder.pid)):
-                    who = f"pid {holder.pid} on {holder.host}" if holder else "another process"
-                    raise BlockedError(
-                        f"a collector already runs for this project ({who}); `relman down` stops it"
-                    )
-                self.log(f"took over from collector pid {holder.pid if holder else '?'}, gone")
-            stop = _stop_on_signals()
+            claim_slot(store, pid, host, self.clock, self.log)
+            stop = stop_on_signals()
             while True:
                 started = time.monotonic()
                 try:
@@ -627,95 +428,8 @@ def _policy(project: Project, service: str, env: str) -> dict[str, Any]:
     return dict(effective_policy(project, service, env).values)
 
 
-def _drift_of(reference: dict[str, list[Any]], records: list[Any]) -> dict[str, float]:
-    """PSI per numeric feature of the records against the reference, and the distance of
-    the prediction mix (``prediction``) against its label column."""
-    from core.drift import drift_report
-    from core.monitor_log import MonitorRow
-
-    numeric = [
-        name
-        for name, column in reference.items()
-        if column and all(isinstance(v, int | float) for v in column[:20])
-    ]
-    labels = [name for name in reference if name not in numeric]
-    rows = [MonitorRow(r.t, r.request_id, r.features, r.prediction, r.target) for r in records]
-    features = [name for name in numeric if any(name in r.features for r in records)]
-    result = drift_report(
-        reference, rows, features=features, label_column=labels[0] if labels else None
-    )
-    found = {f.name: f.psi for f in result.features if f.psi is not None}
-    if result.predictions is not None and result.predictions.distance is not None:
-        found["prediction"] = result.predictions.distance
-    return found
-
-
 def _change(change: Any, transition: Any) -> Any:
     """The store's AlertChange (class ``change``) of a core.alerting Transition."""
     t = transition
     fields = (t.since_minute, t.state, t.value, t.detail, t.release, t.rollback)
     return change(t.rule, t.kind, t.service, t.env, *fields)
-
-
-def _flat(flatten: Callable[[Any], dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for values in metrics.values():
-        if isinstance(values, dict):
-            flat.update(flatten(values))
-    return flat
-
-
-def _stop_on_signals() -> Any:
-    import threading
-
-    event = threading.Event()
-
-    def handler(_signum: int, _frame: Any) -> None:
-        event.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
-    return event
-
-
-# ---------------------------------------------------------------------- lifecycle
-
-
-def collector_pid(project: Project) -> int | None:
-    """The pid of the project's running collector, if one runs."""
-    from store.metrics import MetricStore
-
-    path = metrics_path(project)
-    if not path.exists():
-        return None
-    with MetricStore.open(path, readonly=True) as store:
-        row = store.collector()
-    if row is None or row.host != this_host():
-        return None
-    return row.pid if carries_tag(row.pid, collector_tag(project)) else None
-
-
-def ensure_collector(project: Project) -> int | None:
-    """Start the project's collector, detached, unless one runs; its pid when started."""
-    if collector_pid(project) is not None:
-        return None
-    project.state_dir.mkdir(parents=True, exist_ok=True)
-    environ = {**os.environ, TAG_VARIABLE: collector_tag(project)}
-    with (project.state_dir / "collector.log").open("ab") as output:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tui", "--project", str(project.root), "--batch", "monitor"],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=environ,
-            start_new_session=True,
-        )
-    return child.pid
-
-
-def stop_collector(project: Project) -> bool:
-    """Stop the project's collector (and anything it started); True when one ran."""
-    pid = collector_pid(project)
-    with contextlib.suppress(ProcessLookupError):
-        return stop_tagged(collector_tag(project), pid)
-    return False

@@ -299,7 +299,7 @@ def lock_and_deploy(
             raise
         detail.append(f"{env} locked by {promotion.actor} (promotion #{promotion.id})")
     deploy(project, ledger, target, record, bento, promotion, steps)
-    from core.collector import ensure_collector
+    from core.collector_process import ensure_collector
 
     started = ensure_collector(project)  # monitoring goes on with no TUI open
     if started is not None:

@@ -498,7 +498,7 @@ def live_drift(
     false (nothing deployed, too few records, training data not in the DVC cache), never
     raised; an unknown service or environment is a UsageError.
     """
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
     from core.policies import effective_policy
     from core.releases import open_ledger
 

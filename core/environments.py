@@ -70,7 +70,7 @@ def down(
                     log(f"stopped {service} in {name}")
                 stopped.append({"service": service, "env": name, "stopped": ran})
     if env is None:
-        from core.collector import stop_collector
+        from core.collector_process import stop_collector
 
         loads = [
             pid

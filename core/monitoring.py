@@ -24,7 +24,7 @@ def parse_range(text: str) -> int:
 
 def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
     """DESIGN.md's ``metrics`` document: one point a minute over the range."""
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
     from store.metrics import MetricStore
 
     project.config.check_names(service=service, env=env)
@@ -43,8 +43,8 @@ def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dic
 
 def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> dict[str, Any]:
     """DESIGN.md's ``alerts`` document: open ones first, then the past ones."""
-    from core.alerting import alert_document
-    from core.collector import collector_pid, metrics_path
+    from core.alert_state import alert_document
+    from core.collector_process import collector_pid, metrics_path
     from store.metrics import MetricStore
 
     with MetricStore.open(metrics_path(project), readonly=True) as store:
@@ -65,7 +65,7 @@ def feedback(
     project: Project, service: str, env: str, path: Path, *, read_only: bool = False
 ) -> dict[str, Any]:
     """Ground truth arriving late: ``request_id,label`` rows, stored to join predictions."""
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
     from store.metrics import Feedback, MetricStore
 
     project.config.check_names(service=service, env=env)

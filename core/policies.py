@@ -90,8 +90,15 @@ class EffectivePolicy:
     layers: list[str]
 
     def parameters(self) -> list[dict[str, Any]]:
+        from core.alerting import DESCRIPTIONS
+
         return [
-            {"name": name, "value": value, "source": self.sources[name]}
+            {
+                "name": name,
+                "value": value,
+                "source": self.sources[name],
+                "description": DESCRIPTIONS.get(name, ""),
+            }
             for name, value in self.values.items()
         ]
 

@@ -8,16 +8,9 @@ when there is no such CSV at hand. Pacing is open-loop: request ``i`` leaves at
 service meets the same load a real one would (up to ``MAX_PENDING_PER_WORKER`` requests
 waiting per thread; later ones are skipped and counted).
 
-Faults (``--inject``):
-
-- ``drift``: the requests themselves change: the feature with the widest spread in the data
-  (``petal_length`` for the iris demo) is scaled by ``DRIFT_SCALE``, plus a little noise.
-- ``latency-spike``, ``latency-leak``, ``error-burst``: a ``faults.json`` in the folder of the
-  instance the environment routes to, which the demo's service applies to its API requests
-  (see the demo's service.py): a constant extra latency, an extra latency growing with the
-  minutes since the start, or 500s at random. The file is a lease (``until`` is renewed every
-  few seconds), so it expires by itself should relman be killed; it is removed at the end,
-  also after Ctrl-C.
+A fault (``--inject``, core.faults) changes the requests (``drift``) or, through a fault file
+the demo's service reads, how the service answers them. What was sent and what came back is
+counted in core.traffic_report.
 """
 
 from __future__ import annotations
@@ -33,10 +26,9 @@ import signal
 import statistics
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,28 +36,26 @@ import yaml
 
 from core.config import Project
 from core.errors import BlockedError, InfraError, ReadOnlyError, UsageError
-from core.processes import pid_alive
+from core.faults import (
+    DRIFT_NOISE,
+    DRIFT_SCALE,
+    FAULT_FILE,
+    FAULT_SETTLE,
+    FAULTS,
+    KINDS,
+    LEASE_SECONDS,
+    RENEW_EVERY,
+    describe_fault,
+    fault_spec,
+    remove_fault,
+    write_fault,
+)
 from core.proxy_control import current_upstream, proxy_pid, write_atomic
+from core.traffic_report import Tally, TrafficReport, percentile
 
 Log = Callable[[str], None]
 
-KINDS = ("latency-leak", "latency-spike", "error-burst", "drift")
-# What each serving-side fault writes into faults.json (besides since, until, pid).
-FAULTS: dict[str, dict[str, float]] = {
-    "latency-spike": {"latency_ms": 250.0},
-    "latency-leak": {"latency_leak_ms_per_min": 60.0},
-    "error-burst": {"error_rate": 0.3},
-}
-FAULT_FILE = "faults.json"
-DRIFT_SCALE = 1.6
-# Noise added to the drifted feature, in standard deviations of that feature in the data.
-DRIFT_NOISE = 0.1
-# The fault file's ``until`` is now + LEASE_SECONDS, renewed every RENEW_EVERY seconds.
-LEASE_SECONDS = 30.0
-RENEW_EVERY = 10.0
 PROGRESS_EVERY = 5.0
-# The demo service looks at its fault file once a second: wait that long before the load.
-FAULT_SETTLE = 1.1
 REQUEST_TIMEOUT = 15.0  # longer than the demo service's own (10 s): its answer, not ours
 MAX_WORKERS = 64
 MAX_PENDING_PER_WORKER = 4
@@ -201,18 +191,7 @@ def workers_for(rate: float) -> int:
     return max(4, min(MAX_WORKERS, math.ceil(rate * 2)))
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) by linear interpolation between order statistics."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-# ------------------------------------------------------------------------------- faults
+# ------------------------------------------------------------------------------ serving
 
 
 @dataclass(frozen=True)
@@ -240,159 +219,7 @@ def serving(project: Project, service: str, env: str) -> Serving:
     return Serving(upstream, None, None)
 
 
-def fault_spec(kind: str, now: float) -> dict[str, Any]:
-    """The faults.json of a serving-side fault starting at ``now`` (Unix seconds)."""
-    return {
-        **FAULTS[kind],
-        "kind": kind,
-        "since": now,
-        "until": now + LEASE_SECONDS,
-        "pid": os.getpid(),
-    }
-
-
-def write_fault(path: Path, spec: dict[str, Any]) -> None:
-    """Write ``spec`` at ``path`` unless another live relman traffic's fault is there."""
-    try:
-        held = json.loads(path.read_text())
-    except (OSError, ValueError):
-        held = None
-    if (
-        isinstance(held, dict)
-        and held.get("pid") not in (None, spec["pid"])
-        and float(held.get("until", 0)) > time.time()
-        and pid_alive(int(held["pid"]))
-    ):
-        raise BlockedError(
-            f"another relman traffic (pid {held['pid']}) injects {held.get('kind', 'a fault')} "
-            f"into {path.parent}; wait for it to end, or stop it"
-        )
-    write_atomic(path, json.dumps(spec))
-
-
-def remove_fault(path: Path, pid: int) -> bool:
-    """Remove the fault file when it is still the one of ``pid``; True when removed."""
-    try:
-        held = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    if isinstance(held, dict) and held.get("pid") not in (None, pid):
-        return False
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return True
-
-
-# ------------------------------------------------------------------------------- report
-
-
-@dataclass
-class TrafficReport:
-    service: str
-    env: str
-    url: str
-    release: str | None
-    inject: str | None
-    rate: float
-    duration: float
-    rows_from: str
-    seconds: float = 0.0
-    sent: int = 0
-    succeeded: int = 0
-    # Failed requests by HTTP status ("500") or "timeout" / "connection".
-    errors: dict[str, int] = field(default_factory=dict)
-    # Not sent: the client had MAX_PENDING_PER_WORKER requests waiting per thread.
-    skipped: int = 0
-    # Over every answered request (any status).
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    # Items of the answers that are lists of labels, e.g. {"setosa": 20, ...}.
-    predictions: dict[str, int] = field(default_factory=dict)
-    fault: dict[str, Any] | None = None
-    fault_file: str | None = None
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> int:
-        return sum(self.errors.values())
-
-    def summary(self) -> str:
-        """One line: what was sent, what came back."""
-        errors = ", ".join(f"{key}: {n}" for key, n in sorted(self.errors.items()))
-        line = (
-            f"{self.service} {self.env}: sent {self.sent} in {self.seconds:.1f} s, "
-            f"ok {self.succeeded}, errors {self.failed}" + (f" ({errors})" if errors else "")
-        )
-        if self.skipped:
-            line += f", skipped {self.skipped}"
-        return line + f"; p50 {_ms(self.p50_ms)}, p95 {_ms(self.p95_ms)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
-        for key in ("seconds", "p50_ms", "p95_ms"):
-            if document[key] is not None:
-                document[key] = round(document[key], 1)
-        return {
-            "ok": True,
-            **document,
-            "failed": self.failed,
-            "fault_detail": describe_fault(self.inject),
-            "detail": self.summary(),
-        }
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
-
-
-def describe_fault(kind: str | None) -> str:
-    if kind is None:
-        return "no fault"
-    if kind == "drift":
-        return f"drift (the widest-spread feature x{DRIFT_SCALE:g} + noise)"
-    spec = FAULTS[kind]
-    if "latency_ms" in spec:
-        return f"{kind} (+{spec['latency_ms']:g} ms a request)"
-    if "latency_leak_ms_per_min" in spec:
-        return f"{kind} (+{spec['latency_leak_ms_per_min']:g} ms more each minute)"
-    return f"{kind} ({spec['error_rate']:.0%} of requests answer 500)"
-
-
-class _Tally:
-    """Counts shared by the sending threads."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.started = 0
-        self.done = 0
-        self.succeeded = 0
-        self.errors: Counter[str] = Counter()
-        self.latencies: list[float] = []
-        self.window: list[float] = []
-        self.predictions: Counter[str] = Counter()
-
-    def add(self, status: int | None, problem: str | None, ms: float, answer: bytes) -> None:
-        labels: list[str] = []
-        if status is not None and 200 <= status < 300:
-            with contextlib.suppress(ValueError):
-                decoded = json.loads(answer)
-                if isinstance(decoded, list) and all(isinstance(x, str) for x in decoded):
-                    labels = decoded
-        with self.lock:
-            self.done += 1
-            if status is not None:
-                self.latencies.append(ms)
-                self.window.append(ms)
-            if status is not None and 200 <= status < 300:
-                self.succeeded += 1
-                self.predictions.update(labels)
-            else:
-                self.errors[str(status) if status is not None else problem or "error"] += 1
-
-    def take_window(self) -> list[float]:
-        with self.lock:
-            window, self.window = self.window, []
-        return window
+# ------------------------------------------------------------------------------ running
 
 
 def _post(host: str, port: int, path: str, body: bytes) -> tuple[int | None, str | None, bytes]:
@@ -412,9 +239,6 @@ def _post(host: str, port: int, path: str, body: bytes) -> tuple[int | None, str
 def _client_host(host: str) -> str:
     """Where to connect for an environment listening on ``host`` (any address: loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-
-
-# ------------------------------------------------------------------------------ running
 
 
 def run_traffic(
@@ -475,7 +299,7 @@ def run_traffic(
         + describe_fault(inject)
     )
     rng = random.Random()
-    tally = _Tally()
+    tally = Tally()
     workers = workers_for(rate)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relman-traffic")
 
@@ -515,7 +339,7 @@ def run_traffic(
                     index += 1
                     continue
                 if now >= next_progress:
-                    log(_progress(now - start, tally))
+                    log(tally.progress(now - start, PROGRESS_EVERY))
                     next_progress += PROGRESS_EVERY
                 if now >= next_renew and fault_path is not None and spec is not None:
                     spec["until"] = time.time() + LEASE_SECONDS
@@ -558,7 +382,7 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
     return restore
 
 
-def _drain(pool: ThreadPoolExecutor, submitted: int, tally: _Tally, report: TrafficReport) -> None:
+def _drain(pool: ThreadPoolExecutor, submitted: int, tally: Tally, report: TrafficReport) -> None:
     """Wait for the answers still to come: of every request submitted, or after an
     interruption only of those in flight (the queued ones are dropped). A second Ctrl-C, or
     DRAIN_SECONDS, stops the wait; requests still out then are counted as sent, unanswered."""
@@ -573,17 +397,6 @@ def _drain(pool: ThreadPoolExecutor, submitted: int, tally: _Tally, report: Traf
             time.sleep(0.02)
     except KeyboardInterrupt:
         report.interrupted = True
-
-
-def _progress(elapsed: float, tally: _Tally) -> str:
-    window = tally.take_window()
-    with tally.lock:
-        sent, done, errors = tally.started, tally.done, sum(tally.errors.values())
-    return (
-        f"{elapsed:4.0f} s: sent {sent}, answered {done}, errors {errors}; "
-        f"last {PROGRESS_EVERY:g} s: p50 {_ms(percentile(window, 0.5))}, "
-        f"p95 {_ms(percentile(window, 0.95))}"
-    )
 
 
 def traffic_tag(project: Project, service: str, env: str) -> str:

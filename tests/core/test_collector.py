@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from core.collector import Collector, metrics_path
+from core.collector import Collector
+from core.collector_process import metrics_path
 from core.config import Project, load_project
 from core.errors import BlockedError
 from core.recovery import this_host

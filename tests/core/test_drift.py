@@ -348,7 +348,7 @@ def drifty(tmp_path: Path) -> Any:
 def log_records(project: Any, env: str, count: int, *, shift: float) -> None:
     """``count`` monitor records of r1 in ``env`` over the last minutes: petal_length moved
     by ``shift``, sepal_length as trained; four in five predicted virginica."""
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
     from store.metrics import MetricStore, Record
 
     gen = rng()
@@ -403,7 +403,7 @@ def test_api_drift_per_feature_and_class_shares(drifty: Any) -> None:
 
 def test_api_drift_says_why_it_measured_nothing(drifty: Any) -> None:
     from core import api
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
 
     # No metric store yet: no records, and no store made for it.
     document = api.drift(drifty, "iris", "dev")
@@ -432,7 +432,7 @@ def test_api_drift_without_the_training_data_in_the_cache(drifty: Any) -> None:
         )
         promotion = ledger.begin_promotion("iris", "prod", "r2")
         ledger.finish_promotion(promotion.id, "done")
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
     from store.metrics import MetricStore, Record
 
     now = int(time.time())
@@ -451,7 +451,7 @@ def test_api_drift_without_the_training_data_in_the_cache(drifty: Any) -> None:
 def test_api_metrics_and_alerts_answer_empty_without_a_metric_store(drifty: Any) -> None:
     """A project that never ran the collector: empty documents, and no file made."""
     from core import api
-    from core.collector import metrics_path
+    from core.collector_process import metrics_path
 
     points = api.metrics(drifty, "iris", "dev", "1h")
     assert (points["ok"], points["points"]) == (True, [])

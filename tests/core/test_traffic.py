@@ -1,5 +1,5 @@
-"""core/traffic.py: request building, pacing, the fault file; and the demo service's hook
-that applies it (core/demo_template/service.py's FaultInjection)."""
+"""core/traffic.py and core/faults.py: request building, pacing, the fault file; and the demo
+service's hook that applies it (core/demo_template/service.py's FaultInjection)."""
 
 from __future__ import annotations
 
@@ -428,7 +428,7 @@ def test_hook_applies_spike_leak_errors_until_the_end(hook: tuple[Any, Path]) ->
 def test_the_command_line_offers_every_fault_kind() -> None:
     import argparse
 
-    from core.traffic import KINDS
+    from core.faults import KINDS
     from tui.commands import traffic as command
 
     parser = argparse.ArgumentParser()

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from core.collector import Collector, metrics_path, stop_collector
+from core.collector import Collector
+from core.collector_process import metrics_path, stop_collector
 from core.config import load_project
-from core.traffic import fault_spec, remove_fault, serving, write_fault
+from core.faults import fault_spec, remove_fault, write_fault
+from core.traffic import serving
 from store.metrics import MetricStore
 from tests.e2e.served import ports_of, relman, relman_json, served
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core import policies
+from core import alerting, policies
 from core.alerting import DEFAULTS as BUILTIN
 from core.config import Project, RelmanConfig, parse_config
 from core.errors import UsageError
@@ -235,7 +235,13 @@ def test_effective_policy_and_explain_document() -> None:
     assert names[:4] == list(policies.COLLECTION_KEYS)
     assert len(names) == len(set(names)) == len(BUILTIN) + 4
     row = next(row for row in document["parameters"] if row["name"] == "cooldown_minutes")
-    assert row == {"name": "cooldown_minutes", "value": 15, "source": "[services.iris.monitoring]"}
+    assert row == {
+        "name": "cooldown_minutes",
+        "value": 15,
+        "source": "[services.iris.monitoring]",
+        "description": alerting.DESCRIPTIONS["cooldown_minutes"],
+    }
+    assert all(row["description"] for row in document["parameters"])  # every one explained
 
 
 def test_undeclared_service_or_env_is_a_usage_error() -> None:
