@@ -15,13 +15,15 @@ whole is parsed again line by line, and what a bad line costs depends on where i
 - outside the families relman sums (another library's metric, a stray line of garbage): the
   line is skipped, the scrape stays complete, and one problem line names what was skipped;
 - a bad sample of the request counter, the in-progress gauge or the latency histogram, a
-  histogram series without its ``+Inf`` bucket (cut mid-histogram), a request counter
-  without the histogram or the other way round (cut between them): the scrape is
+  histogram series without its ``+Inf`` bucket (cut mid-histogram): the scrape is
   incomplete, its counters may miss samples;
 - a last line without its newline is a truncated answer: always left out, and the scrape is
-  incomplete when the cut fell inside one of the three families or before one of them (the
-  exposition format keeps each family's lines together: a cut after all three took none of
-  their samples); an empty answer is incomplete too.
+  incomplete when the cut fell inside one of the three families, inside a metric name, or
+  before one of them (the exposition format keeps each family's lines together: a cut after
+  all three took none of their samples); an empty answer is incomplete too;
+- an answer without a sample of the request counter or of the histogram (cut at a line end
+  before them): BentoML counts its own probes, and relman's ``/readyz`` comes first, so a
+  whole answer always has both.
 
 An incomplete scrape is not stored (the counters are cumulative: the next complete scrape
 loses nothing).
@@ -178,6 +180,8 @@ _FAMILY_OF = {
 }
 NEEDED = (REQUESTS, IN_PROGRESS, HISTOGRAM)
 _NAME = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
+# A sample line's name that ended (labels or the value follow): the line was not cut in it.
+_WHOLE_NAME = re.compile(r"\s*[a-zA-Z_:][a-zA-Z0-9_:]*[{\s]")
 _COMMENT = re.compile(r"\s*#\s*(?:HELP|TYPE)\s+([a-zA-Z_:][a-zA-Z0-9_:]*)")
 
 
@@ -257,11 +261,17 @@ def _parse(text: str) -> _Parsed:
         elif missing:
             # The families after the cut are not in the text: those missing may be there.
             _add(parsed.damaged, f"answer cut short before {', '.join(missing)}: {_clip(line)}")
+        elif not line.lstrip().startswith("#") and not _WHOLE_NAME.match(line):
+            # Cut inside the name itself: which family it was cannot be told.
+            _add(parsed.damaged, f"answer cut short inside a metric name: {_clip(line)}")
         else:
             parsed.skipped.append((number, f"cut short: {line}"))
-    for have, lacks in ((REQUESTS, HISTOGRAM), (HISTOGRAM, REQUESTS)):
-        if have in sampled and lacks not in present and not parsed.damaged:
-            _add(parsed.damaged, f"{have} without {lacks}: the answer looks cut short")
+    # BentoML counts its own probes too (relman's /readyz comes before any scrape), so a
+    # whole answer always holds samples of both counters: without them it was cut short,
+    # and its zeros would read as a restart.
+    lacking = [name for name in (REQUESTS, HISTOGRAM) if name not in sampled]
+    if text.strip() and lacking and not parsed.damaged:
+        _add(parsed.damaged, f"no samples of {' and '.join(lacking)}: the answer looks cut short")
     return parsed
 
 

@@ -92,18 +92,38 @@ def test_server_errors_count_as_errors_and_many_endpoints_add_up() -> None:
         f'bentoml_service_request_total{{endpoint="{e}",http_response_code="{c}",{TAIL}}} {n}\n'
         for e, c, n in [("/a", "200", 5), ("/b", "201", 1), ("/b", "503", 2), ("/a", "500", 3)]
     )
+    text += "\n".join(histogram("/readyz", "200", cumulative(0, 1.0), 0.003)) + "\n"
     scrape = parse_scrape(text, 0)
     assert (scrape.requests, scrape.errors) == (11.0, 5.0)
-    assert scrape.buckets == {}
+    assert scrape.buckets == {}  # /readyz is BentoML's own traffic
     assert scrape.complete
 
 
-def test_fresh_server_without_samples_is_zero() -> None:
+def test_an_answer_without_samples_of_the_counters_is_incomplete() -> None:
+    """relman's /readyz reaches an instance before any scrape, and BentoML counts it: an
+    answer with no request or latency sample was cut, and its zeros are not a restart."""
     text = "# HELP bentoml_service_request_total x\n# TYPE bentoml_service_request_total counter\n"
     scrape = parse_scrape(text, 5)
     assert (scrape.requests, scrape.errors, scrape.in_progress, scrape.buckets) == (0, 0, 0, {})
-    assert scrape.release is None
-    assert scrape.problems == [] and scrape.complete
+    assert scrape.problems == [
+        "no samples of bentoml_service_request_total and "
+        "bentoml_service_request_duration_seconds: the answer looks cut short"
+    ]
+    assert not scrape.complete
+
+
+def test_a_cut_inside_a_needed_metric_name_is_incomplete() -> None:
+    start = REAL.index("bentoml_service_request_total{")
+    scrape = parse_scrape(REAL[: start + 19], 0)  # "bentoml_service_req"
+    assert scrape.problems == ["answer cut short inside a metric name: bentoml_service_req"]
+    assert not scrape.complete
+
+
+def test_a_cut_at_the_line_end_after_a_type_line_is_incomplete() -> None:
+    end = REAL.index("# TYPE bentoml_service_request_total counter\n")
+    scrape = parse_scrape(REAL[: end + len("# TYPE bentoml_service_request_total counter\n")], 0)
+    assert scrape.requests == 0.0
+    assert not scrape.complete
 
 
 # -------------------------------------------------- bad lines: skipped, or the scrape is unsure
@@ -206,8 +226,7 @@ def test_cut_at_a_line_end_before_the_request_counter_is_incomplete() -> None:
     scrape = parse_scrape(text, 0)
     assert scrape.requests == 0.0 and scrape.buckets["+Inf"] == 2.0
     assert scrape.problems == [
-        "bentoml_service_request_duration_seconds without bentoml_service_request_total: "
-        "the answer looks cut short"
+        "no samples of bentoml_service_request_total: the answer looks cut short"
     ]
     assert not scrape.complete
 
