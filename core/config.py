@@ -160,6 +160,9 @@ class ServiceConfig(Model):
     # DVC artifacts (names from dvc.yaml `artifacts:` or paths) that are the model / the data.
     model: list[str] = field(metadata={"min_length": 1})
     data: list[str] = field(default_factory=list)
+    # The column of the training data the model predicts, for the drift of the prediction
+    # mix; default: the data's first text column that the service does not log as a feature.
+    label: str | None = None
     # A JSON request body sent to `endpoint` for smoke tests.
     sample_request: str | None = None
     endpoint: str = "predict"

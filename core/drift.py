@@ -450,20 +450,23 @@ def _mean(values: Sequence[float]) -> float:
 # ---------------------------------------------------------------------------- live drift
 
 
-def live_report(reference: Mapping[str, Column], rows: Sequence[MonitorRow]) -> DriftReport:
+def live_report(
+    reference: Mapping[str, Column], rows: Sequence[MonitorRow], *, label: str | None = None
+) -> DriftReport:
     """The drift of logged ``rows`` against a reference frame, as the collector measures it:
-    every numeric column the rows log is a feature; the first text column holds the labels
-    the predictions are compared with."""
+    every numeric column the rows log is a feature, except ``label``, the column the model
+    predicts (``label`` in the service's relman.toml table), which the predictions are
+    compared with; without it, the first text column the rows do not log is taken for it."""
     numeric = [
         name
         for name, column in reference.items()
         if column and all(isinstance(v, int | float) for v in column[:20])
     ]
-    labels = [name for name in reference if name not in numeric]
-    features = [name for name in numeric if any(name in r.features for r in rows)]
-    return drift_report(
-        reference, rows, features=features, label_column=labels[0] if labels else None
-    )
+    logged = {name for row in rows for name in row.features}
+    if label is None:
+        label = next((n for n in reference if n not in numeric and n not in logged), None)
+    features = [name for name in numeric if name in logged and name != label]
+    return drift_report(reference, rows, features=features, label_column=label)
 
 
 # Reference frames by (cache folder, md5, path): an md5 names immutable content, so a frame
@@ -560,7 +563,7 @@ def live_drift(
         document["note"] = f"drift not measured: {exc}"
         return document
     rows = [MonitorRow(r.t, r.request_id, r.features, r.prediction, r.target) for r in records]
-    report = live_report(reference, rows)
+    report = live_report(reference, rows, label=project.config.services[service].label)
     document["reference"]["rows"] = report.reference_rows
     document["measured"] = True
     document["features"] = [_feature_entry(f, limit) for f in report.features]

@@ -33,6 +33,8 @@ class ModelQuality:
     ``root``; keeps the live release's training data between passes."""
 
     root: Path
+    # The column of the training data the model predicts ([services.NAME] label).
+    label: str | None = None
     # (release, training data, when it was read); no data when it could not be read.
     reference: tuple[str, dict[str, list[Any]], int] | None = None
 
@@ -49,7 +51,7 @@ class ModelQuality:
             return None
         try:
             reference = self._reference(ledger, visit.release, now)
-            return _psi_of(reference, records) if reference else None
+            return _psi_of(reference, records, self.label) if reference else None
         except Exception as exc:  # not in the DVC cache, a damaged table, ...
             reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
             visit.once(f"drift not measured: {reason}")
@@ -98,14 +100,16 @@ class ModelQuality:
             return None
 
 
-def _psi_of(reference: dict[str, list[Any]], records: list[Any]) -> dict[str, float]:
+def _psi_of(
+    reference: dict[str, list[Any]], records: list[Any], label: str | None
+) -> dict[str, float]:
     """PSI per feature of the stored records against the reference, and the distance of
     the prediction mix (``prediction``) against its label column."""
     from core.drift import live_report
     from core.monitor_log import MonitorRow
 
     rows = [MonitorRow(r.t, r.request_id, r.features, r.prediction, r.target) for r in records]
-    report = live_report(reference, rows)
+    report = live_report(reference, rows, label=label)
     found = {f.name: f.psi for f in report.features if f.psi is not None}
     if report.predictions is not None and report.predictions.distance is not None:
         found["prediction"] = report.predictions.distance

@@ -18,6 +18,7 @@ from core.drift import (
     class_shares,
     drift_report,
     ks,
+    live_report,
     psi,
     reference_frame,
     share_distance,
@@ -466,3 +467,32 @@ def test_api_metrics_and_alerts_answer_empty_without_a_metric_store(drifty: Any)
     assert drifty.state_dir.exists()  # the ledger's folder: only the metric store is missing
     with pytest.raises(UsageError, match="nope"):
         api.drift(drifty, "iris", "nope")
+
+
+def test_live_report_takes_the_configured_label_column() -> None:
+    """Numeric labels (0/1) and a text id column before them: only the configured label
+    is what predictions are compared with, and it is never taken for a feature."""
+    n = 300
+    reference: dict[str, list[Any]] = {
+        "id": [f"row-{i}" for i in range(n)],
+        "x": [float(i % 10) for i in range(n)],
+        "churned": [i % 2 for i in range(n)],
+    }
+    live = [
+        MonitorRow(
+            t=i,
+            request_id=str(i),
+            features={"x": float(i % 10), "churned": 0},
+            prediction=1,
+            target=None,
+        )
+        for i in range(n)
+    ]
+    guessed = live_report(reference, live)
+    assert guessed.predictions is not None
+    assert set(guessed.predictions.reference) == {f"row-{i}" for i in range(n)}  # the id
+    report = live_report(reference, live, label="churned")
+    assert [f.name for f in report.features] == ["x"]
+    assert report.predictions is not None
+    assert report.predictions.reference == {"0": 0.5, "1": 0.5}
+    assert report.predictions.live == {"1": 1.0}
