@@ -59,6 +59,11 @@ class ActionPlan:
     # What cancelling it halfway does, said in the cancel dialog; "" when it cannot be
     # cancelled (a promotion or rollback is never left half done).
     cancel_text: str = ""
+    # What quitting relman while it runs does to it, said in the quit dialog: cancelled
+    # and its processes stopped, or (not cancellable) why relman waits for its end.
+    quit_text: str = ""
+    # What may still run when relman quits before a cancelled call has stopped.
+    processes: str = ""
 
     @property
     def cancellable(self) -> bool:
@@ -154,6 +159,11 @@ def gate_summary(steps: list[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
+def half_switched(title: str, env: str) -> str:
+    """Why quitting waits for a promotion or rollback: it is never left halfway."""
+    return f"{title} cannot be interrupted safely: {env} is never left half switched"
+
+
 def plan_promote(project: api.Project, subject: Subject) -> ActionPlan:
     facts = gather(project, subject)
     env = facts.next_env
@@ -188,7 +198,9 @@ def plan_promote(project: api.Project, subject: Subject) -> ActionPlan:
         )
 
     title = f"promote {service} {facts.name} to {env}"
-    return ActionPlan("promote", title, text, tuple(args), call, project)
+    return ActionPlan(
+        "promote", title, text, tuple(args), call, project, quit_text=half_switched(title, env)
+    )
 
 
 def plan_approve(project: api.Project, subject: Subject) -> ActionPlan:
@@ -215,13 +227,15 @@ def plan_approve(project: api.Project, subject: Subject) -> ActionPlan:
         run.log(str(document.get("note", "")))
         return document
 
+    title = f"approve {service} {facts.name} for {env}"
     return ActionPlan(
         "approve",
-        f"approve {service} {facts.name} for {env}",
+        title,
         text,
         ("approve", release, "--env", env),
         call,
         project,
+        quit_text=f"{title} is being recorded and cannot be interrupted safely",
     )
 
 
@@ -279,14 +293,16 @@ def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = F
             project, service, env, reason=run.reason, read_only=run.read_only, log=run.log
         )
 
+    title = f"roll back {service} in {env}"
     return ActionPlan(
         "rollback",
-        f"roll back {service} in {env}",
+        title,
         text,
         ("rollback", service, "--env", env),
         call,
         project,
         ask_reason=True,
+        quit_text=half_switched(title, env),
     )
 
 
@@ -326,7 +342,20 @@ def plan_tests(project: api.Project, subject: Subject, *, read_only: bool = Fals
         )
 
     title = f"test {facts.service} {facts.name}: {suites}"
-    return ActionPlan("test", title, text, ("test",), call, project, cancel_text=cancel_text)
+    return ActionPlan(
+        "test",
+        title,
+        text,
+        ("test",),
+        call,
+        project,
+        cancel_text=cancel_text,
+        quit_text=(
+            f"the running tests of {facts.service} {facts.name} are cancelled and their "
+            "processes stopped"
+        ),
+        processes=f"the pytest processes of the tests of {facts.service} {facts.name}",
+    )
 
 
 def plan_build(project: api.Project, subject: Subject) -> ActionPlan:
@@ -352,7 +381,17 @@ def plan_build(project: api.Project, subject: Subject) -> ActionPlan:
 
     title = f"build {service} {facts.name}"
     return ActionPlan(
-        "build", title, text, ("build", service), call, project, cancel_text=cancel_text
+        "build",
+        title,
+        text,
+        ("build", service),
+        call,
+        project,
+        cancel_text=cancel_text,
+        quit_text=(
+            f"the running build of {service} {facts.name} is cancelled and its processes stopped"
+        ),
+        processes=f"the BentoML build process of {service} {facts.name}",
     )
 
 

@@ -1,9 +1,11 @@
-"""The confirmations: of a release action (exactly what will happen, then yes or no), and of
-cancelling a run in progress.
+"""The confirmations: of a release action (exactly what will happen, then yes or no), of
+cancelling a run in progress, and of quitting while one goes.
 
 ConfirmScreen is dismissed with the reason typed (``""`` when the action asks none) to go
 ahead, or None. A screen may suggest the reason (the alerts screen offers the alert's own
 line). CancelRunScreen is dismissed with True to cancel, False to let the run go on.
+QuitScreen is dismissed with True to quit (after cancelling the run, or when it is done),
+False to stay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from screens.actions import ActionPlan
+from screens.runs import RunState
 
 
 class ConfirmScreen(ModalScreen[str | None]):
@@ -105,4 +108,44 @@ class CancelRunScreen(ModalScreen[bool]):
 
     @on(Button.Pressed, "#cancel-no")
     def action_keep(self) -> None:
+        self.dismiss(False)
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Quit while a run goes, said exactly: ``quit: the running tests of iris v1.0.0 are
+    cancelled and their processes stopped`` (y cancels it, then quits), or, for a run that
+    is never stopped halfway, why relman waits for its end (y quits when it is done). n or
+    escape stays."""
+
+    CSS_PATH = "confirm.tcss"
+    BINDING_GROUP_TITLE = "Quit"
+    BINDINGS = [
+        Binding("escape", "stay", "Stay", tooltip="Do not quit; the run goes on"),
+        Binding("y", "quit_relman", "Quit", tooltip="Quit (the dialog says what happens)"),
+        Binding("n", "stay", "Stay", show=False),
+    ]
+
+    def __init__(self, run: RunState) -> None:
+        super().__init__()
+        self.run = run
+
+    def compose(self) -> ComposeResult:
+        yes = "Cancel it and quit" if self.run.cancellable else "Quit when done"
+        with Vertical(id="confirm-dialog"):
+            yield Static("Quit relman?", id="confirm-title", markup=False)
+            yield Static(self.run.quit_text(), id="confirm-text", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button(yes, id="quit-yes", variant="error")
+                yield Button("Stay", id="quit-no")
+
+    def on_mount(self) -> None:
+        # Stay is the default: enter never quits by accident.
+        self.query_one("#quit-no", Button).focus()
+
+    @on(Button.Pressed, "#quit-yes")
+    def action_quit_relman(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#quit-no")
+    def action_stay(self) -> None:
         self.dismiss(False)

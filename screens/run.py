@@ -213,7 +213,12 @@ class RunScreen(Screen[None]):
         result.set_class(run.outcome is not None, "-done")
         for outcome in ("ok", "blocked", "failed", "cancelled"):
             result.set_class(run.outcome == outcome, f"-{outcome}")
-        if run.cancelling:
+        quitting = getattr(self.app, "quitting", None) is run
+        if quitting and run.cancelling:
+            result.update("cancelling… relman quits once the run's processes have stopped")
+        elif quitting and run.running:
+            result.update("relman quits when the run is done; it cannot be stopped halfway")
+        elif run.cancelling:
             result.update("cancel asked: the engine is stopping the run's processes")
         elif run.outcome is None and run.cancellable:
             result.update("c cancels the run · escape leaves it running")

@@ -97,6 +97,28 @@ class RunState:
     def elapsed(self) -> float:
         return (self.finished if self.finished is not None else clock()) - self.started
 
+    def quit_text(self) -> str:
+        """What quitting relman now does to this run, as the quit dialog says it: cancelled
+        with its processes, or (never stopped halfway) waited for."""
+        plan = self.plan
+        if self.cancellable:
+            return "quit: " + (
+                plan.quit_text or f"{self.title} is cancelled and its processes stopped"
+            )
+        text = plan.quit_text or f"{self.title} cannot be interrupted safely"
+        now = next((step.name for step in reversed(self.steps) if step.status == "running"), "")
+        return text + (f" (now: {now})" if now else "") + "; relman quits when it is done"
+
+    def left_running(self, grace: float) -> str:
+        """The line said after the terminal is restored when relman quit ``grace`` seconds
+        after cancelling this run and it had not stopped yet: what may still be running."""
+        processes = self.plan.processes or f"the processes of {self.title}"
+        return (
+            f"relman: {self.title} had not stopped {grace:g} s after it was cancelled: "
+            f"{processes} may still be running; relman ends when the engine has stopped them "
+            "and recorded the run"
+        )
+
     def add_line(self, line: str) -> None:
         """Take one log line: a step starting or ending, and in every case an output line."""
         self.lines.append(line)

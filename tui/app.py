@@ -8,6 +8,11 @@ stops it; its log lines come back as messages, feed the run's state here, and ev
 that cares hears of it through the ``run_changed`` signal. Only a cancel stops it
 (:meth:`RelmanApp.cancel_run`): the run's event is passed to the engine, which ends the
 processes, records the run cancelled and raises Cancelled.
+
+Quitting never leaves a run behind silently (:meth:`RelmanApp.action_quit`): a run that can
+be cancelled is, once the user says yes, and relman quits when its processes have stopped
+(or after QUIT_GRACE, saying what may still run); one that cannot be stopped halfway is
+waited for.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -36,6 +42,8 @@ from tui.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 
 READ_ONLY = "READ-ONLY"
 SEVERITY = {"ok": "information", "blocked": "warning", "failed": "error", "cancelled": "warning"}
+# Seconds a run cancelled by quitting gets to stop its processes before relman quits anyway.
+QUIT_GRACE = 10.0
 
 
 class RelmanApp(App[None]):
@@ -97,6 +105,8 @@ class RelmanApp(App[None]):
         # The engine call started last from this app (running or ended).
         self.current_run: RunState | None = None
         self.run_changed: Signal[RunState] = Signal(self, "run-changed")
+        # The run relman quits after, once the user said so (cancelled, or waited for).
+        self.quitting: RunState | None = None
         self.sub_title = self.compose_sub_title(None)
         self.set_class(read_only, "-read-only")
 
@@ -156,6 +166,61 @@ class RelmanApp(App[None]):
             self.notify("Nothing has run from this session yet.")
         elif not isinstance(self.screen, RunScreen):
             self.push_screen(RunScreen(self.current_run))
+
+    async def action_quit(self) -> None:
+        """Quit (q, ctrl+q, the palette). With a run in progress, ask first: a cancellable
+        one is cancelled and its processes stopped before relman quits, one that cannot be
+        stopped halfway is waited for. Textual's own quit would leave either running."""
+        run = self.current_run
+        if run is None or not run.running:
+            self.exit()
+        elif self.quitting is run:
+            self.notify(self.quitting_note(run))
+        elif run.cancelling:
+            self.quit_after(run)  # cancelled already: quitting loses nothing more
+        elif not self.showing("screens.confirm", "QuitScreen"):
+            from screens.confirm import QuitScreen
+
+            def answered(yes: bool | None) -> None:
+                if yes and run.running:
+                    self.quit_after(run)
+                elif yes:  # it ended while the dialog was open
+                    self.leave(run)
+
+            self.push_screen(QuitScreen(run), answered)
+
+    def quit_after(self, run: RunState) -> None:
+        """Quit once ``run`` has ended: cancel it first when it can be (and quit anyway
+        after QUIT_GRACE), otherwise let it go on to its end. The event loop never waits."""
+        self.quitting = run
+        if run.cancellable:
+            run.ask_cancel()
+            self.set_timer(QUIT_GRACE, lambda: self.quit_anyway(run))
+        self.run_changed.publish(run)
+        if not (
+            self.showing("screens.run", "RunScreen") and getattr(self.screen, "run", None) is run
+        ):
+            from screens.run import RunScreen
+
+            self.push_screen(RunScreen(run))
+        self.notify(self.quitting_note(run), title="Quitting")
+
+    def quitting_note(self, run: RunState) -> str:
+        if run.cancellable:
+            return (
+                f"cancelling… relman quits once {run.title} has stopped (at most {QUIT_GRACE:g} s)"
+            )
+        return f"relman quits when {run.title} is done"
+
+    def quit_anyway(self, run: RunState) -> None:
+        """QUIT_GRACE after the cancel the run still goes: quit, and say (once the terminal
+        is restored) what may still be running."""
+        if self.quitting is run and run.running:
+            self.exit(message=Text(run.left_running(QUIT_GRACE)))
+
+    def leave(self, run: RunState) -> None:
+        """Quit after ``run`` ended, saying how (the user may not have seen it end)."""
+        self.exit(message=Text(f"relman: {run.summary()}"))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's own commands, but Quit and Keys: the screen's provider (ScreenActions)
@@ -285,6 +350,9 @@ class RelmanApp(App[None]):
     def on_run_finished(self, message: RunFinished) -> None:
         run = message.run
         run.finish(message.document, message.error, message.exit_code, cancelled=message.cancelled)
+        if self.quitting is run:
+            self.leave(run)
+            return
         if message.refused:
             self.notify(
                 f"{message.error}. From a session that may act, run:\n"

@@ -1,11 +1,12 @@
 """SVG snapshots at the 80x24 on-call terminal and a roomier 120x40: the overview, the help,
-the release screen, a promotion's confirmation and its run, the monitor and the alerts. The
-engine answers canned documents (tests/tui/canned.py) and the clocks stand still, so the
-pictures are deterministic.
+the release screen, a promotion's confirmation and its run, quitting while it runs, the
+monitor and the alerts. The engine answers canned documents (tests/tui/canned.py) and the
+clocks stand still, so the pictures are deterministic.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from textual.pilot import Pilot
 
 from core import api
 from screens import runs
+from screens.confirm import QuitScreen
 from tests.tui import canned
 from tests.tui.conftest import wait_until
+from tui import app as app_module
 from tui.app import RelmanApp
 
 SnapCompare = Callable[..., bool]
 SIZES = [(80, 24), (120, 40)]
+APP_DIR = Path(app_module.__file__).parent
 
 
 async def settle(pilot: Pilot[None]) -> None:
@@ -127,3 +131,43 @@ def test_monitor_of_prod(
 def test_alerts(snap_compare: SnapCompare, canned_project: Path, size: tuple[int, int]) -> None:
     app = RelmanApp(project_dir=canned_project)
     assert snap_compare(app, terminal_size=size, run_before=pressing("exclamation_mark"))
+
+
+def test_quit_during_a_promotion_80x24(
+    snap_compare: SnapCompare,
+    canned_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    still_clock: None,
+) -> None:
+    go = threading.Event()
+
+    def promote(*args: object, **kwargs: object) -> dict[str, object]:
+        log = kwargs["log"]
+        assert callable(log)
+        for line in ("lock ...", "passed  lock  prod locked", "validate ..."):
+            log(line)
+        go.wait(timeout=10)
+        return canned.deploy_document("promote", "prod", canned.CANDIDATE, "v1.4.0")
+
+    monkeypatch.setattr(api, "promote", promote)
+
+    class HeldApp(RelmanApp):
+        # A subclass reads its CSS_PATH beside its own module: name the app's files.
+        CSS_PATH = [APP_DIR / path for path in RelmanApp.CSS_PATH]
+
+        def on_unmount(self) -> None:
+            go.set()  # the picture is taken: let the promotion end
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pressing("enter", "p")(pilot)
+        app = pilot.app
+        assert isinstance(app, RelmanApp)
+        await pilot.press("y")  # no settle from here: the promotion's worker is held
+        await wait_until(pilot, lambda: app.current_run and len(app.current_run.steps) == 2, "")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit dialog")
+        app.clear_notifications()
+        await pilot.pause()
+
+    app = HeldApp(project_dir=canned_project)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
