@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import signal
 import socket
@@ -25,10 +24,10 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import IO
 
 import h11
 
+from core.access_log import AccessLog
 from core.proxy_control import (
     APPLIED_FILE,
     EXIT_CANNOT_LISTEN,
@@ -129,7 +128,7 @@ def _forward_headers(headers: h11._headers.Headers) -> list[tuple[bytes, bytes]]
 
 
 class Proxy:
-    def __init__(self, env_dir: Path, access_log: IO[str] | None) -> None:
+    def __init__(self, env_dir: Path, access_log: AccessLog | None) -> None:
         self.env_dir = env_dir
         self.access_log = access_log
         self.route: Route | None = None
@@ -227,7 +226,7 @@ class Proxy:
             "upstream": upstream,
             "bytes": sent,
         }
-        self.access_log.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.access_log.write(record)
 
 
 class Session:
@@ -508,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANNOT_LISTEN
     env_dir: Path = args.dir
     env_dir.mkdir(parents=True, exist_ok=True)
-    access_log = None
-    if args.access_log:
-        access_log = open(args.access_log, "a", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115
+    access_log = AccessLog(args.access_log) if args.access_log else None
     try:
         return asyncio.run(Proxy(env_dir, access_log).run(sock, args.listen))
     finally:
