@@ -6,25 +6,29 @@ interval it visits each (service, environment) recorded live in the ledger:
 1. scrapes ``/metrics`` of the instance the environment routes to (core.scrape) and reads
    the instance's new ``bentoml.monitor`` rows (core.monitor_log): inputs, predictions and
    targets (a target is ground truth: it also goes to the feedback table);
-2. stores them in one transaction (store.metrics). A store locked past its busy timeout
-   loses nothing: the scrapes wait in memory for the next pass (at most
-   ``MAX_PENDING_SCRAPES`` per environment, the oldest dropped beyond, with a warning) and
-   the monitor readers go back to the offsets last stored, so the rows are read again. A
-   full disk stops the collector (one line, exit 3);
+2. stores them in one transaction (store.metrics), with the monitor readers' offsets
+   they were read up to. A store locked past its busy timeout loses nothing: the scrapes
+   wait in memory for the next pass (at most ``MAX_PENDING_SCRAPES`` per environment, the
+   oldest dropped beyond, with a warning) and the monitor readers go back to the offsets
+   last stored, so the rows are read again. A full disk stops the collector (one line,
+   exit 3);
 3. once everything scraped is stored, for every minute completed since the last pass,
    writes the per-minute rollup and feeds it to the alert rules of the effective policy
    (core.policies, core.alerting), with drift and live accuracy (core.model_quality) for
-   the newest minute; persists each alert transition. A minute whose writes fail is
-   evaluated again next pass, its rules as they were before it;
+   the newest minute; persists each alert transition, and queues the webhook posts they
+   make, in the same transaction. A minute whose writes fail is evaluated again next
+   pass, its rules as they were before it;
 4. posts each firing alert, and the resolution of one that fired, to the policy's webhook
-   once the minute is stored; a post that fails is tried again next pass, in order
+   from the store's outbox; a post that fails is tried again next pass, in order
    (core.webhook);
 5. prunes what is older than the retention, now and then.
 
-The rules' state, the monitor readers' stored offsets and the webhook posts not yet
-delivered are saved to ``.relman/collector.json`` after every pass (core.collector_state),
-so a restarted collector goes on where it stopped. Starting, finding and stopping the
-collector process, and its claim on the project, are core.collector_process's.
+The store is the record of what was consumed (offsets, posts), so a collector killed at
+any point reads no monitor row twice and loses no post. The rules' state and the last
+minute judged are saved to ``.relman/collector.json`` after every pass
+(core.collector_state): a restart after a crash judges the last minutes again, which
+stores nothing twice. Starting, finding and stopping the collector process, and its claim
+on the project, are core.collector_process's.
 """
 
 from __future__ import annotations
@@ -45,13 +49,14 @@ from core.collector_state import (
     load_state,
     restore_watch,
     save_state,
+    take_over_progress,
 )
 from core.config import Project
 from core.errors import BlockedError, InfraError, ReleaseError, StoreError
 from core.recovery import this_host
 from core.steps import Log
 from core.steps import quiet as _quiet
-from core.webhook import Outbox
+from core.webhook import Outbox, announcer
 
 PRUNE_EVERY = 600  # seconds between retention passes
 HEALTHY = ("live",)
@@ -78,7 +83,8 @@ class Collector:
         self._store: Any = None  # store.metrics.MetricStore, opened on the first pass
         self._config_mtime = _mtime(project.config_path)
         self._saved = load_state(project.state_dir)
-        self.outbox = Outbox(self._saved.pop("_webhooks", []))
+        self._offsets: dict[tuple[str, str], dict[str, Any]] = {}  # stored, at the open
+        self.outbox: Outbox | None = None  # the store's, once open
         for service in project.config.services:
             for env in project.config.environments:
                 self.policies[(service, env)] = _policy(project, service, env)
@@ -124,6 +130,18 @@ class Collector:
             )
         return self._store
 
+    def _resume(self, store: Any) -> Outbox:
+        """What the store says was consumed, read once per open, before the first pass
+        reads or posts anything (and after run()'s claim: only the project's collector
+        takes over an older collector.json's offsets and posts)."""
+        if self.outbox is None:
+            self._saved, line = take_over_progress(store, self.project.state_dir, self._saved)
+            if line:
+                self.log(line)
+            self._offsets = store.reader_offsets()
+            self.outbox = Outbox(store)
+        return self.outbox
+
     # ------------------------------------------------------------------ one pass
 
     def run_pass(self) -> PassReport:
@@ -137,6 +155,7 @@ class Collector:
         report = PassReport(now)
         self._reload_if_changed()
         store = self._open_store()
+        outbox = self._resume(store)
         try:
             with open_ledger(self.project, read_only=True) as ledger:
                 states = {(s.service, s.env): s for s in ledger.environment_states()}
@@ -160,9 +179,9 @@ class Collector:
                     self.last_prune = now
                 except MetricStoreBusy:
                     report.busy = True  # pruned next pass
-            report.problems.extend(self.outbox.deliver())
+            report.problems.extend(outbox.deliver())
         finally:
-            save_state(self.project.state_dir, self.watches, self.outbox.posts)
+            save_state(self.project.state_dir, self.watches)
             for line in report.problems:
                 self.log(line)
         return report
@@ -268,8 +287,9 @@ class Collector:
                 visit.problem(f"{folder.name}: {problem}")
 
     def _store_batch(self, store: Any, visit: Visit, rows: dict[str, list[Any]]) -> None:
-        """The pending scrapes and the new rows, in one transaction: all stored, or none."""
-        from store.metrics import Feedback, Record
+        """The pending scrapes, the new rows and the readers' offsets after them, in one
+        transaction: all stored, or none."""
+        from store.metrics import Feedback, ReaderOffset, Record
 
         service, env, release, watch = visit.service, visit.env, visit.release, visit.watch
         found = [r for folder in rows.values() for r in folder]
@@ -283,11 +303,16 @@ class Collector:
             for r in found
             if r.target is not None and r.request_id
         ]
+        read = {key: watch.readers[key].state() for key in rows}
+        offsets = [
+            ReaderOffset(service, env, key, state)
+            for key, state in read.items()
+            if state != watch.reader_states.get(key)  # only those that moved
+        ]
         pending = list(watch.pending)
-        store.add_batch(pending, records, feedback)
+        store.add_batch(pending, records, feedback, offsets)
         del watch.pending[: len(pending)]
-        for key in rows:
-            watch.reader_states[key] = watch.readers[key].state()
+        watch.reader_states.update(read)
         if pending and pending[-1].t == visit.now:
             visit.report.scraped.append(visit.name)
         if watch.dropped:
@@ -335,20 +360,17 @@ class Collector:
                 accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
             )
             changes = [_change(AlertChange, t) for t in transitions]
-            # The rollup and the alert changes of the minute: all stored, or none.
-            before = store.record_minute([rolled] if rolled is not None else [], changes)
+            documents: list[dict[str, Any]] = [t.document() for t in transitions]
+            webhook = visit.policy.get("webhook")
+            states = [t.state for t in transitions]
+            announce = announcer(str(webhook), states, documents) if webhook else None
+            # The rollup, the alert changes of the minute and their posts: all stored, or none.
+            store.record_minute([rolled] if rolled is not None else [], changes, announce)
             watch.rules, watch.last_minute = rules, minute
             watch.failed_minutes.discard(minute)
-            webhook = visit.policy.get("webhook")
-            for transition, was in zip(transitions, before, strict=True):
-                document: dict[str, Any] = transition.document()
+            for transition, document in zip(transitions, documents, strict=True):
                 visit.report.transitions.append(document)
                 self.log(f"alert {transition.rule} {transition.state}: {transition.detail}")
-                # On-call hears of a firing alert and of the resolution of one that fired,
-                # not of a pending one that cleared.
-                fired = transition.state == "resolved" and was == "firing"
-                if webhook and (transition.state == "firing" or fired):
-                    self.outbox.add(str(webhook), document)
 
     # ------------------------------------------------------------------ state
 
@@ -356,8 +378,16 @@ class Collector:
         key = (service, env)
         if key not in self.watches:
             saved = self._saved.get(f"{service}/{env}", {})
-            root = self.project.root
-            self.watches[key] = restore_watch(saved, policy, service=service, env=env, root=root)
+            offsets = self._offsets.get(key, {})
+            self.watches[key] = restore_watch(
+                saved,
+                offsets,
+                policy,
+                service=service,
+                env=env,
+                root=self.project.root,
+                label=getattr(self.project.config.services.get(service), "label", None),
+            )
         return self.watches[key]
 
     # ------------------------------------------------------------------ the loop
@@ -412,7 +442,7 @@ class Collector:
             with contextlib.suppress(StoreError):
                 store.release_collector(pid)
             store.close()
-            self._store = None
+            self._store = self.outbox = None
 
 
 def _mtime(path: Path) -> float | None:

@@ -71,8 +71,15 @@ def ensure_collector(project: Project) -> int | None:
 
 
 def stop_collector(project: Project) -> bool:
-    """Stop the project's collector (and anything it started); True when one ran."""
-    pid = collector_pid(project)
+    """Stop the project's collector (and anything it started); True when one ran. A metric
+    store that cannot be read (damaged, locked) does not stop it: the collector is found by
+    its tag all the same."""
+    from core.errors import StoreError
+
+    try:
+        pid = collector_pid(project)
+    except StoreError:
+        pid = None
     with contextlib.suppress(ProcessLookupError):
         return stop_tagged(collector_tag(project), pid)
     return False

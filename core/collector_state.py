@@ -4,11 +4,19 @@
 A watch holds the environment's alert rules and the last minute judged, its monitor-log
 readers and the offsets of what is stored, the scrapes not stored yet (the store was
 locked), the minutes whose scrape failed, and its model-quality measures
-(core.model_quality). collector.json keeps, per environment, the rules' state, the last
-minute and the stored offsets, and the webhook posts not delivered yet (``_webhooks``); it
-is written after every pass, all at once, and a full disk is MetricStoreFull (the
-collector stops). A pass visits each watched environment (:class:`Visit`) and says what
-it did in a :class:`PassReport`.
+(core.model_quality). A pass visits each watched environment (:class:`Visit`) and says
+what it did in a :class:`PassReport`.
+
+What was consumed is not here: the readers' offsets and the webhook posts not delivered
+yet live in the metric store, written in the transactions that store the rows and the
+alert changes (store.metrics), so that a collector killed between a commit and the end of
+its pass reads no row twice and loses no post. collector.json keeps, per environment, only
+the rules' state and the last minute judged: a crash before it is saved judges the last
+minutes again, which changes nothing stored (rollups are replaced, an alert never goes
+back, a post is queued only when the stored alert moves). It is written after every pass,
+all at once; a full disk is MetricStoreFull (the collector stops). An older collector.json
+also held the offsets (``readers``) and the posts (``_webhooks``): the store takes them
+over once (:func:`take_over_progress`).
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ class Watch:
     quality: ModelQuality
     last_minute: int | None = None
     readers: dict[str, Any] = field(default_factory=dict)  # folder -> MonitorReader
-    # The offsets of what is stored, by folder: a reader whose rows were not stored starts
-    # again from here (and these are what collector.json keeps).
+    # The offsets of what is stored, by folder (as the metric store holds them): a reader
+    # whose rows were not stored starts again from here.
     reader_states: dict[str, Any] = field(default_factory=dict)
     failed_minutes: set[int] = field(default_factory=set)  # a scrape was tried and failed
     pending: list[Any] = field(default_factory=list)  # ScrapeRows not stored yet
@@ -88,11 +96,77 @@ def load_state(state_dir: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def take_over_progress(
+    store: Any, state_dir: Path, saved: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """Move what an older collector.json (``saved``) kept of what was consumed into the
+    metric ``store`` (store.metrics.MetricStore.take_over_progress: the offsets when it has
+    none, the posts when its outbox is empty), then rewrite collector.json without them;
+    the caller reads or posts nothing before, so nothing is taken twice (killed in
+    between, the store has them and the next call adds nothing). collector.json as it is
+    now, and a line to log when something was taken over."""
+    offsets, posts = _legacy_progress(saved)
+    if not offsets and not posts:
+        return dict(saved), None
+    taken = store.take_over_progress(offsets, posts)
+    kept = _without_progress(saved)
+    write_state(state_dir, kept)
+    names = [name for name, took in zip(("offsets", "webhook posts"), taken, strict=True) if took]
+    if not names:
+        return kept, None
+    return kept, f"{' and '.join(names)} taken over from .relman/{STATE_FILE} into the metric store"
+
+
+def _legacy_progress(saved: Mapping[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]]:
+    """What an older collector.json (``saved``) kept of what was consumed: its readers'
+    offsets (store.metrics.ReaderOffset) and its webhook posts not delivered yet
+    (``(url, document)``). Malformed entries are left out."""
+    from store.metrics import ReaderOffset
+
+    offsets: list[ReaderOffset] = []
+    for key, entry in saved.items():
+        service, _, env = key.partition("/")
+        readers = entry.get("readers") if isinstance(entry, Mapping) else None
+        if env and isinstance(readers, Mapping):
+            offsets += [
+                ReaderOffset(service, env, str(folder), state)
+                for folder, state in readers.items()
+                if isinstance(state, Mapping)
+            ]
+    webhooks = saved.get("_webhooks")
+    posts = [
+        (str(post["url"]), post["document"])
+        for post in (webhooks if isinstance(webhooks, list) else [])
+        if isinstance(post, Mapping) and isinstance(post.get("document"), Mapping)
+        and "url" in post
+    ]  # fmt: skip
+    return offsets, posts
+
+
+def _without_progress(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` without what the metric store keeps now."""
+    return {
+        key: {k: v for k, v in entry.items() if k != "readers"}
+        if isinstance(entry, Mapping)
+        else entry
+        for key, entry in saved.items()
+        if key != "_webhooks"
+    }
+
+
 def restore_watch(
-    saved: Mapping[str, Any], policy: dict[str, Any], *, service: str, env: str, root: Path
+    saved: Mapping[str, Any],
+    offsets: Mapping[str, Any],
+    policy: dict[str, Any],
+    *,
+    service: str,
+    env: str,
+    root: Path,
+    label: str | None = None,
 ) -> Watch:
     """The watch of (service, env) from its collector.json entry (new when ``saved`` is
-    empty), its rules under ``policy``; ``root``: the project's."""
+    empty) and its readers' stored ``offsets`` (by folder), its rules under ``policy``;
+    ``root``: the project's, ``label``: the column of its training data the model predicts."""
     from core.alerting import Rules
 
     rules = (
@@ -102,28 +176,28 @@ def restore_watch(
     )
     return Watch(
         rules,
-        ModelQuality(root),
+        ModelQuality(root, label),
         saved.get("last_minute"),
-        reader_states=dict(saved.get("readers", {})),
+        reader_states=dict(offsets),
     )
 
 
-def save_state(
-    state_dir: Path, watches: Mapping[tuple[str, str], Watch], posts: list[dict[str, Any]]
-) -> None:
-    """Write collector.json: the watches and the webhook posts not delivered yet."""
+def save_state(state_dir: Path, watches: Mapping[tuple[str, str], Watch]) -> None:
+    """Write collector.json: each watch's rules and last minute judged."""
+    write_state(
+        state_dir,
+        {
+            f"{service}/{env}": {"rules": watch.rules.to_dict(), "last_minute": watch.last_minute}
+            for (service, env), watch in watches.items()
+        },
+    )
+
+
+def write_state(state_dir: Path, state: Mapping[str, Any]) -> None:
+    """Replace collector.json with ``state``, all at once."""
     from store.db import display_path
     from store.metrics import MetricStoreFull
 
-    state: dict[str, Any] = {
-        f"{service}/{env}": {
-            "rules": watch.rules.to_dict(),
-            "last_minute": watch.last_minute,
-            "readers": watch.reader_states,  # what is stored, not what was read
-        }
-        for (service, env), watch in watches.items()
-    }
-    state["_webhooks"] = posts
     path = state_dir / STATE_FILE
     temporary = path.with_suffix(".tmp")
     try:

@@ -2,10 +2,13 @@
 fails.
 
 :func:`send_webhook` posts one document and answers with None or one error line.
-:class:`Outbox` holds the collector's posts not delivered yet, oldest first: each pass
-tries them again in order, once, and stops at the first failure; beyond
-``MAX_PENDING_POSTS`` the oldest are dropped, with a line that says so. The collector saves
-them in ``collector.json``, so a restart delivers them too.
+:class:`Outbox` delivers the collector's posts not delivered yet, oldest first. They live in
+the metric store (``webhook_outbox``), queued in the very transaction that stores the alert
+changes they announce, so neither a failing endpoint nor a collector killed before
+delivery loses one: each pass tries them again in order, once, and stops at the first
+failure; a delivered post is deleted from the store at once. Beyond ``MAX_PENDING_POSTS``
+the oldest are dropped, with a line that says so. Delivery is at least once: a collector
+killed between a 2xx answer and the deletion posts that one again when it restarts.
 """
 
 from __future__ import annotations
@@ -13,45 +16,93 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 # Webhook posts held while the endpoint fails; the oldest are dropped beyond.
 MAX_PENDING_POSTS = 100
 
 
-class Outbox:
-    """Webhook posts not delivered yet, oldest first: ``{"url", "document"}``."""
+def announcer(
+    url: str, states: Sequence[str], documents: Sequence[dict[str, Any]]
+) -> Callable[[Sequence[str | None]], list[tuple[str, dict[str, Any]]]]:
+    """The posts to ``url`` of a minute's alert transitions (their ``states`` and
+    ``documents``), given the state each one found its alert in, in the transaction that
+    stores them (store.metrics.MetricStore.record_minute). On-call hears of an alert that
+    starts firing and of the resolution of one that fired; not of a pending one that
+    cleared, nor twice of a change the store already holds (a minute judged again after a
+    crash finds its own state: its posts were queued the first time)."""
 
-    def __init__(self, saved: object = None) -> None:
-        """``saved``: :attr:`posts` as a collector saved them (anything else: none)."""
-        self.posts: list[dict[str, Any]] = [
-            post
-            for post in (saved if isinstance(saved, list) else [])
-            if isinstance(post, dict) and {"url", "document"} <= post.keys()
+    def announce(before: Sequence[str | None]) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (url, document)
+            for state, document, was in zip(states, documents, before, strict=True)
+            if (state == "firing" and was != "firing") or (state == "resolved" and was == "firing")
         ]
 
-    def add(self, url: str, document: dict[str, Any]) -> None:
-        self.posts.append({"url": url, "document": document})
+    return announce
+
+
+class PostStore(Protocol):
+    """Where the posts wait (store.metrics.MetricStore)."""
+
+    def webhook_posts(self) -> list[Any]: ...
+
+    def remove_webhook_posts(self, ids: Sequence[int]) -> None: ...
+
+
+class Outbox:
+    """The webhook posts a store holds, delivered in order."""
+
+    def __init__(self, store: PostStore) -> None:
+        self.store = store
+        # Delivered (or dropped) but not deleted yet: the store was locked just then.
+        self._gone: list[int] = []
+
+    @property
+    def posts(self) -> list[Any]:
+        """The posts not delivered yet, oldest first (store.metrics.WebhookPost)."""
+        gone = set(self._gone)
+        return [post for post in self.store.webhook_posts() if post.id not in gone]
 
     def deliver(self) -> list[str]:
         """Post the documents waiting, oldest first; the first failure keeps it and those
         after it for the next call (in order, one try per call). The problem lines."""
         problems: list[str] = []
-        if len(self.posts) > MAX_PENDING_POSTS:
-            dropped = len(self.posts) - MAX_PENDING_POSTS
-            del self.posts[:dropped]
+        free = self._forget()
+        posts = self.posts
+        if len(posts) > MAX_PENDING_POSTS:
+            dropped = len(posts) - MAX_PENDING_POSTS
+            free = self._forget([post.id for post in posts[:dropped]], free)
+            del posts[:dropped]
             problems.append(
                 f"webhook: the {dropped} oldest undelivered alert post(s) dropped; "
                 f"{MAX_PENDING_POSTS} are kept while the endpoint fails"
             )
-        while self.posts:
-            problem = send_webhook(self.posts[0]["url"], self.posts[0]["document"])
+        for done, post in enumerate(posts):
+            problem = send_webhook(post.url, post.document)
             if problem:
-                problems.append(f"{problem}; {len(self.posts)} post(s) kept, tried again")
+                problems.append(f"{problem}; {len(posts) - done} post(s) kept, tried again")
                 break
-            self.posts.pop(0)
+            # Deleted at once: a collector killed now would post it again on restart.
+            free = self._forget([post.id], free)
         return problems
+
+    def _forget(self, ids: Sequence[int] = (), free: bool = True) -> bool:
+        """Delete ``ids`` and those a locked store kept before from the store, unless it
+        was found locked already (not ``free``): they are skipped meanwhile, and deleted
+        by a later call. Whether the store took the deletion."""
+        from store.metrics import MetricStoreBusy
+
+        self._gone.extend(ids)
+        if not self._gone or not free:
+            return free
+        try:
+            self.store.remove_webhook_posts(self._gone)
+        except MetricStoreBusy:
+            return False
+        self._gone = []
+        return True
 
 
 def send_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5) -> str | None:

@@ -6,12 +6,18 @@ moved ``pending -> firing -> resolved`` and never back, each state change an eve
 and reads it uses). The functions that do the work take an open transaction, so that the
 collector writes a minute's rollup and all its alert changes together
 (:meth:`store.metrics.MetricStore.record_minute`): all of them, or none.
+
+The webhook outbox is here too: the posts that announce alert changes, queued
+(:func:`queue_posts`) in the transaction of the changes themselves and deleted once
+delivered (:meth:`MetricAlerts.remove_webhook_posts`), so a post is never lost between the
+change and its delivery.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.errors import UsageError
 from store.metric_rows import AlertEvent, AlertRow
 
-__all__ = ["AlertChange", "MetricAlerts", "apply_change"]
+__all__ = ["AlertChange", "MetricAlerts", "WebhookPost", "apply_change", "queue_posts"]
 
 T = TypeVar("T")
 
@@ -44,12 +50,23 @@ class AlertChange:
     rollback: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookPost:
+    """A post of the outbox: ``document`` to POST to ``url``; ``id`` orders and removes it."""
+
+    id: int
+    url: str
+    document: dict[str, Any]
+
+
 class MetricAlerts:
     """Opening, moving on and reading alerts."""
 
     if TYPE_CHECKING:  # provided by MetricStore
 
         def _write(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        def _check_writable(self, what: str) -> None: ...
 
         def _all(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
 
@@ -127,6 +144,25 @@ class MetricAlerts:
             [alert_id],
         )
         return [AlertEvent(*row) for row in rows]
+
+    def webhook_posts(self) -> list[WebhookPost]:
+        """The posts not delivered yet, oldest first."""
+        rows = self._all("SELECT id, url, document FROM webhook_outbox ORDER BY id", [])
+        return [WebhookPost(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def remove_webhook_posts(self, ids: Iterable[int]) -> None:
+        """Delete delivered (or dropped) posts; an id not there is nothing."""
+        self._check_writable("removing webhook posts")
+        params = [(post_id,) for post_id in ids]
+        if params:
+            sql = "DELETE FROM webhook_outbox WHERE id = ?"
+            self._write("removing webhook posts", lambda conn: conn.executemany(sql, params))
+
+
+def queue_posts(conn: sqlite3.Connection, posts: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    """Add ``(url, document)`` posts to the outbox in the open transaction, in order."""
+    params = [(url, json.dumps(document, default=str)) for url, document in posts]
+    conn.executemany("INSERT INTO webhook_outbox (url, document) VALUES (?, ?)", params)
 
 
 def apply_change(conn: sqlite3.Connection, change: AlertChange) -> str | None:

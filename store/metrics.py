@@ -17,8 +17,14 @@ the timeout the batch fails whole with the busy line (:class:`MetricStoreBusy`: 
 keeps the batch and tries again later). A full disk fails it whole too
 (:class:`MetricStoreFull`: nothing retries that). Times are integer Unix seconds (UTC).
 
-The rows and the rollup arithmetic live in :mod:`store.metric_rows`, the alerts in
-:mod:`store.metric_alerts` (both re-exported here).
+The store is also the collector's record of what it consumed: the monitor-log readers'
+offsets are written by the batch that stores their rows (:meth:`MetricStore.add_batch`),
+and the webhook posts by the minute whose alert changes they announce
+(:meth:`MetricStore.record_minute`), so a collector killed between a commit and the end
+of its pass reads nothing twice and loses no post.
+
+The rows and the rollup arithmetic live in :mod:`store.metric_rows`, the alerts and the
+webhook outbox in :mod:`store.metric_alerts` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +57,7 @@ from store.db import (
     translate_errors,
     write_transaction,
 )
-from store.metric_alerts import AlertChange, MetricAlerts, apply_change
+from store.metric_alerts import AlertChange, MetricAlerts, WebhookPost, apply_change, queue_posts
 from store.metric_rows import (
     AlertEvent,
     AlertRow,
@@ -66,7 +73,7 @@ from store.metric_rows import (
     rollup,
     window_rollups,
 )
-from store.metrics_schema import MIGRATIONS, SCHEMA_VERSION
+from store.metrics_schema import MIGRATIONS, READERS_READ_FROM, SCHEMA_VERSION
 from store.migrations import migrate
 
 if TYPE_CHECKING:
@@ -83,14 +90,29 @@ __all__ = [
     "MetricStoreBusy",
     "MetricStoreFull",
     "Point",
+    "ReaderOffset",
     "Record",
     "Rollup",
     "ScrapeRow",
+    "WebhookPost",
     "histogram_quantile",
     "rollup",
 ]
 
 T = TypeVar("T")
+# The posts a judged minute queues, given each change's state before it (record_minute).
+Announce = Callable[[Sequence[str | None]], Iterable[tuple[str, Mapping[str, Any]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderOffset:
+    """How far the monitor folder ``folder`` of (service, env) is stored: ``state`` is the
+    reader's own JSON (core.monitor_log.MonitorReader.state)."""
+
+    service: str
+    env: str
+    folder: str
+    state: Mapping[str, Any]
 
 
 class MetricStoreBusy(StoreError):
@@ -134,6 +156,10 @@ _UPSERT_ROLLUP = (
     "requests = excluded.requests, errors = excluded.errors, rps = excluded.rps, "
     "error_rate = excluded.error_rate, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, "
     "p99_ms = excluded.p99_ms, in_progress = excluded.in_progress"
+)
+_UPSERT_OFFSET = (
+    "INSERT INTO monitor_offsets (service, env, folder, state) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (service, env, folder) DO UPDATE SET state = excluded.state"
 )
 _UPSERT_FEEDBACK = (
     "INSERT INTO feedback (service, env, request_id, label, t) VALUES (?, ?, ?, ?, ?) "
@@ -310,11 +336,15 @@ class MetricStore(MetricAlerts):
         scrapes: Iterable[ScrapeRow] = (),
         records: Iterable[Record] = (),
         feedback: Iterable[Feedback] = (),
+        offsets: Iterable[ReaderOffset] = (),
     ) -> tuple[int, int, int]:
         """Store scrapes, records and feedback in one transaction: all of them, or none (so a
-        caller that keeps a failed batch and offers it again never stores a row twice).
+        caller that keeps a failed batch and offers it again never stores a row twice),
+        with ``offsets``, the reader states the records were read up to (replacing those
+        of the same folders): a caller that dies just after the commit resumes from them.
         The counts stored, in that order."""
         self._check_writable("storing a batch")
+        offset_params = [(o.service, o.env, o.folder, _encode(o.state)) for o in offsets]
         scrape_params = [(*_scrape_fields(r), encode_buckets(r.buckets)) for r in scrapes]
         record_params = [
             (r.service, r.env, r.t, r.release, r.request_id, _encode(r.features), r.prediction,
@@ -327,24 +357,34 @@ class MetricStore(MetricAlerts):
             conn.executemany(INSERT_SCRAPE, scrape_params)
             conn.executemany(INSERT_RECORD, record_params)
             conn.executemany(_UPSERT_FEEDBACK, feedback_params)
+            conn.executemany(_UPSERT_OFFSET, offset_params)
 
-        if scrape_params or record_params or feedback_params:
+        if scrape_params or record_params or feedback_params or offset_params:
             self._write("storing a batch", work)
         return len(scrape_params), len(record_params), len(feedback_params)
 
     def record_minute(
-        self, rollups: Iterable[Rollup], changes: Iterable[AlertChange]
+        self,
+        rollups: Iterable[Rollup],
+        changes: Iterable[AlertChange],
+        announce: Announce | None = None,
     ) -> list[str | None]:
         """A judged minute in one transaction: its rollups (replacing those of the same
-        minutes) and its alert changes in order (:func:`store.metric_alerts.apply_change`).
-        For each change, the state of its rule's open alert before it (None: none open)."""
+        minutes), its alert changes in order (:func:`store.metric_alerts.apply_change`) and
+        the webhook posts ``announce`` makes of them (given what each change found: a
+        change the store had already taken, the same minute judged again after a crash,
+        finds its own state and is announced by nobody twice). For each change, the state
+        of its rule's open alert before it (None: none open)."""
         self._check_writable("storing a minute")
         params = [_rollup_params(r) for r in rollups]
         ordered = list(changes)
 
         def work(conn: sqlite3.Connection) -> list[str | None]:
             conn.executemany(_UPSERT_ROLLUP, params)
-            return [apply_change(conn, change) for change in ordered]
+            before = [apply_change(conn, change) for change in ordered]
+            if announce is not None:
+                queue_posts(conn, announce(before))
+            return before
 
         return self._write("storing a minute", work) if params or ordered else []
 
@@ -446,6 +486,41 @@ class MetricStore(MetricAlerts):
     def collector(self) -> CollectorRow | None:
         rows = self._all("SELECT pid, host, started, heartbeat FROM collector", [])
         return CollectorRow(*rows[0]) if rows else None
+
+    def reader_offsets(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """The stored reader states: ``{(service, env): {folder: state}}``."""
+        found: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        for service, env, folder, state in self._all(
+            "SELECT service, env, folder, state FROM monitor_offsets", []
+        ):
+            found.setdefault((service, env), {})[folder] = _decode(state)
+        return found
+
+    def take_over_progress(
+        self, offsets: Iterable[ReaderOffset], posts: Iterable[tuple[str, Mapping[str, Any]]]
+    ) -> tuple[bool, bool]:
+        """Adopt what an older collector kept outside the store (collector.json), in one
+        transaction: ``offsets`` when the store holds none, ``posts`` when its outbox is
+        empty (so a second call, or one after this relman collected, adds nothing). Whether
+        each was taken."""
+        self._check_writable("taking over the collector's state")
+        offset_params = [(o.service, o.env, o.folder, _encode(o.state)) for o in offsets]
+        queued = list(posts)
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, bool]:
+            taken = (
+                bool(offset_params) and _empty(conn, "monitor_offsets"),
+                bool(queued) and _empty(conn, "webhook_outbox"),
+            )
+            if taken[0]:
+                conn.executemany(_UPSERT_OFFSET, offset_params)
+            if taken[1]:
+                queue_posts(conn, queued)
+            return taken
+
+        if not offset_params and not queued:
+            return False, False
+        return self._write("taking over the collector's state", work)
 
     # ------------------------------------------------------------------------------ reads
 
@@ -576,6 +651,10 @@ def _scrape(row: Sequence[Any]) -> ScrapeRow:
     return ScrapeRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], _decode(row[7]))
 
 
+def _empty(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+
+
 def _rowcount(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> int:
     return conn.execute(sql, params).rowcount
 
@@ -597,7 +676,9 @@ def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:
             f"knows {SCHEMA_VERSION}); upgrade relman, or move the file aside to start a new "
             "metric store"
         )
-    if readonly and version and version < SCHEMA_VERSION:
+    if readonly and version and version < READERS_READ_FROM:
+        # Tables older readers cannot read; an older file readers can is read as it is (the
+        # collector, a writer, upgrades it: a collector of the previous relman may still run).
         raise StoreError(
             f"{display_path(path)}: schema {version} is older than this relman's "
             f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run `relman monitor` "

@@ -8,6 +8,12 @@ Times are integer Unix seconds (UTC). The hot tables (scrapes, rollups) are WITH
 with the design's primary keys, so a series' window is one contiguous primary-key range and
 pruning deletes ranges, never scans. Records have no natural key (a batch request logs
 several rows under one request id), so they keep a rowid and an index by time.
+
+What the collector consumed lives here too, next to what it stored (version 2): the
+monitor-log readers' offsets, written in the transaction that stores the rows they cover,
+and the webhook posts not delivered yet, written in the transaction of the alert changes
+that make them. A crash between a commit and anything after it can then neither read a
+row twice nor lose a post (docs/monitoring.md, "The metric store").
 """
 
 from __future__ import annotations
@@ -117,9 +123,47 @@ _V1_SQL = [
 ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_metric_tables,)
+def _v2_collector_progress(db: Database) -> None:
+    """The monitor-log readers' offsets and the webhook outbox, which version 1 left to
+    ``.relman/collector.json`` (saved after the pass: a crash before it read rows again
+    and lost posts). An older collector.json's are taken over by the collector."""
+    # A reader's state (core.monitor_log.MonitorReader.state(): per data file its inode,
+    # offset and first-line digest), per monitor folder of an environment's instances.
+    db.execute(
+        """CREATE TABLE monitor_offsets (
+            service TEXT NOT NULL, env TEXT NOT NULL, folder TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (json_valid(state)),
+            PRIMARY KEY (service, env, folder)
+        ) STRICT, WITHOUT ROWID"""
+    )
+    # Alert posts not delivered yet, oldest first (by id); a delivered one is deleted.
+    db.execute(
+        """CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            document TEXT NOT NULL CHECK (json_valid(document))
+        ) STRICT"""
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_metric_tables, _v2_collector_progress)
 SCHEMA_VERSION = len(MIGRATIONS)
+# The oldest schema whose files this relman's readers (metrics, alerts, the interface,
+# `down`) read as they are: migration 2 only added tables the collector alone uses. A
+# read-only open of an older file than this is refused; raise it when a migration changes
+# what readers query.
+READERS_READ_FROM = 1
 # Every table of the current schema: a file at our version must hold them all.
 TABLES = frozenset(
-    {"scrapes", "rollups", "records", "feedback", "alerts", "alert_events", "collector"}
+    {
+        "scrapes",
+        "rollups",
+        "records",
+        "feedback",
+        "alerts",
+        "alert_events",
+        "collector",
+        "monitor_offsets",
+        "webhook_outbox",
+    }
 )

@@ -11,12 +11,13 @@ store) and test_collector_webhook.py.
 from __future__ import annotations
 
 import json
+import pkgutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -254,9 +255,35 @@ def record_ids(world: World) -> list[str | None]:
 
 
 def saved_offset(world: World) -> int:
-    saved = json.loads((world.project.state_dir / "collector.json").read_text())
-    readers = saved["iris/dev"]["readers"]
+    """How far the monitor log is stored, as a restarted collector would resume."""
+    with world.store() as store:
+        readers = store.reader_offsets().get(("iris", "dev"), {})
     return sum(entry["offset"] for state in readers.values() for entry in state.values())
+
+
+class Killed(BaseException):
+    """The collector process killed (SIGKILL) at this point: no handler of it runs (a
+    ``finally`` does, but the state it saves is what a crash earlier would have left)."""
+
+
+def kill_after(
+    patch: pytest.MonkeyPatch,
+    target: str,
+    *,
+    call: bool = True,
+    when: Callable[..., bool] = lambda *args: True,
+) -> None:
+    """Kill the collector when ``target`` (a dotted name) returns, or instead of calling it
+    (``call=False``); only the calls whose arguments ``when`` accepts."""
+    original = pkgutil.resolve_name(target)
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs) if call else None
+        if when(*args, **kwargs):
+            raise Killed(target)
+        return result
+
+    patch.setattr(target, killed)
 
 
 def hold_write_lock(world: World) -> sqlite3.Connection:
@@ -294,7 +321,7 @@ def test_no_down_alert_after_a_gap_in_which_no_collector_ran(world: World) -> No
     world.minutes(world.collector(), 0, 2)
     # The collector stopped for 40 minutes (its state saved); the service kept serving.
     world.bento.serve(600, 0.01)
-    later = world.collector()  # a new process resumes from collector.json
+    later = world.collector()  # a new process resumes from collector.json and the store
     reports = world.minutes(later, 43, 45)
     assert alerts(world) == []
     assert [t for r in reports for t in r.transitions] == []

@@ -1,7 +1,8 @@
 """The collector and its metric store: a store locked past its busy timeout keeps the
 scrapes in memory and reads the monitor rows again (nothing lost, nothing stored twice); a
-minute whose writes fail is judged again; a full disk stops the collector with one line.
-The harness (fake clock, fake Bento on 127.0.0.1, real ledger and store) is test_collector's.
+collector killed just after storing rows reads none of them again; a minute whose writes
+fail is judged again; a full disk stops the collector with one line. The harness (fake
+clock, fake Bento on 127.0.0.1, real ledger and store) is test_collector's.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from core.errors import StoreError
 from store.metrics import MetricStore, MetricStoreBusy
 from tests.core.test_collector import (
     T0,
+    Killed,
     World,
     alerts,
     hold_write_lock,
+    kill_after,
     record_ids,
     saved_offset,
     scrape_times,
@@ -94,12 +97,12 @@ def test_an_alert_whose_write_meets_a_lock_is_not_lost(
     original = MetricStore.record_minute
     refused: list[bool] = []
 
-    def record_minute(self: MetricStore, rollups: Any, changes: Any) -> Any:
+    def record_minute(self: MetricStore, rollups: Any, changes: Any, *args: Any) -> Any:
         changes = list(changes)
         if changes and not refused:  # another writer took the lock just then
             refused.append(True)
             raise MetricStoreBusy(".relman/metrics.db: busy (test)")
-        return original(self, rollups, changes)
+        return original(self, rollups, changes, *args)
 
     monkeypatch.setattr(MetricStore, "record_minute", record_minute)
     world.now[0] = T0 + 2 * 60
@@ -198,6 +201,33 @@ def test_rows_whose_write_fails_are_read_again_once(
     world.log_rows(5, 1)
     world.collector().run_pass()
     assert record_ids(world) == ["1", "2", "3", "4", "5"]
+
+
+# ---------------------------------------------- killed between the commit and the pass's end
+
+
+@pytest.mark.parametrize("moment", ["just after the batch commits", "saving collector.json"])
+def test_a_collector_killed_after_storing_rows_reads_none_of_them_again(
+    world: World, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    collector = world.collector()
+    world.log_rows(1, 2)
+    collector.run_pass()
+    world.log_rows(3, 2)
+    world.now[0] += 20
+    with monkeypatch.context() as patch:
+        if moment == "saving collector.json":
+            kill_after(patch, "core.collector.save_state", call=False)
+        else:
+            kill_after(patch, "store.metrics.MetricStore.add_batch")
+        with pytest.raises(Killed):
+            collector.run_pass()
+    assert record_ids(world) == ["1", "2", "3", "4"]  # committed before the kill
+    world.now[0] += 20
+    world.log_rows(5, 1)
+    world.collector().run_pass()  # the restarted collector
+    assert record_ids(world) == ["1", "2", "3", "4", "5"]  # each row once
+    assert saved_offset(world) == world.log_file.stat().st_size
 
 
 def test_rotation_and_a_partial_line_between_passes_lose_nothing(world: World) -> None:

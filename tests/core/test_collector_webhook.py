@@ -1,7 +1,8 @@
 """The webhook, through the collector: a firing alert and its resolution each arrive as one
 JSON POST (DESIGN.md's ``alerts`` entry) at a local HTTP server; a post the endpoint refuses
-is delivered on a later pass, in order, even by a restarted collector; an alert that never
-fired is not announced."""
+is delivered on a later pass, in order, even by a restarted collector; so is one whose
+collector was killed after the alert change was stored, exactly once; an alert that never
+fired is not announced; an older collector.json's posts and offsets are taken over once."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ from typing import Any
 
 import pytest
 
+from core.collector_process import metrics_path
+from core.monitor_log import MonitorReader
+from core.webhook import Outbox
+from store.metrics import MetricStore, MetricStoreBusy, Record, WebhookPost
 from tests.core.test_collector import (
     RELEASE,
     T0,
     TOML,
+    Killed,
     World,
     alerts,
+    kill_after,
     make_world,
+    record_ids,
+    saved_offset,
     serve_http,
     stop_http,
 )
@@ -79,13 +88,19 @@ def _slow_then_well(world: World, collector: Any) -> None:
     collector.run_pass()
 
 
+def _slow_minute_one(world: World) -> Any:
+    """A collector that watched minute 0 fast and minute 1 at 2 s a request."""
+    collector = world.collector()
+    world.minutes(collector, 0, 0)
+    world.minutes(collector, 1, 1, seconds=2.0)
+    return collector
+
+
 def test_a_firing_alert_and_its_resolution_are_posted_as_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: ThreadingHTTPServer
 ) -> None:
     with _world(tmp_path, monkeypatch, hook) as world:
-        collector = world.collector()
-        world.minutes(collector, 0, 0)
-        world.minutes(collector, 1, 1, seconds=2.0)
+        collector = _slow_minute_one(world)
         assert _delivered(hook) == []  # minute 1 is judged once it is over
         world.now[0] = T0 + 2 * 60
         collector.run_pass()
@@ -135,7 +150,7 @@ def test_a_refused_post_is_delivered_later_in_order_even_after_a_restart(
         world.now[0] += 20
         collector.run_pass()  # refused again
         assert _delivered(hook) == []
-        restarted = world.collector()  # the post waits in collector.json
+        restarted = world.collector()  # the post waits in the metric store
         world.now[0] += 20
         restarted.run_pass()
         assert _delivered(hook) == [("latency_p99", "firing")]
@@ -152,3 +167,111 @@ def test_an_alert_that_cleared_before_firing_is_not_announced(
         [alert] = alerts(world, "latency_p99")
     assert alert.state == "resolved"  # pending for two minutes, then cleared
     assert hook.posts == []  # type: ignore[attr-defined]
+
+
+def _killed_once_stored(
+    world: World, monkeypatch: pytest.MonkeyPatch, collector: Any, minute: int
+) -> None:
+    """A pass at the start of ``minute`` whose collector is killed just after the alert
+    change of the minute before is stored (before anything is posted)."""
+    world.now[0] = T0 + minute * 60
+    with monkeypatch.context() as patch:
+        has_changes = lambda store, rollups, changes, *rest: bool(changes)  # noqa: E731
+        kill_after(patch, "store.metrics.MetricStore.record_minute", when=has_changes)
+        with pytest.raises(Killed):
+            collector.run_pass()
+
+
+def test_posts_of_alert_changes_stored_before_a_kill_are_delivered_once_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: ThreadingHTTPServer
+) -> None:
+    with _world(tmp_path, monkeypatch, hook) as world:
+        collector = _slow_minute_one(world)
+        _killed_once_stored(world, monkeypatch, collector, 2)  # minute 1 fires
+        assert [a.state for a in alerts(world, "latency_p99")] == ["firing"]
+        assert _delivered(hook) == []
+        collector = world.collector()  # restarted: judges minute 1 again
+        world.minutes(collector, 2, 2, seconds=2.0)
+        world.minutes(collector, 3, 3)
+        assert _delivered(hook) == [("latency_p99", "firing")]
+        _killed_once_stored(world, monkeypatch, collector, 4)  # minute 3 resolves
+        assert [a.state for a in alerts(world, "latency_p99")] == ["resolved"]
+        collector = world.collector()  # restarted: judges minute 3 again
+        world.minutes(collector, 4, 6)
+    assert _delivered(hook) == [("latency_p99", "firing"), ("latency_p99", "resolved")]
+
+
+def test_an_older_collector_json_hands_its_offsets_and_posts_to_the_store_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: ThreadingHTTPServer
+) -> None:
+    url = f"http://127.0.0.1:{hook.server_port}/hook"
+    with _world(tmp_path, monkeypatch, hook) as world:
+        # What an older relman left: rows 1-2 stored, and in collector.json the offsets they
+        # were read up to and a post its endpoint had refused.
+        world.log_rows(1, 2)
+        folder = world.log_file.parent.parent
+        reader = MonitorReader(folder)
+        rows = reader.read()
+        with MetricStore.open(metrics_path(world.project)) as store:
+            store.add_records(
+                Record("iris", "dev", r.t, RELEASE, r.request_id, r.features, r.prediction, None)
+                for r in rows
+            )
+        document = {"name": "latency_p99", "state": "firing", "service": "iris", "env": "dev"}
+        state_file = world.project.state_dir / "collector.json"
+        older = {
+            "iris/dev": {"last_minute": T0 - 60, "readers": {str(folder): reader.state()}},
+            "_webhooks": [{"url": url, "document": document}],
+        }
+        state_file.write_text(json.dumps(older))
+        world.log_rows(3, 1)
+        world.collector().run_pass()
+        taken = "offsets and webhook posts taken over from .relman/collector.json into the"
+        assert world.lines[0] == f"{taken} metric store"
+        assert record_ids(world) == ["1", "2", "3"]  # rows 1-2 not read again
+        assert _delivered(hook) == [("latency_p99", "firing")]
+        assert saved_offset(world) == world.log_file.stat().st_size
+        saved = json.loads(state_file.read_text())
+        assert "_webhooks" not in saved and set(saved["iris/dev"]) == {"rules", "last_minute"}
+
+        # Offsets are taken only while the store has none: older ones found now are not.
+        state_file.write_text(json.dumps({"iris/dev": older["iris/dev"]}))
+        world.now[0] += 20
+        world.log_rows(4, 1)
+        world.collector().run_pass()
+        assert record_ids(world) == ["1", "2", "3", "4"]
+    assert _delivered(hook) == [("latency_p99", "firing")]
+
+
+class _LockedStore:
+    """An outbox's store whose deletions meet a lock while ``locked``."""
+
+    def __init__(self, posts: list[WebhookPost]) -> None:
+        self.rows = posts
+        self.locked = True
+        self.removals = 0
+
+    def webhook_posts(self) -> list[WebhookPost]:
+        return list(self.rows)
+
+    def remove_webhook_posts(self, ids: Any) -> None:
+        self.removals += 1
+        if self.locked:
+            raise MetricStoreBusy(".relman/metrics.db: busy (test)")
+        self.rows = [post for post in self.rows if post.id not in ids]
+
+
+def test_posts_delivered_while_the_store_is_locked_are_not_posted_again(
+    hook: ThreadingHTTPServer,
+) -> None:
+    url = f"http://127.0.0.1:{hook.server_port}/hook"
+    store = _LockedStore(
+        [WebhookPost(n, url, {"name": f"rule{n}", "state": "firing"}) for n in (1, 2)]
+    )
+    outbox = Outbox(store)
+    assert outbox.deliver() == []
+    assert store.removals == 1  # found locked once: the second post does not wait again
+    assert outbox.deliver() == []  # still locked: skipped, not posted again
+    store.locked = False
+    assert outbox.deliver() == [] and store.rows == []
+    assert _delivered(hook) == [("rule1", "firing"), ("rule2", "firing")]

@@ -1,5 +1,7 @@
 """The metric store (store/metrics.py): round trips, the rollup arithmetic, retention, the
-opening rules it shares with the ledger, busy and full files, the one-collector claim."""
+opening rules it shares with the ledger, busy and full files, the one-collector claim, and
+what the collector consumed (reader offsets with their batch, webhook posts with their
+alert changes)."""
 
 from __future__ import annotations
 
@@ -8,23 +10,26 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.errors import ReadOnlyError, StoreError, UsageError
 from store.metrics import (
+    AlertChange,
     Feedback,
     MetricStore,
     MetricStoreBusy,
     MetricStoreFull,
     Point,
+    ReaderOffset,
     Record,
     Rollup,
     ScrapeRow,
     histogram_quantile,
     rollup,
 )
-from store.metrics_schema import SCHEMA_VERSION
+from store.metrics_schema import SCHEMA_VERSION, TABLES
 
 T0 = 1_740_000_000 - 1_740_000_000 % 3600  # a whole hour
 LES = ("0.1", "0.5", "1.0", "+Inf")
@@ -68,9 +73,10 @@ def test_a_new_store_is_wal_at_the_current_schema_with_without_rowid_tables(
     finally:
         conn.close()
     assert set(tables) == {
-        "scrapes", "rollups", "records", "feedback", "alerts", "alert_events", "collector"
-    }  # fmt: skip
-    for name in ("scrapes", "rollups", "feedback"):
+        "scrapes", "rollups", "records", "feedback", "alerts", "alert_events", "collector",
+        "monitor_offsets", "webhook_outbox",
+    } == TABLES  # fmt: skip
+    for name in ("scrapes", "rollups", "feedback", "monitor_offsets"):
         assert tables[name].endswith("WITHOUT ROWID"), name
 
 
@@ -312,6 +318,9 @@ def test_read_only_sees_the_writer_and_never_writes(tmp_path: Path) -> None:
                 lambda: reader.open_alert("r", "down", "iris", "prod", t=T0),
                 lambda: reader.prune(T0 + 3600, 0.1, 0.1),
                 lambda: reader.add_scrapes([]),
+                lambda: reader.add_batch(offsets=[ReaderOffset("iris", "prod", "/m", {})]),
+                lambda: reader.take_over_progress([], []),
+                lambda: reader.remove_webhook_posts([]),
             ]
             for attempt in attempts:
                 with pytest.raises(ReadOnlyError, match="opened read-only"):
@@ -367,9 +376,13 @@ def test_foreign_files_are_refused_untouched(
 def test_read_only_open_of_an_older_schema_asks_for_a_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Only a file older than what readers can read: a newer relman whose readers query a
+    changed table (READERS_READ_FROM raised past the file's version)."""
     path = tmp_path / "metrics.db"
     MetricStore.open(path).close()
     monkeypatch.setattr("store.metrics.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    MetricStore.open(path, readonly=True).close()  # added tables only: read as it is
+    monkeypatch.setattr("store.metrics.READERS_READ_FROM", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="a read-only open cannot upgrade it"):
         MetricStore.open(path, readonly=True)
 
@@ -498,6 +511,78 @@ def test_a_batch_refused_by_a_lock_is_stored_once_when_offered_again(tmp_path: P
             T0 + i for i in range(5)
         ]
         assert len(store.records("iris", "prod", 0, T0 + 60)) == 5
+
+
+# ------------------------------------------------------------ what the collector consumed
+
+
+def _offset(offset: int, env: str = "prod") -> ReaderOffset:
+    state = {"data.1.log": {"inode": 7, "offset": offset, "head": "61:4f2a"}}
+    return ReaderOffset("iris", env, "/instances/r1-3100/monitoring/iris", state)
+
+
+def test_reader_offsets_are_stored_with_their_batch_and_only_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with MetricStore.open(tmp_path / "metrics.db") as store:
+        assert store.reader_offsets() == {}
+        store.add_batch(offsets=[_offset(120)])  # a pass that read only bad lines moves too
+        store.add_batch(*_batch(2), offsets=[_offset(240), _offset(50, env="dev")])
+        folder = _offset(0).folder
+        stored = {("iris", "prod"): {folder: _offset(240).state}}
+        assert store.reader_offsets() == {**stored, ("iris", "dev"): {folder: _offset(50).state}}
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        scrapes, records, labels = _batch(2000, start=10)
+        with pytest.raises(MetricStoreFull):  # the rows are not stored: nor are their offsets
+            store.add_batch(scrapes[:5], records, labels, [_offset(99_999)])
+        assert store.reader_offsets()[("iris", "prod")] == stored[("iris", "prod")]
+
+
+def test_a_minutes_posts_are_queued_with_its_alert_changes_and_removed_when_delivered(
+    store: MetricStore,
+) -> None:
+    firing = AlertChange("p99", "sudden", "iris", "prod", T0, "firing", 900.0, "p99 900 ms")
+    resolved = AlertChange("p99", "sudden", "iris", "prod", T0 + 60, "resolved", 80.0, "ok")
+    found: list[list[str | None]] = []
+
+    def announce(before: Any) -> list[tuple[str, dict[str, Any]]]:
+        found.append(list(before))
+        return [("http://hook", {"state": "firing"})] if before != ["firing"] else []
+
+    def broken(before: Any) -> list[tuple[str, dict[str, Any]]]:
+        raise RuntimeError("a bug in announcing")
+
+    with store:
+        store.record_minute([], [firing], announce)
+        store.record_minute([], [firing], announce)  # the same minute judged again
+        assert found == [[None], ["firing"]]
+        [post] = store.webhook_posts()
+        assert (post.url, post.document) == ("http://hook", {"state": "firing"})
+        minute = Rollup("iris", "prod", T0 + 60, "r1", 6.0, 0.0, 0.1, 0.0, 5.0, 9.0, 9.9, 0.0)
+        with pytest.raises(RuntimeError):  # nothing of the minute is stored
+            store.record_minute([minute], [resolved], broken)
+        assert [a.state for a in store.alerts()] == ["firing"]
+        assert store.rollups("iris", "prod", 0, T0 + 120) == []
+        assert store.webhook_posts() == [post]
+        store.record_minute([minute], [resolved], lambda before: [("http://hook", {"n": 2})])
+        first, second = store.webhook_posts()
+        assert (first, second.document) == (post, {"n": 2})  # oldest first
+        store.remove_webhook_posts([post.id])
+        assert store.webhook_posts() == [second]
+
+
+def test_an_older_collectors_progress_is_taken_only_by_a_store_without_any(
+    store: MetricStore,
+) -> None:
+    with store:
+        assert store.take_over_progress([], []) == (False, False)
+        taken = store.take_over_progress([_offset(10)], [("http://hook", {"n": 1})])
+        again = store.take_over_progress([_offset(5)], [("http://hook", {"n": 2})])
+        assert (taken, again) == ((True, True), (False, False))
+        assert store.reader_offsets() == {("iris", "prod"): {_offset(0).folder: _offset(10).state}}
+        assert [p.document for p in store.webhook_posts()] == [{"n": 1}]
 
 
 # ---------------------------------------------------------------------- collector, alerts

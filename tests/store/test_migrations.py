@@ -1,4 +1,5 @@
-"""Schema migrations: from nothing to the current schema, idempotent re-opens, order."""
+"""Schema migrations: from nothing to the current schema, idempotent re-opens, order; the
+ledger's and the metric store's older files upgraded with their rows."""
 
 from __future__ import annotations
 
@@ -114,3 +115,50 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_promotions(tmp_path: Path) -
         assert ledger.schema_version == SCHEMA_VERSION == 2
         [open_one] = ledger.open_promotions()
         assert (open_one.actor, open_one.pid, open_one.host) == ("bob", None, None)
+
+
+def test_a_version_1_metric_store_is_upgraded_keeping_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metric store schema 2 keeps what the collector consumed (reader offsets, webhook
+    outbox); a file of schema 1 keeps its rows and gains the tables, empty; a read-only
+    open reads it and leaves it as it is."""
+    from store import metrics, metrics_schema
+    from store.metrics import MetricStore
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "metrics.db"
+    db = connect(path, readonly=False, busy_timeout=1.0)
+    migrate(db, path, metrics_schema.MIGRATIONS[:1])
+    db.execute(
+        "INSERT INTO scrapes (service, env, t, release, requests, errors, in_progress, buckets)"
+        " VALUES ('iris', 'prod', 60, 'r1', 6, 0, 0, '{}')"
+    )
+    db.execute(
+        "INSERT INTO records (service, env, t, release, request_id, features, prediction)"
+        " VALUES ('iris', 'prod', 61, 'r1', 'q1', '{\"x\": 1.0}', 'a')"
+    )
+    db.execute(
+        "INSERT INTO alerts (rule, kind, service, env, state, since, updated)"
+        " VALUES ('p99', 'sudden', 'iris', 'prod', 'firing', 60, 60)"
+    )
+    db.close()
+    before = path.read_bytes()
+    # Readers read it as it is (a collector of the previous relman may still be running):
+    with MetricStore.open(path, readonly=True) as reading:
+        assert [s.t for s in reading.scrapes("iris", "prod", 0, 120)] == [60]
+        assert [(a.rule, a.state) for a in reading.alerts()] == [("p99", "firing")]
+    assert path.read_bytes() == before  # untouched
+    with MetricStore.open(path) as store:
+        assert store.schema_version == metrics_schema.SCHEMA_VERSION == 2
+        assert [s.t for s in store.scrapes("iris", "prod", 0, 120)] == [60]
+        assert [r.request_id for r in store.records("iris", "prod", 0, 120)] == ["q1"]
+        assert [(a.rule, a.state) for a in store.alerts()] == [("p99", "firing")]
+        assert store.reader_offsets() == {} and store.webhook_posts() == []
+        offset = metrics.ReaderOffset("iris", "prod", "/m/iris", {"data.1.log": {}})
+        store.add_batch(offsets=[offset])
+        assert store.reader_offsets() == {("iris", "prod"): {"/m/iris": {"data.1.log": {}}}}
+    conn = sqlite3.connect(path)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert tables == metrics_schema.TABLES
