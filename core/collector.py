@@ -289,7 +289,8 @@ class Collector:
     def _store_batch(self, store: Any, visit: Visit, rows: dict[str, list[Any]]) -> None:
         """The pending scrapes, the new rows and the readers' offsets after them, in one
         transaction: all stored, or none."""
-        from store.metrics import Feedback, ReaderOffset, Record
+        from store.metric_collector import ReaderOffset
+        from store.metrics import Feedback, Record
 
         service, env, release, watch = visit.service, visit.env, visit.release, visit.watch
         found = [r for folder in rows.values() for r in folder]

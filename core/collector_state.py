@@ -119,9 +119,9 @@ def take_over_progress(
 
 def _legacy_progress(saved: Mapping[str, Any]) -> tuple[list[Any], list[tuple[str, Any]]]:
     """What an older collector.json (``saved``) kept of what was consumed: its readers'
-    offsets (store.metrics.ReaderOffset) and its webhook posts not delivered yet
+    offsets (store.metric_collector.ReaderOffset) and its webhook posts not delivered yet
     (``(url, document)``). Malformed entries are left out."""
-    from store.metrics import ReaderOffset
+    from store.metric_collector import ReaderOffset
 
     offsets: list[ReaderOffset] = []
     for key, entry in saved.items():

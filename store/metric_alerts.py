@@ -2,10 +2,10 @@
 moved ``pending -> firing -> resolved`` and never back, each state change an event in
 ``alert_events``; a resolved alert stays as history and a new breach opens a new one.
 
-:class:`MetricAlerts` is a part of :class:`store.metrics.MetricStore` (whose transactions
-and reads it uses). The functions that do the work take an open transaction, so that the
-collector writes a minute's rollup and all its alert changes together
-(:meth:`store.metrics.MetricStore.record_minute`): all of them, or none.
+:class:`MetricAlerts` is a part of :class:`store.metrics.MetricStore` (its transactions and
+reads are :class:`store.metric_base.MetricStoreBase`'s). The functions that do the work take
+an open transaction, so that the collector writes a minute's rollup and all its alert
+changes together (:meth:`store.metrics.MetricStore.record_minute`): all of them, or none.
 
 The webhook outbox is here too: the posts that announce alert changes, queued
 (:func:`queue_posts`) in the transaction of the changes themselves and deleted once
@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from core.errors import UsageError
+from store.metric_base import MetricStoreBase
 from store.metric_rows import AlertEvent, AlertRow
 
 __all__ = ["AlertChange", "MetricAlerts", "WebhookPost", "apply_change", "queue_posts"]
-
-T = TypeVar("T")
 
 STATES = ("pending", "firing", "resolved")
 OPEN_STATES = ("pending", "firing")
@@ -59,16 +58,8 @@ class WebhookPost:
     document: dict[str, Any]
 
 
-class MetricAlerts:
+class MetricAlerts(MetricStoreBase):
     """Opening, moving on and reading alerts."""
-
-    if TYPE_CHECKING:  # provided by MetricStore
-
-        def _write(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T: ...
-
-        def _check_writable(self, what: str) -> None: ...
-
-        def _all(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
 
     def open_alert(
         self,

@@ -171,6 +171,15 @@ class CollectorRow:
     heartbeat: int
 
 
+# Each row's fields, in order, as its table names them: what the store inserts and selects.
+SCRAPE_COLUMNS = "service, env, t, release, requests, errors, in_progress, buckets"
+ROLLUP_COLUMNS = (
+    "service, env, minute, release, requests, errors, rps, error_rate, p50_ms, p95_ms, "
+    "p99_ms, in_progress"
+)
+RECORD_COLUMNS = "service, env, t, release, request_id, features, prediction, target"
+
+
 def encode_buckets(buckets: dict[str, float]) -> str:
     """``buckets`` as compact JSON, as json.dumps writes floats, in two thirds of its time:
     scrapes share their ``le`` keys, so the text around the counts is made once per key set."""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.errors import ReadOnlyError, StoreError, UsageError
+from store.metric_collector import ReaderOffset
 from store.metrics import (
     AlertChange,
     Feedback,
@@ -22,7 +23,6 @@ from store.metrics import (
     MetricStoreBusy,
     MetricStoreFull,
     Point,
-    ReaderOffset,
     Record,
     Rollup,
     ScrapeRow,

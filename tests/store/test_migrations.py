@@ -123,7 +123,8 @@ def test_a_version_1_metric_store_is_upgraded_keeping_its_rows(
     """Metric store schema 2 keeps what the collector consumed (reader offsets, webhook
     outbox); a file of schema 1 keeps its rows and gains the tables, empty; a read-only
     open reads it and leaves it as it is."""
-    from store import metrics, metrics_schema
+    from store import metrics_schema
+    from store.metric_collector import ReaderOffset
     from store.metrics import MetricStore
 
     monkeypatch.chdir(tmp_path)
@@ -155,7 +156,7 @@ def test_a_version_1_metric_store_is_upgraded_keeping_its_rows(
         assert [r.request_id for r in store.records("iris", "prod", 0, 120)] == ["q1"]
         assert [(a.rule, a.state) for a in store.alerts()] == [("p99", "firing")]
         assert store.reader_offsets() == {} and store.webhook_posts() == []
-        offset = metrics.ReaderOffset("iris", "prod", "/m/iris", {"data.1.log": {}})
+        offset = ReaderOffset("iris", "prod", "/m/iris", {"data.1.log": {}})
         store.add_batch(offsets=[offset])
         assert store.reader_offsets() == {("iris", "prod"): {"/m/iris": {"data.1.log": {}}}}
     conn = sqlite3.connect(path)
