@@ -1,6 +1,6 @@
 """relman's overhead when running a test suite, against the same pytest command run directly.
 
-relman's side is ``core.testrun.run_suite`` in this process (the plugin, the event pipe, the
+relman's side is ``core.pytest_child.run_suite`` in this process (the plugin, the event pipe, the
 bounded output tail, the process group); the baseline is ``subprocess.run`` of ``python -m
 pytest PATHS -q -p no:cacheprovider`` with its output captured, in the same folder. The two
 alternate, round by round, after one warm-up each; the medians and their ratio are printed.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import SuiteConfig  # noqa: E402
-from core.testrun import run_suite  # noqa: E402
+from core.pytest_child import run_suite  # noqa: E402
 
 TEST_FILE = """\
 import pytest

@@ -334,7 +334,7 @@ def drift(project: Project, service: str, env: str) -> dict[str, Any]:
     "ks", "live_n", "reference_n", "live_mean", "reference_mean", "state", "detail"}],
     "predictions": {"psi", "state", "live_n", "classes": [{"name", "live", "reference"}],
     "detail"} | None}``; ``state`` is ok, drift (PSI above ``psi_max``) or unmeasured."""
-    from core.drift import live_drift
+    from core.drift_live import live_drift
 
     return live_drift(project, service, env)
 

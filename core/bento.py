@@ -2,15 +2,17 @@
 
 The build runs BentoML's Python API (``bentoml.bentos.build_bentofile``) in a child process
 of the project's interpreter, which holds BentoML and the service's dependencies:
-:mod:`core.bento_build_script`, run by path with the project root as working directory. Its
-output is streamed line by line to a ``log`` callback as it arrives; its last line
-(``RELMAN_BENTO {...}``) says what happened. relman itself never imports bentoml (slow).
+:mod:`core.bento_build_script`, run by :mod:`core.bento_runner` with the project root as
+working directory. Its output is streamed line by line to a ``log`` callback as it arrives;
+its last line (``RELMAN_BENTO {...}``) says what happened. relman itself never imports
+bentoml (slow).
 
 The Bento's version is the release id and its labels carry the lineage (``relman.release``,
 ``relman.service``, ``relman.git_commit``, ``relman.model_md5``, ``relman.data_md5``,
 ``relman.version``, ``relman.relman_version``). A release is never built twice: before
 building, the BentoML store (``$BENTOML_HOME/bentos/*/<release id>/bento.yaml``) is searched
-for a Bento carrying the same release and service labels, and a hit is reused as it is.
+for a Bento carrying the same release and service labels, and a hit is reused as it is
+(:mod:`core.bento_store`).
 
 Only a clean candidate without lineage problems is built; a Bento must match a release.
 
@@ -25,85 +27,40 @@ to the store removed, so a half-copied Bento is never reused.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import selectors
 import shutil
-import subprocess
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from core.config import Project, key_lines, shown_path
-from core.errors import BlockedError, ConfigError, InfraError, ProjectError, ReadOnlyError
+from core.bento_runner import Log, run_build_script
+from core.bento_store import BentoRef, bento_labels, bentoml_home, find_bento, read_bento
+from core.config import Project, shown_path
+from core.config_lines import key_lines
+from core.errors import BlockedError, ConfigError, InfraError, ReadOnlyError
 from core.lineage import Candidate, project_candidates
-from core.processes import end_child
 from core.release_id import is_dirty_id
 from core.steps import step
 from core.testrun import Cancelled, CancelSignal
 
 __all__ = [
-    "BUILD_SCRIPT",
-    "LABEL_PREFIX",
-    "BentoRef",
     "BuildResult",
-    "bento_labels",
     "bentofile_path",
-    "bentoml_home",
     "build",
     "build_document",
     "build_release",
     "check_buildable",
-    "check_labels",
-    "find_bento",
-    "read_bento",
-    "relman_version",
 ]
 
-BUILD_SCRIPT = Path(__file__).with_name("bento_build_script.py")
-MARKER = "RELMAN_BENTO"
-LABEL_PREFIX = "relman."
 # A build locks the service's packages (uv pip compile), which may wait on the network.
 DEFAULT_TIMEOUT = 900.0
-# Output lines an InfraError quotes, and the longest part of one it keeps.
-TAIL_LINES = 10
+# The longest part of an output line an InfraError quotes.
 TAIL_WIDTH = 200
-CHUNK = 64 * 1024
-# BentoML's tag rule (name and version): what a store folder and a label key may be named.
-_TAG = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-
-Log = Callable[[str], None]
 
 
 def _ignore(_line: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class BentoRef:
-    """A Bento in the local BentoML store, as its bento.yaml describes it."""
-
-    tag: str
-    path: Path
-    release: str
-    service: str
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tag": self.tag,
-            "path": str(self.path),
-            "release": self.release,
-            "service": self.service,
-            "labels": dict(self.labels),
-        }
 
 
 @dataclass(frozen=True)
@@ -142,117 +99,6 @@ class BuildResult:
             "reused": self.reused,
             "path": str(self.bento.path),
         }
-
-
-# ------------------------------------------------------------------------- the Bento store
-
-
-def bentoml_home() -> Path:
-    """BentoML's home as BentoML resolves it: ``$BENTOML_HOME``, else ``~/bentoml``."""
-    raw = os.environ.get("BENTOML_HOME") or os.path.join(os.path.expanduser("~"), "bentoml")
-    # BentoML expands variables and ~ until nothing changes (nested variables).
-    for _ in range(10):
-        expanded = os.path.expanduser(os.path.expandvars(raw))
-        if expanded == raw:
-            break
-        raw = expanded
-    return Path(raw).absolute()
-
-
-def read_bento(path: Path) -> BentoRef | None:
-    """The Bento stored in folder ``path``; None when its bento.yaml is missing or unreadable."""
-    try:
-        text = (path / "bento.yaml").read_text(encoding="utf-8")
-        info = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    if not isinstance(info, dict) or not info.get("name") or not info.get("version"):
-        return None
-    raw_labels = info.get("labels") or {}
-    labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, dict) else {}
-    return BentoRef(
-        tag=f"{info['name']}:{info['version']}",
-        path=path,
-        release=labels.get(f"{LABEL_PREFIX}release", ""),
-        service=labels.get(f"{LABEL_PREFIX}service", ""),
-        labels=labels,
-    )
-
-
-def find_bento(service: str, release_id: str) -> BentoRef | None:
-    """The Bento relman built for ``service`` at ``release_id``, if the store holds one.
-
-    Its version is the release id, so only ``bentos/*/<release_id>/`` is read: a few files
-    whatever the size of the store.
-    """
-    if not _TAG.match(release_id):
-        return None  # a dirty id, or not an id at all: never a Bento version relman made
-    store = bentoml_home() / "bentos"
-    for folder in sorted(store.glob(f"*/{release_id}")):
-        found = read_bento(folder)
-        if found is not None and found.release == release_id and found.service == service:
-            return found
-    return None
-
-
-# ----------------------------------------------------------------------------------- labels
-
-
-def relman_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("relman")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        from core import __version__
-
-        return __version__
-
-
-def bento_labels(
-    service: str, candidate: Candidate, *, version: str | None = None
-) -> dict[str, str]:
-    """The lineage of a release as Bento labels; empty ones (no data, no version) left out.
-
-    Several models or datasets give their md5s comma-joined, in relman.toml's order.
-    """
-    raw = {
-        "release": candidate.release,
-        "service": service,
-        "git_commit": candidate.git.commit,
-        "model_md5": ",".join(a.md5 for a in candidate.model if a.md5),
-        "data_md5": ",".join(a.md5 for a in candidate.data if a.md5),
-        "version": version or "",
-        "relman_version": relman_version(),
-    }
-    labels = {f"{LABEL_PREFIX}{key}": _label_value(value) for key, value in raw.items()}
-    labels = {key: value for key, value in labels.items() if value}
-    check_labels(labels)
-    return labels
-
-
-def _label_value(value: str) -> str:
-    # One line without control characters: labels land in YAML, image labels and UIs.
-    return " ".join(_UNPRINTABLE.sub(" ", str(value)).split())
-
-
-def check_labels(labels: dict[str, str]) -> None:
-    """ValueError unless every label is one BentoML takes and relman can read back.
-
-    BentoML 1.4 asks only for ``str`` keys and values (it converts other values with a
-    warning). relman also keeps keys to BentoML's tag alphabet (lowercase letters, digits,
-    ``.``, ``-``, ``_``; at most 63 characters) and values to one printable line.
-    """
-    for key, value in labels.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"label {key!r}: keys and values must be strings")
-        if len(key) > 63 or not _TAG.match(key):
-            raise ValueError(
-                f"label key {key!r}: use lowercase letters, digits, '.', '-' and '_' "
-                "(at most 63 characters)"
-            )
-        if _UNPRINTABLE.search(value):
-            raise ValueError(f"label {key!r}: the value must be one printable line")
 
 
 # ------------------------------------------------------------------------------ preconditions
@@ -327,7 +173,7 @@ def build_release(
         raise Cancelled(f"build cancelled before it started: {what} was not built")
     labels = bento_labels(service, candidate, version=version)
     before = _release_folders(candidate.release)
-    outcome, tail = _run_build_script(
+    outcome, tail = run_build_script(
         project,
         {
             "bentofile": str(bentofile),
@@ -434,129 +280,6 @@ def _quoted(tail: list[str]) -> str:
         return ""
     shown = [line if len(line) <= TAIL_WIDTH else line[: TAIL_WIDTH - 3] + "..." for line in tail]
     return "; last output: " + " | ".join(shown)
-
-
-def _child_env(python: str) -> dict[str, str]:
-    env = dict(os.environ)
-    # The build and find_bento must agree on the store, whatever the child's cwd.
-    env["BENTOML_HOME"] = str(bentoml_home())
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    # Tools of the project's environment (uv, which locks the packages) come first on PATH.
-    bin_dir = os.path.dirname(python)
-    if bin_dir:
-        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
-    return env
-
-
-def _run_build_script(
-    project: Project,
-    spec: dict[str, Any],
-    log: Log,
-    timeout: float,
-    cancel: CancelSignal | None = None,
-) -> tuple[dict[str, Any], list[str]]:
-    """Run the build script; stream its output lines to ``log``; return its outcome (the
-    marker's JSON, else ``returncode``/``timed_out``; ``cancelled`` when ``cancel`` stopped
-    it) and its last output lines."""
-    python = project.python()
-    command = [python, "-u", str(BUILD_SCRIPT), json.dumps(spec)]
-    try:
-        child = subprocess.Popen(
-            command,
-            cwd=project.root,
-            env=_child_env(python),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ProjectError(
-            f"cannot run the project's python {python}: {exc.strerror}; set [project] "
-            "python in relman.toml to the interpreter of the project's environment"
-        ) from exc
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    outcome: dict[str, Any] = {}
-
-    def line_out(raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line.startswith(MARKER + " "):
-            try:
-                parsed = json.loads(line[len(MARKER) + 1 :])
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                outcome.update(parsed)
-                return
-        # uv and pip redraw progress with carriage returns: keep what a line ends as.
-        line = line.rsplit("\r", 1)[-1]
-        if line.strip():
-            tail.append(line.strip())
-            log(line)
-
-    try:
-        ending = _pump(child, line_out, time.monotonic() + timeout, cancel)
-    finally:
-        # Also on Ctrl-C, a cancel or a failing log callback: no process of the build
-        # outlives it.
-        end_child(child)
-    if ending == "cancelled" and not outcome:  # a result already reported still counts
-        return {"cancelled": True}, list(tail)
-    if not outcome:
-        outcome = {"returncode": child.returncode, "timed_out": ending == "timeout"}
-    return outcome, list(tail)
-
-
-def _pump(
-    child: subprocess.Popen[bytes],
-    line_out: Callable[[bytes], None],
-    deadline: float,
-    cancel: CancelSignal | None = None,
-) -> str:
-    """Feed each complete output line of ``child`` to ``line_out`` until its output ends:
-    ``"exited"``; ``"timeout"`` when ``deadline`` passed first, ``"cancelled"`` when
-    ``cancel`` was set first (checked at least twice a second)."""
-    assert child.stdout is not None
-    fd = child.stdout.fileno()
-    os.set_blocking(fd, False)
-    partial = bytearray()
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                stop = _stop_reason(left, cancel)
-                if stop is not None:
-                    return stop
-                if not selector.select(min(left, 0.5)):
-                    continue
-                try:
-                    data = os.read(fd, CHUNK)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    break
-                partial += data
-                *lines, rest = partial.split(b"\n")
-                partial = bytearray(rest)
-                for line in lines:
-                    line_out(bytes(line))
-        finally:
-            child.stdout.close()
-    if partial:
-        line_out(bytes(partial))
-    while True:
-        # The output ended (the script closed it, or exited): wait for the exit itself.
-        left = deadline - time.monotonic()
-        stop = _stop_reason(left, cancel)
-        if stop is not None:
-            return stop
-        try:
-            child.wait(timeout=min(left, 0.5))
-        except subprocess.TimeoutExpired:
-            continue
-        return "exited"
 
 
 # ------------------------------------------------------------------------- build and record
@@ -673,12 +396,3 @@ def build_document(results: list[BuildResult]) -> dict[str, Any]:
         "steps": [result.to_step() for result in results],
         "bentos": [result.to_dict() for result in results],
     }
-
-
-def _stop_reason(left: float, cancel: CancelSignal | None) -> str | None:
-    """``"timeout"`` once no time is ``left``, ``"cancelled"`` once ``cancel`` is set."""
-    if left <= 0:
-        return "timeout"
-    if cancel is not None and cancel.is_set():
-        return "cancelled"
-    return None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -352,20 +352,25 @@ def parse_config(text: str, path: Path) -> RelmanConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        line = match.group(1) if match else "?"
-        raise ConfigError(f"{shown}:{line}: invalid TOML: {reason}") from exc
+        from core.config_lines import describe_toml_error
+
+        raise ConfigError(describe_toml_error(exc, shown)) from exc
     try:
         config = RelmanConfig.from_data(data)
     except SchemaError as exc:
-        raise ConfigError(_describe_problems(exc.problems, text, shown)) from exc
+        from core.config_lines import describe_problems
+
+        raise ConfigError(describe_problems(exc.problems, text, shown)) from exc
     _check_references(config, text, shown)
     return config
 
 
 def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
-    lines = key_lines(text)
+    def line_of(loc: tuple[str, ...]) -> int:  # only for an error: a valid file is not scanned
+        from core.config_lines import key_lines, line_for
+
+        return line_for(key_lines(text), loc)
+
     for env_name, env in config.environments.items():
         for key_name, known, table in (
             ("suites", config.suites, "suites"),
@@ -373,7 +378,7 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
         ):
             for name in getattr(env, key_name):
                 if name not in known:
-                    line = _line_for(lines, ("environments", env_name, key_name))
+                    line = line_of(("environments", env_name, key_name))
                     choices = ", ".join(sorted(known)) or "none are declared"
                     raise ConfigError(
                         f"{shown}:{line}: [environments.{env_name}] {key_name} names {name!r}, "
@@ -383,22 +388,24 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
     for env_name, env in config.environments.items():
         key = (env.host, env.port)
         if key in seen:
-            line = _line_for(lines, ("environments", env_name, "port"))
+            line = line_of(("environments", env_name, "port"))
             raise ConfigError(
                 f"{shown}:{line}: [environments.{env_name}] port {env.port} is already used "
                 f"by [environments.{seen[key]}]; give each environment its own port"
             )
         seen[key] = env_name
-    _check_monitoring(config, lines, shown)
+    _check_monitoring(config, line_of, shown)
 
 
-def _check_monitoring(config: RelmanConfig, lines: dict[tuple[str, ...], int], shown: str) -> None:
+def _check_monitoring(
+    config: RelmanConfig, line_of: Callable[[tuple[str, ...]], int], shown: str
+) -> None:
     """Assign rules name declared templates; env and target patterns match something."""
     monitoring = config.monitoring
     for index, rule in enumerate(monitoring.assign):
         for name in rule.templates:
             if name not in monitoring.templates:
-                line = _line_for(lines, ("monitoring", "assign", str(index), "templates"))
+                line = line_of(("monitoring", "assign", str(index), "templates"))
                 choices = ", ".join(sorted(monitoring.templates)) or "none are declared"
                 raise ConfigError(
                     f"{shown}:{line}: [[monitoring.assign]] #{index + 1} templates names "
@@ -428,116 +435,12 @@ def _check_monitoring(config: RelmanConfig, lines: dict[tuple[str, ...], int], s
                 continue  # a service pattern may name services still to come
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(name, pattern) for name in known[key]):
-                    line = _line_for(lines, (*loc, "match", key))
+                    line = line_of((*loc, "match", key))
                     noun = "environment" if key == "env" else "environment target"
                     raise ConfigError(
                         f"{shown}:{line}: {where} match {key} = {pattern!r} matches no "
                         f"{noun} ({', '.join(known[key])})"
                     )
-
-
-def _describe_problems(errors: list[dict[str, Any]], text: str, shown: str) -> str:
-    lines = key_lines(text)
-    first = errors[0]
-    raw = tuple(first["loc"])
-    loc = tuple(str(part) for part in raw)
-    line = _line_for(lines, loc)
-    item = ""
-    if raw and isinstance(raw[-1], int):  # an entry of an inline list: name its key
-        item = f"item {raw[-1] + 1} of "
-        loc = loc[:-1]
-    table = _table_name(raw[: len(loc) - 1]) if len(loc) > 1 else "the top level"
-    key = loc[-1] if loc else "?"
-    kind = first["type"]
-    if kind == "bad_name":
-        message = f"bad name [{'.'.join(loc)}]: {first['msg']}"
-    elif kind == "extra_forbidden":
-        message = f"unknown key {key!r} in {table}"
-    elif kind == "missing":
-        message = f"missing key {key!r} in {table}"
-    else:
-        reason = first["msg"]
-        reason = reason[0].lower() + reason[1:] if reason else reason
-        got = first.get("input")
-        got_text = "" if isinstance(got, dict | list) else f" (got {got!r})"
-        where = f"{item}{key!r} in {table}" if loc else "the file"
-        message = f"bad value for {where}: {reason}{got_text}"
-    more = len(errors) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{shown}:{line}: {message}{suffix}"
-
-
-def _table_name(path: tuple[str | int, ...]) -> str:
-    """``[environments.prod]``; an entry of an array of tables as the file writes it:
-    ``[[monitoring.assign]] #2``, and below it ``[[monitoring.assign]] #2 match``."""
-    indexes = [at for at, part in enumerate(path) if isinstance(part, int)]
-    if not indexes:
-        return "[" + ".".join(str(part) for part in path) + "]"
-    at = indexes[-1]
-    name = f"[[{'.'.join(str(part) for part in path[:at])}]] #{int(path[at]) + 1}"
-    rest = ".".join(str(part) for part in path[at + 1 :])
-    return f"{name} {rest}" if rest else name
-
-
-# ------------------------------------------------------------------- key -> line number map
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(
-    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
-)
-_INLINE_KEY = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+|"[^"]*")\s*=""")
-
-
-def _split_key(key: str) -> tuple[str, ...]:
-    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", key)
-    return tuple(part.strip("\"'") for part in parts)
-
-
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map each table and key path of a TOML text to the line that declares it.
-
-    tomllib keeps no positions; this scan covers what relman.toml uses (tables, dotted keys,
-    inline tables on one line), which is enough to point a person at the right line.
-    """
-    found: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    # Arrays of tables ([[a.b]]): the index of their last entry, so that an entry's keys are
-    # also found under the path validation errors use, ("a", "b", "1", "key").
-    arrays: dict[tuple[str, ...], int] = {}
-    indexed: tuple[str, ...] = ()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(raw)
-        if header and "=" not in raw.split("#")[0].split("]")[0]:
-            table = _split_key(header.group(1))
-            found.setdefault(table, number)
-            indexed = ()
-            for part in table:
-                if indexed in arrays:
-                    indexed = (*indexed, str(arrays[indexed]))
-                indexed = (*indexed, part)
-            if raw.lstrip().startswith("[["):
-                arrays[indexed] = arrays.get(indexed, -1) + 1
-                found.setdefault(indexed, number)
-                indexed = (*indexed, str(arrays[indexed]))
-            found.setdefault(indexed, number)
-            continue
-        key = _KEY.match(raw)
-        if not key:
-            continue
-        for prefix in {table, indexed}:
-            path = prefix + _split_key(key.group(1))
-            found.setdefault(path, number)
-            rest = raw[key.end() :]
-            for inline in _INLINE_KEY.finditer(rest):
-                found.setdefault((*path, inline.group(1).strip('"')), number)
-    return found
-
-
-def _line_for(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int:
-    for size in range(len(loc), 0, -1):
-        if loc[:size] in lines:
-            return lines[loc[:size]]
-    return 1
 
 
 def shown_path(path: Path) -> str:

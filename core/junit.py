@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UsageError
-from core.testrun import SuiteResult
+from core.suite_results import SuiteResult
 
 # Characters XML 1.0 cannot hold (pytest's bin_xml_escape drops the same).
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -60,7 +60,7 @@ class ModelQuality:
     def _reference(self, ledger: Any, release: str, now: int) -> dict[str, Any]:
         """The live release's training data, read once per release (looked for again every
         REFERENCE_RETRY seconds while it cannot be read: `dvc pull` may bring it)."""
-        from core.drift import reference_frame
+        from core.drift_reference import reference_frame
 
         known = self.reference
         fresh = known is not None and (bool(known[1]) or now - known[2] < REFERENCE_RETRY)

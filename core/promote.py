@@ -113,7 +113,7 @@ def _subject(
     candidate: _CandidateOnce,
 ) -> tuple[ReleaseRecord, dict[str, Any], GateResult, str | None]:
     """The release to promote, its metrics, its data-and-model result and its Bento tag."""
-    from core.bento import find_bento
+    from core.bento_store import find_bento
 
     if release is None:
         cand = candidate()

@@ -142,7 +142,7 @@ def _serve_again(
     project: Project, target: Target, previous: str | None, serving: object, log: Log
 ) -> str:
     """Make ``previous`` the served release again; the line that says what happened."""
-    from core.bento import find_bento
+    from core.bento_store import find_bento
 
     running = {instance.release: instance for instance in target.instances()}
     if previous is None:

@@ -31,7 +31,7 @@ def rollback(
     check_sample_request(project, service)
     if read_only:
         raise ReadOnlyError(f"read-only mode: rollback of {service} in {env} refused")
-    from core.bento import find_bento
+    from core.bento_store import find_bento
 
     started = time.perf_counter()
     report = DeployReport("rollback", service, env)

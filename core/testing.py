@@ -31,16 +31,8 @@ from core.lineage import Candidate, project_candidates
 from core.release_id import is_dirty_id
 from core.releases import open_ledger, record_candidate
 from core.runs import finishing_runs
-from core.testrun import (
-    Cancelled,
-    CancelSignal,
-    OnEvent,
-    SuiteResult,
-    TestEvent,
-    progress_line,
-    run_suites,
-    was_cancelled,
-)
+from core.suite_results import OnEvent, SuiteResult, TestEvent, progress_line
+from core.testrun import Cancelled, CancelSignal, run_suites, was_cancelled
 from core.testrun import (
     select_suites as testrun_select,
 )

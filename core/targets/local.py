@@ -306,7 +306,7 @@ def _instance_home(folder: Path) -> Path:
     promotion's candidate resetting what the live environments report). Only that folder
     (and ``tmp``) is the instance's; everything else links to the real home.
     """
-    from core.bento import bentoml_home
+    from core.bento_store import bentoml_home
 
     real = bentoml_home()
     home = folder / "bentoml-home"

@@ -19,15 +19,16 @@ import pytest
 import yaml
 
 from core import bento
-from core.bento import (
+from core.bento import BuildResult, build_release, check_buildable
+from core.bento_runner import MARKER
+from core.bento_store import (
     BentoRef,
-    BuildResult,
     bento_labels,
     bentoml_home,
-    build_release,
-    check_buildable,
     check_labels,
     find_bento,
+    read_bento,
+    relman_version,
 )
 from core.config import Project, load_project
 from core.dvcinfo import ArtifactInfo
@@ -135,9 +136,9 @@ def test_labels_carry_the_lineage_as_strings() -> None:
         "relman.model_md5": "0" * 32 + "," + "1" * 32,
         "relman.data_md5": "d" * 32,
         "relman.version": "v1.2.0",
-        "relman.relman_version": bento.relman_version(),
+        "relman.relman_version": relman_version(),
     }
-    assert bento.relman_version()  # the installed package's version
+    assert relman_version()  # the installed package's version
 
 
 def test_empty_labels_are_left_out() -> None:
@@ -211,7 +212,7 @@ def test_find_bento_ignores_bentos_relman_did_not_make(store: Path) -> None:
     (store / "no_yaml" / RELEASE).mkdir(parents=True)
     assert find_bento("iris", RELEASE) is None
     wanted = store_bento(store, "zz_relman", RELEASE, relman_labels())
-    assert find_bento("iris", RELEASE) == bento.read_bento(wanted)
+    assert find_bento("iris", RELEASE) == read_bento(wanted)
 
 
 def test_find_bento_never_matches_a_dirty_or_odd_id(store: Path) -> None:
@@ -347,7 +348,7 @@ def test_an_invalid_bentofile_is_a_config_error_with_bentomls_reason(
     assert message.startswith(str(project.root / "bentofile.yaml"))
     assert expected in message
     assert message.endswith("; fix the BentoML build config of [services.iris]")
-    assert not any(line.startswith(bento.MARKER) for line in lines)
+    assert not any(line.startswith(MARKER) for line in lines)
 
 
 def test_a_service_that_does_not_import_says_why(tmp_path: Path, store: Path) -> None:
@@ -552,7 +553,7 @@ def test_a_foreign_bento_with_the_releases_tag_blocks_the_build(
     store_bento(store, "iris_classifier", RELEASE, relman_labels(service="other"))
     message = f"Item 'iris_classifier:{RELEASE}' already exists in the store /x"
     said = tmp_path / "said.txt"
-    said.write_text(f"{bento.MARKER} {json.dumps({'kind': 'exists', 'message': message})}\n")
+    said.write_text(f"{MARKER} {json.dumps({'kind': 'exists', 'message': message})}\n")
     python = fake_python(tmp_path, f"cat {said}\nexit 1\n")
     project = make_project(tmp_path / "p", python=python)
     with pytest.raises(BlockedError) as caught:

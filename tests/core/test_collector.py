@@ -368,7 +368,7 @@ def test_a_drift_computation_that_fails_stops_no_other_rule(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("could not convert string to float: 'n/a'")
 
-    monkeypatch.setattr("core.drift.reference_frame", lambda *a: {"x": [1.0, 2.0, 3.0]})
+    monkeypatch.setattr("core.drift_reference.reference_frame", lambda *a: {"x": [1.0, 2.0, 3.0]})
     monkeypatch.setattr("core.drift.drift_report", broken)
     collector = world.collector()
     world.log_rows(1, 10)

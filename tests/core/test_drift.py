@@ -14,15 +14,14 @@ import pytest
 
 from core.drift import (
     EPSILON,
-    cache_object_path,
     class_shares,
     drift_report,
     ks,
     live_report,
     psi,
-    reference_frame,
     share_distance,
 )
+from core.drift_reference import cache_object_path, reference_frame
 from core.errors import ConfigError, UsageError
 from core.monitor_log import MonitorRow
 

@@ -11,8 +11,8 @@ from core.errors import UsageError
 from core.gating import gate_report, suite_outcomes
 from core.lineage import candidates
 from core.releases import ledger_path, open_ledger, record_candidate
+from core.suite_results import TestEvent
 from core.testing import SUITE_NODEID_PREFIX, ProgressThrottle, run_tests
-from core.testrun import TestEvent
 from store import Ledger, TestResultRecord
 from tests.core.conftest import DvcRepo
 

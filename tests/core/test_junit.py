@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from core.junit import junit_xml, suite_from_steps, write_junit
-from core.testrun import OUTCOMES, SuiteResult, TestCaseResult
+from core.suite_results import OUTCOMES, SuiteResult, TestCaseResult
 
 
 def case(

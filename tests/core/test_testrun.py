@@ -1,4 +1,5 @@
-"""core.testrun: real pytest runs, in subprocesses, on throwaway projects in tmp_path."""
+"""core.testrun and core.pytest_child: real pytest runs, in subprocesses, on throwaway projects
+in tmp_path."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import pytest
 from core.config import SuiteConfig
 from core.errors import ConfigError, ProjectError
 from core.junit import write_junit
-from core.testrun import SuiteResult, TestEvent, progress_line, run_suite, run_suites
+from core.pytest_child import run_suite
+from core.suite_results import SuiteResult, TestEvent, progress_line
+from core.testrun import run_suites
 from tests.core.conftest import DvcRepo
 
 PYTHON = sys.executable

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from core import bento
-from core.bento import BuildResult, bentoml_home, build
+from core.bento import BuildResult, build
+from core.bento_runner import MARKER
+from core.bento_store import bentoml_home, relman_version
 from core.config import Project, load_project
 from core.errors import BlockedError
 from core.lineage import Candidate, project_candidates
@@ -60,7 +62,7 @@ def test_the_first_build_makes_the_bento_of_the_release(built: Built) -> None:
     assert built.seconds < 20, built.lines
     # BentoML's own log lines were streamed, relman's marker line was not.
     assert any("Adding BentoML requirement" in line for line in built.lines), built.lines
-    assert not any(line.startswith(bento.MARKER) for line in built.lines)
+    assert not any(line.startswith(MARKER) for line in built.lines)
     print(f"fresh build: {built.seconds:.2f} s ({result.seconds:.2f} s in BentoML)")
 
 
@@ -81,7 +83,7 @@ def test_the_bento_carries_the_release_as_version_and_lineage_as_labels(built: B
         "relman.model_md5": cand.model[0].md5,
         "relman.data_md5": cand.data[0].md5,
         "relman.version": version,
-        "relman.relman_version": bento.relman_version(),
+        "relman.relman_version": relman_version(),
     }
     assert result.bento.labels == labels
 
@@ -111,7 +113,7 @@ def test_the_same_release_is_never_built_twice(
     def no_build(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the release was built already: BentoML must not run again")
 
-    monkeypatch.setattr(bento, "_run_build_script", no_build)
+    monkeypatch.setattr(bento, "run_build_script", no_build)
     lines: list[str] = []
     started = time.perf_counter()
     [again] = build(built.project, "iris", log=lines.append)
@@ -216,7 +218,7 @@ def test_a_dirty_tree_is_refused_before_anything_builds(
     shutil.copytree(built.project.root, root, symlinks=True)
     with (root / "service.py").open("a") as handle:
         handle.write("# an uncommitted edit\n")
-    monkeypatch.setattr(bento, "_run_build_script", None)  # never reached
+    monkeypatch.setattr(bento, "run_build_script", None)  # never reached
     with pytest.raises(BlockedError) as caught:
         build(load_project(root))
     assert caught.value.exit_code == 1

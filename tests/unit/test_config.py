@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import find_config, key_lines, load_config, load_project, parse_config
+from core.config import find_config, load_config, load_project, parse_config
+from core.config_lines import key_lines
 from core.errors import ConfigError
 
 VALID = """\
