@@ -158,12 +158,18 @@ def queue_posts(conn: sqlite3.Connection, posts: Iterable[tuple[str, Mapping[str
 
 def apply_change(conn: sqlite3.Connection, change: AlertChange) -> str | None:
     """Persist one change in the open transaction; the state of the rule's open alert
-    before it (None: none was open). A new breach opens an alert; a change of an open one
-    moves it on. A state behind the open alert's (rules resumed from an older saved state
-    than the store's) only refreshes it: the store never goes back, nor fails a minute."""
+    before it (None: none was open). A new breach opens an alert, unless the rule already
+    has events from that minute on (the minute judged again after a crash: the change's own
+    state is returned, so nothing is announced twice); a change of an open one moves it on.
+    A state behind the open alert's (rules resumed from an older saved state than the
+    store's) only refreshes it: the store never goes back, nor fails a minute."""
     row = _open_row(conn, change.rule, change.service, change.env)
     if row is None:
         if change.state in OPEN_STATES:
+            if _recorded_since(conn, change):
+                # The minute judged again after a crash, and this alert has moved on since
+                # (resolved in the same pass): it is history already, not a new alert.
+                return change.state
             _open(change, conn)
         return None
     state = change.state if STATES.index(change.state) >= STATES.index(row.state) else row.state
@@ -171,6 +177,18 @@ def apply_change(conn: sqlite3.Connection, change: AlertChange) -> str | None:
         row.id, change.t, state, change.value, change.detail, change.release, change.rollback, conn
     )
     return row.state
+
+
+def _recorded_since(conn: sqlite3.Connection, change: AlertChange) -> bool:
+    """Whether the rule's alerts of (service, env) hold an event at or after the change."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+            "WHERE a.rule = ? AND a.service = ? AND a.env = ? AND e.t >= ? LIMIT 1",
+            (change.rule, change.service, change.env, change.t),
+        ).fetchone()
+        is not None
+    )
 
 
 def _open_row(conn: sqlite3.Connection, rule: str, service: str, env: str) -> AlertRow | None:

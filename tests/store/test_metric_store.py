@@ -661,3 +661,26 @@ def test_alerts_dedupe_move_forward_and_keep_history(store: MetricStore) -> None
     assert entry["rollback"] == 'relman rollback iris --env prod --reason "p99"'
     assert set(entry) >= {"name", "kind", "service", "env", "state", "since", "detail",
                           "release", "rollback"}  # fmt: skip
+
+
+def test_minutes_judged_again_after_a_crash_neither_reopen_nor_repost(tmp_path: Path) -> None:
+    """One pass fires and resolves an alert, then dies before saving its rules; the next
+    judges the same minutes again from the older rules: the store holds one alert, and
+    the firing and the resolution are each posted once."""
+    from core.webhook import announcer
+
+    with MetricStore.open(tmp_path / "metrics.db") as store:
+
+        def minute(t: int, state: str) -> list[str | None]:
+            change = AlertChange("p99", "sudden", "iris", "prod", t, state, detail=state)
+            document = {"state": state, "t": t}
+            return store.record_minute([], [change], announcer("http://hook", [state], [document]))
+
+        for _ in range(2):  # the pass, and the same minutes judged again
+            minute(60, "firing")
+            minute(120, "resolved")
+        assert [(a.state, a.since) for a in store.alerts()] == [("resolved", 120)]  # one
+        posts = [(p.document["state"], p.document["t"]) for p in store.webhook_posts()]
+        assert posts == [("firing", 60), ("resolved", 120)]
+        minute(180, "pending")  # a new breach later opens a new alert
+        assert [a.state for a in store.alerts()] == ["pending", "resolved"]
