@@ -25,14 +25,22 @@ class AccessLog:
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
-    def flush(self) -> None:
-        """Write out what is buffered; rotate when the file has grown past ``max_bytes``."""
+    def flush(self) -> str | None:
+        """Write out what is buffered; rotate when the file has grown past ``max_bytes``.
+        None, or one line saying why the rotation failed (the log goes on in the same file,
+        and rotation is tried again at the next flush)."""
         self._file.flush()
         if self._file.tell() < self.max_bytes:
-            return
+            return None
+        try:
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            # The open file is access.log.1 now: what follows goes to a new access.log.
+            fresh = open(self.path, "a", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:  # the old file stays open: nothing is lost
+            return f"cannot rotate {self.path}: {exc.strerror or exc}; it keeps growing"
         self._file.close()
-        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._file = open(self.path, "a", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115
+        self._file = fresh
+        return None
 
     def close(self) -> None:
         self._file.close()

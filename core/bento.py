@@ -173,19 +173,23 @@ def build_release(
         raise Cancelled(f"build cancelled before it started: {what} was not built")
     labels = bento_labels(service, candidate, version=version)
     before = _release_folders(candidate.release)
-    outcome, tail = run_build_script(
-        project,
-        {
-            "bentofile": str(bentofile),
-            "root": str(project.root),
-            "version": candidate.release,
-            "labels": labels,
-            "service": project.config.services[service].bento,
-        },
-        log,
-        timeout,
-        cancel,
-    )
+    try:
+        outcome, tail = run_build_script(
+            project,
+            {
+                "bentofile": str(bentofile),
+                "root": str(project.root),
+                "version": candidate.release,
+                "labels": labels,
+                "service": project.config.services[service].bento,
+            },
+            log,
+            timeout,
+            cancel,
+        )
+    except BaseException:  # Ctrl-C, or a log callback that failed: the script was stopped
+        _discard_new_folders(candidate.release, before, _ignore)
+        raise
     if "kind" not in outcome:
         # Stopped (cancel, timeout) or killed before it said how it ended: BentoML may have
         # been copying the Bento into the store, and a half-copied one must not be reused.

@@ -196,9 +196,13 @@ class Proxy:
         return 0
 
     async def _flush_access_log(self) -> None:
+        said = None
         while self.access_log:
             await asyncio.sleep(1.0)
-            self.access_log.flush()
+            problem = self.access_log.flush()
+            if problem and problem != said:
+                _log(problem)
+            said = problem
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

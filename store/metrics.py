@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import StoreError
 from store.db import (
@@ -56,7 +56,7 @@ from store.db import (
 )
 from store.metric_alerts import AlertChange, MetricAlerts, WebhookPost, apply_change, queue_posts
 from store.metric_base import MetricStoreBusy, MetricStoreFull
-from store.metric_collector import UPSERT_OFFSET, MetricCollector, offset_params
+from store.metric_collector import UPSERT_OFFSET, MetricCollector, ReaderOffset, offset_params
 from store.metric_reads import MetricReads
 from store.metric_rows import (
     RECORD_COLUMNS,
@@ -77,9 +77,6 @@ from store.metric_rows import (
 from store.metrics_schema import MIGRATIONS, READERS_READ_FROM, SCHEMA_VERSION
 from store.migrations import migrate
 
-if TYPE_CHECKING:
-    from store.metric_collector import ReaderOffset
-
 __all__ = [
     "AlertChange",
     "AlertEvent",
@@ -90,6 +87,7 @@ __all__ = [
     "MetricStoreBusy",
     "MetricStoreFull",
     "Point",
+    "ReaderOffset",
     "Record",
     "Rollup",
     "ScrapeRow",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from core.access_log import AccessLog
 
 
@@ -31,3 +33,21 @@ def test_a_small_file_is_not_rotated(tmp_path: Path) -> None:
     log.close()
     assert not path.with_name("access.log.1").exists()
     assert json.loads(path.read_text()) == {"n": 1}
+
+
+def test_a_rotation_that_fails_loses_nothing_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "access.log"
+    log = AccessLog(path, max_bytes=5)
+
+    def refuse(*_args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("core.access_log.os.replace", refuse)
+    log.write({"n": 1})
+    assert log.flush() == f"cannot rotate {path}: Permission denied; it keeps growing"
+    log.write({"n": 2})  # still open: nothing lost
+    log.flush()
+    log.close()
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [1, 2]

@@ -663,3 +663,19 @@ def test_a_build_timed_out_while_copying_leaves_no_half_bento(tmp_path: Path, st
     with pytest.raises(InfraError, match="timed out without a result"):
         build_release(project, "iris", candidate(), timeout=1.0)
     assert not (store / "iris_classifier" / RELEASE).exists()
+
+
+def test_a_build_interrupted_while_copying_leaves_no_half_bento(
+    tmp_path: Path, store: Path
+) -> None:
+    """Ctrl-C reaches relman as KeyboardInterrupt while BentoML copies: the same cleanup."""
+    python = fake_python(tmp_path, HALF_COPY.format(release=RELEASE))
+    project = make_project(tmp_path / "p", python=python)
+
+    def log(line: str) -> None:
+        if line.startswith("Copying"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_release(project, "iris", candidate(), log=log)
+    assert not (store / "iris_classifier" / RELEASE).exists()
