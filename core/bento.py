@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from core.bento_runner import Log, run_build_script
-from core.bento_store import BentoRef, bento_labels, bentoml_home, find_bento, read_bento
+from core.bento_store import (
+    BentoRef,
+    bento_labels,
+    find_bento,
+    read_bento,
+    release_folders,
+)
 from core.config import Project, shown_path
 from core.config_lines import key_lines
 from core.errors import BlockedError, ConfigError, InfraError, ReadOnlyError
@@ -172,7 +178,7 @@ def build_release(
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"build cancelled before it started: {what} was not built")
     labels = bento_labels(service, candidate, version=version)
-    before = _release_folders(candidate.release)
+    before = release_folders(candidate.release)
     try:
         outcome, tail = run_build_script(
             project,
@@ -205,13 +211,8 @@ def build_release(
     return BuildResult(bento, reused=reused, seconds=time.monotonic() - started)
 
 
-def _release_folders(release_id: str) -> set[Path]:
-    """The store's folders of Bentos whose version is ``release_id``."""
-    return set((bentoml_home() / "bentos").glob(f"*/{release_id}"))
-
-
 def _discard_new_folders(release_id: str, before: set[Path], log: Log) -> None:
-    for folder in sorted(_release_folders(release_id) - before):
+    for folder in sorted(release_folders(release_id) - before):
         shutil.rmtree(folder, ignore_errors=True)
         log(f"removed {folder}: the stopped build may have left it half copied")
 

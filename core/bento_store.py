@@ -92,6 +92,11 @@ def read_bento(path: Path) -> BentoRef | None:
     )
 
 
+def release_folders(release_id: str) -> set[Path]:
+    """The store's folders of Bentos whose version is ``release_id`` (any Bento name)."""
+    return set((bentoml_home() / "bentos").glob(f"*/{release_id}"))
+
+
 def find_bento(service: str, release_id: str) -> BentoRef | None:
     """The Bento relman built for ``service`` at ``release_id``, if the store holds one.
 
@@ -100,8 +105,7 @@ def find_bento(service: str, release_id: str) -> BentoRef | None:
     """
     if not _TAG.match(release_id):
         return None  # a dirty id, or not an id at all: never a Bento version relman made
-    store = bentoml_home() / "bentos"
-    for folder in sorted(store.glob(f"*/{release_id}")):
+    for folder in sorted(release_folders(release_id)):
         found = read_bento(folder)
         if found is not None and found.release == release_id and found.service == service:
             return found

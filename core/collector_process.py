@@ -19,13 +19,16 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Project
 from core.errors import BlockedError
 from core.processes import TAG_VARIABLE, carries_tag, pid_alive, stop_tagged
 from core.recovery import this_host
 from core.steps import Log
+
+if TYPE_CHECKING:
+    from store.metric_rows import CollectorRow
 
 METRICS_FILE = "metrics.db"
 
@@ -46,10 +49,15 @@ def collector_pid(project: Project) -> int | None:
     if not path.exists():
         return None
     with MetricStore.open(path, readonly=True) as store:
-        row = store.collector()
-    if row is None or row.host != this_host():
+        return running_collector(project, store.collector())
+
+
+def running_collector(project: Project, claim: CollectorRow | None) -> int | None:
+    """The pid of the collector holding ``claim`` (the store's claim row) when it runs on
+    this host, for a caller that has the store open already."""
+    if claim is None or claim.host != this_host():
         return None
-    return row.pid if carries_tag(row.pid, collector_tag(project)) else None
+    return claim.pid if carries_tag(claim.pid, collector_tag(project)) else None
 
 
 def ensure_collector(project: Project) -> int | None:

@@ -44,11 +44,12 @@ def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dic
 def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> dict[str, Any]:
     """DESIGN.md's ``alerts`` document: open ones first, then the past ones."""
     from core.alert_state import alert_document
-    from core.collector_process import collector_pid, metrics_path
+    from core.collector_process import metrics_path, running_collector
     from store.metrics import MetricStore
 
     with MetricStore.open(metrics_path(project), readonly=True) as store:
         rows = store.alerts(state=state, limit=limit)
+        claim = store.collector()
     documents = [alert_document(row.to_dict()) for row in rows]
     order = {"firing": 0, "pending": 1, "resolved": 2}
     documents.sort(key=lambda a: (order.get(a["state"], 3), a["since"] or ""), reverse=False)
@@ -57,7 +58,7 @@ def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> d
         "ok": not firing,
         "alerts": documents,
         "firing": len(firing),
-        "collector": collector_pid(project),
+        "collector": running_collector(project, claim),
     }
 
 
