@@ -8,7 +8,8 @@ in its relman.toml (committed), then goes live in all three environments as a us
     RELMAN_USER=alice relman --batch promote iris --to prod
 
 Promote starts the project's collector, detached (``relman monitor``, found again with
-core.collector_process.collector_pid). Its CPU is measured over ``--seconds`` (60) of wall time,
+core.monitoring.collector_process.collector_pid). Its CPU is measured over ``--seconds`` (60) of
+wall time,
 twice: with no load, then with ``relman traffic iris --env ENV --rate R`` (5 a second) on
 each of the three environments, so every scrape and monitor-log read carries data. CPU is
 utime + stime of the collector from /proc/PID/stat (clock ticks, SC_CLK_TCK), before and
@@ -18,7 +19,8 @@ environment), against the ``seconds / scrape_interval`` expected. Goal: under 5%
 core, with load.
 
 When the goal is missed (or with ``--profile``), the detached collector is stopped
-(core.collector_process.stop_collector) and ``Collector.run_pass`` runs in this process against
+(core.monitoring.collector_process.stop_collector) and ``Collector.run_pass`` runs in this process
+against
 the same demo, under the same load, under cProfile: first the pass just after the next
 minute boundary (the per-minute rollups, drift and accuracy), then ``--passes`` (10)
 steady passes of that same minute, one a second; each profile shows its top functions by
@@ -86,7 +88,7 @@ def go_live(demo: Path, tmp: Path) -> str:
 
 
 def wait_collector(project: object, seconds: float = 30.0) -> int:
-    from core.collector_process import collector_pid
+    from core.monitoring.collector_process import collector_pid
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -94,7 +96,9 @@ def wait_collector(project: object, seconds: float = 30.0) -> int:
         if pid is not None:
             return pid
         time.sleep(0.2)
-    raise SystemExit("promote started no collector (core.collector_process.collector_pid is None)")
+    raise SystemExit(
+        "promote started no collector (core.monitoring.collector_process.collector_pid is None)"
+    )
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -109,8 +113,8 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
 
 def scrape_rows(project: object, since: int, until: int) -> dict[str, tuple[int, int]]:
     """Per environment: (scrapes stored in [since, until), requests they counted)."""
-    from core.collector_process import metrics_path
-    from store.metrics import MetricStore
+    from core.monitoring.collector_process import metrics_path
+    from store.metrics.store import MetricStore
 
     found = {}
     with MetricStore.open(metrics_path(project), readonly=True) as store:  # type: ignore[arg-type]
@@ -190,8 +194,8 @@ def top(profile: cProfile.Profile, count: int) -> str:
 
 
 def profile_passes(project: object, passes: int, count: int) -> None:
-    from core.collector import Collector
-    from core.collector_process import stop_collector
+    from core.monitoring.collector import Collector
+    from core.monitoring.collector_process import stop_collector
 
     stopped = stop_collector(project)  # type: ignore[arg-type]
     print(f"profile: detached collector stopped ({stopped}); run_pass in this process")
@@ -241,7 +245,7 @@ def main() -> int:
     if not 1 <= args.passes <= 50:
         parser.error("--passes: 1 to 50 (the steady passes stay inside one minute)")
     sys.path.insert(0, str(ROOT))
-    from core.config import load_project
+    from core.config.model import load_project
 
     with tempfile.TemporaryDirectory(prefix="relman-bench-collector-") as name:
         tmp = Path(name)

@@ -1,7 +1,8 @@
 """Detection delay and false alarms of the slow-leak CUSUM against static thresholds.
 
 Synthetic per-minute latency series (baseline 120 ms, Gaussian noise of 5 % and 10 %,
-seeded) are replayed through :class:`core.alerting.Rules` -- detectors *and* the alert state
+seeded) are replayed through :class:`core.alerts.alerting.Rules` -- detectors *and* the alert
+state
 machine, as the collector runs them -- with the default leak parameters (k = 0.5, h = 8
 sigma, 10 baseline minutes, 2 ms sigma floor) and a static ``for 2 min`` threshold at +50 %
 (quiet on this noise) and at +25 % (tighter). Scenarios, the change starting at minute 60 of
@@ -33,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.alerting import DEFAULTS, Rules
-from core.detect import MEAN_MARGIN, SPREAD_MARGIN
+from core.alerts.alerting import DEFAULTS, Rules
+from core.alerts.detect import MEAN_MARGIN, SPREAD_MARGIN
 
 BASE_MS = 120.0
 CHANGE_AT = 60  # minutes into the release

@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from store import Ledger
-from store.audit import GENESIS_HASH, event_hash
-from store.db import iso
+from store.ledger.audit import GENESIS_HASH, event_hash
+from store.ledger.db import iso
 
 RELEASES = 10_000
 RUNS = 100_000

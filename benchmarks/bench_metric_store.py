@@ -18,7 +18,7 @@ rows go in time-major, as the collector writes them (built with SQL in big trans
    the histogram buckets) of one series computed from its 3,600 raw samples plus the one
    before. Median (and p95) over queries on random series and hours, each on the store
    opened read-only, warm OS cache. Goal: <= 20 ms at 10M, growing < 1.5x from 1M. For
-   reference: the same through ``scrapes()`` + :func:`store.metrics.rollup` minute by minute
+   reference: the same through ``scrapes()`` + :func:`store.metrics.store.rollup` minute by minute
    (every histogram decoded), and ``series()``, the stored rollups the panes draw.
 
     .venv/bin/python benchmarks/bench_metric_store.py [--rows 10000000] [--queries 50]
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.metrics import (
+from store.metrics.store import (
     INSERT_RECORD,
     INSERT_SCRAPE,
     MetricStore,

@@ -30,7 +30,7 @@ their ratio. Goal: <= 1.15.
 
 Everything lives in one temp dir: the demo and its DVC remote, the BentoML homes, the
 servers' working folders. Every process started carries a marker variable; at the end
-``relman down`` runs and any ``bentoml`` or ``core.proxy`` process whose command line or
+``relman down`` runs and any ``bentoml`` or ``core.targets.proxy`` process whose command line or
 environment still names the temp dir is killed, and reported. The build locks the Bento's
 packages against PyPI (network), on both sides alike.
 """
@@ -150,7 +150,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def by_hand(
     demo: Path, env: dict[str, str], home: str, version: str, scratch: Path
 ) -> dict[str, float]:
-    from core.ports import ephemeral_port
+    from core.host.ports import ephemeral_port
 
     env = {**env, "BENTOML_HOME": home}
     phases: dict[str, float] = {}

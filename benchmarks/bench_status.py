@@ -1,7 +1,7 @@
 """How long relman takes to build every candidate, against `dvc status` + `git status`.
 
 Both sides run as fresh processes, as a user would: relman's side is one ``python -c`` that
-imports core.lineage and builds the candidate of every service; the baseline is
+imports core.lineage.candidate and builds the candidate of every service; the baseline is
 ``dvc status`` followed by ``git status --porcelain``, each its own process. Each side runs
 ``--runs`` times after one warm-up; the medians and their ratio are printed. Goal: <= 1.3.
 
@@ -98,7 +98,7 @@ def main() -> None:
             build_repo(root)
         services = services_of(root)
         code = (
-            "from pathlib import Path; from core.lineage import candidates; "
+            "from pathlib import Path; from core.lineage.candidate import candidates; "
             f"r = candidates(Path({str(root)!r}), {services!r}); "
             "assert all(not c.problems for c in r.values()), [c.problems for c in r.values()]"
         )

@@ -22,7 +22,7 @@ per request naming its upstream) and the seconds of relman's deploy steps. Goal:
     python benchmarks/bench_switch.py [--rate 50] [--after 2]
 
 Everything lives in one temp dir with its own BENTOML_HOME; at the end ``relman down`` runs,
-and any ``bentoml`` or ``core.proxy`` process still naming the temp dir (command line or
+and any ``bentoml`` or ``core.targets.proxy`` process still naming the temp dir (command line or
 environment) is stopped by pid and reported. The build locks packages against PyPI.
 """
 

@@ -1,6 +1,6 @@
 """Requests through relman's switching proxy while it switches releases, against direct calls.
 
-Two stdlib HTTP/1.1 upstreams run in a child process; the proxy (``python -m core.proxy``)
+Two stdlib HTTP/1.1 upstreams run in a child process; the proxy (``python -m core.targets.proxy``)
 runs in front of them. Two clients each send ``--rate`` requests a second for ``--seconds``:
 one over a keep-alive connection, one opening a new connection per request. Each proxied
 request is paired with the same call made directly to the upstream, so the added latency is
@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.ports import ephemeral_port  # noqa: E402
-from core.proxy_control import start_proxy, stop_proxy, switch_upstream  # noqa: E402
+from core.host.ports import ephemeral_port  # noqa: E402
+from core.targets.proxy_control import start_proxy, stop_proxy, switch_upstream  # noqa: E402
 
 STDLIB_UPSTREAMS = """
 import sys, threading

@@ -1,6 +1,7 @@
 """relman's overhead when running a test suite, against the same pytest command run directly.
 
-relman's side is ``core.pytest_child.run_suite`` in this process (the plugin, the event pipe, the
+relman's side is ``core.testing.pytest_child.run_suite`` in this process (the plugin, the event
+pipe, the
 bounded output tail, the process group); the baseline is ``subprocess.run`` of ``python -m
 pytest PATHS -q -p no:cacheprovider`` with its output captured, in the same folder. The two
 alternate, round by round, after one warm-up each; the medians and their ratio are printed.
@@ -28,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.config import SuiteConfig  # noqa: E402
-from core.pytest_child import run_suite  # noqa: E402
+from core.config.model import SuiteConfig  # noqa: E402
+from core.testing.pytest_child import run_suite  # noqa: E402
 
 TEST_FILE = """\
 import pytest
@@ -119,8 +120,8 @@ def main() -> int:
             compare("generated (200 tests)", root, sys.executable, "gen", suite, args.runs)
         )
     if args.demo is not None:
-        from core.config import load_project
-        from core.demo import create_demo
+        from core.config.model import load_project
+        from core.scaffold.demo import create_demo
 
         demo = args.demo.resolve()
         if not (demo / "relman.toml").is_file():

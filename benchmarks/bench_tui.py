@@ -191,7 +191,7 @@ def fill_metric_store(path: Path, rows: int) -> tuple[int, float]:
     """``rows`` samples (SPAN one-second scrapes per series) ending now, and their rollups;
     the series count and the seconds it took."""
     from benchmarks.bench_metric_store import LES, SHARES
-    from store.metrics import MetricStore
+    from store.metrics.store import MetricStore
 
     started = time.perf_counter()
     series = max(len(ENVS), rows // SPAN)
@@ -344,7 +344,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relman-bench-tui-") as name:
         folder = Path(name)
         isolate(folder)
-        from core.demo import create_demo
+        from core.scaffold.demo import create_demo
 
         started = time.perf_counter()
         project = create_demo(folder / "iris-demo")

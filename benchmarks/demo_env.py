@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.processes import end_processes, processes_mentioning
+from core.host.processes import end_processes, processes_mentioning
 
 BIN = Path(sys.executable).parent
 RELMAN = str(BIN / "relman")
@@ -51,11 +51,12 @@ def relman_json(args: list[str], demo: Path, env: dict[str, str]) -> dict:
 
 
 def leftovers(tmp: Path) -> list[int]:
-    """Live bentoml / core.proxy processes naming ``tmp`` in their command line or environment."""
+    """Live bentoml / core.targets.proxy processes naming ``tmp`` in their command line or
+    environment."""
     return [
         pid
         for pid, command in processes_mentioning(tmp)
-        if "bentoml" in command or "core.proxy" in command
+        if "bentoml" in command or "core.targets.proxy" in command
     ]
 
 

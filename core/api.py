@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Project, load_project
-from core.steps import quiet as _quiet
+from core.config.model import Project, load_project
+from core.ledger.steps import quiet as _quiet
 
 __all__ = [
     "EnvironmentView",
@@ -69,7 +69,7 @@ class ServiceView:
 
 def overview(project: Project) -> list[ServiceView]:
     """Services x environments, in promotion order, with what the ledger knows of each."""
-    from core.status import environments
+    from core.delivery.status import environments
 
     live = environments(project)
     services = []
@@ -93,21 +93,21 @@ def create_demo(
     target: Path, *, force: bool = False, log: Callable[[str], None] | None = None
 ) -> Path:
     """Create the self-contained demo project in ``target``; return its root."""
-    from core.demo import create_demo as _create
+    from core.scaffold.demo import create_demo as _create
 
     return _create(target, force=force, log=log)
 
 
 def init_project(root: Path, *, force: bool = False) -> Path:
     """Write relman.toml for an existing DVC + BentoML repository; return its path."""
-    from core.init import init_project as _init
+    from core.scaffold.init import init_project as _init
 
     return _init(root, force=force)
 
 
 def status(project: Project) -> dict[str, Any]:
     """DESIGN.md's `status` document: each service's candidate and its environments."""
-    from core.status import build_status
+    from core.delivery.status import build_status
 
     return build_status(project)
 
@@ -121,7 +121,7 @@ def history(
     before: str | None = None,
 ) -> dict[str, Any]:
     """One page of history, newest first, with GTO registry tags merged in."""
-    from core.history import history as _history
+    from core.ledger.history import history as _history
 
     return _history(project, service=service, env=env, limit=limit, before=before)
 
@@ -130,22 +130,22 @@ def live_at(
     project: Project, moment: str, *, service: str | None = None, env: str | None = None
 ) -> dict[str, Any]:
     """What was live in each environment at ``moment`` (ISO-8601 or HH:MM), made of what."""
-    from core.history import live_at as _live_at
-    from core.history import parse_moment
+    from core.ledger.history import live_at as _live_at
+    from core.ledger.history import parse_moment
 
     return _live_at(project, parse_moment(moment), service=service, env=env)
 
 
 def diff(project: Project, a: str, b: str) -> dict[str, Any]:
     """Two releases (id, id prefix or version; or ``candidate``) side by side."""
-    from core.history import diff as _diff
+    from core.ledger.history import diff as _diff
 
     return _diff(project, a, b)
 
 
 def audit_verify(project: Project) -> dict[str, Any]:
     """Check the audit log's hash chain."""
-    from core.releases import open_ledger
+    from core.ledger.releases import open_ledger
 
     with open_ledger(project, read_only=True) as ledger:
         report = ledger.verify_chain()
@@ -170,8 +170,8 @@ def run_tests(
 ) -> dict[str, Any]:
     """Run test suites (all declared when none named) against the candidate; record them.
     Setting ``cancel`` (from another thread) stops the suites' processes, records the runs
-    cancelled and raises core.testrun.Cancelled (a ReleaseError, exit 1)."""
-    from core.testing import run_tests as _run_tests
+    cancelled and raises core.cancel.Cancelled (a ReleaseError, exit 1)."""
+    from core.testing.suites import run_tests as _run_tests
 
     report = _run_tests(
         project,
@@ -187,7 +187,7 @@ def run_tests(
 
 def gate(project: Project, service: str, env: str) -> dict[str, Any]:
     """Dry run: every check that would block the candidate of ``service`` from ``env``."""
-    from core.gating import gate_report
+    from core.delivery.gating import gate_report
 
     return gate_report(project, service, env).to_dict()
 
@@ -203,7 +203,7 @@ def promote(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Deploy a release (default: the candidate) to ``env`` through its gates."""
-    from core.promote import promote as _promote
+    from core.delivery.promote import promote as _promote
 
     return _promote(
         project, service, env, release=release, force=force, read_only=read_only, log=log or _quiet
@@ -221,7 +221,7 @@ def rollback(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Back to the last release that was live in ``env`` (or the one named)."""
-    from core.rollback import rollback as _rollback
+    from core.delivery.rollback import rollback as _rollback
 
     return _rollback(
         project, service, env, to=to, reason=reason, read_only=read_only, log=log or _quiet
@@ -232,7 +232,7 @@ def approve(
     project: Project, release: str, env: str, *, comment: str = "", read_only: bool = False
 ) -> dict[str, Any]:
     """Record the current user's approval of a release for ``env``."""
-    from core.environments import approve as _approve
+    from core.delivery.environments import approve as _approve
 
     return _approve(project, release, env, comment=comment, read_only=read_only)
 
@@ -245,7 +245,7 @@ def down(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Stop the locally served environments (all, or ``env``)."""
-    from core.environments import down as _down
+    from core.delivery.environments import down as _down
 
     return _down(project, env, read_only=read_only, log=log or _quiet)
 
@@ -264,7 +264,7 @@ def release(
     """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``.
     Setting ``cancel`` stops it (tests and build at once, a promotion once it is done): the
     document then says ``"cancelled": true``."""
-    from core.pipeline import release as _release
+    from core.delivery.release import release as _release
 
     return _release(
         project,
@@ -288,9 +288,9 @@ def build(
 ) -> dict[str, Any]:
     """Build (or reuse) the Bento of the candidate of ``service`` (every service when None).
     Setting ``cancel`` stops the build process, records the run cancelled and raises
-    core.testrun.Cancelled."""
-    from core.bento import build as _build
-    from core.bento import build_document
+    core.cancel.Cancelled."""
+    from core.build.bento import build as _build
+    from core.build.bento import build_document
 
     results = _build(project, service, log=log or _quiet, read_only=read_only, cancel=cancel)
     return build_document(results)
@@ -298,7 +298,7 @@ def build(
 
 def policy_explain(project: Project, service: str, env: str) -> dict[str, Any]:
     """Each effective monitoring parameter of ``service`` in ``env`` and the layer that set it."""
-    from core.policies import explain
+    from core.alerts.policies import explain
 
     return explain(project, service, env)
 
@@ -307,21 +307,21 @@ def monitor(
     project: Project, *, once: bool = False, log: Callable[[str], None] | None = None
 ) -> int:
     """Run the project's collector (until SIGTERM, or one pass); its exit code."""
-    from core.collector import Collector
+    from core.monitoring.collector import Collector
 
     return Collector(project, log=log or _quiet).run(once=once)
 
 
 def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
     """The per-minute series of ``service`` in ``env`` (DESIGN.md's ``metrics``)."""
-    from core.monitoring import metrics as _metrics
+    from core.monitoring.queries import metrics as _metrics
 
     return _metrics(project, service, env, range_)
 
 
 def alerts(project: Project) -> dict[str, Any]:
     """Firing, pending and past alerts (DESIGN.md's ``alerts``)."""
-    from core.monitoring import alerts as _alerts
+    from core.monitoring.queries import alerts as _alerts
 
     return _alerts(project)
 
@@ -334,14 +334,14 @@ def drift(project: Project, service: str, env: str) -> dict[str, Any]:
     "ks", "live_n", "reference_n", "live_mean", "reference_mean", "state", "detail"}],
     "predictions": {"psi", "state", "live_n", "classes": [{"name", "live", "reference"}],
     "detail"} | None}``; ``state`` is ok, drift (PSI above ``psi_max``) or unmeasured."""
-    from core.drift_live import live_drift
+    from core.monitoring.drift_live import live_drift
 
     return live_drift(project, service, env)
 
 
 def current_user(project: Project) -> str:
     """Who acts from this session, as the ledger records it (RELMAN_USER, git email, login)."""
-    from core.identity import current_user as _current_user
+    from core.ledger.identity import current_user as _current_user
 
     return _current_user(project.root)
 
@@ -350,7 +350,7 @@ def feedback(
     project: Project, service: str, env: str, path: Path, *, read_only: bool = False
 ) -> dict[str, Any]:
     """Store late ground truth (``request_id,label`` rows) for live accuracy."""
-    from core.monitoring import feedback as _feedback
+    from core.monitoring.queries import feedback as _feedback
 
     return _feedback(project, service, env, path, read_only=read_only)
 
@@ -359,7 +359,7 @@ def policy_backtest(
     project: Project, service: str, env: str, series: Path, metric: str
 ) -> dict[str, Any]:
     """The alerts the effective policy would have raised on a recorded series."""
-    from core.monitoring import backtest
+    from core.monitoring.queries import backtest
 
     return backtest(project, service, env, series, metric)
 
@@ -378,7 +378,7 @@ def traffic(
 ) -> dict[str, Any]:
     """Demo load on ``service`` in ``env`` (duration 0: until Ctrl-C or ``stop``), with a
     fault to inject (latency-leak, latency-spike, error-burst, drift); the counts."""
-    from core.traffic import run_traffic
+    from core.traffic.load import run_traffic
 
     return run_traffic(
         project,
@@ -403,6 +403,6 @@ def traffic_detached(
     inject: str | None = None,
 ) -> int:
     """`relman traffic` in the background (stopped by `relman down`); its pid."""
-    from core.traffic import start_detached
+    from core.traffic.load import start_detached
 
     return start_detached(project, service, env, rate=rate, duration=duration, inject=inject)

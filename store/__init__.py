@@ -2,7 +2,7 @@
 rich, and nothing of core but :mod:`core.errors`.
 
 The names below load on first use (PEP 562), so that importing one light module, e.g.
-:mod:`store.snapshot` for the status line, does not load sqlite-utils and the whole ledger.
+:mod:`store.ledger.snapshot` for the status line, does not load sqlite-utils and the whole ledger.
 """
 
 from __future__ import annotations
@@ -11,12 +11,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from store.audit import AuditEvent, ChainReport
-    from store.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
-    from store.deployments import PromotionOpen
-    from store.history import HistoryEntry, HistoryPage
-    from store.ledger import Ledger
-    from store.metrics import (
+    from store.ledger.audit import AuditEvent, ChainReport
+    from store.ledger.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
+    from store.ledger.deployments import PromotionOpen
+    from store.ledger.history import HistoryEntry, HistoryPage
+    from store.ledger.ledger import Ledger
+    from store.ledger.migrations import SCHEMA_VERSION
+    from store.ledger.records import (
+        ApprovalRecord,
+        ArtifactRecord,
+        EnvState,
+        PromotionRecord,
+        ReleaseRecord,
+        RunRecord,
+        StepRecord,
+        TestResultRecord,
+    )
+    from store.ledger.releases import bump_version
+    from store.metrics.store import (
         AlertEvent,
         AlertRow,
         CollectorRow,
@@ -27,48 +39,36 @@ if TYPE_CHECKING:
         Rollup,
         ScrapeRow,
     )
-    from store.migrations import SCHEMA_VERSION
-    from store.records import (
-        ApprovalRecord,
-        ArtifactRecord,
-        EnvState,
-        PromotionRecord,
-        ReleaseRecord,
-        RunRecord,
-        StepRecord,
-        TestResultRecord,
-    )
-    from store.releases import bump_version
 
 _WHERE = {
-    "SCHEMA_VERSION": "store.migrations",
-    "AlertEvent": "store.metrics",
-    "AlertRow": "store.metrics",
-    "AmbiguousRelease": "store.base",
-    "ApprovalRecord": "store.records",
-    "ArtifactRecord": "store.records",
-    "AuditEvent": "store.audit",
-    "ChainReport": "store.audit",
-    "CollectorRow": "store.metrics",
-    "EnvState": "store.records",
-    "Feedback": "store.metrics",
-    "HistoryEntry": "store.history",
-    "HistoryPage": "store.history",
-    "Ledger": "store.ledger",
-    "LedgerConflict": "store.base",
-    "MetricStore": "store.metrics",
-    "Point": "store.metrics",
-    "PromotionOpen": "store.deployments",
-    "PromotionRecord": "store.records",
-    "Record": "store.metrics",
-    "ReleaseNotFound": "store.base",
-    "ReleaseRecord": "store.records",
-    "Rollup": "store.metrics",
-    "RunRecord": "store.records",
-    "ScrapeRow": "store.metrics",
-    "StepRecord": "store.records",
-    "TestResultRecord": "store.records",
-    "bump_version": "store.releases",
+    "SCHEMA_VERSION": "store.ledger.migrations",
+    "AlertEvent": "store.metrics.store",
+    "AlertRow": "store.metrics.store",
+    "AmbiguousRelease": "store.ledger.base",
+    "ApprovalRecord": "store.ledger.records",
+    "ArtifactRecord": "store.ledger.records",
+    "AuditEvent": "store.ledger.audit",
+    "ChainReport": "store.ledger.audit",
+    "CollectorRow": "store.metrics.store",
+    "EnvState": "store.ledger.records",
+    "Feedback": "store.metrics.store",
+    "HistoryEntry": "store.ledger.history",
+    "HistoryPage": "store.ledger.history",
+    "Ledger": "store.ledger.ledger",
+    "LedgerConflict": "store.ledger.base",
+    "MetricStore": "store.metrics.store",
+    "Point": "store.metrics.store",
+    "PromotionOpen": "store.ledger.deployments",
+    "PromotionRecord": "store.ledger.records",
+    "Record": "store.metrics.store",
+    "ReleaseNotFound": "store.ledger.base",
+    "ReleaseRecord": "store.ledger.records",
+    "Rollup": "store.metrics.store",
+    "RunRecord": "store.ledger.records",
+    "ScrapeRow": "store.metrics.store",
+    "StepRecord": "store.ledger.records",
+    "TestResultRecord": "store.ledger.records",
+    "bump_version": "store.ledger.releases",
 }
 
 __all__ = [

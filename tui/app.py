@@ -272,7 +272,7 @@ class RelmanApp(App[None]):
         def log(line: str) -> None:
             self.post_message(RunLine(run, line))
 
-        from core.testrun import Cancelled
+        from core.cancel import Cancelled
 
         call = EngineCall(
             log=log,
@@ -305,7 +305,7 @@ class RelmanApp(App[None]):
             self.post_message(RunFinished(run, document=document))
 
     def post_test_event(self, run: RunState, event: Any) -> None:
-        """A test suite's progress (core.suite_results' TestEvent), from the worker thread."""
+        """A test suite's progress (core.testing.results' TestEvent), from the worker thread."""
         kind, suite = getattr(event, "kind", ""), getattr(event, "suite", "")
         counts = dict(getattr(event, "counts", {}) or {})
         if kind == "collected":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
-from core.config import shown_path
+from core.config.model import shown_path
 from core.errors import EXIT_INFRA, EXIT_USAGE, ReleaseError, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -163,7 +163,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         handler: Handler = getattr(args, "handler", open_tui)
         if args.read_only:
             # The engine's own guard too: nothing below may write, not even a migration.
-            from core.upgrade import READ_ONLY_VARIABLE
+            from core.ledger.upgrade import READ_ONLY_VARIABLE
 
             os.environ[READ_ONLY_VARIABLE] = "1"
         if args.read_only and getattr(args, "mutates", False):

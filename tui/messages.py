@@ -174,7 +174,7 @@ class RunFinished(Message):
         self.exit_code = exit_code
         # The engine refused because the session is read-only (ReadOnlyError).
         self.refused = refused
-        # The engine stopped the call because the user cancelled it (core.testrun.Cancelled).
+        # The engine stopped the call because the user cancelled it (core.cancel.Cancelled).
         self.cancelled = cancelled
 
 

@@ -1,9 +1,12 @@
-"""Deployment targets: where an environment's release runs. One interface (base.Target),
-one implementation now (local); docs/targets.md says how cluster targets would fit."""
+"""Deployment targets: where an environment's release runs (one interface, base.Target; local
+today: `bentoml serve` behind relman's proxy) and the logs a running release writes.
+
+Imports core.build (the Bento it serves), core.config, core.host.
+"""
 
 from __future__ import annotations
 
-from core.config import Project
+from core.config.model import Project
 from core.targets.base import Instance, SmokeResult, Target
 
 

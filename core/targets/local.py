@@ -1,6 +1,6 @@
 """The local target: `bentoml serve` processes behind relman's proxy, on this machine.
 
-An environment's folder is ``.relman/envs/SERVICE/ENV/``. Its proxy (:mod:`core.proxy`)
+An environment's folder is ``.relman/envs/SERVICE/ENV/``. Its proxy (:mod:`core.targets.proxy`)
 listens on the environment's host and port from relman.toml and routes each request to the
 current instance; each instance is a ``bentoml serve`` of one release's Bento on a free side
 port of 127.0.0.1, in ``instances/RELEASE-PORT/`` (working folder, ``serve.log``, ``pid``).
@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.config import Project
+from core.config.model import Project
 from core.errors import ConfigError, InfraError
-from core.ports import ephemeral_port, port_is_free
-from core.processes import (
+from core.host.ports import ephemeral_port, port_is_free
+from core.host.processes import (
     TAG_VARIABLE,
     carries_tag,
     end_processes,
@@ -93,7 +93,7 @@ class LocalTarget:
             str(port),
         ]
         log(f"starting {bento} on {SIDE_HOST}:{port}")
-        from core.monitor_log import monitor_environment
+        from core.targets.monitor_log import monitor_environment
 
         # Tagged (to find every process of it again); its bentoml.monitor logs kept in its
         # own folder, apart from other environments serving the same Bento.
@@ -165,7 +165,7 @@ class LocalTarget:
         return SmokeResult(latency, f"{path} answered 200 in {latency:.0f} ms")
 
     def switch(self, instance: Instance) -> None:
-        from core.proxy_control import proxy_pid, start_proxy, stop_proxy, switch_upstream
+        from core.targets.proxy_control import proxy_pid, start_proxy, stop_proxy, switch_upstream
 
         listen = f"{self.config.host}:{self.config.port}"
         listen_file = self.folder / "proxy.listen"
@@ -187,7 +187,7 @@ class LocalTarget:
 
     def check_port(self) -> None:
         """InfraError when the environment's port is taken by something that is not ours."""
-        from core.proxy_control import proxy_pid
+        from core.targets.proxy_control import proxy_pid
 
         if proxy_pid(self.folder) is None and not port_is_free(self.config.port, self.config.host):
             raise InfraError(
@@ -196,7 +196,7 @@ class LocalTarget:
             )
 
     def serving(self) -> Instance | None:
-        from core.proxy_control import current_upstream, proxy_pid
+        from core.targets.proxy_control import current_upstream, proxy_pid
 
         if proxy_pid(self.folder) is None:
             return None
@@ -245,7 +245,7 @@ class LocalTarget:
         if lost:
             end_processes(lost)
             stopped.append(f"stopped {len(lost)} process(es) of instances whose folder is gone")
-        from core.proxy_control import proxy_pid
+        from core.targets.proxy_control import proxy_pid
 
         if proxy_pid(self.folder) is None:
             marker = f" --dir {self.folder} "
@@ -261,7 +261,7 @@ class LocalTarget:
         return stopped
 
     def down(self) -> bool:
-        from core.proxy_control import stop_proxy
+        from core.targets.proxy_control import stop_proxy
 
         stopped = stop_proxy(self.folder)
         return bool(self.sweep(None)) or stopped
@@ -306,7 +306,7 @@ def _instance_home(folder: Path) -> Path:
     promotion's candidate resetting what the live environments report). Only that folder
     (and ``tmp``) is the instance's; everything else links to the real home.
     """
-    from core.bento_store import bentoml_home
+    from core.build.bento_store import bentoml_home
 
     real = bentoml_home()
     home = folder / "bentoml-home"

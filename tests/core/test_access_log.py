@@ -1,4 +1,4 @@
-"""core/access_log.py: JSON lines, rotated by size at a flush."""
+"""core/targets/access_log.py: JSON lines, rotated by size at a flush."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.access_log import AccessLog
+from core.targets.access_log import AccessLog
 
 
 def test_lines_are_json_and_the_file_rotates_past_its_size(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_a_rotation_that_fails_loses_nothing_and_says_why(
     def refuse(*_args: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("core.access_log.os.replace", refuse)
+    monkeypatch.setattr("core.targets.access_log.os.replace", refuse)
     log.write({"n": 1})
     assert log.flush() == f"cannot rotate {path}: Permission denied; it keeps growing"
     log.write({"n": 2})  # still open: nothing lost

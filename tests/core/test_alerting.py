@@ -1,4 +1,5 @@
-"""core.alerting and the modules it was split into: rules, the alert state machine, rollback
+"""core.alerts.alerting and the modules it was split into: rules, the alert state machine,
+rollback
 commands, persistence, webhook."""
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from core.alert_state import Transition, alert_document, rollback_command
-from core.alerting import DEFAULTS, Rules, check_policy
+from core.alerts.alert_state import Transition, alert_document, rollback_command
+from core.alerts.alerting import DEFAULTS, Rules, check_policy
+from core.alerts.webhook import send_webhook
 from core.errors import ConfigError
-from core.webhook import send_webhook
 
 T0 = 1_700_000_040  # a minute start (Unix seconds)
 

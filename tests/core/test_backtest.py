@@ -1,4 +1,5 @@
-"""core.backtest: replaying recorded series through the effective rules; the series CSV."""
+"""core.alerts.backtest: replaying recorded series through the effective rules; the series
+CSV."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.backtest import backtest, per_minute, read_series_csv, rules_reading
+from core.alerts.backtest import backtest, per_minute, read_series_csv, rules_reading
 from core.errors import UsageError
 
 T0 = 1_700_000_040  # a minute start

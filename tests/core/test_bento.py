@@ -1,4 +1,4 @@
-"""core.bento without a real build: labels, the store lookup, what is refused and why, and the
+"""core.build.bento without a real build: labels, the store lookup, what is refused and why, and the
 build script's protocol (real child processes of real interpreters, BentoML's own config
 loader for bad bentofiles)."""
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core import bento
-from core.bento import BuildResult, build_release, check_buildable
-from core.bento_runner import MARKER
-from core.bento_store import (
+from core.build import bento
+from core.build.bento import BuildResult, build_release, check_buildable
+from core.build.bento_runner import MARKER
+from core.build.bento_store import (
     BentoRef,
     bento_labels,
     bentoml_home,
@@ -30,8 +30,8 @@ from core.bento_store import (
     read_bento,
     relman_version,
 )
-from core.config import Project, load_project
-from core.dvcinfo import ArtifactInfo
+from core.cancel import Cancelled
+from core.config.model import Project, load_project
 from core.errors import (
     BlockedError,
     ConfigError,
@@ -40,10 +40,10 @@ from core.errors import (
     ReadOnlyError,
     UsageError,
 )
-from core.gitinfo import GitInfo
-from core.lineage import Candidate
-from core.releases import open_ledger
-from core.testrun import Cancelled
+from core.ledger.releases import open_ledger
+from core.lineage.candidate import Candidate
+from core.lineage.dvcinfo import ArtifactInfo
+from core.lineage.gitinfo import GitInfo
 from store import ReleaseRecord
 from tests.core.conftest import DvcRepo
 
@@ -363,7 +363,7 @@ def test_a_service_that_does_not_import_says_why(tmp_path: Path, store: Path) ->
 
 
 def test_a_service_py_spelling_of_the_same_service_is_accepted(tmp_path: Path) -> None:
-    from core.bento_build_script import _import_path
+    from core.build.bento_build_script import _import_path
 
     assert _import_path("service.py:IrisClassifier") == _import_path("service:IrisClassifier")
     assert _import_path("pkg/svc.py:A") == "pkg.svc:A"
@@ -482,7 +482,10 @@ def test_another_builders_bento_of_the_same_tag_is_reused(tmp_path: Path, store:
 
 
 def test_importing_core_bento_loads_no_bentoml() -> None:
-    code = "import sys, core.bento, core.bento_build_script; print('bentoml' in sys.modules)"
+    code = (
+        "import sys, core.build.bento, core.build.bento_build_script; "
+        "print('bentoml' in sys.modules)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parents[2],

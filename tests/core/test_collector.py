@@ -1,4 +1,5 @@
-"""The collector (core/collector.py), one pass at a time on a fake clock, against a BentoML
+"""The collector (core/monitoring/collector.py), one pass at a time on a fake clock, against a
+BentoML
 1.4-shaped /metrics served on 127.0.0.1, the instance's monitor log, a real ledger and a real
 metric store. What is faked is only where the environment serves (core.targets.target_for).
 
@@ -27,15 +28,15 @@ from typing import Any
 
 import pytest
 
-from core.collector import Collector
-from core.collector_process import metrics_path
-from core.config import Project, load_project
+from core.config.model import Project, load_project
 from core.errors import BlockedError
-from core.recovery import this_host
+from core.host.processes import this_host
+from core.monitoring.collector import Collector
+from core.monitoring.collector_process import metrics_path
 from core.targets import Instance
-from store.ledger import Ledger
-from store.metrics import MetricStore
-from store.records import ArtifactRecord
+from store.ledger.ledger import Ledger
+from store.ledger.records import ArtifactRecord
+from store.metrics.store import MetricStore
 
 T0 = 1_790_000_000 - 1_790_000_000 % 3600  # a whole hour
 RELEASE = "a1b2c3d4e5f6"
@@ -368,8 +369,8 @@ def test_a_drift_computation_that_fails_stops_no_other_rule(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("could not convert string to float: 'n/a'")
 
-    monkeypatch.setattr("core.drift_reference.reference_frame", lambda *a: {"x": [1.0, 2.0, 3.0]})
-    monkeypatch.setattr("core.drift.drift_report", broken)
+    monkeypatch.setattr("core.drift.reference.reference_frame", lambda *a: {"x": [1.0, 2.0, 3.0]})
+    monkeypatch.setattr("core.drift.stats.drift_report", broken)
     collector = world.collector()
     world.log_rows(1, 10)
     world.minutes(collector, 0, 0)

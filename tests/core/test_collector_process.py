@@ -1,4 +1,4 @@
-"""core/collector_process.py: finding and stopping the project's collector process."""
+"""core/monitoring/collector_process.py: finding and stopping the project's collector process."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from core.collector_process import collector_tag, metrics_path, stop_collector
-from core.config import Project, parse_config
-from core.processes import TAG_VARIABLE, pid_alive
+from core.config.model import Project, parse_config
+from core.host.processes import TAG_VARIABLE, pid_alive
+from core.monitoring.collector_process import collector_tag, metrics_path, stop_collector
 
 TOML = """\
 [project]

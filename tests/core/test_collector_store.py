@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from core.collector import Collector
 from core.errors import StoreError
-from store.metrics import MetricStore, MetricStoreBusy
+from core.monitoring.collector import Collector
+from store.metrics.store import MetricStore, MetricStoreBusy
 from tests.core.test_collector import (
     T0,
     Killed,
@@ -120,7 +120,7 @@ def test_an_alert_whose_write_meets_a_lock_is_not_lost(
 def test_scrapes_held_over_the_cap_drop_the_oldest_with_one_warning(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.collector.MAX_PENDING_SCRAPES", 3)
+    monkeypatch.setattr("core.monitoring.collector.MAX_PENDING_SCRAPES", 3)
     collector = world.collector(busy_timeout=0.05)
     collector.run_pass()  # T0, stored
     holder = hold_write_lock(world)
@@ -217,9 +217,9 @@ def test_a_collector_killed_after_storing_rows_reads_none_of_them_again(
     world.now[0] += 20
     with monkeypatch.context() as patch:
         if moment == "saving collector.json":
-            kill_after(patch, "core.collector.save_state", call=False)
+            kill_after(patch, "core.monitoring.collector.save_state", call=False)
         else:
-            kill_after(patch, "store.metrics.MetricStore.add_batch")
+            kill_after(patch, "store.metrics.store.MetricStore.add_batch")
         with pytest.raises(Killed):
             collector.run_pass()
     assert record_ids(world) == ["1", "2", "3", "4"]  # committed before the kill
@@ -277,6 +277,6 @@ def test_a_full_disk_under_the_state_file_stops_it_too(
     def no_space(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("core.collector.os.replace", no_space)
+    monkeypatch.setattr("core.monitoring.collector.os.replace", no_space)
     assert world.collector().run() == 3
     assert world.lines == [".relman/collector.json: disk full; free space, the collector stops"]

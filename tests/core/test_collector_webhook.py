@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from core.collector_process import metrics_path
-from core.monitor_log import MonitorReader
-from core.webhook import Outbox
-from store.metrics import MetricStore, MetricStoreBusy, Record, WebhookPost
+from core.alerts.webhook import Outbox
+from core.monitoring.collector_process import metrics_path
+from core.targets.monitor_log import MonitorReader
+from store.metrics.store import MetricStore, MetricStoreBusy, Record, WebhookPost
 from tests.core.test_collector import (
     RELEASE,
     T0,
@@ -177,7 +177,7 @@ def _killed_once_stored(
     world.now[0] = T0 + minute * 60
     with monkeypatch.context() as patch:
         has_changes = lambda store, rollups, changes, *rest: bool(changes)  # noqa: E731
-        kill_after(patch, "store.metrics.MetricStore.record_minute", when=has_changes)
+        kill_after(patch, "store.metrics.store.MetricStore.record_minute", when=has_changes)
         with pytest.raises(Killed):
             collector.run_pass()
 

@@ -1,4 +1,4 @@
-"""core.detect: the Prometheus-style threshold and the slow-leak CUSUM."""
+"""core.alerts.detect: the Prometheus-style threshold and the slow-leak CUSUM."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import re
 
 import pytest
 
-from core.detect import Cusum, Threshold, estimate_baseline, format_value, moving_range_sigma
+from core.alerts.detect import (
+    Cusum,
+    Threshold,
+    estimate_baseline,
+    format_value,
+    moving_range_sigma,
+)
 
 BASE = 120.0
 

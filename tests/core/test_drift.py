@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.drift import (
+from core.drift.reference import cache_object_path, reference_frame
+from core.drift.stats import (
     EPSILON,
     class_shares,
     drift_report,
@@ -21,9 +22,8 @@ from core.drift import (
     psi,
     share_distance,
 )
-from core.drift_reference import cache_object_path, reference_frame
 from core.errors import ConfigError, UsageError
-from core.monitor_log import MonitorRow
+from core.targets.monitor_log import MonitorRow
 
 IRIS = (
     "sepal_length,sepal_width,petal_length,petal_width,species\n"
@@ -323,7 +323,7 @@ def reference_csv(count: int) -> bytes:
 def drifty(tmp_path: Path) -> Any:
     """A project (no git needed) whose ledger has release r1 live in dev and staging,
     trained on a 300-row CSV that is in the DVC cache."""
-    from core.config import load_project
+    from core.config.model import load_project
     from store import ArtifactRecord, Ledger
 
     root = tmp_path / "drifty"
@@ -348,8 +348,8 @@ def drifty(tmp_path: Path) -> Any:
 def log_records(project: Any, env: str, count: int, *, shift: float) -> None:
     """``count`` monitor records of r1 in ``env`` over the last minutes: petal_length moved
     by ``shift``, sepal_length as trained; four in five predicted virginica."""
-    from core.collector_process import metrics_path
-    from store.metrics import MetricStore, Record
+    from core.monitoring.collector_process import metrics_path
+    from store.metrics.store import MetricStore, Record
 
     gen = rng()
     now = int(time.time())
@@ -403,7 +403,7 @@ def test_api_drift_per_feature_and_class_shares(drifty: Any) -> None:
 
 def test_api_drift_says_why_it_measured_nothing(drifty: Any) -> None:
     from core import api
-    from core.collector_process import metrics_path
+    from core.monitoring.collector_process import metrics_path
 
     # No metric store yet: no records, and no store made for it.
     document = api.drift(drifty, "iris", "dev")
@@ -432,8 +432,8 @@ def test_api_drift_without_the_training_data_in_the_cache(drifty: Any) -> None:
         )
         promotion = ledger.begin_promotion("iris", "prod", "r2")
         ledger.finish_promotion(promotion.id, "done")
-    from core.collector_process import metrics_path
-    from store.metrics import MetricStore, Record
+    from core.monitoring.collector_process import metrics_path
+    from store.metrics.store import MetricStore, Record
 
     now = int(time.time())
     with MetricStore.open(metrics_path(drifty)) as store:
@@ -451,7 +451,7 @@ def test_api_drift_without_the_training_data_in_the_cache(drifty: Any) -> None:
 def test_api_metrics_and_alerts_answer_empty_without_a_metric_store(drifty: Any) -> None:
     """A project that never ran the collector: empty documents, and no file made."""
     from core import api
-    from core.collector_process import metrics_path
+    from core.monitoring.collector_process import metrics_path
 
     points = api.metrics(drifty, "iris", "dev", "1h")
     assert (points["ok"], points["points"]) == (True, [])

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from core.config import GateConfig
-from core.errors import ConfigError
-from core.gates import (
+from core.config.model import GateConfig
+from core.delivery.gates import (
     ArtifactPresence,
     GateResult,
     SuiteOutcome,
@@ -21,6 +20,7 @@ from core.gates import (
     format_percent,
     format_value,
 )
+from core.errors import ConfigError
 
 RELEASE = "3f9a2c1e0b7d"
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Project, load_project
+from core.config.model import Project, load_project
+from core.delivery.gating import gate_report, suite_outcomes
 from core.errors import UsageError
-from core.gating import gate_report, suite_outcomes
-from core.lineage import candidates
-from core.releases import ledger_path, open_ledger, record_candidate
-from core.suite_results import TestEvent
-from core.testing import SUITE_NODEID_PREFIX, ProgressThrottle, run_tests
+from core.ledger.releases import ledger_path, open_ledger, record_candidate
+from core.lineage.candidate import candidates
+from core.testing.results import TestEvent
+from core.testing.suites import SUITE_NODEID_PREFIX, ProgressThrottle, run_tests
 from store import Ledger, TestResultRecord
 from tests.core.conftest import DvcRepo
 

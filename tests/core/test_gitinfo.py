@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ProjectError
-from core.gitinfo import commits_between, git, git_info, is_git_repo, tags
+from core.lineage.gitinfo import commits_between, git, git_info, is_git_repo, tags
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.gitinfo import TagRef
-from core.gto import (
+from core.lineage.gitinfo import TagRef
+from core.lineage.gto import (
     Action,
     GtoTag,
     current_stages,

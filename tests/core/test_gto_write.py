@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import EXIT_BLOCKED, BlockedError, InfraError
-from core.gitinfo import TagRef, tags
-from core.gto import current_stages, gto_events, plan_promotion_tags, write_promotion_tags
+from core.lineage.gitinfo import TagRef, tags
+from core.lineage.gto import current_stages, gto_events, plan_promotion_tags, write_promotion_tags
 
 # Commits need an identity; the code under test must never rely on one.
 _COMMITTER = ["-c", "user.name=Fixture", "-c", "user.email=fixture@example.invalid"]

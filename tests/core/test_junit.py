@@ -1,12 +1,12 @@
-"""core.junit: the XML CI systems read, built from results (no pytest run needed here)."""
+"""core.testing.junit: the XML CI systems read, built from results (no pytest run needed here)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from core.junit import junit_xml, suite_from_steps, write_junit
-from core.suite_results import OUTCOMES, SuiteResult, TestCaseResult
+from core.testing.junit import junit_xml, suite_from_steps, write_junit
+from core.testing.results import OUTCOMES, SuiteResult, TestCaseResult
 
 
 def case(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ProjectError
-from core.lineage import Candidate, candidate, candidates
+from core.lineage.candidate import Candidate, candidate, candidates
 from tests.core.conftest import DvcRepo, git
 
 
@@ -254,7 +254,7 @@ def test_a_shallow_clone_is_noted_and_works(dvc_repo: DvcRepo, tmp_path: Path) -
 
 def test_importing_lineage_loads_neither_dvc_nor_ui_libraries() -> None:
     code = (
-        "import sys, core.lineage, core.gto, core.release_id\n"
+        "import sys, core.lineage.candidate, core.lineage.gto, core.lineage.release_id\n"
         "print(sorted(m for m in ('dvc', 'textual', 'rich') if m in sys.modules))"
     )
     done = subprocess.run(

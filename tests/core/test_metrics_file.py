@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.metrics_file import find_metric, flatten_metrics, load_metrics_file, read_metrics_file
+from core.lineage.metrics_file import (
+    find_metric,
+    flatten_metrics,
+    load_metrics_file,
+    read_metrics_file,
+)
 
 
 def write(folder: Path, name: str, text: str) -> Path:

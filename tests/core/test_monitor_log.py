@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.monitor_log import (
+from core.targets.monitor_log import (
     CONFIG_OVERRIDES_VARIABLE,
     MonitorReader,
     MonitorRow,

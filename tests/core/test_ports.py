@@ -1,4 +1,4 @@
-"""core/ports.py: a port is free when nothing listens on it, TIME_WAIT or not."""
+"""core/host/ports.py: a port is free when nothing listens on it, TIME_WAIT or not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from core.ports import free_ports, port_is_free
+from core.host.ports import free_ports, port_is_free
 
 
 def _listener() -> tuple[socket.socket, int]:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.processes import (
+from core.host.processes import (
     TAG_VARIABLE,
     end_processes,
     pid_alive,

@@ -1,5 +1,6 @@
-"""The switching proxy as the engine uses it: a real ``python -m core.proxy`` process in front
-of small stdlib upstreams, driven through core.proxy_control."""
+"""The switching proxy as the engine uses it: a real ``python -m core.targets.proxy`` process in
+front
+of small stdlib upstreams, driven through core.targets.proxy_control."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import InfraError
-from core.ports import ephemeral_port
-from core.proxy_control import (
+from core.host.ports import ephemeral_port
+from core.targets.proxy_control import (
     current_upstream,
     proxy_pid,
     start_proxy,
@@ -249,7 +250,7 @@ def test_port_in_use(tmp_path: Path) -> None:
             "free the port or change port in relman.toml"
         )
         assert caught.value.exit_code == 3
-        command = [sys.executable, "-m", "core.proxy", "--listen", f"127.0.0.1:{port}"]
+        command = [sys.executable, "-m", "core.targets.proxy", "--listen", f"127.0.0.1:{port}"]
         result = subprocess.run(
             [*command, "--dir", str(tmp_path / "other")],
             capture_output=True,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.release_id import canonical_json, is_dirty_id, release_id
+from core.lineage.release_id import canonical_json, is_dirty_id, release_id
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 ARTIFACTS = {"models/model.pkl": "c7ec5a2eeee004e4fe7207373c615290", "data/iris.csv": None}
@@ -44,7 +44,7 @@ def test_dirty_ids_are_marked() -> None:
 
 def test_same_id_in_another_process_with_another_hash_seed() -> None:
     code = (
-        "from core.release_id import release_id\n"
+        "from core.lineage.release_id import release_id\n"
         f"print(release_id({COMMIT!r}, {ARTIFACTS!r}, {PARAMS!r}))"
     )
     done = subprocess.run(

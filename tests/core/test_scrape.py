@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.errors import InfraError
-from core.scrape import fetch_metrics, parse_scrape
+from core.monitoring.scrape import fetch_metrics, parse_scrape
 
 LES = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0")
 LES += ("30.0", "60.0", "120.0", "180.0", "+Inf")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from core.delivery.summary import human_duration, human_size, markdown_summary, write_summary
 from core.errors import EXIT_USAGE, UsageError
-from core.junit import steps_junit
-from core.summary import human_duration, human_size, markdown_summary, write_summary
+from core.testing.junit import steps_junit
 
 
 def document(**changes: Any) -> dict[str, Any]:

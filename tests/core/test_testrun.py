@@ -1,4 +1,5 @@
-"""core.testrun and core.pytest_child: real pytest runs, in subprocesses, on throwaway projects
+"""core.testing.runner and core.testing.pytest_child: real pytest runs, in subprocesses, on
+throwaway projects
 in tmp_path."""
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.config import SuiteConfig
+from core.config.model import SuiteConfig
 from core.errors import ConfigError, ProjectError
-from core.junit import write_junit
-from core.pytest_child import run_suite
-from core.suite_results import SuiteResult, TestEvent, progress_line
-from core.testrun import run_suites
+from core.testing.junit import write_junit
+from core.testing.pytest_child import run_suite
+from core.testing.results import SuiteResult, TestEvent, progress_line
+from core.testing.runner import run_suites
 from tests.core.conftest import DvcRepo
 
 PYTHON = sys.executable
@@ -511,10 +512,10 @@ def test_a_cancelled_test_run_is_recorded_interrupted(
 ) -> None:
     """The TUI's cancel, end to end in the engine: the group is stopped, the ledger says
     the run was cancelled, and a partial suite leaves no result a gate could take."""
-    from core.config import load_project
-    from core.releases import open_ledger
-    from core.testing import run_tests
-    from core.testrun import Cancelled
+    from core.cancel import Cancelled
+    from core.config.model import load_project
+    from core.ledger.releases import open_ledger
+    from core.testing.suites import run_tests
 
     monkeypatch.setenv("RELMAN_USER", "tester@example.invalid")
     pids = tmp_path / "pids"
@@ -563,8 +564,8 @@ def test_a_cancelled_release_pipeline_stops_in_its_tests(
 ) -> None:
     """`relman release`'s pipeline: cancelled during its tests, it stops there (nothing is
     gated, built or promoted) and its document says it was cancelled."""
-    from core.config import load_project
-    from core.pipeline import release
+    from core.config.model import load_project
+    from core.delivery.release import release
 
     monkeypatch.setenv("RELMAN_USER", "tester@example.invalid")
     pids = tmp_path / "pids"

@@ -1,5 +1,6 @@
-"""core/traffic.py and core/faults.py: request building, pacing, the fault file; and the demo
-service's hook that applies it (core/demo_template/service.py's FaultInjection)."""
+"""core/traffic/load.py and core/traffic/faults.py: request building, pacing, the fault file; and
+the demo
+service's hook that applies it (core/scaffold/demo_template/service.py's FaultInjection)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from core import traffic
-from core.config import Project, load_project
+from core.config.model import Project, load_project
 from core.errors import BlockedError, ReadOnlyError, UsageError
-from core.ports import free_ports
+from core.host.ports import free_ports
+from core.scaffold.demo import TEMPLATE_DIR
+from core.traffic import load as traffic
 
-TEMPLATE = Path(traffic.__file__).with_name("demo_template")
+TEMPLATE = TEMPLATE_DIR
 
 CSV = "sepal_length,sepal_width,petal_length,petal_width,species\n" + "".join(
     f"{5 + i % 3 * 0.5},{3 + i % 2 * 0.2},{1.4 + i % 3 * 2},{0.2 + i % 3 * 0.9},"
@@ -428,7 +430,7 @@ def test_hook_applies_spike_leak_errors_until_the_end(hook: tuple[Any, Path]) ->
 def test_the_command_line_offers_every_fault_kind() -> None:
     import argparse
 
-    from core.faults import KINDS
+    from core.traffic.faults import KINDS
     from tui.commands import traffic as command
 
     parser = argparse.ArgumentParser()

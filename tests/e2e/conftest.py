@@ -62,7 +62,7 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo project, created once per test module in an isolated environment."""
-    from core.demo import create_demo
+    from core.scaffold.demo import create_demo
 
     base = tmp_path_factory.mktemp("demo-env")
     with pytest.MonkeyPatch.context() as mp:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from core.ports import free_ports
-from core.processes import end_processes, processes_mentioning
+from core.host.ports import free_ports
+from core.host.processes import end_processes, processes_mentioning
 from tests.e2e.conftest import Demo
 
 BIN = str(Path(sys.executable).parent)
@@ -89,7 +89,7 @@ def second_release(root: Path, c: str = "0.5") -> None:
 
 def predict(port: int) -> list[str]:
     body = (
-        Path(__file__).resolve().parents[2] / "core/demo_template/sample_request.json"
+        Path(__file__).resolve().parents[2] / "core/scaffold/demo_template/sample_request.json"
     ).read_bytes()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/predict", data=body, headers={"Content-Type": "application/json"}

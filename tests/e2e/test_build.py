@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from core import bento
-from core.bento import BuildResult, build
-from core.bento_runner import MARKER
-from core.bento_store import bentoml_home, relman_version
-from core.config import Project, load_project
+from core.build import bento
+from core.build.bento import BuildResult, build
+from core.build.bento_runner import MARKER
+from core.build.bento_store import bentoml_home, relman_version
+from core.config.model import Project, load_project
 from core.errors import BlockedError
-from core.lineage import Candidate, project_candidates
-from core.releases import open_ledger
+from core.ledger.releases import open_ledger
+from core.lineage.candidate import Candidate, project_candidates
 from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from store.snapshot import open_promotions
+from store.ledger.snapshot import open_promotions
 from tests.e2e.served import (
     environments,
     ports_of,

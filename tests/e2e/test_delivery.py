@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.ports import free_ports
+from core.host.ports import free_ports
 from tests.e2e.served import (
     environments,
     git,

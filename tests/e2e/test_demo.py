@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from core.config import load_config
-from core.demo import DEMO_USER_EMAIL, DEMO_USER_NAME, create_demo
+from core.config.model import load_config
 from core.errors import InfraError, UsageError
-from core.ports import free_ports
+from core.host.ports import free_ports
+from core.scaffold.demo import DEMO_USER_EMAIL, DEMO_USER_NAME, create_demo
 from tests.e2e.conftest import Demo, isolate_user
 
 pytestmark = pytest.mark.e2e
@@ -223,7 +223,7 @@ def test_a_failing_step_removes_the_half_made_demo(
             yield
 
     isolate_user(monkeypatch, tmp_path)
-    monkeypatch.setattr("core.demo._python_on_path", broken_python)
+    monkeypatch.setattr("core.scaffold.demo._python_on_path", broken_python)
     target = tmp_path / "doomed"
     with pytest.raises(InfraError) as raised:
         create_demo(target)

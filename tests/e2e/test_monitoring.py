@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from core.collector import Collector
-from core.collector_process import metrics_path, stop_collector
-from core.config import Project, load_project
-from core.faults import fault_spec, remove_fault, write_fault
-from core.traffic import serving
-from store.metrics import MetricStore
+from core.config.model import Project, load_project
+from core.monitoring.collector import Collector
+from core.monitoring.collector_process import metrics_path, stop_collector
+from core.traffic.faults import fault_spec, remove_fault, write_fault
+from core.traffic.load import serving
+from store.metrics.store import MetricStore
 from tests.e2e.served import ports_of, relman, relman_json, served
 
 pytestmark = pytest.mark.e2e
@@ -171,7 +171,7 @@ def test_no_down_alert_after_relman_down_and_a_new_promotion(served: Path) -> No
 def test_each_environment_reports_its_own_counters(served: Path) -> None:
     """Instances of the same Bento in two environments keep their metrics apart (BentoML
     resets a shared Prometheus folder at each start: each instance has a home of its own)."""
-    from core.scrape import fetch_metrics, parse_scrape
+    from core.monitoring.scrape import fetch_metrics, parse_scrape
     from core.targets import target_for
 
     root = served

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.config import load_project
-from core.lineage import candidates
-from core.releases import ledger_path, open_ledger, record_candidate
+from core.config.model import load_project
+from core.ledger.releases import ledger_path, open_ledger, record_candidate
+from core.lineage.candidate import candidates
 from tests.e2e.conftest import Demo
 from tui.cli import run
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.gates import format_value
+from core.delivery.gates import format_value
 from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from store import ArtifactRecord, Ledger
-from store.audit import event_hash
+from store.ledger.audit import event_hash
 from tests.store import add_release, open_ledger
 
 EVENTS = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from store.records import PromotionKind, PromotionStatus
+from store.ledger.records import PromotionKind, PromotionStatus
 from tests.store import T0, FakeClock, add_release, open_ledger
 
 

@@ -1,4 +1,4 @@
-"""The metric store (store/metrics.py): round trips, the rollup arithmetic, retention, the
+"""The metric store (store/metrics/store.py): round trips, the rollup arithmetic, retention, the
 opening rules it shares with the ledger, busy and full files, the one-collector claim, and
 what the collector consumed (reader offsets with their batch, webhook posts with their
 alert changes)."""
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from core.errors import ReadOnlyError, StoreError, UsageError
-from store.metric_collector import ReaderOffset
-from store.metrics import (
+from store.metrics.collector import ReaderOffset
+from store.metrics.schema import SCHEMA_VERSION, TABLES
+from store.metrics.store import (
     AlertChange,
     Feedback,
     MetricStore,
@@ -29,7 +30,6 @@ from store.metrics import (
     histogram_quantile,
     rollup,
 )
-from store.metrics_schema import SCHEMA_VERSION, TABLES
 
 T0 = 1_740_000_000 - 1_740_000_000 % 3600  # a whole hour
 LES = ("0.1", "0.5", "1.0", "+Inf")
@@ -380,9 +380,9 @@ def test_read_only_open_of_an_older_schema_asks_for_a_writer(
     changed table (READERS_READ_FROM raised past the file's version)."""
     path = tmp_path / "metrics.db"
     MetricStore.open(path).close()
-    monkeypatch.setattr("store.metrics.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr("store.metrics.store.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     MetricStore.open(path, readonly=True).close()  # added tables only: read as it is
-    monkeypatch.setattr("store.metrics.READERS_READ_FROM", SCHEMA_VERSION + 1)
+    monkeypatch.setattr("store.metrics.store.READERS_READ_FROM", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="a read-only open cannot upgrade it"):
         MetricStore.open(path, readonly=True)
 
@@ -667,7 +667,7 @@ def test_minutes_judged_again_after_a_crash_neither_reopen_nor_repost(tmp_path: 
     """One pass fires and resolves an alert, then dies before saving its rules; the next
     judges the same minutes again from the older rules: the store holds one alert, and
     the firing and the resolution are each posted once."""
-    from core.webhook import announcer
+    from core.alerts.webhook import announcer
 
     with MetricStore.open(tmp_path / "metrics.db") as store:
 

@@ -10,8 +10,8 @@ import pytest
 from sqlite_utils import Database
 
 from store import SCHEMA_VERSION, Ledger
-from store.db import connect
-from store.migrations import migrate, schema_version
+from store.ledger.db import connect
+from store.ledger.migrations import migrate, schema_version
 from tests.store import add_release
 
 TABLES = {
@@ -97,8 +97,8 @@ def test_read_only_open_of_a_missing_ledger_creates_nothing(tmp_path: Path) -> N
 
 def test_a_version_1_ledger_is_upgraded_keeping_its_promotions(tmp_path: Path) -> None:
     """Schema 2 adds who holds a promotion (pid, host); rows written before read as None."""
-    from store.db import connect
-    from store.migrations import MIGRATIONS, migrate
+    from store.ledger.db import connect
+    from store.ledger.migrations import MIGRATIONS, migrate
 
     path = tmp_path / "ledger.db"
     db = connect(path, readonly=False, busy_timeout=1.0)
@@ -123,9 +123,9 @@ def test_a_version_1_metric_store_is_upgraded_keeping_its_rows(
     """Metric store schema 2 keeps what the collector consumed (reader offsets, webhook
     outbox); a file of schema 1 keeps its rows and gains the tables, empty; a read-only
     open reads it and leaves it as it is."""
-    from store import metrics_schema
-    from store.metric_collector import ReaderOffset
-    from store.metrics import MetricStore
+    from store.metrics import schema as metrics_schema
+    from store.metrics.collector import ReaderOffset
+    from store.metrics.store import MetricStore
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "metrics.db"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from store import LedgerConflict, TestResultRecord
-from store.records import RunStatus
+from store.ledger.records import RunStatus
 from tests.store import FakeClock, add_release, open_ledger
 
 

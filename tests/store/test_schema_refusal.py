@@ -46,7 +46,7 @@ def test_read_only_open_of_an_older_schema_asks_for_a_writer(
     Ledger.open(path).close()
     before = path.read_bytes()
     # This relman knowing one more migration than the file has: read-only cannot migrate.
-    monkeypatch.setattr("store.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr("store.ledger.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="run any relman command without --read-only once"):
         Ledger.open(path, readonly=True)
     assert path.read_bytes() == before

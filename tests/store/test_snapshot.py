@@ -1,4 +1,4 @@
-"""store.snapshot reads the environment state with the standard library alone, with the same
+"""store.ledger.snapshot reads the environment state with the standard library alone, with the same
 answers and refusals as a read-only Ledger."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import StoreError
 from store import SCHEMA_VERSION, Ledger
-from store.snapshot import environment_states
+from store.ledger.snapshot import environment_states
 from tests.store import add_release, open_ledger
 
 
@@ -49,7 +49,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_older_schema_asks_for_a_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "ledger.db"
     Ledger.open(path).close()
-    monkeypatch.setattr("store.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr("store.ledger.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="without --read-only once"):
         environment_states(path)
 
@@ -64,7 +64,7 @@ def test_foreign_file_is_refused(tmp_path: Path) -> None:
 
 def test_does_not_load_sqlite_utils() -> None:
     code = (
-        "import sys, store.snapshot, core.status\n"
+        "import sys, store.ledger.snapshot, core.delivery.status\n"
         "print('sqlite_utils' in sys.modules, 'numpy' in sys.modules)"
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -76,10 +76,10 @@ def test_status_upgrades_an_older_ledger_unless_read_only(
 ) -> None:
     """After an upgrade of relman, the first read migrates the ledger (a read-only session
     does not: it says which command does)."""
-    from core.config import Project
-    from core.upgrade import READ_ONLY_VARIABLE, upgrade_ledger
-    from store.db import connect
-    from store.migrations import MIGRATIONS, migrate
+    from core.config.model import Project
+    from core.ledger.upgrade import READ_ONLY_VARIABLE, upgrade_ledger
+    from store.ledger.db import connect
+    from store.ledger.migrations import MIGRATIONS, migrate
 
     path = tmp_path / ".relman" / "ledger.db"
     path.parent.mkdir()

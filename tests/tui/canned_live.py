@@ -45,7 +45,7 @@ def minute_point(env: str, minute: int) -> dict[str, Any] | None:
 
 
 def metrics(project: api.Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
-    from core.monitoring import parse_range
+    from core.monitoring.queries import parse_range
 
     minutes = parse_range(range_) // 60
     points = [minute_point(env, m) for m in range(minutes, 0, -1)]

@@ -90,7 +90,7 @@ def canned_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real demo project (git, DVC, suites, BentoML service), made once per session."""
-    from core.demo import create_demo
+    from core.scaffold.demo import create_demo
 
     base = tmp_path_factory.mktemp("demo-template")
     return create_demo(base / "iris-demo")

@@ -15,8 +15,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, RichLog, Static
 
 from core import api
+from core.cancel import Cancelled
 from core.errors import InfraError
-from core.testrun import Cancelled
 from screens.confirm import CancelRunScreen, ConfirmScreen
 from screens.overview import OverviewScreen
 from screens.release import ReleaseScreen

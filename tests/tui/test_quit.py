@@ -17,7 +17,7 @@ import pytest
 from textual.pilot import Pilot
 
 from core import api
-from core.testrun import Cancelled
+from core.cancel import Cancelled
 from screens.confirm import ConfirmScreen, QuitScreen
 from screens.run import RunScreen
 from screens.runs import RunState

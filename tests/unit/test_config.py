@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import find_config, load_config, load_project, parse_config
-from core.config_lines import key_lines
+from core.config.lines import key_lines
+from core.config.model import find_config, load_config, load_project, parse_config
 from core.errors import ConfigError
 
 VALID = """\

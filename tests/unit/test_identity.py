@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.identity import current_user
+from core.ledger.identity import current_user
 
 
 def test_relman_user_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ def _modules(package: str) -> list[str]:
 
 def test_engine_modules_exist() -> None:
     assert "core.api" in _modules("core")
-    assert "core.config" in _modules("core")
+    assert "core.config.model" in _modules("core")
 
 
 def test_core_and_store_import_without_textual_or_rich() -> None:

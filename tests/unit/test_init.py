@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_config
+from core.config.model import load_config
 from core.errors import ConfigError, ProjectError
-from core.init import init_project
+from core.scaffold.init import init_project
 
 DVC_YAML = """\
 stages:

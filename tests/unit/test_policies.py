@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from core import alerting, policies
-from core.alerting import DEFAULTS as BUILTIN
-from core.config import Project, RelmanConfig, parse_config
+from core.alerts import alerting, policies
+from core.alerts.alerting import DEFAULTS as BUILTIN
+from core.alerts.policies import builtin_defaults, effective_policy, explain, resolve
+from core.config.model import Project, RelmanConfig, parse_config
 from core.errors import UsageError
-from core.policies import builtin_defaults, effective_policy, explain, resolve
 
 BASE = """\
 [project]
@@ -252,7 +252,9 @@ def test_undeclared_service_or_env_is_a_usage_error() -> None:
 
 
 def test_demo_template_loads_with_its_policy_example() -> None:
-    source = (ROOT / "core" / "demo_template" / "relman.toml.tmpl").read_text(encoding="utf-8")
+    source = (ROOT / "core" / "scaffold" / "demo_template" / "relman.toml.tmpl").read_text(
+        encoding="utf-8"
+    )
     text = Template(source).substitute(dev_port="3000", staging_port="3001", prod_port="3002")
     config = parse_config(text, Path("relman.toml"))
     prod = resolve(config, "iris", "prod")
@@ -311,7 +313,7 @@ def test_explain_verb(
 
 
 def test_builtin_layer_is_core_alerting_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import alerting
+    from core.alerts import alerting
 
     monkeypatch.setitem(alerting.DEFAULTS, "latency_p99_ms", 700)
     policy = resolve(_config(), "iris", "dev")

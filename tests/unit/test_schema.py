@@ -1,4 +1,4 @@
-"""core/schema.py: strict checks of parsed TOML against frozen dataclasses."""
+"""core/config/schema.py: strict checks of parsed TOML against frozen dataclasses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from core.schema import Model, SchemaError
+from core.config.schema import Model, SchemaError
 
 
 @dataclass(frozen=True, kw_only=True)

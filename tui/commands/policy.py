@@ -1,5 +1,5 @@
 """`relman policy explain`: the effective monitoring parameters of a service in an environment
-and the layer of relman.toml that set each (core/policies.py). Read-only.
+and the layer of relman.toml that set each (core/alerts/policies.py). Read-only.
 
 `relman policy backtest SERVICE ENV --series CSV --metric NAME` joins this module later: its
 parser goes in :func:`add_parsers` under "backtest", its handler next to

@@ -42,7 +42,7 @@ def _stderr(line: str) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from core.testing import ProgressThrottle
+    from core.testing.suites import ProgressThrottle
 
     project = api.load_project(args.project)
     report = api.run_tests(

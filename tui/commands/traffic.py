@@ -33,7 +33,7 @@ def add_parsers(verbs: Any) -> None:
         metavar="S",
         help="seconds to run (default 60; 0: until Ctrl-C)",
     )
-    # The fault kinds of core.faults, named here so that building the parser stays light.
+    # The fault kinds of core.traffic.faults, named here so that building the parser stays light.
     kinds = ("latency-leak", "latency-spike", "error-burst", "drift")
     traffic.add_argument("--inject", choices=kinds, metavar="KIND", help=", ".join(kinds))
     traffic.add_argument(

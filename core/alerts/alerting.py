@@ -1,0 +1,350 @@
+"""Alert rules of one (service, environment): their parameters, and the evaluation, minute
+by minute, that moves their alerts.
+
+:class:`Rules` is built from an effective monitoring policy (a mapping of the parameters in
+:data:`DEFAULTS`, checked by :func:`check_policy`) and fed one minute at a time by the
+collector::
+
+    rules = Rules(policy, service="iris", env="prod")
+    for transition in rules.evaluate(minute, point, release=rel, up=True, drift=psi):
+        ...  # persist it (one alert row per episode), POST it to the webhook
+    saved = rules.to_dict()            # JSON; Rules.from_dict(saved) resumes after a restart
+
+Pure and storage-agnostic: it returns :class:`~core.alerts.alert_state.Transition` objects and
+never touches a database, a clock or the network. What each rule watches and how it reads
+a minute is :mod:`core.alerts.alert_rules`; how its alert goes ``pending -> firing -> resolved``
+(cooldown, dedupe) is :mod:`core.alerts.alert_state`; the webhook is
+:mod:`core.alerts.webhook`. A minute
+at or before the last one evaluated is ignored (the collector may re-feed a minute after a
+restart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from core.alerts.alert_rules import Rule, drift_rule, standard_rules
+from core.alerts.alert_state import AlertState, State, Transition, rollback_command
+from core.alerts.detect import Verdict
+from core.errors import ConfigError
+
+PolicyValue = float | str | bool
+# An effective policy: parameter name -> value (None, or a missing name: the default).
+Policy = Mapping[str, PolicyValue | None]
+
+# The built-in layer of the policy cascade (core/alerts/policies.py imports it).
+DEFAULTS: dict[str, PolicyValue] = {
+    "latency_p99_ms": 500,
+    "latency_for_minutes": 2,
+    "error_rate_max": 0.05,
+    "error_for_minutes": 2,
+    "resolve_for_minutes": 2,
+    "cooldown_minutes": 5,
+    "leak_metric": "p95_ms",
+    "leak_baseline_minutes": 10,
+    "leak_k": 0.5,
+    "leak_h": 8.0,
+    "leak_min_sigma_ms": 2.0,
+    "drift_psi_max": 0.2,
+    "drift_window_minutes": 15,
+    "drift_min_records": 200,  # PSI of 50 unshifted rows exceeds 0.2 most of the time
+    "accuracy_max_drop": 0.05,
+    "down_for_minutes": 1,
+}
+
+# One line per parameter, for `relman policy explain` (its JSON's "description").
+DESCRIPTIONS: dict[str, str] = {
+    "scrape_interval": "seconds between two scrapes of each live environment",
+    "raw_retention_hours": "hours raw scrapes and logged inputs are kept",
+    "rollup_retention_days": "days the per-minute rollups are kept (alerts stay as history)",
+    "webhook": "URL that receives a JSON POST when an alert fires or resolves",
+    "latency_p99_ms": "p99 latency above which the latency_p99 rule breaches (ms)",
+    "latency_for_minutes": "minutes the p99 must stay above its limit before firing",
+    "error_rate_max": "error rate (fraction of requests) above which error_rate breaches",
+    "error_for_minutes": "minutes the error rate must stay above its limit before firing",
+    "resolve_for_minutes": "consecutive clear minutes before a firing alert resolves",
+    "cooldown_minutes": "minutes after a resolution during which a breach re-opens it",
+    "leak_metric": "latency series watched for slow leaks (p50_ms, p95_ms, p99_ms)",
+    "leak_baseline_minutes": "minutes of a new release that make its baseline",
+    "leak_k": "CUSUM allowance, in baseline sigmas",
+    "leak_h": "CUSUM decision threshold, in baseline sigmas",
+    "leak_min_sigma_ms": "floor of the latency baseline's spread (ms)",
+    "drift_psi_max": "PSI of a feature above which its drift rule fires",
+    "drift_window_minutes": "minutes of logged records compared with the reference",
+    "drift_min_records": "records needed in the window before drift is computed",
+    "accuracy_max_drop": "live accuracy below the offline metric by more than this fires",
+    "down_for_minutes": "minutes down (scrape failed or /readyz not 200) before firing",
+}
+
+METRICS = ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
+LEAK_METRICS = ("p50_ms", "p95_ms", "p99_ms")
+
+_INT_PARAMS = {
+    "latency_for_minutes": 1,
+    "error_for_minutes": 1,
+    "resolve_for_minutes": 1,
+    "cooldown_minutes": 0,
+    "leak_baseline_minutes": 2,
+    "drift_window_minutes": 1,
+    "drift_min_records": 1,
+    "down_for_minutes": 1,
+}
+_POSITIVE = {"latency_p99_ms", "error_rate_max", "leak_h", "drift_psi_max"}
+_NON_NEGATIVE = {"leak_k", "leak_min_sigma_ms", "accuracy_max_drop"}
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"monitoring parameter {name} must be a number, not {value!r}")
+    return float(value)
+
+
+def check_policy(policy: Policy, *, strict: bool = False) -> dict[str, PolicyValue]:
+    """The effective parameters: ``policy`` over :data:`DEFAULTS`, checked (types, ranges,
+    whole minutes). ``strict`` also rejects unknown names. Raises ConfigError naming the
+    parameter."""
+    if strict:
+        unknown = sorted(set(policy) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"unknown monitoring parameter {unknown[0]}; known: {', '.join(DEFAULTS)}"
+            )
+    out: dict[str, PolicyValue] = {}
+    for name, default in DEFAULTS.items():
+        value = policy.get(name)
+        if value is None:
+            value = default
+        if name == "leak_metric":
+            if value not in LEAK_METRICS:
+                raise ConfigError(
+                    f"monitoring parameter leak_metric must be one of "
+                    f"{', '.join(LEAK_METRICS)}, not {value!r}"
+                )
+            out[name] = str(value)
+            continue
+        number = _number(name, value)
+        if name in _INT_PARAMS:
+            if number != int(number) or number < _INT_PARAMS[name]:
+                raise ConfigError(
+                    f"monitoring parameter {name} must be a whole number >= "
+                    f"{_INT_PARAMS[name]}, not {value!r}"
+                )
+            out[name] = int(number)
+        elif name in _POSITIVE and number <= 0:
+            raise ConfigError(f"monitoring parameter {name} must be > 0, not {value!r}")
+        elif name in _NON_NEGATIVE and number < 0:
+            raise ConfigError(f"monitoring parameter {name} must be >= 0, not {value!r}")
+        else:
+            out[name] = number
+    return out
+
+
+class Rules:
+    """Every alert rule of one (service, env) and their alert states."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        service: str,
+        env: str,
+        only: Collection[str] | None = None,
+    ) -> None:
+        """``only``: the rule names to evaluate (``drift`` for every drift rule); all by
+        default. Raises ConfigError on an invalid parameter."""
+        self.policy = check_policy(policy)
+        self.service = service
+        self.env = env
+        self.only = frozenset(only) if only is not None else None
+        self.last_minute: int | None = None
+        self.release: str | None = None
+        self._rules: dict[str, Rule] = {}
+        for rule in standard_rules(self.policy):
+            self._add(rule)
+
+    def _wanted(self, name: str) -> bool:
+        if self.only is None:
+            return True
+        return name in self.only or (name.startswith("drift:") and "drift" in self.only)
+
+    def _add(self, rule: Rule) -> None:
+        if self._wanted(rule.name):
+            self._rules[rule.name] = rule
+
+    def _drift_rule(self, feature: str) -> Rule | None:
+        name = f"drift:{feature}"
+        if name not in self._rules:
+            self._add(drift_rule(feature, self.policy))
+        return self._rules.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        """The rules evaluated, in order (drift rules appear as features are reported)."""
+        return list(self._rules)
+
+    def rule_metric(self, name: str) -> str | None:
+        """The per-minute metric a rule reads (None for down, drift, performance)."""
+        return self._rules[name].metric
+
+    # -- evaluation -------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        minute: int,
+        point: Mapping[str, float | None],
+        *,
+        release: str | None,
+        up: bool,
+        drift: Mapping[str, float] | None = None,
+        accuracy: tuple[float, float] | None = None,
+    ) -> list[Transition]:
+        """Feed one minute (Unix seconds of its start) to every rule; the alerts whose state
+        changed. ``point``: rps, error_rate, p50_ms, p95_ms, p99_ms (None: no data).
+        ``release``: the release live (None: unknown, e.g. down; leak baselines reset when
+        it changes). ``up``: the scrape and /readyz succeeded. ``drift``: PSI per feature
+        over the last ``drift_window_minutes`` (None or a missing feature: not computed,
+        e.g. fewer than ``drift_min_records`` records). ``accuracy``: (live, offline)."""
+        if self.last_minute is not None and minute <= self.last_minute:
+            return []
+        self.last_minute = minute
+        if release is not None:
+            self.release = release
+        if drift:
+            for feature in drift:
+                self._drift_rule(feature)
+        out: list[Transition] = []
+        for rule in self._rules.values():
+            verdict = rule.verdict(
+                minute, point, release, up=up, drift=drift, accuracy=accuracy, policy=self.policy
+            )
+            transition = self._step(rule, verdict, minute, release)
+            if transition is not None:
+                out.append(transition)
+        return out
+
+    def _step(
+        self, rule: Rule, verdict: Verdict, minute: int, release: str | None
+    ) -> Transition | None:
+        """The rule's alert moved on by its verdict; the transition, when its state changed."""
+        moved = rule.alert.step(
+            verdict,
+            minute,
+            opening_release=release if release is not None else self.release,
+            resolve_for=int(self.policy["resolve_for_minutes"]),
+            cooldown_minutes=int(self.policy["cooldown_minutes"]),
+        )
+        if moved is None:
+            return None
+        state, detail, reopened = moved
+        return self._emit(rule, state, minute, verdict, detail, release, reopened=reopened)
+
+    def _emit(
+        self,
+        rule: Rule,
+        state: State,
+        minute: int,
+        verdict: Verdict,
+        detail: str,
+        release: str | None,
+        *,
+        reopened: bool = False,
+    ) -> Transition:
+        alert = rule.alert
+        alert.since = minute
+        alert.detail = detail
+        live = release if release is not None else (self.release or alert.release)
+        if live is not None:
+            alert.release = live
+        return Transition(
+            rule=rule.name,
+            kind=rule.kind,
+            state=state,
+            since_minute=minute,
+            detail=detail,
+            value=verdict.value,
+            threshold=verdict.threshold,
+            baseline=verdict.baseline,
+            release=alert.release,
+            rollback=rollback_command(self.service, self.env, rule.name, detail),
+            service=self.service,
+            env=self.env,
+            metric=rule.metric,
+            opened_minute=alert.opened if alert.opened is not None else minute,
+            reopened=reopened,
+        )
+
+    def current(self) -> list[Transition]:
+        """The open alerts (pending or firing) as of the last minute, with their latest
+        detail and values (for a pane that says why it fires *now*)."""
+        out: list[Transition] = []
+        for rule in self._rules.values():
+            a = rule.alert
+            if a.status not in ("pending", "firing") or a.since is None:
+                continue
+            state: State = "firing" if a.status == "firing" else "pending"
+            out.append(
+                Transition(
+                    rule=rule.name,
+                    kind=rule.kind,
+                    state=state,
+                    since_minute=a.since,
+                    detail=a.detail,
+                    value=a.value,
+                    threshold=a.threshold,
+                    baseline=a.baseline,
+                    release=a.release,
+                    rollback=rollback_command(self.service, self.env, rule.name, a.detail),
+                    service=self.service,
+                    env=self.env,
+                    metric=rule.metric,
+                    opened_minute=a.opened if a.opened is not None else a.since,
+                )
+            )
+        return out
+
+    # -- persistence --------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (JSON-compatible)."""
+        return {
+            "version": 1,
+            "service": self.service,
+            "env": self.env,
+            "policy": dict(self.policy),
+            "only": sorted(self.only) if self.only is not None else None,
+            "last_minute": self.last_minute,
+            "release": self.release,
+            "rules": {
+                name: {"detector": rule.detector.to_dict(), "alert": rule.alert.to_dict()}
+                for name, rule in self._rules.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], policy: Policy | None = None) -> Rules:
+        """Resume from :meth:`to_dict`. With a (changed) ``policy``, alert states are kept,
+        and a detector keeps its state only if its own parameters did not change (a new
+        ``leak_h`` keeps the learned baseline and sum; a new ``leak_baseline_minutes``
+        relearns it)."""
+        only = data.get("only")
+        rules = cls(
+            policy if policy is not None else data.get("policy", {}),
+            service=str(data["service"]),
+            env=str(data["env"]),
+            only=only if only is not None else None,
+        )
+        last = data.get("last_minute")
+        rules.last_minute = int(last) if last is not None else None
+        release = data.get("release")
+        rules.release = str(release) if release is not None else None
+        for name, saved in dict(data.get("rules", {})).items():
+            rule = rules._rules.get(name)
+            if rule is None and name.startswith("drift:"):
+                rule = rules._drift_rule(name.removeprefix("drift:"))
+            if rule is None:
+                continue
+            rule.detector.load_state(saved.get("detector", {}))
+            rule.alert = AlertState.from_dict(saved.get("alert", {}))
+        return rules

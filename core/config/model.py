@@ -1,0 +1,453 @@
+"""relman.toml: one typed model, validated once at load.
+
+Unknown keys are rejected and every error is one line naming the file, the line and the key,
+e.g. ``relman.toml:12: unknown key 'bogus_setting' in [environments.prod]``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from core.config.schema import Model, SchemaError
+from core.errors import ConfigError, UsageError
+
+CONFIG_NAME = "relman.toml"
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+_NAME_MESSAGE = (
+    "name {key!r} must start with a lowercase letter and hold only lowercase letters, "
+    "digits, '-' and '_'"
+)
+_NAMES = {"key_pattern": NAME_PATTERN, "key_message": _NAME_MESSAGE}
+
+# The models are frozen, keyword-only dataclasses checked by core/config/schema.py: the annotation
+# says what a key holds, ``metadata`` its constraints.
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectConfig(Model):
+    name: str = field(metadata={"pattern": NAME_PATTERN})
+    # The interpreter of the project's own environment (suites, DVC stage commands).
+    # Relative paths are taken from the project root; default: the one running relman.
+    python: str | None = None
+    # Write GTO-style git tags (NAME@vX.Y.Z, NAME#STAGE#N) when promoting.
+    gto_tags: bool = True
+
+
+# ------------------------------------------------------------------- monitoring policies
+# The parameters any policy layer may set, and the shapes of the layers; how they cascade is
+# core/alerts/policies.py's business (its docstring shows the TOML).
+
+_POSITIVE = {"gt": 0}
+_COUNT = {"ge": 1}
+_SHARE = {"ge": 0, "le": 1}
+_URL = {"pattern": r"^https?://\S+$"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringParameters(Model):
+    """Monitoring parameters; None means "not set in this layer" (TOML has no null)."""
+
+    # Collection (the collector and the metric store).
+    scrape_interval: float | None = field(default=None, metadata=_POSITIVE)
+    raw_retention_hours: float | None = field(default=None, metadata=_POSITIVE)
+    rollup_retention_days: float | None = field(default=None, metadata=_POSITIVE)
+    webhook: str | None = field(default=None, metadata=_URL)
+    # Sudden breaks: value over threshold for N minutes; resolved after N clear; cooldown.
+    latency_p99_ms: float | None = field(default=None, metadata=_POSITIVE)
+    latency_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    error_rate_max: float | None = field(default=None, metadata=_SHARE)
+    error_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    resolve_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    cooldown_minutes: int | None = field(default=None, metadata={"ge": 0})
+    # Slow leaks: one-sided CUSUM against the release's own baseline.
+    leak_metric: Literal["rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"] | None = None
+    leak_baseline_minutes: int | None = field(default=None, metadata=_COUNT)
+    leak_k: float | None = field(default=None, metadata={"ge": 0})
+    leak_h: float | None = field(default=None, metadata=_POSITIVE)
+    leak_min_sigma_ms: float | None = field(default=None, metadata={"ge": 0})
+    # Drift, live performance, availability.
+    drift_psi_max: float | None = field(default=None, metadata=_POSITIVE)
+    drift_window_minutes: int | None = field(default=None, metadata=_COUNT)
+    drift_min_records: int | None = field(default=None, metadata=_COUNT)
+    accuracy_max_drop: float | None = field(default=None, metadata=_SHARE)
+    down_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    # The keys this table really set (filled by core/config/schema.py; empty when built in code).
+    fields_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters this layer sets, in declaration order."""
+        return {
+            name: getattr(self, name)
+            for name in PARAMETER_NAMES
+            if name in self.fields_set and getattr(self, name) is not None
+        }
+
+
+PARAMETER_NAMES: tuple[str, ...] = tuple(
+    f.name for f in fields(MonitoringParameters) if f.name != "fields_set"
+)
+# The parameters that hold a number with a fraction (an integer written there is a float).
+FLOAT_PARAMETERS: frozenset[str] = frozenset(
+    f.name for f in fields(MonitoringParameters) if "float" in str(f.type)
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyMatch(Model):
+    """Which (service, env) a rule or conditional value applies to: every key given must
+    match; each is a glob (``prod*``) or a list of globs (any of them)."""
+
+    service: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
+    env: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
+    target: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
+
+    def patterns(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for key in ("service", "env", "target"):
+            value = getattr(self, key)
+            if value is not None:
+                found[key] = [value] if isinstance(value, str) else list(value)
+        return found
+
+    def matches(self, *, service: str, env: str, target: str) -> bool:
+        subject = {"service": service, "env": env, "target": target}
+        return all(
+            any(fnmatch.fnmatchcase(subject[key], pattern) for pattern in patterns)
+            for key, patterns in self.patterns().items()
+        )
+
+    def describe(self) -> str:
+        """``env=prod, service=iris*``; ``everything`` for an empty match."""
+        parts = [f"{key}={'|'.join(patterns)}" for key, patterns in self.patterns().items()]
+        return ", ".join(parts) or "everything"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionalParameters(MonitoringParameters):
+    """One ``[[...when]]`` entry: parameters that apply where ``match`` does."""
+
+    match: PolicyMatch
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyLayer(MonitoringParameters):
+    """A layer of parameters (a template, [environments.E.monitoring], [services.S.monitoring])
+    and its conditional values, applied in file order after the layer's own values."""
+
+    when: list[ConditionalParameters] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignRule(Model):
+    """``[[monitoring.assign]]``: attach templates to every matching (service, env)."""
+
+    match: PolicyMatch
+    templates: list[str] = field(metadata={"min_length": 1})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig(Model):
+    # BentoML service import path, as `bentoml build` / `bentoml serve` take it.
+    bento: str
+    # The BentoML build config: a bentofile.yaml, or pyproject.toml with [tool.bentoml.build].
+    build: str = "bentofile.yaml"
+    # DVC artifacts (names from dvc.yaml `artifacts:` or paths) that are the model / the data.
+    model: list[str] = field(metadata={"min_length": 1})
+    data: list[str] = field(default_factory=list)
+    # The column of the training data the model predicts, for the drift of the prediction
+    # mix; default: the data's first text column that the service does not log as a feature.
+    label: str | None = None
+    # A JSON request body sent to `endpoint` for smoke tests.
+    sample_request: str | None = None
+    endpoint: str = "predict"
+    # [services.NAME.monitoring]: this service's monitoring parameters
+    # (core/alerts/policies.py).
+    monitoring: PolicyLayer = field(default_factory=PolicyLayer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig(Model):
+    host: str = "127.0.0.1"
+    port: int = field(metadata={"ge": 1, "le": 65535})
+    target: Literal["local"] = "local"
+    # Suites that must have passed for the very release being promoted.
+    suites: list[str] = field(default_factory=list)
+    # Gates (names of [gates.*] tables) the release must pass to enter this environment.
+    gates: list[str] = field(default_factory=list)
+    # Approvals needed, each from a user other than the one who promotes (four-eyes).
+    approvals: int = field(default=0, metadata={"ge": 0})
+    # Readiness wait for a started service, in seconds.
+    ready_timeout: float = field(default=60.0, metadata=_POSITIVE)
+    # [environments.NAME.monitoring]: monitoring parameters here (core/alerts/policies.py).
+    monitoring: PolicyLayer = field(default_factory=PolicyLayer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuiteConfig(Model):
+    paths: list[str] = field(metadata={"min_length": 1})
+    args: list[str] = field(default_factory=list)
+    timeout: float = field(default=300.0, metadata=_POSITIVE)
+    env: dict[str, str] = field(default_factory=dict)
+    kind: Literal["unit", "data", "model", "other"] = "other"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateConfig(Model):
+    """A metric gate: an absolute threshold and/or a comparison with the live baseline."""
+
+    metric: str
+    # Metrics file holding the metric; default: any metrics file of the release.
+    file: str | None = None
+    min: float | None = None
+    max: float | None = None
+    higher_is_better: bool = True
+    # Compare with the release live in the environment (MLflow MetricThreshold-style).
+    baseline: bool = False
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+
+
+# The collection defaults of [monitoring], the project-wide table.
+COLLECTION_DEFAULTS: dict[str, float | str | None] = {
+    "scrape_interval": 5.0,
+    "raw_retention_hours": 6.0,
+    "rollup_retention_days": 28.0,
+    "webhook": None,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig(PolicyLayer):
+    """[monitoring]: project-wide parameters (above the built-in defaults), the templates
+    and the rules that assign them. Read effective values with core.alerts.policies, not here:
+    the four collection keys keep their defaults only for readers of this table alone."""
+
+    scrape_interval: float = field(default=5.0, metadata=_POSITIVE)
+    raw_retention_hours: float = field(default=6.0, metadata=_POSITIVE)
+    rollup_retention_days: float = field(default=28.0, metadata=_POSITIVE)
+    # [monitoring.templates.NAME]: named sets of parameters, attached by assign rules.
+    templates: dict[str, PolicyLayer] = field(
+        default_factory=dict,
+        metadata={
+            "key_pattern": NAME_PATTERN,
+            "key_message": "template " + _NAME_MESSAGE,
+        },
+    )
+    # [[monitoring.assign]], in file order: later rules override earlier ones.
+    assign: list[AssignRule] = field(default_factory=list)
+
+
+def _default_environments() -> dict[str, EnvironmentConfig]:
+    return {
+        "dev": EnvironmentConfig(port=3000),
+        "staging": EnvironmentConfig(port=3001),
+        "prod": EnvironmentConfig(port=3002, approvals=1),
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelmanConfig(Model):
+    project: ProjectConfig
+    services: dict[str, ServiceConfig] = field(metadata={"min_length": 1, **_NAMES})
+    # In promotion order: the order of the tables in relman.toml.
+    environments: dict[str, EnvironmentConfig] = field(
+        default_factory=_default_environments, metadata=_NAMES
+    )
+    suites: dict[str, SuiteConfig] = field(default_factory=dict, metadata=_NAMES)
+    gates: dict[str, GateConfig] = field(default_factory=dict, metadata=_NAMES)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+    @property
+    def environment_order(self) -> list[str]:
+        return list(self.environments)
+
+    def check_names(self, *, service: str | None = None, env: str | None = None) -> None:
+        """UsageError, listing what is declared, for a service or environment not declared."""
+        if service is not None and service not in self.services:
+            known = ", ".join(self.services)
+            raise UsageError(f"no service {service!r} in relman.toml (services: {known})")
+        if env is not None and env not in self.environments:
+            known = ", ".join(self.environments)
+            raise UsageError(f"no environment {env!r} in relman.toml (environments: {known})")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its root folder, its relman.toml and the validated config."""
+
+    root: Path
+    config_path: Path
+    config: RelmanConfig
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".relman"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.db"
+
+    def python(self) -> str:
+        """The interpreter of the project's environment."""
+        import sys
+
+        configured = self.config.project.python
+        if not configured:
+            return sys.executable
+        path = Path(configured)
+        return str(path if path.is_absolute() else self.root / path)
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The nearest relman.toml in ``start`` or a folder above it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {here} or any folder above it; run 'relman init' in the "
+        "repository, or pass --project DIR"
+    )
+
+
+def load_project(project_dir: Path | None = None) -> Project:
+    """Load the project at ``project_dir`` (exactly there), or found upward from the cwd."""
+    if project_dir is not None:
+        path = Path(project_dir)
+        if not path.is_dir():
+            raise ConfigError(f"--project {path}: no such folder")
+        config_path = path / CONFIG_NAME
+        if not config_path.is_file():
+            raise ConfigError(
+                f"{shown_path(config_path)}: not found; run 'relman init' there, "
+                "or point --project at the folder that holds relman.toml"
+            )
+    else:
+        config_path = find_config()
+    config = load_config(config_path)
+    return Project(root=config_path.parent.resolve(), config_path=config_path, config=config)
+
+
+def load_config(path: Path) -> RelmanConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{shown_path(path)}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown_path(path)}: not UTF-8 text ({exc.reason})") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> RelmanConfig:
+    shown = shown_path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        from core.config.lines import describe_toml_error
+
+        raise ConfigError(describe_toml_error(exc, shown)) from exc
+    try:
+        config = RelmanConfig.from_data(data)
+    except SchemaError as exc:
+        from core.config.lines import describe_problems
+
+        raise ConfigError(describe_problems(exc.problems, text, shown)) from exc
+    _check_references(config, text, shown)
+    return config
+
+
+def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
+    def line_of(loc: tuple[str, ...]) -> int:  # only for an error: a valid file is not scanned
+        from core.config.lines import key_lines, line_for
+
+        return line_for(key_lines(text), loc)
+
+    for env_name, env in config.environments.items():
+        for key_name, known, table in (
+            ("suites", config.suites, "suites"),
+            ("gates", config.gates, "gates"),
+        ):
+            for name in getattr(env, key_name):
+                if name not in known:
+                    line = line_of(("environments", env_name, key_name))
+                    choices = ", ".join(sorted(known)) or "none are declared"
+                    raise ConfigError(
+                        f"{shown}:{line}: [environments.{env_name}] {key_name} names {name!r}, "
+                        f"which is not a [{table}.*] table ({choices})"
+                    )
+    seen: dict[tuple[str, int], str] = {}
+    for env_name, env in config.environments.items():
+        key = (env.host, env.port)
+        if key in seen:
+            line = line_of(("environments", env_name, "port"))
+            raise ConfigError(
+                f"{shown}:{line}: [environments.{env_name}] port {env.port} is already used "
+                f"by [environments.{seen[key]}]; give each environment its own port"
+            )
+        seen[key] = env_name
+    _check_monitoring(config, line_of, shown)
+
+
+def _check_monitoring(
+    config: RelmanConfig, line_of: Callable[[tuple[str, ...]], int], shown: str
+) -> None:
+    """Assign rules name declared templates; env and target patterns match something."""
+    monitoring = config.monitoring
+    for index, rule in enumerate(monitoring.assign):
+        for name in rule.templates:
+            if name not in monitoring.templates:
+                line = line_of(("monitoring", "assign", str(index), "templates"))
+                choices = ", ".join(sorted(monitoring.templates)) or "none are declared"
+                raise ConfigError(
+                    f"{shown}:{line}: [[monitoring.assign]] #{index + 1} templates names "
+                    f"{name!r}, which is not a [monitoring.templates.*] table ({choices})"
+                )
+    matches: list[tuple[tuple[str, ...], str, PolicyMatch]] = [
+        (("monitoring", "assign", str(index)), f"[[monitoring.assign]] #{index + 1}", rule.match)
+        for index, rule in enumerate(monitoring.assign)
+    ]
+    layers: list[tuple[tuple[str, ...], PolicyLayer]] = [(("monitoring",), monitoring)]
+    layers += [(("monitoring", "templates", n), t) for n, t in monitoring.templates.items()]
+    layers += [
+        (("environments", n, "monitoring"), e.monitoring) for n, e in config.environments.items()
+    ]
+    layers += [(("services", n, "monitoring"), s.monitoring) for n, s in config.services.items()]
+    for loc, layer in layers:
+        for index, conditional in enumerate(layer.when):
+            where = f"[[{'.'.join(loc)}.when]] #{index + 1}"
+            matches.append(((*loc, "when", str(index)), where, conditional.match))
+    known: dict[str, list[str]] = {
+        "env": list(config.environments),
+        "target": sorted({str(env.target) for env in config.environments.values()}),
+    }
+    for loc, where, match in matches:
+        for key, patterns in match.patterns().items():
+            if key not in known:
+                continue  # a service pattern may name services still to come
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(name, pattern) for name in known[key]):
+                    line = line_of((*loc, "match", key))
+                    noun = "environment" if key == "env" else "environment target"
+                    raise ConfigError(
+                        f"{shown}:{line}: {where} match {key} = {pattern!r} matches no "
+                        f"{noun} ({', '.join(known[key])})"
+                    )
+
+
+def shown_path(path: Path) -> str:
+    """A path as a person finds it: relative to the cwd when it is below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return relative if not relative.startswith("..") else str(path)

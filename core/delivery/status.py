@@ -1,0 +1,111 @@
+"""`relman status`: the candidate of each service and what is live in each environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.config.model import Project
+from core.lineage.candidate import project_candidates
+from core.lineage.gitinfo import tags
+from core.lineage.gto import current_stages, gto_events
+
+
+def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
+    """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger."""
+    config = project.config
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    states: dict[tuple[str, str], Any] = {}
+    pending: dict[tuple[str, str], Any] = {}
+    if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
+        from core.ledger.upgrade import upgrade_ledger
+        from store.ledger.snapshot import environment_states, open_promotions
+
+        upgrade_ledger(project)
+
+        for recorded in environment_states(project.ledger_path):
+            states[(recorded.service, recorded.env)] = recorded
+        for promotion in open_promotions(project.ledger_path):
+            pending[(promotion.service, promotion.env)] = promotion
+    for service in config.services:
+        per_env: dict[str, dict[str, Any]] = {}
+        for name, env in config.environments.items():
+            state = states.get((service, name))
+            url = f"http://{env.host}:{env.port}"
+            if state is None or state.release_id is None:
+                per_env[name] = {
+                    "release": None,
+                    "version": None,
+                    "state": "not deployed",
+                    "url": url,
+                    "since": None,
+                }
+            else:
+                per_env[name] = {
+                    "release": state.release_id,
+                    "version": state.version,
+                    "state": state.state,
+                    "url": state.url or url,
+                    "since": state.since,
+                }
+            _observe(project, service, name, per_env[name], pending.get((service, name)))
+        found[service] = per_env
+    return found
+
+
+def _observe(
+    project: Project, service: str, env: str, entry: dict[str, Any], promotion: Any
+) -> None:
+    """Correct the ledger's word with what really runs: a crash may have left it behind."""
+    from core.delivery.recovery import holder_alive, observe
+
+    if promotion is not None:
+        holder = f"{promotion.actor} (pid {promotion.pid})"
+        if holder_alive(promotion):
+            entry["state"] = f"{promotion.kind} in progress"
+            entry["note"] = f"{promotion.kind} of {promotion.release_id} by {holder}"
+        else:
+            entry["state"] = "interrupted"
+            entry["note"] = (
+                f"{promotion.kind} of {promotion.release_id} by {holder} was interrupted; "
+                "the next promote, rollback or down finishes or undoes it"
+            )
+    seen = observe(project, service, env)
+    if seen is None:
+        return
+    # What answers at the environment's address now, whatever the ledger recorded.
+    entry["serving"] = seen.release
+    if not seen.running and entry["state"] == "live":
+        entry["state"] = "down"
+        entry["note"] = "recorded live, but nothing serves it (stopped outside relman?)"
+    elif seen.running and seen.release != entry["release"]:
+        said = entry.get("note")
+        entry["note"] = f"{seen.release} serves it" + (f"; {said}" if said else "")
+
+
+def build_status(project: Project) -> dict[str, Any]:
+    """The `status` document of DESIGN.md; ``ok`` is false while any candidate has problems."""
+    config = project.config
+    lineage = project_candidates(project)
+    live = environments(project)
+    events, warnings = gto_events(tags(project.root))
+    stages = current_stages(events)
+    services = []
+    for name in config.services:
+        cand = lineage[name]
+        model_names = [info.name for info in cand.model if info.name]
+        registry = {artifact: stages[artifact] for artifact in model_names if artifact in stages}
+        services.append(
+            {
+                "name": name,
+                "candidate": cand.to_dict(),
+                "environments": live[name],
+                "registry": registry,
+            }
+        )
+    return {
+        "ok": all(lineage[name].ok for name in config.services),
+        "project": config.project.name,
+        "root": str(project.root),
+        "services": services,
+        "warnings": warnings,
+    }

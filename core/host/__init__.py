@@ -1,0 +1,5 @@
+"""This machine: detached processes that outlive relman (liveness, tags, stopping a group) and free
+TCP ports.
+
+Imports only core.errors.
+"""

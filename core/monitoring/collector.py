@@ -1,0 +1,468 @@
+"""`relman monitor`: the collector that fills the metric store from the live environments.
+
+One collector per project (a claim with a heartbeat in the metric store). Every scrape
+interval it visits each (service, environment) recorded live in the ledger:
+
+1. scrapes ``/metrics`` of the instance the environment routes to (core.monitoring.scrape) and reads
+   the instance's new ``bentoml.monitor`` rows (core.targets.monitor_log): inputs, predictions
+   and
+   targets (a target is ground truth: it also goes to the feedback table);
+2. stores them in one transaction (store.metrics.store), with the monitor readers' offsets
+   they were read up to. A store locked past its busy timeout loses nothing: the scrapes
+   wait in memory for the next pass (at most ``MAX_PENDING_SCRAPES`` per environment, the
+   oldest dropped beyond, with a warning) and the monitor readers go back to the offsets
+   last stored, so the rows are read again. A full disk stops the collector (one line,
+   exit 3);
+3. once everything scraped is stored, for every minute completed since the last pass,
+   writes the per-minute rollup and feeds it to the alert rules of the effective policy
+   (core.alerts.policies, core.alerts.alerting), with drift and live accuracy
+   (core.monitoring.model_quality) for
+   the newest minute; persists each alert transition, and queues the webhook posts they
+   make, in the same transaction. A minute whose writes fail is evaluated again next
+   pass, its rules as they were before it;
+4. posts each firing alert, and the resolution of one that fired, to the policy's webhook
+   from the store's outbox; a post that fails is tried again next pass, in order
+   (core.alerts.webhook);
+5. prunes what is older than the retention, now and then.
+
+The store is the record of what was consumed (offsets, posts), so a collector killed at
+any point reads no monitor row twice and loses no post. The rules' state and the last
+minute judged are saved to ``.relman/collector.json`` after every pass
+(core.monitoring.collector_state): a restart after a crash judges the last minutes again, which
+stores nothing twice. Starting, finding and stopping the collector process, and its claim
+on the project, are core.monitoring.collector_process's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.alerts.webhook import Outbox, announcer
+from core.config.model import Project
+from core.errors import BlockedError, InfraError, ReleaseError, StoreError
+from core.host.processes import this_host
+from core.ledger.steps import Log
+from core.ledger.steps import quiet as _quiet
+from core.monitoring.collector_process import claim_slot, metrics_path, stop_on_signals
+from core.monitoring.collector_state import (
+    PassReport,
+    Visit,
+    Watch,
+    load_state,
+    restore_watch,
+    save_state,
+    take_over_progress,
+)
+
+PRUNE_EVERY = 600  # seconds between retention passes
+HEALTHY = ("live",)
+# Scrapes held per environment while the store is locked: over an hour at the 5 s default.
+MAX_PENDING_SCRAPES = 1000
+
+
+class Collector:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        log: Log = _quiet,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float | None = None,
+    ) -> None:
+        self.project = project
+        self.log = log
+        self.clock = clock
+        self.busy_timeout = busy_timeout  # None: the store's default
+        self.watches: dict[tuple[str, str], Watch] = {}
+        self.policies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.last_prune = 0.0
+        self._store: Any = None  # store.metrics.store.MetricStore, opened on the first pass
+        self._config_mtime = _mtime(project.config_path)
+        self._saved = load_state(project.state_dir)
+        self._offsets: dict[tuple[str, str], dict[str, Any]] = {}  # stored, at the open
+        self.outbox: Outbox | None = None  # the store's, once open
+        for service in project.config.services:
+            for env in project.config.environments:
+                self.policies[(service, env)] = _policy(project, service, env)
+
+    def _reload_if_changed(self) -> None:
+        """relman.toml edited while the collector runs: new policies, new environments."""
+        from core.alerts.alerting import Rules
+        from core.config.model import load_project
+
+        mtime = _mtime(self.project.config_path)
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            project = load_project(self.project.root)
+            policies = {
+                (service, env): _policy(project, service, env)
+                for service in project.config.services
+                for env in project.config.environments
+            }
+        except ReleaseError as exc:
+            self.log(f"relman.toml changed but does not load ({exc}); keeping the last one")
+            return
+        self.project, self.policies = project, policies
+        for key, watch in self.watches.items():
+            if key in policies:
+                watch.rules = Rules.from_dict(watch.rules.to_dict(), policies[key])
+        self.log("relman.toml changed: policies reloaded")
+
+    @property
+    def interval(self) -> float:
+        return float(min(float(p["scrape_interval"]) for p in self.policies.values()))
+
+    def _open_store(self) -> Any:
+        from store.metrics.store import MetricStore
+
+        if self._store is None:  # one open per process: a write open checks the whole file
+            path = metrics_path(self.project)
+            self._store = (
+                MetricStore.open(path)
+                if self.busy_timeout is None
+                else MetricStore.open(path, busy_timeout=self.busy_timeout)
+            )
+        return self._store
+
+    def _resume(self, store: Any) -> Outbox:
+        """What the store says was consumed, read once per open, before the first pass
+        reads or posts anything (and after run()'s claim: only the project's collector
+        takes over an older collector.json's offsets and posts)."""
+        if self.outbox is None:
+            self._saved, line = take_over_progress(store, self.project.state_dir, self._saved)
+            if line:
+                self.log(line)
+            self._offsets = store.reader_offsets()
+            self.outbox = Outbox(store)
+        return self.outbox
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_pass(self) -> PassReport:
+        """Visit every environment once. Raises MetricStoreFull (stop) and the other
+        StoreErrors of the store itself; anything else one environment meets is a problem
+        line of the report, and the other environments are visited all the same."""
+        from core.ledger.releases import open_ledger
+        from store.metrics.store import MetricStoreBusy
+
+        now = int(self.clock())
+        report = PassReport(now)
+        self._reload_if_changed()
+        store = self._open_store()
+        outbox = self._resume(store)
+        try:
+            with open_ledger(self.project, read_only=True) as ledger:
+                states = {(s.service, s.env): s for s in ledger.environment_states()}
+                for (service, env), policy in self.policies.items():
+                    state = states.get((service, env))
+                    if state is None or state.release_id is None:
+                        continue  # never deployed here
+                    try:
+                        self._visit(store, ledger, service, env, state, policy, report)
+                    except StoreError:
+                        raise  # the store itself failed: the caller decides (disk full stops)
+                    except Exception as exc:
+                        line = " ".join(f"{type(exc).__name__}: {exc}".split())
+                        report.problems.append(f"{service}/{env}: {line}")
+            if now - self.last_prune >= PRUNE_EVERY and not report.busy:
+                # The longest retention any environment asks for: nothing is pruned early.
+                raw = max(float(p["raw_retention_hours"]) for p in self.policies.values())
+                rolled = max(float(p["rollup_retention_days"]) for p in self.policies.values())
+                try:
+                    store.prune(now, raw, rolled)
+                    self.last_prune = now
+                except MetricStoreBusy:
+                    report.busy = True  # pruned next pass
+            report.problems.extend(outbox.deliver())
+        finally:
+            save_state(self.project.state_dir, self.watches)
+            for line in report.problems:
+                self.log(line)
+        return report
+
+    def _visit(
+        self,
+        store: Any,
+        ledger: Any,
+        service: str,
+        env: str,
+        state: Any,
+        policy: dict[str, Any],
+        report: PassReport,
+    ) -> None:
+        from core.targets import target_for
+        from store.metrics.store import MetricStoreBusy
+
+        watch = self._watch(service, env, policy)
+        serving = target_for(self.project, service, env).serving()
+        release = serving.release if serving is not None else state.release_id
+        visit = Visit(service, env, release, policy, report.t, watch, report)
+        # Stopped on purpose (relman down): nothing serves, and that is no outage.
+        stopped = state.state not in HEALTHY and serving is None
+        rows: dict[str, list[Any]] = {}
+        try:
+            if serving is not None:
+                self._scrape(visit, serving.address)
+                self._read_logs(visit, serving.log, rows)
+            elif stopped:
+                # Nor are the minutes in which a scrape failed while it was being stopped.
+                watch.failed_minutes.clear()
+            else:
+                watch.failed_minutes.add(visit.now - visit.now % 60)
+            if not report.busy:
+                self._store_batch(store, visit, rows)
+                rows = {}
+                self._evaluate(store, ledger, visit, watching=not stopped)
+        except MetricStoreBusy as exc:
+            report.busy = True
+            held = len(watch.pending)
+            visit.problem(f"{exc} (the collector holds {held} scrape(s) and tries next pass)")
+        finally:
+            # Rows not stored are read again next pass, from the offsets last stored.
+            for folder in rows:
+                watch.readers.pop(folder, None)
+        # Scrapes not stored wait in memory, up to a cap.
+        if len(watch.pending) > MAX_PENDING_SCRAPES:
+            excess = len(watch.pending) - MAX_PENDING_SCRAPES
+            del watch.pending[:excess]
+            if not watch.dropped:
+                visit.problem(
+                    f"the metric store stayed locked for over {MAX_PENDING_SCRAPES} scrapes; the "
+                    "oldest are dropped from now on (counters are cumulative: request counts "
+                    "stay right, those minutes get no rollup); find what holds .relman/metrics.db"
+                )
+            watch.dropped += excess
+
+    def _scrape(self, visit: Visit, address: str) -> None:
+        """Scrape the instance: its row joins the pending batch, or the minute is marked
+        failed; what was wrong with the answer is said once, until it changes."""
+        from core.monitoring.scrape import fetch_metrics, parse_scrape
+        from store.metrics.store import ScrapeRow
+
+        watch, now = visit.watch, visit.now
+        try:
+            scrape = parse_scrape(fetch_metrics(address), now)
+        except InfraError as exc:
+            visit.problem(str(exc))
+            watch.failed_minutes.add(now - now % 60)
+            return
+        problems = "; ".join(scrape.problems)
+        warning = None
+        if scrape.release and scrape.release != visit.release:
+            warning = (
+                f"/metrics of {address} reports release {scrape.release}, not "
+                f"{visit.release}; scrape skipped"
+            )
+        elif not scrape.complete:
+            warning = f"incomplete scrape of {address} not stored (the next covers it): {problems}"
+        else:
+            counters = (scrape.requests, scrape.errors, scrape.in_progress, dict(scrape.buckets))
+            watch.pending.append(ScrapeRow(visit.service, visit.env, now, visit.release, *counters))
+            warning = f"/metrics of {address}: {problems}" if problems else None
+        if warning is not None and warning != watch.scrape_warning:
+            visit.problem(warning)
+        watch.scrape_warning = warning
+
+    def _read_logs(self, visit: Visit, log: str | None, rows: dict[str, list[Any]]) -> None:
+        """The new monitor rows of the instance into ``rows``, by folder (the readers move
+        on in memory; the offsets kept move only once the rows are stored)."""
+        from core.targets.monitor_log import MonitorReader, monitor_folders
+
+        watch = visit.watch
+        if not log:
+            return
+        for folder in monitor_folders(Path(log).parent / "monitoring").values():
+            key = str(folder)
+            if key not in watch.readers:
+                watch.readers[key] = MonitorReader(folder, watch.reader_states.get(key))
+            reader = watch.readers[key]
+            rows[key] = reader.read()
+            for problem in reader.problems:
+                visit.problem(f"{folder.name}: {problem}")
+
+    def _store_batch(self, store: Any, visit: Visit, rows: dict[str, list[Any]]) -> None:
+        """The pending scrapes, the new rows and the readers' offsets after them, in one
+        transaction: all stored, or none."""
+        from store.metrics.collector import ReaderOffset
+        from store.metrics.store import Feedback, Record
+
+        service, env, release, watch = visit.service, visit.env, visit.release, visit.watch
+        found = [r for folder in rows.values() for r in folder]
+        records = [
+            Record(service, env, r.t, release, r.request_id, r.features, r.prediction, r.target)
+            for r in found
+        ]
+        # A target-role column is ground truth: joined like `relman feedback` rows.
+        feedback = [
+            Feedback(service, env, r.request_id, r.target, r.t)
+            for r in found
+            if r.target is not None and r.request_id
+        ]
+        read = {key: watch.readers[key].state() for key in rows}
+        offsets = [
+            ReaderOffset(service, env, key, state)
+            for key, state in read.items()
+            if state != watch.reader_states.get(key)  # only those that moved
+        ]
+        pending = list(watch.pending)
+        store.add_batch(pending, records, feedback, offsets)
+        del watch.pending[: len(pending)]
+        watch.reader_states.update(read)
+        if pending and pending[-1].t == visit.now:
+            visit.report.scraped.append(visit.name)
+        if watch.dropped:
+            visit.problem(
+                f"the metric store takes writes again; {len(pending)} held scrape(s) stored, "
+                f"{watch.dropped} dropped while it was locked"
+            )
+            watch.dropped = 0
+
+    def _evaluate(self, store: Any, ledger: Any, visit: Visit, *, watching: bool) -> None:
+        """Roll up and judge every minute completed since the last pass. Not ``watching``
+        (stopped on purpose): rollups and rules go on, drift and accuracy rest."""
+        from store.metrics.store import AlertChange, rollup
+
+        watch, service, env = visit.watch, visit.service, visit.env
+        current = visit.now - visit.now % 60
+        if watch.last_minute is None:
+            # A new watch starts with the minute in progress: the minutes before it were
+            # not watched, and judging them now (no scrapes: "down") would be a false alarm.
+            watch.last_minute = current - 60
+        # After a long stop, at most the last hour is caught up.
+        minutes = list(range(max(watch.last_minute + 60, current - 60 * 60), current, 60))
+        for minute in minutes:
+            previous = store.last_scrape(service, env, before=minute)
+            scrapes = store.scrapes(service, env, minute, minute + 60)
+            rolled = rollup(previous, scrapes, minute) if scrapes else None
+            values = rolled.point() if rolled is not None else None
+            point: dict[str, float | None] = {
+                name: getattr(values, name) if values is not None else None
+                for name in ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
+            }
+            newest = watching and minute == minutes[-1]
+            # Down only when a scrape was tried that minute and none succeeded; a minute
+            # nobody looked at (the collector stopped) is no data, not an outage.
+            up = bool(scrapes) or minute not in watch.failed_minutes
+            # Judged on a copy: when its writes fail, the minute is judged again next pass
+            # from the rules as they were (Rules skips a minute it has seen).
+            rules = copy.deepcopy(watch.rules)
+            transitions = rules.evaluate(
+                minute,
+                point,
+                release=rolled.release if rolled is not None and rolled.release else visit.release,
+                up=up,
+                drift=watch.quality.drift(store, ledger, visit) if newest else None,
+                accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
+            )
+            changes = [_change(AlertChange, t) for t in transitions]
+            documents: list[dict[str, Any]] = [t.document() for t in transitions]
+            webhook = visit.policy.get("webhook")
+            states = [t.state for t in transitions]
+            announce = announcer(str(webhook), states, documents) if webhook else None
+            # The rollup, the alert changes of the minute and their posts: all stored, or none.
+            store.record_minute([rolled] if rolled is not None else [], changes, announce)
+            watch.rules, watch.last_minute = rules, minute
+            watch.failed_minutes.discard(minute)
+            for transition, document in zip(transitions, documents, strict=True):
+                visit.report.transitions.append(document)
+                self.log(f"alert {transition.rule} {transition.state}: {transition.detail}")
+
+    # ------------------------------------------------------------------ state
+
+    def _watch(self, service: str, env: str, policy: dict[str, Any]) -> Watch:
+        key = (service, env)
+        if key not in self.watches:
+            saved = self._saved.get(f"{service}/{env}", {})
+            offsets = self._offsets.get(key, {})
+            self.watches[key] = restore_watch(
+                saved,
+                offsets,
+                policy,
+                service=service,
+                env=env,
+                root=self.project.root,
+                label=getattr(self.project.config.services.get(service), "label", None),
+            )
+        return self.watches[key]
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, *, once: bool = False) -> int:
+        """Claim the project's collector slot and collect until SIGTERM (or one pass).
+        A failing pass is one logged line and the next pass goes on; a full disk stops it
+        (its line, exit 3), another collector holding or taking over the project too
+        (BlockedError, exit 1)."""
+        from store.metrics.store import MetricStoreFull
+
+        pid, host = os.getpid(), this_host()
+        store = self._open_store()
+        try:
+            claim_slot(store, pid, host, self.clock, self.log)
+            stop = stop_on_signals()
+            while True:
+                started = time.monotonic()
+                try:
+                    report = self.run_pass()
+                    # A locked store would make the heartbeat wait as long again: skip it.
+                    if not report.busy and not store.heartbeat(pid, int(self.clock())):
+                        raise BlockedError("another collector took over this project; stopping")
+                except MetricStoreFull as exc:
+                    self.log(str(exc))
+                    return 3
+                except StoreError as exc:
+                    self.log(f"pass failed, retrying next interval: {exc}")
+                    report = PassReport(int(self.clock()))
+                except BlockedError:
+                    raise
+                except Exception as exc:
+                    self.log(f"pass failed, retrying next interval: {type(exc).__name__}: {exc}")
+                    report = PassReport(int(self.clock()))
+                if once:
+                    self.log(
+                        f"scraped {', '.join(report.scraped) or 'nothing'}; "
+                        f"{len(report.transitions)} alert change(s)"
+                    )
+                    held = sum(len(watch.pending) for watch in self.watches.values())
+                    if held:  # no next pass to store them: say so, and fail
+                        self.log(
+                            f"{held} scrape(s) not stored: .relman/metrics.db stayed locked; "
+                            "run `relman monitor --once` again once it is free"
+                        )
+                        return 3
+                    return 0
+                stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+                if stop.is_set():
+                    return 0
+        finally:
+            with contextlib.suppress(StoreError):
+                store.release_collector(pid)
+            store.close()
+            self._store = self.outbox = None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _policy(project: Project, service: str, env: str) -> dict[str, Any]:
+    from core.alerts.policies import effective_policy
+
+    return dict(effective_policy(project, service, env).values)
+
+
+def _change(change: Any, transition: Any) -> Any:
+    """The store's AlertChange (class ``change``) of a core.alerts.alerting Transition."""
+    t = transition
+    fields = (t.since_minute, t.state, t.value, t.detail, t.release, t.rollback)
+    return change(t.rule, t.kind, t.service, t.env, *fields)

@@ -1,0 +1,119 @@
+"""What `relman metrics`, `relman alerts`, `relman feedback` and `relman policy backtest`
+answer, from the metric store (read-only, except feedback) and the effective policies."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config.model import Project
+from core.errors import ReadOnlyError, UsageError
+
+RANGES = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_range(text: str) -> int:
+    """``5m``, ``1h``, ``24h``, ``7d`` -> seconds; UsageError for anything else."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in RANGES or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise UsageError(f"--range {text!r}: give a number and a unit, e.g. 5m, 1h, 24h or 7d")
+    return int(text[:-1]) * RANGES[text[-1]]
+
+
+def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
+    """DESIGN.md's ``metrics`` document: one point a minute over the range."""
+    from core.monitoring.collector_process import metrics_path
+    from store.metrics.store import MetricStore
+
+    project.config.check_names(service=service, env=env)
+    seconds = parse_range(range_)
+    now = int(time.time())
+    with MetricStore.open(metrics_path(project), readonly=True) as store:
+        points = store.series(service, env, now - seconds, now)
+    return {
+        "ok": True,
+        "service": service,
+        "env": env,
+        "range": range_,
+        "points": [point.to_dict() for point in points],
+    }
+
+
+def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """DESIGN.md's ``alerts`` document: open ones first, then the past ones."""
+    from core.alerts.alert_state import alert_document
+    from core.monitoring.collector_process import metrics_path, running_collector
+    from store.metrics.store import MetricStore
+
+    with MetricStore.open(metrics_path(project), readonly=True) as store:
+        rows = store.alerts(state=state, limit=limit)
+        claim = store.collector()
+    documents = [alert_document(row.to_dict()) for row in rows]
+    order = {"firing": 0, "pending": 1, "resolved": 2}
+    documents.sort(key=lambda a: (order.get(a["state"], 3), a["since"] or ""), reverse=False)
+    firing = [a for a in documents if a["state"] == "firing"]
+    return {
+        "ok": not firing,
+        "alerts": documents,
+        "firing": len(firing),
+        "collector": running_collector(project, claim),
+    }
+
+
+def feedback(
+    project: Project, service: str, env: str, path: Path, *, read_only: bool = False
+) -> dict[str, Any]:
+    """Ground truth arriving late: ``request_id,label`` rows, stored to join predictions."""
+    from core.monitoring.collector_process import metrics_path
+    from store.metrics.store import Feedback, MetricStore
+
+    project.config.check_names(service=service, env=env)
+    if read_only:
+        raise ReadOnlyError("read-only mode: feedback refused")
+    rows = _feedback_rows(path)
+    now = int(time.time())
+    with MetricStore.open(metrics_path(project)) as store:
+        stored = store.add_feedback(
+            Feedback(service, env, request_id, label, now) for request_id, label in rows
+        )
+    return {"ok": True, "service": service, "env": env, "rows": stored}
+
+
+def _feedback_rows(path: Path) -> list[tuple[str, str]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror})") from exc
+    rows: list[tuple[str, str]] = []
+    bad: list[str] = []
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or (number == 1 and [c.strip().lower() for c in row] == ["request_id", "label"]):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            bad.append(f"{path}:{number}: expected request_id,label, got {','.join(row)!r}")
+            if len(bad) == 3:
+                break
+            continue
+        rows.append((row[0].strip(), row[1].strip()))
+    if bad:
+        raise UsageError("; ".join(bad))
+    if not rows:
+        raise UsageError(f"{path}: no request_id,label rows")
+    return rows
+
+
+def backtest(project: Project, service: str, env: str, series: Path, metric: str) -> dict[str, Any]:
+    """Replay a recorded ``timestamp,value`` series through the effective policy."""
+    from core.alerts.backtest import backtest as _backtest
+    from core.alerts.backtest import backtest_document, read_series_csv, rules_reading
+    from core.alerts.policies import effective_policy
+
+    project.config.check_names(service=service, env=env)
+    policy = effective_policy(project, service, env).values
+    rows = read_series_csv(series)
+    found = _backtest(rows, metric, policy, service=service, env=env)
+    return backtest_document(
+        found, service=service, env=env, metric=metric, rules=rules_reading(metric, policy)
+    )

@@ -1,0 +1,179 @@
+"""Controlling an environment's proxy (:mod:`core.targets.proxy`) from the engine; these helpers
+are importable from :mod:`core.targets.proxy` too.
+
+The proxy and the engine share nothing but files in the environment's directory and
+signals: ``proxy.pid`` (written once the port is bound), ``upstream`` (what the engine wants
+live), ``upstream.applied`` (what the proxy has in effect) and ``proxy.log`` (its stderr).
+SIGHUP makes it re-read ``upstream``; SIGTERM stops it after the requests in flight."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.errors import InfraError
+from core.host.processes import end_child, pid_alive, read_pid, stop_group
+
+PID_FILE = "proxy.pid"
+UPSTREAM_FILE = "upstream"
+APPLIED_FILE = "upstream.applied"
+EXIT_CANNOT_LISTEN = 3
+LOG_FILE = "proxy.log"
+_POLL = 0.005
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` -> ``(host, port)``; ValueError when it is not one."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text.strip()!r} is not a host:port address")
+    return host, int(port)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader sees the old or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+def start_proxy(
+    env_dir: Path,
+    host: str,
+    port: int,
+    *,
+    access_log: Path | None = None,
+    timeout: float = 10.0,
+) -> int:
+    """Start the proxy of ``env_dir`` on ``host:port``, detached; return its pid once it
+    accepts connections. It serves what ``env_dir/upstream`` names (503 while nothing)."""
+    env_dir = env_dir.resolve()
+    env_dir.mkdir(parents=True, exist_ok=True)
+    running = proxy_pid(env_dir)
+    if running is not None:
+        raise InfraError(
+            f"a relman proxy already runs for {env_dir} (pid {running}); stop it first"
+        )
+    log_path = env_dir / LOG_FILE
+    command = [sys.executable, "-m", "core.targets.proxy", "--listen", f"{host}:{port}"]
+    command += ["--dir", str(env_dir)]
+    if access_log is not None:
+        command += ["--access-log", str(access_log.resolve())]
+    with open(log_path, "ab") as log:
+        offset = log.tell()
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=env_dir,  # not the caller's: a project's own core/ would shadow relman's
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        code = process.poll()
+        if code is not None:
+            line = _last_line(log_path, offset) or f"relman proxy exited with code {code}"
+            if code == EXIT_CANNOT_LISTEN:
+                line += "; free the port or change port in relman.toml"
+            else:
+                line += f"; see {log_path}"
+            raise InfraError(line)
+        if read_pid(env_dir / PID_FILE) == process.pid and _accepts(host, port):
+            return process.pid
+        if time.monotonic() >= deadline:
+            end_child(process, 0.0)
+            raise InfraError(
+                f"relman proxy did not start listening on {host}:{port} within {timeout:g} s; "
+                f"see {log_path}"
+            )
+        time.sleep(_POLL)
+
+
+def proxy_pid(env_dir: Path) -> int | None:
+    """The pid in ``env_dir/proxy.pid`` when that process is alive and a relman proxy."""
+    pid = read_pid(env_dir / PID_FILE)
+    if pid is None or not pid_alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc (not Linux): liveness is all we can tell
+    return pid if b"core.targets.proxy" in cmdline else None  # else a stale file and a reused pid
+
+
+def current_upstream(env_dir: Path) -> str | None:
+    """The ``host:port`` the proxy has in effect (None when no release is live)."""
+    try:
+        text = (env_dir / APPLIED_FILE).read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def switch_upstream(env_dir: Path, upstream: str | None, *, timeout: float = 5.0) -> None:
+    """Make the proxy send every request from now on to ``upstream`` (``"host:port"``, or
+    None for 503s); returns once the proxy confirms. Requests in flight finish where they are.
+    """
+    text = "" if upstream is None else upstream.strip()
+    if text:
+        parse_address(text)  # ValueError: a bug of the caller, not of the environment
+    pid = proxy_pid(env_dir)
+    if pid is None:
+        raise InfraError(
+            f"the relman proxy of {env_dir} is not running; start the environment again"
+        )
+    write_atomic(env_dir / UPSTREAM_FILE, text)
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise InfraError(f"the relman proxy of {env_dir} (pid {pid}) exited") from None
+    deadline = time.monotonic() + timeout
+    while (current_upstream(env_dir) or "") != text:
+        if time.monotonic() >= deadline or not pid_alive(pid):
+            raise InfraError(
+                f"the relman proxy (pid {pid}) did not switch to {text or 'no upstream'} "
+                f"within {timeout:g} s; see {env_dir / LOG_FILE}"
+            )
+        time.sleep(_POLL)
+
+
+def stop_proxy(env_dir: Path, *, timeout: float = 10.0) -> bool:
+    """SIGTERM the proxy (it finishes requests in flight), SIGKILL its group after
+    ``timeout``. True when one was running."""
+    pid = proxy_pid(env_dir)
+    if pid is None:
+        return False
+    stop_group(pid, timeout)  # it leads its own session: the group is the proxy alone
+    with contextlib.suppress(OSError):
+        (env_dir / PID_FILE).unlink()  # gone already after a clean exit
+    return True
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _last_line(path: Path, offset: int) -> str:
+    """The last non-empty line written to ``path`` after ``offset``."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")

@@ -1,0 +1,228 @@
+"""Versioned schema migrations of the release ledger.
+
+The schema version lives in ``PRAGMA user_version``: migration N (1-based) moves a database
+from version N-1 to N. Each runs in its own BEGIN IMMEDIATE transaction together with the
+version bump, so a crash leaves the file at a version it really has, and two processes
+opening a new ledger at once cannot both apply the same step.
+
+Migrations are plain SQL, frozen once released: a later sqlite-utils generating different
+DDL must not change what an old migration did. Append new migrations; never edit old ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import StoreError
+from store.ledger.db import display_path, write_transaction
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+Migration = Callable[["Database"], None]
+
+
+def _v1_ledger_tables(db: Database) -> None:
+    """Releases, their artifacts, runs and their steps and test results, promotions,
+    approvals, environment state and the hash-chained audit log, with the indexes the
+    ledger's queries use (history by time, per service, per environment; live_at)."""
+    for statement in _V1_SQL:
+        db.execute(statement)
+
+
+_V1_SQL = [
+    """CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        version TEXT,
+        git_commit TEXT NOT NULL,
+        git_branch TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(params)),
+        metrics TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metrics)),
+        UNIQUE (service, version)
+    ) STRICT""",
+    "CREATE INDEX releases_by_time ON releases (created_at, id)",
+    "CREATE INDEX releases_by_service ON releases (service, created_at, id)",
+    """CREATE TABLE artifacts (
+        release_id TEXT NOT NULL REFERENCES releases (id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('model', 'dataset')),
+        path TEXT NOT NULL,
+        md5 TEXT,
+        size INTEGER,
+        nfiles INTEGER,
+        PRIMARY KEY (release_id, path)
+    ) STRICT""",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL
+            CHECK (kind IN ('test', 'gate', 'build', 'promote', 'rollback', 'release')),
+        release_id TEXT REFERENCES releases (id),
+        service TEXT,
+        env TEXT,
+        actor TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL
+            CHECK (status IN ('running', 'passed', 'failed', 'error', 'interrupted')),
+        reason TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(details))
+    ) STRICT""",
+    "CREATE INDEX runs_by_time ON runs (started_at, id)",
+    "CREATE INDEX runs_by_service ON runs (service, started_at, id)",
+    "CREATE INDEX runs_by_env ON runs (env, started_at, id)",
+    "CREATE INDEX runs_by_service_env ON runs (service, env, started_at, id)",
+    "CREATE INDEX runs_by_release ON runs (release_id, kind, started_at, id)",
+    """CREATE TABLE steps (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('passed', 'failed', 'skipped', 'running')),
+        seconds REAL NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, seq),
+        UNIQUE (run_id, name)
+    ) STRICT""",
+    """CREATE TABLE test_results (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        release_id TEXT REFERENCES releases (id),
+        suite TEXT NOT NULL,
+        nodeid TEXT NOT NULL,
+        outcome TEXT NOT NULL
+            CHECK (outcome IN ('passed', 'failed', 'skipped', 'error', 'xfailed', 'xpassed')),
+        seconds REAL NOT NULL DEFAULT 0,
+        message TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, suite, nodeid)
+    ) STRICT""",
+    "CREATE INDEX test_results_by_release ON test_results (release_id, suite, run_id)",
+    """CREATE TABLE promotions (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        release_id TEXT NOT NULL REFERENCES releases (id),
+        previous_release_id TEXT REFERENCES releases (id),
+        kind TEXT NOT NULL CHECK (kind IN ('promote', 'rollback')),
+        actor TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('intent', 'done', 'failed', 'undone')),
+        reason TEXT NOT NULL DEFAULT ''
+    ) STRICT""",
+    "CREATE INDEX promotions_by_time ON promotions (started_at, id)",
+    "CREATE INDEX promotions_by_service ON promotions (service, started_at, id)",
+    "CREATE INDEX promotions_by_env ON promotions (env, started_at, id)",
+    "CREATE INDEX promotions_by_service_env ON promotions (service, env, started_at, id)",
+    # live_at: the last done promotion or rollback of (service, env) before a moment.
+    """CREATE INDEX promotions_done ON promotions (service, env, finished_at, id)
+        WHERE status = 'done'""",
+    # open intents are what crash recovery looks for
+    "CREATE INDEX promotions_open ON promotions (service, env) WHERE status = 'intent'",
+    """CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        release_id TEXT NOT NULL REFERENCES releases (id),
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        UNIQUE (release_id, env, actor)
+    ) STRICT""",
+    "CREATE INDEX approvals_by_time ON approvals (at, id)",
+    "CREATE INDEX approvals_by_service ON approvals (service, at, id)",
+    "CREATE INDEX approvals_by_env ON approvals (env, at, id)",
+    "CREATE INDEX approvals_by_service_env ON approvals (service, env, at, id)",
+    """CREATE TABLE environment_state (
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        release_id TEXT REFERENCES releases (id),
+        version TEXT,
+        state TEXT NOT NULL,
+        url TEXT,
+        pid INTEGER,
+        since TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (service, env)
+    ) STRICT""",
+    # AUTOINCREMENT keeps the highest seq ever used in sqlite_sequence, so deleting the
+    # newest events leaves a gap the chain check can see.
+    """CREATE TABLE audit_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        service TEXT,
+        env TEXT,
+        release_id TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(details)),
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    ) STRICT""",
+    # Append-only by construction; the hash chain catches whoever drops these triggers.
+    """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END""",
+    """CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END""",
+]
+
+
+def _v2_promotion_holder(db: Database) -> None:
+    """Who holds an open promotion: the process id and host of the relman that started it,
+    so that a second promotion can tell a running holder from a dead one (a stale lock)."""
+    db.execute("ALTER TABLE promotions ADD COLUMN pid INTEGER")
+    db.execute("ALTER TABLE promotions ADD COLUMN host TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables, _v2_promotion_holder)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_not_newer(version: int, path: Path, known: int = SCHEMA_VERSION) -> None:
+    """Refuse a database written by a newer relman: its tables may mean things we ignore."""
+    if version > known:
+        raise StoreError(
+            f"{display_path(path)}: written by a newer relman (schema {version}, this one knows "
+            f"{known}); upgrade relman, or move the file aside to start a new ledger"
+        )
+
+
+def check_readable(version: int, path: Path) -> None:
+    """Refuse to read, without upgrading, a database of another schema than this relman's."""
+    check_not_newer(version, path)
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"{display_path(path)}: schema {version} is older than this relman's "
+            f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run any relman "
+            "command without --read-only once"
+        )
+
+
+def migrate(db: Database, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply the pending migrations in order; return the schema version reached.
+
+    An up-to-date database is only read, so opening it never waits for another writer.
+    """
+    version = schema_version(db)
+    check_not_newer(version, path, len(migrations))
+    while version < len(migrations):
+        with write_transaction(db):
+            # Read inside the transaction: another process may have migrated meanwhile.
+            version = schema_version(db)
+            check_not_newer(version, path, len(migrations))
+            if version == len(migrations):
+                break
+            migrations[version](db)
+            version += 1
+            # PRAGMA takes no parameters; the value is our own int.
+            db.execute(f"PRAGMA user_version = {version:d}")
+    return version

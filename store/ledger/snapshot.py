@@ -1,0 +1,40 @@
+"""Reading the environment state without sqlite-utils: the one query `relman status` and the
+overview make on every start.
+
+sqlite-utils loads numpy when it is installed, a tenth of a second that a status line does
+not need; this module reads through the standard library alone, with the same checks and
+the same one-line errors as :meth:`store.ledger.ledger.Ledger.open` in read-only mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.ledger.db import DEFAULT_BUSY_TIMEOUT, inspect_file, reading_file
+from store.ledger.migrations import check_readable
+from store.ledger.records import EnvState, PromotionRecord, promotion_from_row
+
+
+def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[EnvState]:
+    """Every row of ``environment_state``, ordered by service and environment; [] when the
+    ledger does not exist yet. Never writes, never creates the file."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute("SELECT * FROM environment_state ORDER BY service, env").fetchall()
+    return [EnvState(**dict(row)) for row in rows]
+
+
+def open_promotions(
+    path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> list[PromotionRecord]:
+    """Promotions and rollbacks begun and not finished (running, or interrupted)."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute("SELECT * FROM promotions WHERE status = 'intent' ORDER BY id")
+        return [promotion_from_row(dict(row)) for row in rows.fetchall()]

@@ -1,0 +1,5 @@
+"""The metric store (.relman/metrics.db): raw scrapes and records, per-minute rollups, alerts, the
+collector's claim and offsets.
+
+Imports store.ledger (the SQLite connection and migrations); nothing of core.
+"""
