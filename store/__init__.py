@@ -1,5 +1,6 @@
-"""relman's SQLite persistence (sqlite-utils): the release ledger. Imports neither textual nor
-rich, and nothing of core but :mod:`core.errors`.
+"""relman's SQLite persistence (sqlite-utils): the release ledger and the metric store. Imports
+neither textual nor rich, and nothing of core: its errors are its own (:mod:`store.errors`, no
+exit codes), which core.errors maps to the ReleaseError a user sees.
 
 The names below load on first use (PEP 562), so that importing one light module, e.g.
 :mod:`store.ledger.snapshot` for the status line, does not load sqlite-utils and the whole ledger.
@@ -11,9 +12,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from store.errors import AmbiguousRelease, LedgerConflict, PromotionOpen, ReleaseNotFound
     from store.ledger.audit import AuditEvent, ChainReport
-    from store.ledger.base import AmbiguousRelease, LedgerConflict, ReleaseNotFound
-    from store.ledger.deployments import PromotionOpen
     from store.ledger.history import HistoryEntry, HistoryPage
     from store.ledger.ledger import Ledger
     from store.ledger.migrations import SCHEMA_VERSION
@@ -44,7 +44,7 @@ _WHERE = {
     "SCHEMA_VERSION": "store.ledger.migrations",
     "AlertEvent": "store.metrics.store",
     "AlertRow": "store.metrics.store",
-    "AmbiguousRelease": "store.ledger.base",
+    "AmbiguousRelease": "store.errors",
     "ApprovalRecord": "store.ledger.records",
     "ArtifactRecord": "store.ledger.records",
     "AuditEvent": "store.ledger.audit",
@@ -55,13 +55,13 @@ _WHERE = {
     "HistoryEntry": "store.ledger.history",
     "HistoryPage": "store.ledger.history",
     "Ledger": "store.ledger.ledger",
-    "LedgerConflict": "store.ledger.base",
+    "LedgerConflict": "store.errors",
     "MetricStore": "store.metrics.store",
     "Point": "store.metrics.store",
-    "PromotionOpen": "store.ledger.deployments",
+    "PromotionOpen": "store.errors",
     "PromotionRecord": "store.ledger.records",
     "Record": "store.metrics.store",
-    "ReleaseNotFound": "store.ledger.base",
+    "ReleaseNotFound": "store.errors",
     "ReleaseRecord": "store.ledger.records",
     "Rollup": "store.metrics.store",
     "RunRecord": "store.ledger.records",

@@ -45,7 +45,7 @@ from typing import Any
 
 from core.alerts.webhook import Outbox, announcer
 from core.config.model import Project
-from core.errors import BlockedError, InfraError, ReleaseError, StoreError
+from core.errors import BlockedError, InfraError, ReleaseError
 from core.host.processes import this_host
 from core.ledger.steps import Log
 from core.ledger.steps import quiet as _quiet
@@ -59,6 +59,7 @@ from core.monitoring.collector_state import (
     save_state,
     take_over_progress,
 )
+from store.errors import StoreFailure
 
 PRUNE_EVERY = 600  # seconds between retention passes
 HEALTHY = ("live",)
@@ -148,7 +149,7 @@ class Collector:
 
     def run_pass(self) -> PassReport:
         """Visit every environment once. Raises MetricStoreFull (stop) and the other
-        StoreErrors of the store itself; anything else one environment meets is a problem
+        StoreFailures of the store itself; anything else one environment meets is a problem
         line of the report, and the other environments are visited all the same."""
         from core.ledger.releases import open_ledger
         from store.metrics.store import MetricStoreBusy
@@ -167,7 +168,7 @@ class Collector:
                         continue  # never deployed here
                     try:
                         self._visit(store, ledger, service, env, state, policy, report)
-                    except StoreError:
+                    except StoreFailure:
                         raise  # the store itself failed: the caller decides (disk full stops)
                     except Exception as exc:
                         line = " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -417,7 +418,7 @@ class Collector:
                 except MetricStoreFull as exc:
                     self.log(str(exc))
                     return 3
-                except StoreError as exc:
+                except StoreFailure as exc:
                     self.log(f"pass failed, retrying next interval: {exc}")
                     report = PassReport(int(self.clock()))
                 except BlockedError:
@@ -442,7 +443,7 @@ class Collector:
                 if stop.is_set():
                     return 0
         finally:
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreFailure):
                 store.release_collector(pid)
             store.close()
             self._store = self.outbox = None

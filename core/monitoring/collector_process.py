@@ -82,11 +82,11 @@ def stop_collector(project: Project) -> bool:
     """Stop the project's collector (and anything it started); True when one ran. A metric
     store that cannot be read (damaged, locked) does not stop it: the collector is found by
     its tag all the same."""
-    from core.errors import StoreError
+    from store.errors import StoreFailure
 
     try:
         pid = collector_pid(project)
-    except StoreError:
+    except StoreFailure:
         pid = None
     with contextlib.suppress(ProcessLookupError):
         return stop_tagged(collector_tag(project), pid)

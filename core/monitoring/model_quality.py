@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import ReleaseError
+from core.errors import REPORTED
 
 
 class Visit(Protocol):
@@ -65,7 +65,7 @@ class ModelQuality:
             reference = self._reference(ledger, visit.release, now)
             return _psi_of(reference, records, self.label) if reference else None
         except Exception as exc:  # not in the DVC cache, a damaged table, ...
-            reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
+            reason = str(exc) if isinstance(exc, REPORTED) else f"{type(exc).__name__}: {exc}"
             visit.once(f"drift not measured: {reason}")
             return None
 

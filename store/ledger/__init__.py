@@ -1,5 +1,5 @@
 """The release ledger (.relman/ledger.db): releases, runs, promotions, approvals, the hash-chained
 audit log, history; the SQLite connection and migrations the metric store reuses.
 
-Imports sqlite-utils and the standard library; nothing of core.
+Imports sqlite-utils, the standard library and store.errors; nothing of core.
 """

@@ -13,25 +13,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from core.errors import ReadOnlyError, UsageError
+from store.errors import ReadOnlyRefused, ReleaseNotFound
 from store.ledger.audit import AuditEvent, append_event
 from store.ledger.db import display_path, iso, translate_errors, utc_now, write_transaction
 from store.ledger.records import ReleaseRecord, release_from_row
 
 Clock = Callable[[], datetime]
-
-
-class ReleaseNotFound(UsageError):
-    """No recorded release has this id or id prefix (exit 2)."""
-
-
-class AmbiguousRelease(UsageError):
-    """An id prefix matches several releases; the message lists them (exit 2)."""
-
-
-class LedgerConflict(UsageError):
-    """The change contradicts what the ledger holds: a version already taken, a run already
-    finished, a promotion no longer open (exit 2)."""
 
 
 class LedgerBase:
@@ -65,7 +52,7 @@ class LedgerBase:
     def _writing(self, what: str) -> Iterator[str]:
         """One write transaction; yields its timestamp, shared by the change and its event."""
         if self.readonly:
-            raise ReadOnlyError(
+            raise ReadOnlyRefused(
                 f"{self.where}: opened read-only, so {what} is refused; run relman without "
                 "--read-only to change the ledger"
             )

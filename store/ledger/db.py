@@ -1,7 +1,7 @@
 """Opening a relman SQLite file safely: checks before writing, WAL, busy timeout, transactions.
 
 Every way SQLite can fail a user (a locked file, a damaged file, a file that is not a
-database at all) is turned here into one :class:`StoreError` line that names the file and
+database at all) is turned here into one :mod:`store.errors` line that names the file and
 says what to do. Nothing in this module writes to a file it has not first checked.
 """
 
@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from core.errors import ReadOnlyError, StoreError
+from store.errors import (
+    ReadOnlyRefused,
+    StoreBusy,
+    StoreCorrupt,
+    StoreFailure,
+    StoreInaccessible,
+)
 
 if TYPE_CHECKING:  # sqlite-utils (and the numpy it loads) only when a Database is opened
     from sqlite_utils import Database
@@ -47,15 +53,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def corrupt_error(path: Path, why: str) -> StoreError:
-    return StoreError(
+def corrupt_error(path: Path, why: str) -> StoreCorrupt:
+    return StoreCorrupt(
         f"{display_path(path)}: not a readable relman database ({why}); move it aside "
         f"(e.g. rename it to {path.name}.broken) to start a new one, or restore it from a backup"
     )
 
 
-def busy_error(path: Path, timeout: float) -> StoreError:
-    return StoreError(
+def busy_error(path: Path, timeout: float) -> StoreBusy:
+    return StoreBusy(
         f"{display_path(path)}: busy, another relman process held its write lock for more than "
         f"{timeout:g} s; wait for it to finish, then retry"
     )
@@ -68,19 +74,21 @@ def inspect_file(
 
     None when there is no file yet (or an empty one, which SQLite treats the same). Reads
     through a read-only connection, so a damaged or foreign file is never modified.
-    Raises StoreError when the file is not SQLite or, with ``deep``, fails ``PRAGMA
+    Raises StoreCorrupt when the file is not SQLite or, with ``deep``, fails ``PRAGMA
     quick_check`` (which reads every page: worth it before a write, not before a read, whose
     own queries meet any damaged page and are translated into the same error).
     """
     if path.is_dir():
-        raise StoreError(f"{display_path(path)}: is a directory, not a database file; remove it")
+        raise StoreInaccessible(
+            f"{display_path(path)}: is a directory, not a database file; remove it"
+        )
     try:
         with path.open("rb") as handle:
             header = handle.read(len(_SQLITE_HEADER))
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreError(
+        raise StoreInaccessible(
             f"{display_path(path)}: cannot be read ({exc.strerror}); check its permissions"
         ) from exc
     if not header:
@@ -99,7 +107,7 @@ def inspect_file(
 
 @contextmanager
 def reading_file(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
-    """A plain read-only connection, closed after; SQLite's failures become StoreError lines
+    """A plain read-only connection, closed after; SQLite's failures become store.errors lines
     (busy: a writer mid-checkpoint, the file is fine and only cannot be read now)."""
     conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -135,12 +143,12 @@ def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:
                 str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
     except OSError as exc:
-        raise StoreError(
+        raise StoreInaccessible(
             f"{display_path(path)}: cannot create its folder ({exc.strerror}); "
             "check the permissions of the project folder"
         ) from exc
     except sqlite3.Error as exc:
-        raise StoreError(
+        raise StoreInaccessible(
             f"{display_path(path)}: cannot be opened ({exc}); check the file and its folder"
         ) from exc
     # isolation_level=None: the driver never opens transactions behind our back; every
@@ -167,18 +175,18 @@ def connect_memory() -> Database:
 
 @contextmanager
 def translate_errors(path: Path, busy_timeout: float) -> Iterator[None]:
-    """Turn sqlite3 failures into one-line StoreErrors naming the file."""
+    """Turn sqlite3 failures into one-line store errors naming the file."""
     try:
         yield
     except sqlite3.OperationalError as exc:
         if is_busy(exc):
             raise busy_error(path, busy_timeout) from exc
         if "readonly database" in str(exc):
-            raise ReadOnlyError(
+            raise ReadOnlyRefused(
                 f"{display_path(path)}: opened read-only; run relman without --read-only to "
                 "change it"
             ) from exc
-        raise StoreError(
+        raise StoreFailure(
             f"{display_path(path)}: SQLite failed ({exc}); retry, or report it"
         ) from exc
     except sqlite3.IntegrityError:

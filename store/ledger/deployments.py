@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.errors import BlockedError, UsageError
-from store.ledger.base import LedgerBase, LedgerConflict
+from store.errors import InvalidRequest, LedgerConflict, PromotionOpen, RecordNotFound
+from store.ledger.base import LedgerBase
 from store.ledger.db import iso
 from store.ledger.records import (
     ApprovalRecord,
@@ -21,18 +21,6 @@ from store.ledger.records import (
     approval_from_row,
     promotion_from_row,
 )
-
-
-class PromotionOpen(BlockedError):
-    """Another promotion of the same service and environment is open (exit 1)."""
-
-    def __init__(self, promotion: PromotionRecord) -> None:
-        holder = f" (pid {promotion.pid})" if promotion.pid else ""
-        super().__init__(
-            f"{promotion.env} is being promoted by {promotion.actor}{holder} since "
-            f"{promotion.started_at}; wait for it to finish"
-        )
-        self.promotion = promotion
 
 
 class DeploymentsMixin(LedgerBase):
@@ -57,7 +45,7 @@ class DeploymentsMixin(LedgerBase):
         with self._writing(f"starting a {kind} of {service} in {env}") as at:
             release = self._release_row(release_id)
             if release.service != service:
-                raise UsageError(
+                raise InvalidRequest(
                     f"release {release_id} belongs to {release.service}, not {service}; "
                     "pick a release of this service"
                 )
@@ -132,7 +120,7 @@ class DeploymentsMixin(LedgerBase):
         environment, whose state is updated in the same transaction), ``failed``, or
         ``undone`` (it failed and the previous release was restored)."""
         if status == "intent":
-            raise UsageError("finish_promotion needs a result: done, failed or undone")
+            raise InvalidRequest("finish_promotion needs a result: done, failed or undone")
         with self._writing(f"finishing promotion #{promotion_id}") as at:
             promotion = self._promotion_row(promotion_id)
             if promotion.status != "intent":
@@ -326,7 +314,7 @@ class DeploymentsMixin(LedgerBase):
     def _promotion_row(self, promotion_id: int) -> PromotionRecord:
         row = self._one("SELECT * FROM promotions WHERE id = ?", [promotion_id])
         if row is None:
-            raise UsageError(
+            raise RecordNotFound(
                 f"no promotion #{promotion_id} in {self.where}; `relman history` lists them"
             )
         return promotion_from_row(row)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from core.errors import UsageError
+from store.errors import InvalidRequest
 from store.ledger.db import iso
 from store.ledger.records import (
     ApprovalRecord,
@@ -88,7 +88,7 @@ def history(
     approvals there (a release itself belongs to no environment).
     """
     if limit < 1:
-        raise UsageError(f"history limit must be at least 1, not {limit}")
+        raise InvalidRequest(f"history limit must be at least 1, not {limit}")
     position = _parse_before(before)
     candidates: list[tuple[tuple[str, str, Any], dict[str, Any], _Source]] = []
     for source in _SOURCES:
@@ -114,7 +114,7 @@ def _parse_before(before: str | datetime | None) -> tuple[str, str, str] | None:
         return (iso(before), "", "")
     parts = before.split(_SEPARATOR, 2)
     if len(parts) != 3 or parts[1] not in {source.name for source in _SOURCES}:
-        raise UsageError(f"history cursor {before!r} is not one relman gave; start from page 1")
+        raise InvalidRequest(f"history cursor {before!r} is not one relman gave; start from page 1")
     return (parts[0], parts[1], parts[2])
 
 
@@ -158,7 +158,7 @@ def _int_key(key: str) -> int:
     try:
         return int(key)
     except ValueError:
-        raise UsageError(f"history cursor key {key!r} is not one relman gave") from None
+        raise InvalidRequest(f"history cursor key {key!r} is not one relman gave") from None
 
 
 def _versions(db: Database, release_ids: set[str]) -> dict[str, str | None]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import StoreError
+from store.errors import SchemaTooNew, SchemaTooOld
 from store.ledger.db import display_path, write_transaction
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def schema_version(db: Database) -> int:
 def check_not_newer(version: int, path: Path, known: int = SCHEMA_VERSION) -> None:
     """Refuse a database written by a newer relman: its tables may mean things we ignore."""
     if version > known:
-        raise StoreError(
+        raise SchemaTooNew(
             f"{display_path(path)}: written by a newer relman (schema {version}, this one knows "
             f"{known}); upgrade relman, or move the file aside to start a new ledger"
         )
@@ -200,7 +200,7 @@ def check_readable(version: int, path: Path) -> None:
     """Refuse to read, without upgrading, a database of another schema than this relman's."""
     check_not_newer(version, path)
     if version < SCHEMA_VERSION:
-        raise StoreError(
+        raise SchemaTooOld(
             f"{display_path(path)}: schema {version} is older than this relman's "
             f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run any relman "
             "command without --read-only once"

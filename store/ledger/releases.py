@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.errors import UsageError
-from store.ledger.base import AmbiguousRelease, LedgerBase, LedgerConflict, ReleaseNotFound
+from store.errors import AmbiguousRelease, InvalidRequest, LedgerConflict, ReleaseNotFound
+from store.ledger.base import LedgerBase
 from store.ledger.records import ArtifactRecord, Bump, ReleaseRecord, release_from_row
 
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
@@ -200,4 +200,6 @@ class ReleasesMixin(LedgerBase):
 
 def _check_version_format(version: str) -> None:
     if _VERSION.match(version) is None:
-        raise UsageError(f"version {version!r} is not of the form v1.2.0; use vMAJOR.MINOR.PATCH")
+        raise InvalidRequest(
+            f"version {version!r} is not of the form v1.2.0; use vMAJOR.MINOR.PATCH"
+        )

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.errors import UsageError
-from store.ledger.base import LedgerBase, LedgerConflict
+from store.errors import InvalidRequest, LedgerConflict, RecordNotFound
+from store.ledger.base import LedgerBase
 from store.ledger.records import (
     RunKind,
     RunRecord,
@@ -132,7 +132,7 @@ class RunsMixin(LedgerBase):
     ) -> RunRecord:
         """Close a run with its outcome and the one-line reason a person reads."""
         if status == "running":
-            raise UsageError("finish_run needs a final status, not 'running'")
+            raise InvalidRequest("finish_run needs a final status, not 'running'")
         with self._writing(f"finishing run #{run_id}") as at:
             run = self._run_row(run_id)
             if run.status != "running":
@@ -225,7 +225,7 @@ class RunsMixin(LedgerBase):
     def _run_row(self, run_id: int) -> RunRecord:
         row = self._one("SELECT * FROM runs WHERE id = ?", [run_id])
         if row is None:
-            raise UsageError(f"no run #{run_id} in {self.where}; `relman history` lists runs")
+            raise RecordNotFound(f"no run #{run_id} in {self.where}; `relman history` lists runs")
         return run_from_row(row)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from core.errors import UsageError
+from store.errors import InvalidRequest, RecordNotFound
 from store.metrics.base import MetricStoreBase
 from store.metrics.rows import AlertEvent, AlertRow
 
@@ -78,7 +78,7 @@ class MetricAlerts(MetricStoreBase):
         """The open alert of (rule, service, env): the one already open, unchanged (dedupe),
         else a new one in ``state`` with its first event."""
         if state not in OPEN_STATES:
-            raise UsageError(f"an alert opens pending or firing, not {state!r}")
+            raise InvalidRequest(f"an alert opens pending or firing, not {state!r}")
         change = AlertChange(rule, kind, service, env, t, state, value, detail, release, rollback)
         return self._write("opening an alert", partial(_open, change))
 
@@ -96,7 +96,7 @@ class MetricAlerts(MetricStoreBase):
         """Move an alert on (pending -> firing -> resolved, never back; a state change is an
         event and restarts ``since``) and/or refresh its value, detail, release, rollback."""
         if state is not None and state not in STATES:
-            raise UsageError(f"unknown alert state {state!r}; one of {', '.join(STATES)}")
+            raise InvalidRequest(f"unknown alert state {state!r}; one of {', '.join(STATES)}")
         work = partial(_update, alert_id, t, state, value, detail, release, rollback)
         return self._write("updating an alert", work)
 
@@ -231,11 +231,13 @@ def _update(
     current = _alert(conn, alert_id)
     new_state = state or current.state
     if current.state == "resolved":
-        raise UsageError(
+        raise InvalidRequest(
             f"alert {alert_id} is resolved and stays as history; a new breach opens a new alert"
         )
     if STATES.index(new_state) < STATES.index(current.state):
-        raise UsageError(f"alert {alert_id} is {current.state}; it cannot go back to {new_state}")
+        raise InvalidRequest(
+            f"alert {alert_id} is {current.state}; it cannot go back to {new_state}"
+        )
     changed = new_state != current.state
     conn.execute(
         "UPDATE alerts SET state = ?, since = ?, updated = ?, value = coalesce(?, value), "
@@ -255,5 +257,5 @@ def _update(
 def _alert(conn: sqlite3.Connection, alert_id: int) -> AlertRow:
     row = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     if row is None:
-        raise UsageError(f"no alert {alert_id} in the metric store; `relman alerts` lists them")
+        raise RecordNotFound(f"no alert {alert_id} in the metric store; `relman alerts` lists them")
     return AlertRow(*row)

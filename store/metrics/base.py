@@ -20,26 +20,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import ReadOnlyError, StoreError
+from store.errors import MetricStoreBusy, MetricStoreFull, ReadOnlyRefused
 from store.ledger.db import busy_error, display_path, is_busy, translate_errors, write_transaction
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-__all__ = ["MetricStoreBase", "MetricStoreBusy", "MetricStoreFull"]
+__all__ = ["MetricStoreBase"]
 
 T = TypeVar("T")
 
 _FIRST_BACKOFF = 0.01
 _MAX_BACKOFF = 0.25
-
-
-class MetricStoreBusy(StoreError):
-    """Another process held the write lock past the busy timeout: nothing was written."""
-
-
-class MetricStoreFull(StoreError):
-    """The disk (or the file's size limit) is full: nothing was written."""
 
 
 class MetricStoreBase:
@@ -97,7 +89,7 @@ class MetricStoreBase:
 
     def _check_writable(self, what: str) -> None:
         if self.readonly:
-            raise ReadOnlyError(
+            raise ReadOnlyRefused(
                 f"{self.where}: opened read-only, so {what} is refused; run relman without "
                 "--read-only to change the metric store"
             )

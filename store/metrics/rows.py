@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypedDict
 
 _QUANTILES = (0.5, 0.95, 0.99)
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -59,9 +59,21 @@ class Rollup:
         return Point(self.minute, self.rps, self.error_rate, self.p50_ms, self.p95_ms, self.p99_ms)
 
 
+class PointDocument(TypedDict):
+    """A point of ``relman metrics --json``. The store imports nothing of core: mypy checks
+    that this type is core.documents.MetricsPoint, the one the schema is generated from."""
+
+    t: str
+    rps: float
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
-    """A point of the per-minute series: DESIGN.md's ``metrics`` point."""
+    """A point of the per-minute series: the ``metrics`` point of docs/json.md."""
 
     t: int
     rps: float
@@ -70,7 +82,7 @@ class Point:
     p95_ms: float | None
     p99_ms: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PointDocument:
         return {
             "t": _iso(self.t),
             "rps": round(self.rps, 6),
@@ -124,7 +136,8 @@ class AlertRow:
     rollback: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """DESIGN.md's ``alerts`` entry (``name`` is the rule), plus id, value and updated."""
+        """The ``alerts`` entry of docs/json.md (``name`` is the rule), plus id, value and
+        updated."""
         return {
             "id": self.id,
             "name": self.rule,

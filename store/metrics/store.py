@@ -3,7 +3,7 @@
 A database of its own, so that the collector's steady writes never wait on (nor block) the
 ledger. Opening follows the ledger's rules (:mod:`store.ledger.db`): a file that is not SQLite, is
 damaged, holds another program's tables or was written by a newer relman is refused with one
-:class:`~core.errors.StoreError` line before anything writes to it; a read-only open never
+:class:`~store.errors.StoreFailure` line before anything writes to it; a read-only open never
 creates, migrates or writes (a missing file reads as an empty store); write opens switch the
 file to WAL and apply the versioned migrations of :mod:`store.metrics.schema`.
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from core.errors import StoreError
+from store.errors import MetricStoreBusy, MetricStoreFull, SchemaTooNew, SchemaTooOld
 from store.ledger.db import (
     DEFAULT_BUSY_TIMEOUT,
     connect,
@@ -56,7 +56,6 @@ from store.ledger.db import (
 )
 from store.ledger.migrations import migrate
 from store.metrics.alerts import AlertChange, MetricAlerts, WebhookPost, apply_change, queue_posts
-from store.metrics.base import MetricStoreBusy, MetricStoreFull
 from store.metrics.collector import UPSERT_OFFSET, MetricCollector, ReaderOffset, offset_params
 from store.metrics.reads import MetricReads
 from store.metrics.rows import (
@@ -350,7 +349,7 @@ def _rowcount(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> int:
 
 
 def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:
-    """The schema version of an existing metric store, None for no file; StoreError for a
+    """The schema version of an existing metric store, None for no file; StoreFailure for a
     file that is not SQLite, is damaged, holds something else or is of another schema."""
     deep = not readonly and path.is_file() and path.stat().st_size <= _DEEP_CHECK_MAX_BYTES
     version = inspect_file(path, busy_timeout, deep=deep)
@@ -361,7 +360,7 @@ def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:
     if tables and "scrapes" not in tables:
         raise corrupt_error(path, "not a relman metric store: it holds other tables")
     if version > SCHEMA_VERSION:
-        raise StoreError(
+        raise SchemaTooNew(
             f"{display_path(path)}: written by a newer relman (schema {version}, this one "
             f"knows {SCHEMA_VERSION}); upgrade relman, or move the file aside to start a new "
             "metric store"
@@ -369,7 +368,7 @@ def _inspect(path: Path, busy_timeout: float, *, readonly: bool) -> int | None:
     if readonly and version and version < READERS_READ_FROM:
         # Tables older readers cannot read; an older file readers can is read as it is (the
         # collector, a writer, upgrades it: a collector of the previous relman may still run).
-        raise StoreError(
+        raise SchemaTooOld(
             f"{display_path(path)}: schema {version} is older than this relman's "
             f"{SCHEMA_VERSION} and a read-only open cannot upgrade it; run `relman monitor` "
             "without --read-only once"

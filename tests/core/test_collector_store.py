@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import StoreError
 from core.monitoring.collector import Collector
+from store.errors import StoreFailure
 from store.metrics.store import MetricStore, MetricStoreBusy
 from tests.core.test_collector import (
     T0,
@@ -184,12 +184,12 @@ def test_rows_whose_write_fails_are_read_again_once(
     original = MetricStore.add_batch
 
     def add_batch(self: MetricStore, *args: Any, **kwargs: Any) -> Any:
-        raise StoreError(".relman/metrics.db: SQLite failed (test); retry, or report it")
+        raise StoreFailure(".relman/metrics.db: SQLite failed (test); retry, or report it")
 
     monkeypatch.setattr(MetricStore, "add_batch", add_batch)
     world.log_rows(3, 2)
     world.now[0] += 20
-    with pytest.raises(StoreError):  # run() logs it and goes on next interval
+    with pytest.raises(StoreFailure):  # run() logs it and goes on next interval
         collector.run_pass()
     assert saved_offset(world) == stored  # the offsets kept went back with the batch
     monkeypatch.setattr(MetricStore, "add_batch", original)

@@ -1,4 +1,4 @@
-"""A ledger locked by another writer past the busy timeout: one StoreError line, no hang."""
+"""A ledger locked by another writer past the busy timeout: one StoreBusy line, no hang."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
+from core.errors import release_error
 from store import Ledger
+from store.errors import StoreBusy
 from tests.store import add_release
 
 
@@ -26,7 +27,7 @@ def test_write_lock_held_past_the_timeout(tmp_path: Path, monkeypatch: pytest.Mo
             # Opening a current ledger only reads, so it does not wait for the writer...
             assert ledger.get_release("aaaaaaaaaaaa").service == "fraud"
             started = time.monotonic()
-            with pytest.raises(StoreError) as caught:
+            with pytest.raises(StoreBusy) as caught:
                 ledger.approve("aaaaaaaaaaaa", "prod")
             waited = time.monotonic() - started
             # ...and the lock does not block readers (WAL).
@@ -39,7 +40,7 @@ def test_write_lock_held_past_the_timeout(tmp_path: Path, monkeypatch: pytest.Mo
         r"than 0\.2 s; wait for it to finish, then retry",
         str(caught.value),
     )
-    assert caught.value.exit_code == 3
+    assert release_error(caught.value).exit_code == 3
     assert 0.15 < waited < 3
     # Once the lock is gone the same write goes through.
     with Ledger.open(path) as ledger:

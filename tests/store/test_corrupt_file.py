@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
 from store import Ledger
+from store.errors import StoreCorrupt
 from tests.store import add_release
 
 
@@ -19,7 +19,7 @@ def test_garbage_bytes_are_refused_untouched(tmp_path: Path, readonly: bool) -> 
     path.parent.mkdir()
     garbage = os.urandom(8192)
     path.write_bytes(garbage)
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(StoreCorrupt) as caught:
         Ledger.open(path, readonly=readonly)
     message = str(caught.value)
     assert "ledger.db: not a readable relman database (not an SQLite file)" in message
@@ -43,7 +43,7 @@ def test_damaged_pages_fail_quick_check_and_are_left_alone(tmp_path: Path) -> No
     for page in range(2, len(data) // page_size, 2):
         data[page * page_size : page * page_size + 64] = b"\xff" * 64
     path.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="not a readable relman database") as caught:
+    with pytest.raises(StoreCorrupt, match="not a readable relman database") as caught:
         Ledger.open(path)
     assert "restore it from a backup" in str(caught.value)
     assert path.read_bytes() == bytes(data)

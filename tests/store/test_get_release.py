@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import release_error
 from store import AmbiguousRelease, ReleaseNotFound
 from tests.store import FakeClock, add_release, open_ledger
 
@@ -26,7 +27,7 @@ def test_prefix_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "release prefix 'ab' is ambiguous in .relman/ledger.db: ab12cd34ef56 (fraud v1.0.0),"
             " ab98cd34ef56 (fraud unversioned); type more characters"
         )
-        assert ambiguous.value.exit_code == 2
+        assert release_error(ambiguous.value).exit_code == 2
         with pytest.raises(
             ReleaseNotFound, match=re.escape("no release 'abz' in .relman/ledger.db")
         ):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UsageError
 from store import HistoryEntry, Ledger
+from store.errors import InvalidRequest
 from tests.store import T0, FakeClock, add_release, open_ledger
 
 
@@ -113,7 +113,7 @@ def test_before_a_moment_and_bad_cursors(tmp_path: Path) -> None:
         older = ledger.history(before=moment, limit=100).entries
         assert 0 < len(older) < 60
         assert [_key(e) for e in older] == [_key(e) for e in expected]
-        with pytest.raises(UsageError, match="not one relman gave"):
+        with pytest.raises(InvalidRequest, match="not one relman gave"):
             ledger.history(before="garbage")
-        with pytest.raises(UsageError, match="at least 1"):
+        with pytest.raises(InvalidRequest, match="at least 1"):
             ledger.history(limit=0)

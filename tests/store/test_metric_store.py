@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from core.errors import ReadOnlyError, StoreError, UsageError
+from core.errors import release_error
+from store.errors import (
+    InvalidRequest,
+    ReadOnlyRefused,
+    RecordNotFound,
+    SchemaTooNew,
+    SchemaTooOld,
+    StoreBusy,
+    StoreCorrupt,
+    StoreFull,
+)
 from store.metrics.collector import ReaderOffset
 from store.metrics.schema import SCHEMA_VERSION, TABLES
 from store.metrics.store import (
@@ -297,9 +307,9 @@ def test_read_only_open_of_a_missing_file_reads_empty_and_creates_nothing(
         assert store.last_scrape("iris", "prod") is None
         assert store.alerts() == []
         assert store.collector() is None
-        with pytest.raises(ReadOnlyError, match="opened read-only") as caught:
+        with pytest.raises(ReadOnlyRefused, match="opened read-only") as caught:
             store.add_scrapes([scrape(T0, 1.0)])
-        assert caught.value.exit_code == 1
+        assert release_error(caught.value).exit_code == 1
     assert not path.parent.exists()
 
 
@@ -323,7 +333,7 @@ def test_read_only_sees_the_writer_and_never_writes(tmp_path: Path) -> None:
                 lambda: reader.remove_webhook_posts([]),
             ]
             for attempt in attempts:
-                with pytest.raises(ReadOnlyError, match="opened read-only"):
+                with pytest.raises(ReadOnlyRefused, match="opened read-only"):
                     attempt()
             assert len(reader.scrapes("iris", "prod", 0, T0 + 10)) == 2
 
@@ -345,13 +355,13 @@ def test_a_newer_schema_is_refused_untouched(
     monkeypatch.chdir(tmp_path)
     path = tmp_path / ".relman" / "metrics.db"
     before = _write_foreign(path, 9, "scrapes")
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(SchemaTooNew) as caught:
         MetricStore.open(path, readonly=readonly)
     assert str(caught.value) == (
         f".relman/metrics.db: written by a newer relman (schema 9, this one knows "
         f"{SCHEMA_VERSION}); upgrade relman, or move the file aside to start a new metric store"
     )
-    assert caught.value.exit_code == 3
+    assert release_error(caught.value).exit_code == 3
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["metrics.db"]
 
@@ -363,12 +373,12 @@ def test_foreign_files_are_refused_untouched(
     monkeypatch.chdir(tmp_path)
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(os.urandom(4096))
-    with pytest.raises(StoreError, match=r"^garbage\.db: not a readable relman database "
+    with pytest.raises(StoreCorrupt, match=r"^garbage\.db: not a readable relman database "
                        r"\(not an SQLite file\); move it aside"):  # fmt: skip
         MetricStore.open(garbage, readonly=readonly)
     other = tmp_path / "ledger.db"  # e.g. the ledger, or any other program's database
     before = _write_foreign(other, 0, "releases")
-    with pytest.raises(StoreError, match="not a relman metric store: it holds other tables"):
+    with pytest.raises(StoreCorrupt, match="not a relman metric store: it holds other tables"):
         MetricStore.open(other, readonly=readonly)
     assert other.read_bytes() == before
 
@@ -383,7 +393,7 @@ def test_read_only_open_of_an_older_schema_asks_for_a_writer(
     monkeypatch.setattr("store.metrics.store.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     MetricStore.open(path, readonly=True).close()  # added tables only: read as it is
     monkeypatch.setattr("store.metrics.store.READERS_READ_FROM", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match="a read-only open cannot upgrade it"):
+    with pytest.raises(SchemaTooOld, match="a read-only open cannot upgrade it"):
         MetricStore.open(path, readonly=True)
 
 
@@ -427,7 +437,7 @@ def test_a_lock_held_past_the_timeout_fails_the_batch_whole(
     rows = [scrape(T0 + n, float(n)) for n in range(10)]
     try:
         with MetricStore.open(path, busy_timeout=0.2) as store:
-            with pytest.raises(StoreError) as caught:
+            with pytest.raises(StoreBusy) as caught:
                 store.add_scrapes(rows)
             assert store.scrapes("iris", "prod", 0, T0 + 100) == []  # readers are not blocked
     finally:
@@ -450,11 +460,11 @@ def test_a_full_disk_is_one_line_and_the_batch_is_not_half_written(
     with MetricStore.open(tmp_path / "metrics.db") as store:
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk of two pages
-        with pytest.raises(StoreError) as caught:
+        with pytest.raises(StoreFull) as caught:
             store.add_scrapes(scrape(T0 + n, float(n)) for n in range(2000))
         assert isinstance(caught.value, MetricStoreFull)  # the collector stops on it
         assert str(caught.value) == "metrics.db: disk full; free space, the collector stops"
-        assert caught.value.exit_code == 3
+        assert release_error(caught.value).exit_code == 3
         assert store.last_scrape("iris", "prod") is None
 
 
@@ -635,12 +645,12 @@ def test_alerts_dedupe_move_forward_and_keep_history(store: MetricStore) -> None
         )  # fmt: skip
         firing = store.update_alert(alert.id, t=T0 + 120, state="firing", detail="p99 950 ms")
         assert (firing.state, firing.since, firing.detail) == ("firing", T0 + 120, "p99 950 ms")
-        with pytest.raises(UsageError, match="cannot go back to pending"):
+        with pytest.raises(InvalidRequest, match="cannot go back to pending"):
             store.update_alert(alert.id, t=T0 + 130, state="pending")
         resolved = store.update_alert(alert.id, t=T0 + 300, state="resolved")
-        with pytest.raises(UsageError, match="stays as history"):
+        with pytest.raises(InvalidRequest, match="stays as history"):
             store.update_alert(alert.id, t=T0 + 310, value=1.0)
-        with pytest.raises(UsageError, match="no alert 999"):
+        with pytest.raises(RecordNotFound, match="no alert 999"):
             store.update_alert(999, t=T0, state="firing")
         again = store.open_alert("p99", "sudden", "iris", "prod", t=T0 + 400)
         assert again.id not in (alert.id, other.id)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import BlockedError, UsageError
+from core.errors import BlockedError, release_error
 from store import LedgerConflict, PromotionOpen, ReleaseNotFound
+from store.errors import InvalidRequest
 from tests.store import FakeClock, add_release, open_ledger
 
 
@@ -18,10 +19,11 @@ def test_one_open_promotion_per_environment(tmp_path: Path) -> None:
         assert (first.pid, first.host) == (4121, "h1")
         events = len(ledger.audit_events())
         with pytest.raises(
-            BlockedError, match=r"prod is being promoted by alice \(pid 4121\) since"
+            PromotionOpen, match=r"prod is being promoted by alice \(pid 4121\) since"
         ) as caught:
             ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa")
-        assert isinstance(caught.value, PromotionOpen) and caught.value.promotion == first
+        assert caught.value.promotion == first
+        assert isinstance(release_error(caught.value), BlockedError)  # exit 1
         assert len(ledger.audit_events()) == events  # a refused change leaves no event
         ledger.begin_promotion("fraud", "staging", "aaaaaaaaaaaa")  # other envs are free
         ledger.finish_promotion(first.id, "failed", reason="health check timed out")
@@ -87,7 +89,7 @@ def test_approvals(tmp_path: Path) -> None:
 def test_promotion_must_match_the_service(tmp_path: Path) -> None:
     with open_ledger(tmp_path) as ledger:
         add_release(ledger, "aaaaaaaaaaaa", service="churn")
-        with pytest.raises(UsageError, match="belongs to churn, not fraud"):
+        with pytest.raises(InvalidRequest, match="belongs to churn, not fraud"):
             ledger.begin_promotion("fraud", "prod", "aaaaaaaaaaaa")
 
 

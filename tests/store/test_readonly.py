@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ReadOnlyError
+from core.errors import release_error
 from store import Ledger
+from store.errors import ReadOnlyRefused
 from tests.store import add_release
 
 
@@ -30,9 +31,9 @@ def test_read_only_refuses_changes_and_leaves_the_file_alone(tmp_path: Path) -> 
             lambda: ledger.log_event("x", outcome="ok"),
         ]
         for attempt in attempts:
-            with pytest.raises(ReadOnlyError, match="opened read-only") as caught:
+            with pytest.raises(ReadOnlyRefused, match="opened read-only") as caught:
                 attempt()
-            assert caught.value.exit_code == 1
+            assert release_error(caught.value).exit_code == 1
     assert path.read_bytes() == before
 
 

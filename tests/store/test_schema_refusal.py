@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
+from core.errors import release_error
 from store import SCHEMA_VERSION, Ledger
+from store.errors import SchemaTooNew, SchemaTooOld
 
 
 def _newer_ledger(path: Path) -> bytes:
@@ -28,13 +29,13 @@ def test_newer_schema_is_refused_without_writing(
     monkeypatch.chdir(tmp_path)
     path = tmp_path / ".relman" / "ledger.db"
     before = _newer_ledger(path)
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(SchemaTooNew) as caught:
         Ledger.open(path, readonly=readonly)
     assert str(caught.value) == (
         f".relman/ledger.db: written by a newer relman (schema 7, this one knows "
         f"{SCHEMA_VERSION}); upgrade relman, or move the file aside to start a new ledger"
     )
-    assert caught.value.exit_code == 3
+    assert release_error(caught.value).exit_code == 3
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["ledger.db"]
 
@@ -47,6 +48,6 @@ def test_read_only_open_of_an_older_schema_asks_for_a_writer(
     before = path.read_bytes()
     # This relman knowing one more migration than the file has: read-only cannot migrate.
     monkeypatch.setattr("store.ledger.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match="run any relman command without --read-only once"):
+    with pytest.raises(SchemaTooOld, match="run any relman command without --read-only once"):
         Ledger.open(path, readonly=True)
     assert path.read_bytes() == before

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
 from store import SCHEMA_VERSION, Ledger
+from store.errors import SchemaTooNew, SchemaTooOld, StoreCorrupt
 from store.ledger.snapshot import environment_states
 from tests.store import add_release, open_ledger
 
@@ -42,7 +42,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE environment_state (x)")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="written by a newer relman"):
+    with pytest.raises(SchemaTooNew, match="written by a newer relman"):
         environment_states(path)
 
 
@@ -50,14 +50,14 @@ def test_older_schema_asks_for_a_writer(tmp_path: Path, monkeypatch: pytest.Monk
     path = tmp_path / "ledger.db"
     Ledger.open(path).close()
     monkeypatch.setattr("store.ledger.migrations.SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match="without --read-only once"):
+    with pytest.raises(SchemaTooOld, match="without --read-only once"):
         environment_states(path)
 
 
 def test_foreign_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     path.write_text("not a database at all, just text\n")
-    with pytest.raises(StoreError, match="not an SQLite file"):
+    with pytest.raises(StoreCorrupt, match="not an SQLite file"):
         environment_states(path)
     assert path.read_text() == "not a database at all, just text\n"
 
@@ -90,7 +90,7 @@ def test_status_upgrades_an_older_ledger_unless_read_only(
     object.__setattr__(project, "root", tmp_path)
     monkeypatch.setenv(READ_ONLY_VARIABLE, "1")
     upgrade_ledger(project)
-    with pytest.raises(StoreError, match="without --read-only once"):
+    with pytest.raises(SchemaTooOld, match="without --read-only once"):
         environment_states(path)
     monkeypatch.delenv(READ_ONLY_VARIABLE)
     upgrade_ledger(project)

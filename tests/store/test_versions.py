@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UsageError
 from store import LedgerConflict, bump_version
+from store.errors import InvalidRequest
 from tests.store import add_release, open_ledger
 
 
@@ -44,7 +44,7 @@ def test_versions_are_unique_and_never_reassigned(tmp_path: Path) -> None:
             ledger.assign_version("bbbbbbbbbbbb", "v1.0.0")
         with pytest.raises(LedgerConflict, match=re.escape("already is fraud v1.0.0")):
             ledger.assign_version("aaaaaaaaaaaa", "v2.0.0")
-        with pytest.raises(UsageError, match=re.escape("not of the form v1.2.0")):
+        with pytest.raises(InvalidRequest, match=re.escape("not of the form v1.2.0")):
             ledger.assign_version("bbbbbbbbbbbb", "1.1")
         # Assigning the version a release already has is a no-op, not a new audit event.
         events = len(ledger.audit_events())
