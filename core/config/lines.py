@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(
-    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
-)
+# A key path: bare or quoted parts joined by dots. Headers hold one too, so a quoted name
+# with "=", "[" or "]" in it is read whole (a bad name's error points at its own line).
+_PATH = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*"""
+_HEADER = re.compile(rf"^\s*\[\[?\s*({_PATH})\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(rf"^\s*({_PATH})\s*=")
 _INLINE_KEY = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+|"[^"]*")\s*=""")
 
 
@@ -38,7 +39,7 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     indexed: tuple[str, ...] = ()
     for number, raw in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(raw)
-        if header and "=" not in raw.split("#")[0].split("]")[0]:
+        if header:
             table = _split_key(header.group(1))
             found.setdefault(table, number)
             indexed = ()

@@ -18,10 +18,12 @@ from core.config.schema import Model, SchemaError
 from core.errors import ConfigError, UsageError
 
 CONFIG_NAME = "relman.toml"
-NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+# Services and environments become GTO names and stages in git tags, which must end in a
+# letter or digit.
+NAME_PATTERN = r"^[a-z](?:[a-z0-9_-]*[a-z0-9])?$"
 _NAME_MESSAGE = (
-    "name {key!r} must start with a lowercase letter and hold only lowercase letters, "
-    "digits, '-' and '_'"
+    "name {key!r} must start with a lowercase letter, end with a letter or digit, and hold "
+    "only lowercase letters, digits, '-' and '_'"
 )
 _NAMES = {"key_pattern": NAME_PATTERN, "key_message": _NAME_MESSAGE}
 

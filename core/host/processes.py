@@ -4,9 +4,10 @@ Served environments (`bentoml serve` and relman's proxy) run in their own sessio
 workers start sessions of their own, so neither the process group nor the session holds
 them, and a killed server leaves them reparented to init. What does hold them is the
 environment: relman starts each process with a tag variable (``RELMAN_INSTANCE=<folder>``)
-that every descendant inherits, and finds them all again by reading /proc/*/environ. A
-process relman itself started and that died is a zombie until reaped: it still answers
-``kill 0``, so liveness also reads its state from /proc and reaping is tried wherever we wait.
+that every descendant inherits, and finds them all again by their environments, read
+through psutil (Linux and macOS alike). A process relman itself started and that died is a
+zombie until reaped: it still answers ``kill 0``, so liveness also asks for its state, and
+reaping is tried wherever we wait.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
+
 # After SIGTERM, how long a group may take to exit before it gets SIGKILL.
 DEFAULT_GRACE = 10.0
+# How often a wait looks again. psutil.wait_procs is not used: it counts a zombie whose
+# parent is not relman (and has not reaped it yet) as running, and waits out its timeout.
+_POLL = 0.05
+
+TAG_VARIABLE = "RELMAN_INSTANCE"
+_ZOMBIE: str = psutil.STATUS_ZOMBIE
 
 
 def this_host() -> str:
@@ -34,17 +43,7 @@ def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
         return False
     _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive, and not ours to stop
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux): kill 0 is all we know
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    return _running(pid)
 
 
 def read_pid(path: Path) -> int | None:
@@ -76,68 +75,56 @@ def stop_group(pgid: int, grace: float = DEFAULT_GRACE) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while group_alive(pgid):
-        if time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            _wait_gone(pgid, 5.0)
-            break
-        time.sleep(0.05)
+    if not _wait_until(lambda: not group_alive(pgid), grace):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        _wait_until(lambda: not group_alive(pgid), 5.0)
     return True
-
-
-TAG_VARIABLE = "RELMAN_INSTANCE"
 
 
 def tagged(value: str) -> list[int]:
     """Pids of the live processes whose environment holds ``RELMAN_INSTANCE=value``."""
-    needle = b"\0" + f"{TAG_VARIABLE}={value}".encode() + b"\0"
     return sorted(
-        pid
-        for pid, _cmdline, environ in _processes()
-        if needle in b"\0" + environ and pid_alive(pid)
+        proc.pid
+        for proc in _others()
+        if (_environ(proc) or {}).get(TAG_VARIABLE) == value and pid_alive(proc.pid)
     )
 
 
 def carries_tag(pid: int | None, value: str) -> bool:
     """True when ``pid`` runs with ``RELMAN_INSTANCE=value``: it is the process relman
     started there, not another that got its pid later (after a reboot, or a pid wrap)."""
-    if not pid_alive(pid):
+    if not pid or not pid_alive(pid):
         return False
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except FileNotFoundError:
+        environ: dict[str, str] = psutil.Process(pid).environ()
+    except psutil.NoSuchProcess:
         return False
-    except OSError:
-        return True  # not ours to read, or no /proc: liveness is all we can tell
-    return b"\0" + f"{TAG_VARIABLE}={value}".encode() + b"\0" in b"\0" + environ
+    except psutil.AccessDenied:
+        return True  # not ours to read: liveness is all we can tell
+    return environ.get(TAG_VARIABLE) == value
 
 
 def carries_tag_prefix(pid: int, prefix: str) -> bool:
-    """True when ``pid``'s environment has a variable starting with ``prefix``."""
+    """True when ``pid``'s environment has a ``NAME=value`` entry starting with ``prefix``."""
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+        environ = psutil.Process(pid).environ()
+    except psutil.Error:
         return False
-    return (b"\0" + prefix.encode()) in (b"\0" + environ)
+    return any(f"{name}={value}".startswith(prefix) for name, value in environ.items())
 
 
-def _processes() -> Iterator[tuple[int, bytes, bytes]]:
-    """(pid, command line, environment) of every process we may read, but this one."""
+def command_mentions(pid: int, text: str) -> bool:
+    """True when ``pid`` is alive and ``text`` is in its command line, or when its command
+    line cannot be read (another user's process): liveness is then all we can tell."""
+    if not pid_alive(pid):
+        return False
     try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        yield int(entry), cmdline, environ
+        return text in " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
 
 
 def stop_tagged(value: str, leader: int | None, grace: float = DEFAULT_GRACE) -> bool:
@@ -173,12 +160,20 @@ def processes_mentioning(folder: Path) -> list[tuple[int, str]]:
     """Live processes naming ``folder`` on their command line or in their environment, with
     their command lines: what relman served for a project (proxies, Bento servers and what
     they started), for sweeps and for tests that nothing was left behind."""
-    needle = str(folder).encode()
-    return [
-        (pid, cmdline.replace(b"\0", b" ").decode(errors="replace"))
-        for pid, cmdline, environ in _processes()
-        if (needle in cmdline or needle in environ) and pid_alive(pid)
-    ]
+    needle = str(folder)
+    found: list[tuple[int, str]] = []
+    for proc in _others():
+        try:
+            command = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        # The command line is the cheaper read: the environment only when it says nothing.
+        named = needle in command or any(
+            needle in f"{name}={value}" for name, value in (_environ(proc) or {}).items()
+        )
+        if named and pid_alive(proc.pid):
+            found.append((proc.pid, command))
+    return found
 
 
 def end_processes(pids: list[int], grace: float = DEFAULT_GRACE) -> None:
@@ -194,45 +189,6 @@ def end_processes(pids: list[int], grace: float = DEFAULT_GRACE) -> None:
     _wait_until(lambda: not any(pid_alive(pid) for pid in pids), 5.0)
 
 
-def _wait_until(done: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _wait_gone(pgid: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _members_alive(pgid: int) -> bool:
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of ``pid`` if it is a dead child of ours."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def end_child(child: subprocess.Popen[bytes], grace: float = 1.0) -> None:
     """End a child relman started in its own session, with anything it started in it:
     SIGTERM to the group, SIGKILL after ``grace`` seconds (the group outlives a child that
@@ -245,3 +201,56 @@ def end_child(child: subprocess.Popen[bytes], grace: float = 1.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+
+
+def _others() -> Iterator[psutil.Process]:
+    """Every process but this one. process_iter keeps the Process objects it made between
+    calls, so the polls of a stop only pay for the processes started since the last one."""
+    me = os.getpid()
+    return (proc for proc in psutil.process_iter() if proc.pid != me)
+
+
+def _environ(proc: psutil.Process) -> dict[str, str] | None:
+    """``proc``'s environment, or None when it is gone or not ours to read."""
+    try:
+        environ: dict[str, str] = proc.environ()
+    except psutil.Error:  # NoSuchProcess, ZombieProcess, AccessDenied
+        return None
+    return environ
+
+
+def _wait_until(done: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _members_alive(pgid: int) -> bool:
+    """True when a process of the group ``pgid`` other than a zombie runs."""
+    for pid in psutil.pids():
+        # getpgid is one system call: the state is read only for the group's members.
+        try:
+            if os.getpgid(pid) == pgid and _running(pid):
+                return True
+        except OSError:  # gone since the listing
+            continue
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        state: str = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:  # ZombieProcess included: gone, or dead and unreaped
+        return False
+    except psutil.AccessDenied:  # someone else's process: alive, and not ours to stop
+        return True
+    return state != _ZOMBIE
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of ``pid`` if it is a dead child of ours."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

@@ -214,7 +214,8 @@ def format_version_tag(name: str, version: str, counter: int | None = None) -> s
     """``NAME@vX.Y.Z`` (``#N`` appended when a counter is given); validates the result."""
     version = version if version.startswith("v") else f"v{version}"
     tag = f"{_tag_name(name)}@{version}" + (f"#{counter}" if counter is not None else "")
-    if parse_tag(tag) is None:
+    # Parsing is not enough: "clf@v1.0.0!" parses, as a deregistration. Read back as asked.
+    if _meaning(tag) != (name, Action.REGISTER, version, None, counter):
         raise ValueError(f"'{tag}' is not a valid GTO version tag (name or version malformed)")
     return tag
 
@@ -222,9 +223,16 @@ def format_version_tag(name: str, version: str, counter: int | None = None) -> s
 def format_stage_tag(name: str, stage: str, n: int) -> str:
     """``NAME#STAGE#N``; validates the result."""
     tag = f"{_tag_name(name)}#{stage}#{n}"
-    if parse_tag(tag) is None:
+    if _meaning(tag) != (name, Action.ASSIGN, None, stage, n):
         raise ValueError(f"'{tag}' is not a valid GTO stage tag (name or stage malformed)")
     return tag
+
+
+def _meaning(tag: str) -> tuple[str, Action, str | None, str | None, int | None] | None:
+    parsed = parse_tag(tag)
+    if parsed is None:
+        return None
+    return (parsed.artifact, parsed.action, parsed.version, parsed.stage, parsed.counter)
 
 
 def next_counter(tags: list[TagRef], name: str) -> int:

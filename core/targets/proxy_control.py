@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from core.errors import InfraError
-from core.host.processes import end_child, pid_alive, read_pid, stop_group
+from core.host.processes import command_mentions, end_child, pid_alive, read_pid, stop_group
 
 PID_FILE = "proxy.pid"
 UPSTREAM_FILE = "upstream"
@@ -103,13 +103,9 @@ def start_proxy(
 def proxy_pid(env_dir: Path) -> int | None:
     """The pid in ``env_dir/proxy.pid`` when that process is alive and a relman proxy."""
     pid = read_pid(env_dir / PID_FILE)
-    if pid is None or not pid_alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid  # no /proc (not Linux): liveness is all we can tell
-    return pid if b"core.targets.proxy" in cmdline else None  # else a stale file and a reused pid
+    if pid is None or not command_mentions(pid, "core.targets.proxy"):
+        return None  # not running, or a stale file and a reused pid
+    return pid
 
 
 def current_upstream(env_dir: Path) -> str | None:

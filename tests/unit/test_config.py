@@ -145,6 +145,17 @@ def test_bad_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert message.startswith(f"relman.toml:{line}: bad name [suites.Unit]: name 'Unit' must ")
 
 
+def test_a_name_must_end_as_a_gto_stage_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Environments become GTO stages (``NAME#STAGE#N``), which end in a letter or digit."""
+    text = VALID.replace("[environments.prod]", "[environments.prod-]")
+    message = _error(tmp_path, text, monkeypatch)
+    line = _line_of(text, "[environments.prod-]")
+    assert message.startswith(f"relman.toml:{line}: bad name [environments.prod-]: ")
+    assert "end with a letter or digit" in message
+
+
 def test_several_problems_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = VALID.replace("approvals = 1", "approvals = 1\nbogus = 1\nother = 2")
     message = _error(tmp_path, text, monkeypatch)
