@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from core.config.model import Project, parse_config
-from core.host.processes import TAG_VARIABLE, pid_alive
+from core.host.processes import TAG_VARIABLE, pid_alive, tagged
 from core.monitoring.collector_process import collector_tag, metrics_path, stop_collector
+from tests.waiting import wait_for
 
 TOML = """\
 [project]
@@ -29,12 +29,16 @@ def test_a_damaged_metric_store_does_not_keep_the_collector_running(tmp_path: Pa
     metrics = metrics_path(project)
     metrics.parent.mkdir(parents=True)
     metrics.write_bytes(b"this is not SQLite" * 100)
-    env = {**os.environ, TAG_VARIABLE: collector_tag(project)}
-    child = subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+    tag = collector_tag(project)
+    # A stand-in collector that would outlast the test: it ends only if it is stopped.
+    child = subprocess.Popen(
+        ["sleep", "600"], env={**os.environ, TAG_VARIABLE: tag}, start_new_session=True
+    )
     try:
-        time.sleep(0.1)  # its environment is readable in /proc once it has started
+        # Until it has exec'd, /proc shows the parent's environment, without the tag.
+        wait_for(lambda: child.pid in tagged(tag), "the stand-in collector to carry its tag")
         assert stop_collector(project) is True
-        child.wait(timeout=10)
+        assert child.wait(timeout=60) < 0  # ended by a signal, not on its own
         assert not pid_alive(child.pid)
     finally:
         if child.poll() is None:

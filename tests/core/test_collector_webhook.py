@@ -1,5 +1,5 @@
 """The webhook, through the collector: a firing alert and its resolution each arrive as one
-JSON POST (DESIGN.md's ``alerts`` entry) at a local HTTP server; a post the endpoint refuses
+JSON POST (the ``alerts`` entry of docs/json.md) at a local HTTP server; a post the endpoint refuses
 is delivered on a later pass, in order, even by a restarted collector; so is one whose
 collector was killed after the alert change was stored, exactly once; an alert that never
 fired is not announced; an older collector.json's posts and offsets are taken over once."""

@@ -14,7 +14,6 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -32,6 +31,7 @@ from core.targets.proxy_control import (
     stop_proxy,
     switch_upstream,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -93,7 +93,9 @@ def _serve(name: str) -> Upstream:
             for event in (b"data: one\n\n", b"data: two\n\n"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                 self.wfile.flush()
-                upstream.release_stream.wait(5)
+                # Held until the test releases it (60 s only bounds a broken test): a stream
+                # ending on its own would hide a proxy that waited for it.
+                upstream.release_stream.wait(60)
             self.wfile.write(b"0\r\n\r\n")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -278,8 +280,11 @@ def test_sigterm_finishes_in_flight_and_removes_pid(
         while b"data: one" not in received:
             received += sock.recv(65536)
         os.kill(proxy.pid, signal.SIGTERM)
-        stopping = time.monotonic()
-        time.sleep(0.2)
+        # The proxy has taken the SIGTERM when it closes the idle connection; it does so
+        # while the stream is still held (closed, not waited for).
+        idle.sock.settimeout(60)
+        assert idle.sock.recv(1) == b""
+        idle.close()
         a.release_stream.set()  # the response in flight completes after SIGTERM
         while chunk := sock.recv(65536):
             received += chunk
@@ -287,9 +292,6 @@ def test_sigterm_finishes_in_flight_and_removes_pid(
     # ... and then the proxy closed the connection (the loop above ended)
     _, status = os.waitpid(proxy.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert time.monotonic() - stopping < 2  # the idle connection was closed, not waited for
-    assert idle.sock.recv(1) == b""
-    idle.close()
     assert not (proxy.env_dir / "proxy.pid").exists()
     assert proxy_pid(proxy.env_dir) is None
     assert stop_proxy(proxy.env_dir) is False
@@ -331,14 +333,19 @@ def test_no_failed_request_while_switching(
         thread.start()
     try:
         for i in range(20):
-            time.sleep(0.05)
+            # Switch while requests flow: each upstream answers several before the next.
+            enough = len(answers) + 8
+            wait_for(
+                lambda enough=enough: len(answers) >= enough or failures,
+                "requests answered between two switches",
+            )
             switch_upstream(proxy.env_dir, (b if i % 2 == 0 else a).address)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert failures == []
-    assert {"A:x", "B:x"} <= set(answers) and len(answers) > 100
+    assert {"A:x", "B:x"} <= set(answers)
 
 
 class _RawUpstream(socketserver.ThreadingTCPServer):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,6 @@ def isolate_user(mp: pytest.MonkeyPatch, base: Path) -> Path:
 @dataclass(frozen=True)
 class Demo:
     root: Path
-    seconds: float
     messages: list[str]
 
 
@@ -68,6 +66,5 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with pytest.MonkeyPatch.context() as mp:
         isolate_user(mp, base)
         messages: list[str] = []
-        started = time.perf_counter()
         root = create_demo(base / "iris-demo", log=messages.append)
-        yield Demo(root=root, seconds=time.perf_counter() - started, messages=messages)
+        yield Demo(root=root, messages=messages)

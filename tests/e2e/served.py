@@ -4,13 +4,13 @@ started is left running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ import pytest
 from core.host.ports import free_ports
 from core.host.processes import end_processes, processes_mentioning
 from tests.e2e.conftest import Demo
+from tests.waiting import wait_for
 
 BIN = str(Path(sys.executable).parent)
 
@@ -124,9 +125,10 @@ def served(demo: Demo, tmp_path: Path) -> Iterator[Path]:
         yield root
     finally:
         relman(root, "--batch", "down", timeout=120)
-        deadline = time.monotonic() + 15
-        while processes_of(root) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # Servers take a moment to exit after the signal: wait for that, and fail below with
+        # what is left if it never comes.
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not processes_of(root), "the processes relman down stops to end")
         left = processes_of(root)
         end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
         assert not left, f"processes left behind after relman down: {left}"

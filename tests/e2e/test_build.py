@@ -8,8 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,6 @@ class Built:
     project: Project
     candidate: Candidate
     results: list[BuildResult]
-    seconds: float
     lines: list[str]
 
 
@@ -46,11 +43,9 @@ def built(demo: Demo) -> Built:
     project = load_project(demo.root)
     assert not list(bentoml_home().glob("bentos/*/*/bento.yaml")), "the store starts empty"
     lines: list[str] = []
-    started = time.perf_counter()
     results = build(project, log=lines.append)
-    seconds = time.perf_counter() - started
     candidate = project_candidates(project)["iris"]
-    return Built(project, candidate, results, seconds, lines)
+    return Built(project, candidate, results, lines)
 
 
 def test_the_first_build_makes_the_bento_of_the_release(built: Built) -> None:
@@ -59,11 +54,9 @@ def test_the_first_build_makes_the_bento_of_the_release(built: Built) -> None:
     assert not result.reused
     assert result.bento.tag == f"iris_classifier:{release}"
     assert result.bento.path == bentoml_home() / "bentos" / "iris_classifier" / release
-    assert built.seconds < 20, built.lines
     # BentoML's own log lines were streamed, relman's marker line was not.
     assert any("Adding BentoML requirement" in line for line in built.lines), built.lines
     assert not any(line.startswith(MARKER) for line in built.lines)
-    print(f"fresh build: {built.seconds:.2f} s ({result.seconds:.2f} s in BentoML)")
 
 
 def test_the_bento_carries_the_release_as_version_and_lineage_as_labels(built: Built) -> None:
@@ -115,42 +108,22 @@ def test_the_same_release_is_never_built_twice(
 
     monkeypatch.setattr(bento, "run_build_script", no_build)
     lines: list[str] = []
-    started = time.perf_counter()
     [again] = build(built.project, "iris", log=lines.append)
-    seconds = time.perf_counter() - started
     assert again.reused
     assert again.bento == built.results[0].bento
     assert again.to_step()["detail"] == f"reused {again.bento.tag}"
-    assert lines == []
-    assert seconds < 5
+    assert lines == []  # no BentoML output: nothing was built
     with open_ledger(built.project, read_only=True) as ledger:
         run = ledger.latest_run("build", built.candidate.release)
         assert run is not None and run.reason == f"reused {again.bento.tag}"
-    print(f"reused build: {seconds:.2f} s (of which {again.seconds * 1000:.1f} ms finding it)")
-
-
-def _api_build(
-    project: Project,
-    service: str | None = None,
-    *,
-    log: Callable[[str], None] | None = None,
-    read_only: bool = False,
-) -> dict[str, Any]:
-    """What core/api.py's ``build`` is to be, until it is there."""
-    return bento.build_document(
-        bento.build(project, service, log=log or (lambda _line: None), read_only=read_only)
-    )
 
 
 def test_the_verb_prints_the_json_document(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import api
-    from tui import cli
+    from tui import output
     from tui.commands.build import cmd_build
 
-    if not hasattr(api, "build"):
-        monkeypatch.setattr(api, "build", _api_build, raising=False)
     stdout = io.StringIO()
-    monkeypatch.setattr(cli, "_STDOUT", stdout)
+    monkeypatch.setattr(output, "_STDOUT", stdout)
     args = argparse.Namespace(project=built.project.root, service=None, json=True, read_only=False)
     assert cmd_build(args) == 0
     document = json.loads(stdout.getvalue())
@@ -179,17 +152,6 @@ def test_the_verb_prints_the_json_document(built: Built, monkeypatch: pytest.Mon
     assert stdout.getvalue() == f"reused {tag}\n"
 
 
-def _verb_registered() -> bool:
-    from tui.cli import build_parser
-
-    try:
-        build_parser().parse_args(["build"])
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _verb_registered(), reason="`relman build` is not in tui/cli.py yet")
 def test_relman_build_on_the_command_line(built: Built) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tui", "--json", "--project", str(built.project.root), "build"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.e2e.served import (
     served,
     served_count,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 __all__ = ["served"]
@@ -100,12 +100,13 @@ def test_a_second_promotion_at_once_is_refused_with_who_holds_it(served: Path) -
         text=True,
         env={**__import__("os").environ, "RELMAN_USER": "bob"},
     )  # fmt: skip
+
+    def first_holds_the_lock() -> bool:
+        assert first.poll() is None, first.communicate()
+        return ledger.exists() and bool(open_promotions(ledger))
+
     try:
-        deadline = time.monotonic() + 60
-        while not (ledger.exists() and open_promotions(ledger)):
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first promotion never took the lock"
-            time.sleep(0.02)
+        wait_for(first_holds_the_lock, "the first promotion to take the lock")
         second = relman(root, "--batch", "promote", "iris", "--to", "dev")
         assert second.returncode == 1
         assert f"dev is being promoted by bob (pid {first.pid}) since" in second.stderr
