@@ -7,9 +7,12 @@ raises :class:`Cancelled` once the run is recorded ``interrupted``.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import EXIT_BLOCKED, ReleaseError
+
+if TYPE_CHECKING:
+    from core.documents import Step
 
 
 class CancelSignal(Protocol):
@@ -21,10 +24,10 @@ class CancelSignal(Protocol):
 class Cancelled(ReleaseError):
     """Work the user cancelled (exit 1, like a block: nothing was changed by it). Its child
     processes were stopped, and a recorded run is left ``interrupted`` with a reason that
-    starts with ``cancelled``. ``steps`` are DESIGN.md's steps as far as the work went."""
+    starts with ``cancelled``. ``steps`` are the steps of docs/json.md as far as the work went."""
 
     exit_code = EXIT_BLOCKED
 
-    def __init__(self, message: str, *, steps: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, *, steps: list[Step] | None = None) -> None:
         super().__init__(message)
         self.steps = list(steps or [])

@@ -25,13 +25,14 @@ state changes. A minute without data (value None) holds the state.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from core.alerts.detect import Verdict
+    from core.documents import AlertEntry
 
 State = Literal["pending", "firing", "resolved"]
 
@@ -86,8 +87,8 @@ class Transition:
         return asdict(self)
 
     def document(self) -> dict[str, Any]:
-        """DESIGN.md's ``alerts`` entry."""
-        return alert_document(self)
+        """The ``alerts`` entry (docs/json.md), as the webhook posts and the store keeps it."""
+        return {**alert_document(self)}
 
 
 def alert_document(
@@ -95,8 +96,8 @@ def alert_document(
     *,
     service: str | None = None,
     env: str | None = None,
-) -> dict[str, Any]:
-    """DESIGN.md's ``alerts`` entry ``{"name", "kind", "service", "env", "state", "since",
+) -> AlertEntry:
+    """The ``alerts`` entry of docs/json.md ``{"name", "kind", "service", "env", "state", "since",
     "detail", "release", "rollback"}`` from a :class:`Transition` or an alert row (a mapping
     with ``name`` or ``rule``; ``since`` as Unix seconds, ISO text or a datetime; ``value``,
     ``threshold``, ``baseline``, ``opened`` are carried along when present)."""
@@ -104,25 +105,30 @@ def alert_document(
         data: dict[str, Any] = {**row.to_dict(), "name": row.rule, "since": row.since_minute}
     else:
         data = dict(row)
-    since = data.get("since")
+    # An untyped row (the store's or a transition's): tests/contract checks the values.
+    get: Callable[[str], Any] = data.get
+    since = get("since")
     if isinstance(since, datetime):
         since = since.astimezone(UTC).isoformat(timespec="seconds")
     elif isinstance(since, int | float) and not isinstance(since, bool):
         since = iso_minute(since)
-    doc: dict[str, Any] = {
-        "name": data.get("name") or data.get("rule"),
-        "kind": data.get("kind"),
-        "service": service if service is not None else data.get("service"),
-        "env": env if env is not None else data.get("env"),
-        "state": data.get("state"),
+    doc: AlertEntry = {
+        "name": get("name") or get("rule"),
+        "kind": get("kind"),
+        "service": service if service is not None else get("service"),
+        "env": env if env is not None else get("env"),
+        "state": get("state"),
         "since": since,
         "detail": data.get("detail", ""),
-        "release": data.get("release"),
-        "rollback": data.get("rollback"),
+        "release": get("release"),
+        "rollback": get("rollback"),
     }
-    for extra in ("value", "threshold", "baseline"):
-        if extra in data:
-            doc[extra] = data[extra]
+    if "value" in data:
+        doc["value"] = data["value"]
+    if "threshold" in data:
+        doc["threshold"] = data["threshold"]
+    if "baseline" in data:
+        doc["baseline"] = data["baseline"]
     return doc
 
 

@@ -32,7 +32,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.build.bento_runner import Log, run_build_script
 from core.build.bento_store import (
@@ -49,6 +49,9 @@ from core.lineage.candidate import Candidate, project_candidates
 from core.lineage.release_id import is_dirty_id
 from core.ledger.steps import step
 from core.cancel import Cancelled, CancelSignal
+
+if TYPE_CHECKING:
+    from core.documents import BentoEntry, BuildDocument, Step
 
 __all__ = [
     "BuildResult",
@@ -83,8 +86,8 @@ class BuildResult:
             return f"reused {self.bento.tag}"
         return f"built {self.bento.tag} in {self.seconds:.1f} s"
 
-    def to_step(self) -> dict[str, Any]:
-        """The DESIGN.md step (``build``, always passed: a failed build raises)."""
+    def to_step(self) -> Step:
+        """The step of docs/json.md (``build``, always passed: a failed build raises)."""
         return step(
             "build",
             "passed",
@@ -96,7 +99,7 @@ class BuildResult:
             reused=self.reused,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> BentoEntry:
         """The ``bentos`` entry of ``relman build --json``."""
         return {
             "service": self.bento.service,
@@ -393,7 +396,7 @@ def build(
     return results
 
 
-def build_document(results: list[BuildResult]) -> dict[str, Any]:
+def build_document(results: list[BuildResult]) -> BuildDocument:
     """``relman build --json``: ``{"ok", "steps", "bentos": [{"service", "release", "tag",
     "reused"}]}``."""
     return {

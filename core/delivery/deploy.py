@@ -17,18 +17,28 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
 from core.delivery.gates import GateResult
 from core.delivery.recovery import holder_alive, locked_error, recover, sweep
-from core.errors import BlockedError, ConfigError, InfraError, ReleaseError
+from core.errors import (
+    REPORTED,
+    BlockedError,
+    ConfigError,
+    InfraError,
+    ReleaseError,
+    release_error,
+)
 from core.host.processes import this_host
 from core.ledger.runs import finishing_runs
 from core.ledger.steps import Log, step
 from core.targets import Instance, Target, target_for
 from store import Ledger, PromotionOpen, PromotionRecord, ReleaseRecord
 from store.ledger.records import RunStatus
+
+if TYPE_CHECKING:
+    from core.documents import DeployDocument, Step, StepExtras, StepStatus
 
 
 @dataclass
@@ -39,7 +49,7 @@ class Steps:
     ledger: Ledger
     run_id: int
     log: Log
-    done: list[dict[str, Any]] = field(default_factory=list)
+    done: list[Step] = field(default_factory=list)
 
     def add(self, result: GateResult) -> None:
         """A decision already made (a gate): recorded as is."""
@@ -65,7 +75,7 @@ class Steps:
         detail: list[str] = []
         try:
             yield detail
-        except ReleaseError as exc:
+        except REPORTED as exc:  # the store's errors too (a locked ledger): their line
             self._record(name, "failed", time.perf_counter() - started, str(exc))
             raise
         except KeyboardInterrupt:
@@ -79,17 +89,10 @@ class Steps:
         failpoint(f"{name}:done")
 
     def _record(
-        self, name: str, status: str, seconds: float, detail: str, kind: str | None = None
+        self, name: str, status: StepStatus, seconds: float, detail: str, kind: str | None = None
     ) -> None:
-        ledger_status = status if status in ("passed", "failed", "skipped") else "failed"
-        self.ledger.record_step(
-            self.run_id,
-            name,
-            ledger_status,  # type: ignore[arg-type]
-            seconds=seconds,
-            detail=detail,
-        )
-        extra = {"kind": kind} if kind else {}
+        self.ledger.record_step(self.run_id, name, status, seconds=seconds, detail=detail)
+        extra: StepExtras = {"kind": kind} if kind else {}
         self.done.append(step(name, status, seconds, detail, **extra))
         self.log(f"{status:<7} {name}  {detail}")
 
@@ -172,7 +175,7 @@ def deploy(
             detail.append(f"{target.env} serves {release.version or release.id} at {target.url}")
     except BaseException as exc:
         restored = _restore(target, previous, instance, switched)
-        why = str(exc) if isinstance(exc, ReleaseError) else f"interrupted: {exc!r}"
+        why = str(exc) if isinstance(exc, REPORTED) else f"interrupted: {exc!r}"
         ledger.finish_promotion(promotion.id, "undone", reason=f"{why}; {restored}")
         if isinstance(exc, ReleaseError) and not isinstance(exc, InfraError):
             raise
@@ -215,7 +218,7 @@ class DeployReport:
     release: str | None = None
     version: str | None = None
     url: str | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     error: str | None = None
     exit_code: int = 0
     seconds: float = 0.0
@@ -224,7 +227,8 @@ class DeployReport:
     def ok(self) -> bool:
         return self.exit_code == 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DeployDocument:
+        """The document ``relman promote`` and ``relman rollback`` print (docs/json.md)."""
         return {
             "ok": self.ok,
             "kind": self.kind,
@@ -268,7 +272,8 @@ def recorded_run(
         ):
             try:
                 yield steps
-            except ReleaseError as exc:
+            except REPORTED as caught:
+                exc = release_error(caught)  # a store error: its exit code (core.errors)
                 report.error, report.exit_code = str(exc), exc.exit_code
                 status: RunStatus = "failed" if isinstance(exc, BlockedError) else "error"
                 ledger.finish_run(run.id, status, reason=str(exc))

@@ -31,12 +31,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from core.config.model import GateConfig
 from core.errors import ConfigError
 from core.ledger.steps import step
 from core.lineage.metrics_file import MetricsByFile, find_metric, flatten_metrics, same_file
+
+if TYPE_CHECKING:
+    from core.documents import Step
 
 __all__ = [
     "ArtifactPresence",
@@ -73,8 +76,8 @@ class GateResult:
     def blocks(self) -> bool:
         return self.status == "failed"
 
-    def to_step(self) -> dict[str, Any]:
-        """The step of DESIGN.md's JSON contract (plus ``kind``)."""
+    def to_step(self) -> Step:
+        """The step of the JSON contract (docs/json.md), plus ``kind``."""
         return step(self.name, self.status, self.seconds, self.detail, kind=self.kind)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.config.model import Project
 from core.delivery.gates import (
@@ -33,6 +33,9 @@ from core.ledger.releases import open_ledger
 from core.lineage.candidate import Candidate, project_candidates
 from core.testing.suites import SUITE_NODEID_PREFIX
 from store import Ledger, ReleaseNotFound, TestResultRecord
+
+if TYPE_CHECKING:
+    from core.documents import GateDocument
 
 __all__ = [
     "HEALTHY_STATES",
@@ -58,7 +61,8 @@ class GateReport:
     def ok(self) -> bool:
         return not any(result.blocks for result in self.results)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GateDocument:
+        """The document ``relman gate`` prints (docs/json.md)."""
         return {
             "ok": self.ok,
             "service": self.service,

@@ -1,6 +1,6 @@
 """`relman release`: verify -> test -> gate -> build -> promote, environment by environment.
 
-Stops at the first blocked or failed step. The run document (DESIGN.md's shape, plus the
+Stops at the first blocked or failed step. The run document (docs/json.md's shape, plus the
 lineage) is what ``--json`` prints, what the JUnit report and the Markdown summary are made
 from, so all three say the same line for each step.
 
@@ -15,16 +15,19 @@ last step is the one cancelled.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cancel import Cancelled, CancelSignal
 from core.config.model import Project
-from core.errors import ReadOnlyError, ReleaseError, UsageError
+from core.errors import REPORTED, ReadOnlyError, UsageError, release_error
 from core.ledger.steps import quiet as _quiet
 from core.ledger.steps import step
 from core.lineage.candidate import Candidate
+
+if TYPE_CHECKING:
+    from core.documents import Step, StepStatus
 
 Log = Callable[[str], None]
 
@@ -90,10 +93,11 @@ def _release_service(
     collecting: float,
     cancel: CancelSignal | None = None,
 ) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = []
+    steps: list[Step] = []
     document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
 
-    def stop(exc: ReleaseError) -> dict[str, Any]:
+    def stop(caught: Exception) -> dict[str, Any]:
+        exc = release_error(caught)  # a store error (the tests' ledger): its exit code
         document.update(ok=False, exit_code=exc.exit_code, error=str(exc))
         if isinstance(exc, Cancelled):
             document["cancelled"] = True
@@ -142,12 +146,12 @@ def _release_service(
     except Cancelled as exc:
         steps += [{**s, "name": f"test {s['name']}"} for s in exc.steps]
         return stop(exc)
-    except ReleaseError as exc:
+    except REPORTED as exc:
         steps.append(step("test", "failed", 0.0, str(exc)))
         return stop(exc)
     for suite in tests.suites:
         name = f"test {suite.name}"
-        status = "passed" if suite.status == "passed" else "failed"
+        status: StepStatus = "passed" if suite.status == "passed" else "failed"
         steps.append({**suite.to_step(), "name": name, "status": status})
     if not tests.ok:
         failed = next(s for s in tests.suites if s.status != "passed")
@@ -187,7 +191,7 @@ def _release_service(
     started = time.perf_counter()
     try:
         built = build_release(project, service, cand, version=version, log=log, cancel=cancel)
-    except ReleaseError as exc:
+    except REPORTED as exc:
         ended_step = step("build", "failed", time.perf_counter() - started, str(exc))
         if isinstance(exc, Cancelled):
             ended_step["cancelled"] = True
@@ -209,7 +213,7 @@ def _release_service(
     return document
 
 
-def _done_so_far(steps: list[dict[str, Any]]) -> str:
+def _done_so_far(steps: list[Step]) -> str:
     """``verify, test unit passed`` or ``nothing had run``: what went before a cancel."""
     done = [s["name"] for s in steps if s["status"] == "passed"]
     return f"{', '.join(done)} passed" if done else "nothing had passed yet"
@@ -225,7 +229,7 @@ def _check_writable(path: Path | None, option: str) -> None:
         raise UsageError(f"{option} {path}: folder {path.parent} does not exist; create it first")
 
 
-def _lineage(candidate: dict[str, Any]) -> dict[str, Any]:
+def _lineage(candidate: Mapping[str, Any]) -> dict[str, Any]:
     return {key: candidate.get(key) for key in ("git", "model", "data", "params", "metrics")}
 
 

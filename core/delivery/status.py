@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
 from core.lineage.candidate import project_candidates
 from core.lineage.gitinfo import tags
 from core.lineage.gto import current_stages, gto_events
 
+if TYPE_CHECKING:
+    from core.documents import EnvironmentDocument, ServiceStatus, StatusDocument
 
-def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
+
+def environments(project: Project) -> dict[str, dict[str, EnvironmentDocument]]:
     """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger."""
     config = project.config
-    found: dict[str, dict[str, dict[str, Any]]] = {}
+    found: dict[str, dict[str, EnvironmentDocument]] = {}
     states: dict[tuple[str, str], Any] = {}
     pending: dict[tuple[str, str], Any] = {}
     if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
@@ -27,7 +30,7 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
         for promotion in open_promotions(project.ledger_path):
             pending[(promotion.service, promotion.env)] = promotion
     for service in config.services:
-        per_env: dict[str, dict[str, Any]] = {}
+        per_env: dict[str, EnvironmentDocument] = {}
         for name, env in config.environments.items():
             state = states.get((service, name))
             url = f"http://{env.host}:{env.port}"
@@ -53,7 +56,7 @@ def environments(project: Project) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _observe(
-    project: Project, service: str, env: str, entry: dict[str, Any], promotion: Any
+    project: Project, service: str, env: str, entry: EnvironmentDocument, promotion: Any
 ) -> None:
     """Correct the ledger's word with what really runs: a crash may have left it behind."""
     from core.delivery.recovery import holder_alive, observe
@@ -82,14 +85,14 @@ def _observe(
         entry["note"] = f"{seen.release} serves it" + (f"; {said}" if said else "")
 
 
-def build_status(project: Project) -> dict[str, Any]:
-    """The `status` document of DESIGN.md; ``ok`` is false while any candidate has problems."""
+def build_status(project: Project) -> StatusDocument:
+    """The `status` document (docs/json.md); ``ok`` is false while any candidate has problems."""
     config = project.config
     lineage = project_candidates(project)
     live = environments(project)
     events, warnings = gto_events(tags(project.root))
     stages = current_stages(events)
-    services = []
+    services: list[ServiceStatus] = []
     for name in config.services:
         cand = lineage[name]
         model_names = [info.name for info in cand.model if info.name]

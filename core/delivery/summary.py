@@ -1,6 +1,6 @@
 """The Markdown summary of a ``relman release`` run, for a pull request or a CI job page.
 
-It reads the run document of DESIGN.md (``ok``, ``steps`` of ``{"name", "status", "seconds",
+It reads the run document of docs/json.md (``ok``, ``steps`` of ``{"name", "status", "seconds",
 "detail"}``, plus ``service``, ``version``, ``release``, ``lineage``, ``environments``,
 ``seconds``) and nothing else, so what the summary says is what ``--json`` said: the same
 one-line ``detail`` per step. Missing fields are left out, never guessed.

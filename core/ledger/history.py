@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
 from core.errors import UsageError
@@ -15,6 +15,10 @@ from core.lineage.dvcinfo import flat_view
 from core.lineage.gitinfo import commits_between, tags
 from core.lineage.gto import GtoEvent, gto_events
 from store import HistoryEntry, ReleaseRecord
+
+if TYPE_CHECKING:
+    from core.documents import HistoryDocument
+    from core.documents import HistoryEntry as EntryDocument
 
 
 def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
@@ -37,7 +41,7 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _gto_entry(event: GtoEvent) -> dict[str, Any]:
+def _gto_entry(event: GtoEvent) -> EntryDocument:
     what = {
         "register": f"registered {event.artifact} {event.version}",
         "deregister": f"deregistered {event.artifact} {event.version}",
@@ -58,7 +62,7 @@ def _gto_entry(event: GtoEvent) -> dict[str, Any]:
     }
 
 
-def _entry(entry: HistoryEntry) -> dict[str, Any]:
+def _entry(entry: HistoryEntry) -> EntryDocument:
     return {
         "kind": entry.kind,
         "at": entry.at,
@@ -79,7 +83,7 @@ def history(
     env: str | None = None,
     limit: int = 50,
     before: str | None = None,
-) -> dict[str, Any]:
+) -> HistoryDocument:
     """One page, newest first: the ledger's releases, runs, promotions, rollbacks and
     approvals, merged with the GTO-style registry tags of git that fall in the same span."""
     project.config.check_names(service=service, env=env)

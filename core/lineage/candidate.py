@@ -19,6 +19,7 @@ from core.lineage.release_id import release_id
 
 if TYPE_CHECKING:  # lineage reads the project's folder only; the config is not needed
     from core.config.model import Project
+    from core.documents import CandidateDocument
 
 __all__ = [
     "Candidate",
@@ -52,7 +53,8 @@ class Candidate:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CandidateDocument:
+        """The ``candidate`` of the ``status`` document (docs/json.md)."""
         return {
             "release": self.release,
             "ok": self.ok,

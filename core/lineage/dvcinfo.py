@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ProjectError
 from core.lineage.metrics_file import flatten_metrics
+
+if TYPE_CHECKING:
+    from core.documents import ArtifactDocument
 
 __all__ = [
     "ArtifactDecl",
@@ -76,7 +79,8 @@ class ArtifactInfo:
     def in_cache(self) -> bool:
         return self.cache == "local"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ArtifactDocument:
+        """A ``model`` or ``data`` entry of the ``status`` document (docs/json.md)."""
         return {
             "name": self.name,
             "path": self.path,

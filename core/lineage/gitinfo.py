@@ -10,9 +10,12 @@ import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ProjectError
+
+if TYPE_CHECKING:
+    from core.documents import GitDocument
 
 __all__ = ["GitInfo", "TagRef", "commits_between", "git", "git_info", "is_git_repo", "tags"]
 
@@ -34,8 +37,20 @@ class GitInfo:
     detached: bool = False
     shallow: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> GitDocument:
+        """The candidate's ``git`` in the ``status`` document (docs/json.md)."""
+        return {
+            "commit": self.commit,
+            "short": self.short,
+            "branch": self.branch,
+            "message": self.message,
+            "author": self.author,
+            "committed_at": self.committed_at,
+            "dirty": self.dirty,
+            "dirty_files": list(self.dirty_files),
+            "detached": self.detached,
+            "shallow": self.shallow,
+        }
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
 from core.errors import ReadOnlyError, UsageError
+
+if TYPE_CHECKING:
+    from core.documents import AlertsDocument, MetricsDocument
 
 RANGES = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -22,8 +25,8 @@ def parse_range(text: str) -> int:
     return int(text[:-1]) * RANGES[text[-1]]
 
 
-def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
-    """DESIGN.md's ``metrics`` document: one point a minute over the range."""
+def metrics(project: Project, service: str, env: str, range_: str = "1h") -> MetricsDocument:
+    """The ``metrics`` document (docs/json.md): one point a minute over the range."""
     from core.monitoring.collector_process import metrics_path
     from store.metrics.store import MetricStore
 
@@ -41,8 +44,8 @@ def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dic
     }
 
 
-def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> dict[str, Any]:
-    """DESIGN.md's ``alerts`` document: open ones first, then the past ones."""
+def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> AlertsDocument:
+    """The ``alerts`` document (docs/json.md): open ones first, then the past ones."""
     from core.alerts.alert_state import alert_document
     from core.monitoring.collector_process import metrics_path, running_collector
     from store.metrics.store import MetricStore

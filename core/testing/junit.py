@@ -104,7 +104,8 @@ def suite_from_result(result: SuiteResult) -> JUnitSuite:
 
 
 def suite_from_steps(name: str, steps: Iterable[Mapping[str, Any]]) -> JUnitSuite:
-    """A testsuite of DESIGN.md steps ({"name", "status", "seconds", "detail"}): e.g. gates."""
+    """A testsuite of run steps (docs/json.md: {"name", "status", "seconds", "detail"}): e.g.
+    gates."""
     cases = []
     for step in steps:
         status = str(step.get("status", ""))

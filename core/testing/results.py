@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.ledger.steps import step
+
+if TYPE_CHECKING:
+    from core.documents import Step, StepExtras, StepStatus
 
 __all__ = [
     "OUTCOMES",
@@ -50,7 +53,7 @@ class TestCaseResult:
 @dataclasses.dataclass(frozen=True)
 class SuiteResult:
     name: str
-    status: str  # "passed" | "failed" | "skipped" (cancelled before it started)
+    status: StepStatus  # "skipped": cancelled before it started
     seconds: float
     collected: int
     counts: dict[str, int]
@@ -62,9 +65,9 @@ class SuiteResult:
     # never started), and nothing should take them for a verdict.
     cancelled: bool = False
 
-    def to_step(self) -> dict[str, Any]:
-        """The DESIGN.md step of ``--json`` documents (plus the counts)."""
-        extra: dict[str, Any] = {"counts": dict(self.counts)}
+    def to_step(self) -> Step:
+        """The step of ``--json`` documents (docs/json.md), plus the counts."""
+        extra: StepExtras = {"counts": dict(self.counts)}
         if self.cancelled:
             extra["cancelled"] = True
         return step(self.name, self.status, self.seconds, self.detail, **extra)

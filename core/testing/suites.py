@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from core.cancel import Cancelled, CancelSignal
 from core.config.model import Project, SuiteConfig
@@ -39,6 +39,9 @@ from core.testing.runner import (
 )
 from store import Ledger, TestResultRecord
 from store.ledger.records import RunStatus, TestOutcome
+
+if TYPE_CHECKING:
+    from core.documents import SuiteRunDocument
 
 __all__ = [
     "SUITE_NODEID_PREFIX",
@@ -70,9 +73,10 @@ class TestReport:
     def ok(self) -> bool:
         return all(suite.status == "passed" for suite in self.suites)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SuiteRunDocument:
+        """The document ``relman test`` prints (docs/json.md)."""
         first = next(iter(self.releases.values()), None)
-        document: dict[str, Any] = {
+        document: SuiteRunDocument = {
             "ok": self.ok,
             "release": first,
             "releases": dict(self.releases),

@@ -7,6 +7,7 @@ prod's p99 climbs past 500 ms over its last minutes and fires; one of its featur
 
 from __future__ import annotations
 
+import copy
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -102,8 +103,9 @@ ALERTS: list[dict[str, Any]] = [
 
 
 def alerts(project: api.Project) -> dict[str, Any]:
+    # A copy each call: a caller may change its document (as the engine's callers may).
     firing = sum(alert["state"] == "firing" for alert in ALERTS)
-    return {"ok": not firing, "alerts": ALERTS, "firing": firing, "collector": 4242}
+    return {"ok": not firing, "alerts": copy.deepcopy(ALERTS), "firing": firing, "collector": 4242}
 
 
 def feature(name: str, psi: float, ks: float, live: float, reference: float) -> dict[str, Any]:
