@@ -7,12 +7,27 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config.model import Project, load_project
+from core.cancel import Cancelled
+from core.config.model import Project, load_project, shown_path
+from core.errors import guard_entry_points
 from core.ledger.steps import quiet as _quiet
 
+if TYPE_CHECKING:  # the --json documents (docs/json.md), as types
+    from core.documents import (
+        AlertsDocument,
+        BuildDocument,
+        DeployDocument,
+        GateDocument,
+        HistoryDocument,
+        MetricsDocument,
+        StatusDocument,
+        SuiteRunDocument,
+    )
+
 __all__ = [
+    "Cancelled",
     "EnvironmentView",
     "Project",
     "ServiceView",
@@ -26,6 +41,7 @@ __all__ = [
     "down",
     "drift",
     "feedback",
+    "forbid_writes",
     "gate",
     "history",
     "init_project",
@@ -36,10 +52,14 @@ __all__ = [
     "overview",
     "policy_backtest",
     "policy_explain",
+    "progress_lines",
     "promote",
+    "recorded_overview",
     "release",
     "rollback",
+    "rollback_target",
     "run_tests",
+    "shown_path",
     "status",
     "traffic",
     "traffic_detached",
@@ -89,6 +109,38 @@ def overview(project: Project) -> list[ServiceView]:
     return services
 
 
+def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[ServiceView]:
+    """:func:`overview` as the ledger last recorded it, for a first paint: one query through
+    the standard library (no sqlite-utils), without upgrading an older ledger (that raises)
+    nor looking at what really serves, which :func:`overview` does after. A ledger busy for
+    ``busy_timeout`` seconds raises too."""
+    from store.ledger.snapshot import environment_states
+
+    recorded = environment_states(project.ledger_path, busy_timeout=busy_timeout)
+    states = {(state.service, state.env): state for state in recorded}
+    services = []
+    for name, service in project.config.services.items():
+        envs = []
+        for env_name, env in project.config.environments.items():
+            url = f"http://{env.host}:{env.port}"
+            state = states.get((name, env_name))
+            if state is None or state.release_id is None:
+                envs.append(EnvironmentView(name=env_name, url=url))
+                continue
+            envs.append(
+                EnvironmentView(
+                    name=env_name,
+                    url=state.url or url,
+                    release=state.release_id,
+                    version=state.version,
+                    state=state.state,
+                    since=state.since,
+                )
+            )
+        services.append(ServiceView(name=name, bento=service.bento, environments=envs))
+    return services
+
+
 def create_demo(
     target: Path, *, force: bool = False, log: Callable[[str], None] | None = None
 ) -> Path:
@@ -105,8 +157,8 @@ def init_project(root: Path, *, force: bool = False) -> Path:
     return _init(root, force=force)
 
 
-def status(project: Project) -> dict[str, Any]:
-    """DESIGN.md's `status` document: each service's candidate and its environments."""
+def status(project: Project) -> StatusDocument:
+    """The `status` document (docs/json.md): each service's candidate and its environments."""
     from core.delivery.status import build_status
 
     return build_status(project)
@@ -119,7 +171,7 @@ def history(
     env: str | None = None,
     limit: int = 50,
     before: str | None = None,
-) -> dict[str, Any]:
+) -> HistoryDocument:
     """One page of history, newest first, with GTO registry tags merged in."""
     from core.ledger.history import history as _history
 
@@ -167,7 +219,7 @@ def run_tests(
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> SuiteRunDocument:
     """Run test suites (all declared when none named) against the candidate; record them.
     Setting ``cancel`` (from another thread) stops the suites' processes, records the runs
     cancelled and raises core.cancel.Cancelled (a ReleaseError, exit 1)."""
@@ -185,7 +237,15 @@ def run_tests(
     return report.to_dict()
 
 
-def gate(project: Project, service: str, env: str) -> dict[str, Any]:
+def progress_lines(write: Callable[[str], None]) -> Callable[[Any], None]:
+    """An ``on_event`` for :func:`run_tests` that writes a progress line for each suite's
+    collection and end, and at most one every half second in between."""
+    from core.testing.suites import ProgressThrottle
+
+    return ProgressThrottle(write)
+
+
+def gate(project: Project, service: str, env: str) -> GateDocument:
     """Dry run: every check that would block the candidate of ``service`` from ``env``."""
     from core.delivery.gating import gate_report
 
@@ -201,7 +261,7 @@ def promote(
     force: bool = False,
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> DeployDocument:
     """Deploy a release (default: the candidate) to ``env`` through its gates."""
     from core.delivery.promote import promote as _promote
 
@@ -219,13 +279,22 @@ def rollback(
     reason: str = "",
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> DeployDocument:
     """Back to the last release that was live in ``env`` (or the one named)."""
     from core.delivery.rollback import rollback as _rollback
 
     return _rollback(
         project, service, env, to=to, reason=reason, read_only=read_only, log=log or _quiet
     ).to_dict()
+
+
+def rollback_target(project: Project, service: str, env: str) -> dict[str, Any] | None:
+    """What :func:`rollback` without ``to`` would go back to now, ``{"release", "version"}``,
+    or None when no earlier release was live in ``env``."""
+    from core.delivery.rollback import rollback_target as _rollback_target
+
+    record = _rollback_target(project, service, env)
+    return None if record is None else {"release": record.id, "version": record.version}
 
 
 def approve(
@@ -285,7 +354,7 @@ def build(
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> BuildDocument:
     """Build (or reuse) the Bento of the candidate of ``service`` (every service when None).
     Setting ``cancel`` stops the build process, records the run cancelled and raises
     core.cancel.Cancelled."""
@@ -312,15 +381,15 @@ def monitor(
     return Collector(project, log=log or _quiet).run(once=once)
 
 
-def metrics(project: Project, service: str, env: str, range_: str = "1h") -> dict[str, Any]:
-    """The per-minute series of ``service`` in ``env`` (DESIGN.md's ``metrics``)."""
+def metrics(project: Project, service: str, env: str, range_: str = "1h") -> MetricsDocument:
+    """The per-minute series of ``service`` in ``env`` (docs/json.md's ``metrics``)."""
     from core.monitoring.queries import metrics as _metrics
 
     return _metrics(project, service, env, range_)
 
 
-def alerts(project: Project) -> dict[str, Any]:
-    """Firing, pending and past alerts (DESIGN.md's ``alerts``)."""
+def alerts(project: Project) -> AlertsDocument:
+    """Firing, pending and past alerts (docs/json.md's ``alerts``)."""
     from core.monitoring.queries import alerts as _alerts
 
     return _alerts(project)
@@ -337,6 +406,16 @@ def drift(project: Project, service: str, env: str) -> dict[str, Any]:
     from core.monitoring.drift_live import live_drift
 
     return live_drift(project, service, env)
+
+
+def forbid_writes() -> None:
+    """Make the rest of this process read-only for the engine too: nothing may write, not
+    even a ledger migration (the processes it starts inherit that)."""
+    import os
+
+    from core.ledger.upgrade import READ_ONLY_VARIABLE
+
+    os.environ[READ_ONLY_VARIABLE] = "1"
 
 
 def current_user(project: Project) -> str:
@@ -406,3 +485,9 @@ def traffic_detached(
     from core.traffic.load import start_detached
 
     return start_detached(project, service, env, rate=rate, duration=duration, inject=inject)
+
+
+# Last, so that it covers every entry point above: a store error (store.errors: a line, no exit
+# code) leaves the engine as the ReleaseError of its exit code (core.errors.STORE_ERRORS), so a
+# front end catches one family.
+guard_entry_points(globals())

@@ -239,31 +239,6 @@ def plan_approve(project: api.Project, subject: Subject) -> ActionPlan:
     )
 
 
-def rollback_target(
-    project: api.Project, service: str, env: str, current: str
-) -> tuple[str, str | None] | None:
-    """The release the engine goes back to, and its version: the newest that went live in
-    ``env`` before ``current``, leaving out what a rollback left. Read from the history
-    until the engine offers this (see the report): ``roll ENV back to X (was Y)`` names
-    what was left."""
-    left: set[str] = set()
-    cursor = None
-    for _page in range(20):
-        page = api.history(project, service=service, env=env, limit=200, before=cursor)
-        for entry in page["entries"]:
-            if entry["kind"] not in ("promotion", "rollback") or entry["status"] != "done":
-                continue
-            if entry["kind"] == "rollback" and "(was " in entry["summary"]:
-                left.add(entry["summary"].split("(was ", 1)[1].split(")", 1)[0])
-            if entry["release"] != current and entry["release"] not in left:
-                version = entry.get("version")
-                return str(entry["release"]), str(version) if version else None
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return None
-    return None
-
-
 def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = False) -> ActionPlan:
     service, env = subject.service, subject.env
     if env is None:
@@ -276,7 +251,7 @@ def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = F
         now = envs["environments"][env]
         if not now.get("release"):
             raise PlanError(f"nothing is deployed in {env} to roll back")
-        target = rollback_target(project, service, env, now["release"])
+        target = api.rollback_target(project, service, env)
         if target is None:
             raise PlanError(
                 f"no earlier release was live in {env} to roll back to; name one with "
@@ -284,8 +259,8 @@ def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = F
             )
         text = (
             f"roll back {service} in {env} from {label(now['release'], now.get('version'))} "
-            f"to {label(*target)}; gates skipped, health checked; the previous release is "
-            "restored if the new one fails"
+            f"to {label(target['release'], target['version'])}; gates skipped, health checked; "
+            "the previous release is restored if the new one fails"
         )
 
     def call(run: EngineCall) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from screens.common import (
     sync_rows,
 )
 from screens.live import NO_DATA, PolledScreen
-from tui.messages import AlertsLoaded, EngineFailed, PollDone
+from screens.messages import AlertsLoaded, EngineFailed, PollDone
 
 COLUMNS = (
     ("state", "State"),

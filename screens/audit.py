@@ -23,7 +23,7 @@ from screens.common import (
     sync_rows,
     when,
 )
-from tui.messages import AuditLoaded, EngineFailed
+from screens.messages import AuditLoaded, EngineFailed
 
 COLUMNS = (("at", "When"), ("env", "Env"), ("status", "Status"), ("summary", "What"))
 PAGE = 100

@@ -16,12 +16,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from core.errors import ReleaseError
-from tui.messages import EngineFailed, PlanReady
+from screens.messages import EngineFailed, PlanReady
 
 if TYPE_CHECKING:
     from screens.actions import ActionPlan, Subject
+    from screens.host import AppHost
     from screens.runs import RunState
-    from tui.app import RelmanApp
 
 
 class ActionScreen(Screen[None]):
@@ -33,7 +33,7 @@ class ActionScreen(Screen[None]):
     MUTATING: ClassVar[frozenset[str]] = frozenset()
 
     @property
-    def relman(self) -> RelmanApp:
+    def relman(self) -> AppHost:
         return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:

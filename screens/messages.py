@@ -1,5 +1,5 @@
-"""Messages the TUI's workers post. Workers never touch widgets: they post one of these and
-the handler (on the event loop) updates the screen."""
+"""Messages the workers of the screens and of the app post. Workers never touch widgets:
+they post one of these and the handler (on the event loop) updates the screen."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.message import Message
 if TYPE_CHECKING:
     from core.api import Project, ServiceView
     from screens.actions import ActionPlan
-    from screens.live import LiveFigures, MonitorView
+    from screens.live_data import LiveFigures, MonitorView
     from screens.release_data import ReleaseDetail
     from screens.runs import RunState
 

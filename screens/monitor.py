@@ -3,7 +3,7 @@ and p99, request rate and error rate, charted in the terminal; the drift of its 
 its alerts.
 
 Every REFRESH_SECONDS a thread worker reads ``api.metrics`` and ``api.alerts`` (the metric
-store, read-only) and posts :class:`~tui.messages.MonitorLoaded`; the charts are drawn from
+store, read-only) and posts :class:`~screens.messages.MonitorLoaded`; the charts are drawn from
 it and the next poll is armed (screens/live.py). The collector writes one point a minute, so
 the charts move once a minute; the alerts may change at any poll. The drift per feature
 (``api.drift``: the training data against the window's records, a heavier read) is read by
@@ -29,8 +29,9 @@ from core.errors import ReleaseError
 from screens.charts import Format, bars, ms, percent, rate, stats
 from screens.common import StatusStatic, age, clock, grid, label, status_text
 from screens.drift import drift_section
-from screens.live import NO_DATA, MonitorView, PolledScreen, read_monitor
-from tui.messages import DriftLoaded, EngineFailed, MonitorLoaded, PollDone
+from screens.live import NO_DATA, PolledScreen
+from screens.live_data import MonitorView, read_monitor
+from screens.messages import DriftLoaded, EngineFailed, MonitorLoaded, PollDone
 
 # The ranges, their keys and how the title says them.
 RANGES = {"5m": "5 min", "1h": "1 h", "24h": "24 h"}

@@ -1,22 +1,29 @@
 """The overview: every service in every environment, in promotion order, and its candidate.
 
-The project is read in a thread worker after mount (the first paint never waits for it);
-the worker posts :class:`~tui.messages.ProjectLoaded` (environments, from the ledger) and then
-:class:`~tui.messages.StatusLoaded` (the candidate, from git and DVC), and the handlers update
-the table in place, row by (service, environment) key. Each poll also reads the traffic of
-every deployed environment from the metric store (request rate, p95 of the last minutes,
-firing alerts: :class:`~tui.messages.LiveLoaded`); the candidate (git and DVC, the costly
-part) is read again only every STATUS_SECONDS, or at once after a run or on ``r``. Polls
-follow screens/live.py: the next is armed when one ends, never overlapping, skipped while
-hidden.
+Handed the project by the command line (which read relman.toml already), the screen paints
+its rows at once, from relman.toml and the environments as the ledger recorded them
+(api.recorded_overview: one SQLite query through the standard library); the candidates say
+``loading`` until the first poll. Otherwise (or when the ledger cannot be read that way: an
+older schema, busy) the rows wait for the first poll and the table shows it is loading.
 
-The cells, and the columns that fit the width, are made in screens/overview_rows.py.
+The project is read in a thread worker after the first paint (which never waits for git,
+DVC or the metric store); the worker posts :class:`~screens.messages.ProjectLoaded`
+(environments, from the ledger, and what really serves) and then
+:class:`~screens.messages.StatusLoaded` (the candidate, from git and DVC), and the handlers
+update the table in place, row by (service, environment) key. Each poll also reads the
+traffic of every deployed environment from the metric store (request rate, p95 of the last
+minutes, firing alerts: :class:`~screens.messages.LiveLoaded`); the candidate (git and DVC,
+the costly part) is read again only every STATUS_SECONDS, or at once after a run or on
+``r``. Polls follow screens/live.py: the next is armed when one ends, never overlapping,
+skipped while hidden.
+
+What a poll reads is in screens/overview_poll.py; the cells, and the columns that fit the
+width, are made in screens/overview_rows.py.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +33,18 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core.errors import ReleaseError
 from screens.base import ActionScreen
 from screens.common import StatusTable, age, sync_rows
-from screens.live import LiveFigures, PolledScreen, file_stamp, read_live
+from screens.live import PolledScreen
+from screens.live_data import LiveFigures, file_stamp
+from screens.messages import (
+    LiveLoaded,
+    PollDone,
+    ProjectLoaded,
+    ProjectLoadFailed,
+    StatusLoaded,
+)
+from screens.overview_poll import Due, read_overview
 from screens.overview_rows import (
     CANDIDATE,
     NARROW,
@@ -40,27 +55,11 @@ from screens.overview_rows import (
     overview_rows,
     row_key,
 )
-from tui.messages import (
-    LiveLoaded,
-    PollDone,
-    ProjectLoaded,
-    ProjectLoadFailed,
-    StatusLoaded,
-)
 
 if TYPE_CHECKING:
     from core import api
     from core.api import ServiceView
     from screens.actions import Subject
-
-
-@dataclass(frozen=True)
-class Due:
-    """What a poll reads besides the environments."""
-
-    status: bool
-    series: bool
-    alerts: bool
 
 
 class EnvironmentTable(StatusTable):
@@ -93,7 +92,13 @@ class OverviewScreen(PolledScreen, ActionScreen):
     ]
     ACTIONS = MUTATING = frozenset({"promote", "rollback"})
 
-    def __init__(self, project_dir: Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        project_dir: Path | None = None,
+        *,
+        read_only: bool = False,
+        project: api.Project | None = None,
+    ) -> None:
         super().__init__()
         self.project_dir = project_dir
         self.read_only = read_only
@@ -110,8 +115,12 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.alerts_read: float | None = None
         # The project and the stamp of its relman.toml (see read_project; the worker's).
         self.loaded: tuple[api.Project, tuple[int, int]] | None = None
+        if project is not None:  # read by the command line: the first poll need not again
+            self.loaded = (project, file_stamp(project.config_path))
         # The environments and their ages as last shown: unchanged, a poll redraws nothing.
         self.shown_key: tuple[object, ...] = ()
+        # The width the rows were last made for (their last cell is clipped to fit it).
+        self.shown_width = 0
         self.last_status_error = ""
         self.last_live_error = ""
 
@@ -121,15 +130,33 @@ class OverviewScreen(PolledScreen, ActionScreen):
         table = EnvironmentTable(id="environments", cursor_type="row")
         for key, label in self.columns:
             table.add_column(label, key=key)
-        table.loading = True
+        # Painted at once from the ledger's record when the project is at hand (on_mount).
+        table.loading = self.loaded is None
         yield table
         yield Static("", id="row-detail", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        # The first read starts once the screen is painted: its thread (the engine, SQLite,
+        self.show_recorded()
+        # The first poll starts once the screen is painted: its thread (the engine, SQLite,
         # then git and DVC) would otherwise share the interpreter with the first paint.
         self.call_after_refresh(self.poll_now)
+
+    def show_recorded(self) -> None:
+        """The rows of the first paint, when the project is at hand: each environment as the
+        ledger recorded it (what really serves, the traffic and the candidates follow from
+        the first poll). A ledger that cannot be read so leaves the table loading."""
+        if self.loaded is None:
+            return
+        from core import api  # loaded already: the command line read relman.toml with it
+
+        project = self.loaded[0]
+        try:
+            services = api.recorded_overview(project)
+        except Exception:  # an older schema, a busy or broken file: the first poll says
+            self.table.loading = True
+            return
+        self.show_environments(project, services)
 
     @property
     def table(self) -> EnvironmentTable:
@@ -143,7 +170,8 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.poll_now()
 
     def on_resize(self) -> None:
-        if self.services:
+        # Screens get a resize at mount too: the rows were made for this width already.
+        if self.services and self.size.width != self.shown_width:
             self.show_rows()
 
     def on_run_ended(self) -> None:
@@ -173,7 +201,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         """Read relman.toml, the environments and their traffic, then (when due) the
         candidates, off the event loop; PollDone last, whatever happened."""
         try:
-            self.read(due, previous)
+            read_overview(self.read_project, due, previous, self.post_message)
         finally:
             self.post_message(PollDone())
 
@@ -189,41 +217,14 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.loaded = (project, file_stamp(project.config_path))
         return project
 
-    def read(self, due: Due, previous: LiveFigures) -> None:
-        from core import api
-
-        try:
-            project = self.read_project()
-            services = api.overview(project)
-        except ReleaseError as error:
-            self.post_message(ProjectLoadFailed(error.message, error.exit_code))
-            return
-        except Exception as error:  # a bug or an I/O failure: say it, never crash the UI
-            self.post_message(ProjectLoadFailed(f"cannot load the project: {error}", 3))
-            return
-        self.post_message(ProjectLoaded(project, services))
-        try:
-            live = read_live(
-                project, services, previous, series_due=due.series, alerts_due=due.alerts
-            )
-        except ReleaseError as error:
-            live = LiveFigures(error=error.message)
-        except Exception as error:
-            live = LiveFigures(error=f"cannot read the metric store: {error}")
-        self.post_message(LiveLoaded(live))
-        if not due.status:
-            return
-        try:
-            self.post_message(StatusLoaded(api.status(project)))
-        except ReleaseError as error:
-            self.post_message(StatusLoaded({"error": error.message}))
-        except Exception as error:
-            self.post_message(StatusLoaded({"error": f"cannot read the candidate: {error}"}))
-
     # ------------------------------------------------------------------ showing
 
     def on_project_loaded(self, message: ProjectLoaded) -> None:
-        services = message.services
+        self.show_environments(message.project, message.services)
+
+    def show_environments(self, project: api.Project, services: list[ServiceView]) -> None:
+        """Show ``services``' environments (and the line above the table), unless they and
+        their ages are what is shown already."""
         ages = tuple(age(e.since) for s in services for e in s.environments)
         key = (services, ages)
         if key == self.shown_key:
@@ -233,7 +234,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         self.show_rows()
         status = self.query_one("#status", Static)
         status.remove_class("-error")
-        status.update(nothing_deployed(message.project, services, read_only=self.read_only))
+        status.update(nothing_deployed(project, services, read_only=self.read_only))
         status.display = bool(status.content)
 
     def on_live_loaded(self, message: LiveLoaded) -> None:
@@ -287,8 +288,9 @@ class OverviewScreen(PolledScreen, ActionScreen):
         """Show the rows, updated in place (see sync_rows); the columns change only when the
         width calls for the other layout."""
         table = self.table
+        self.shown_width = self.size.width
         columns, rows = overview_rows(
-            table, self.services, self.candidates, self.live, self.size.width
+            table, self.services, self.candidates, self.live, self.shown_width
         )
         with self.app.batch_update():
             self.stop_loading()

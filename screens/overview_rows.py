@@ -25,7 +25,7 @@ from screens.common import (
     short,
     status_style,
 )
-from screens.live import SPARK_MINUTES, EnvFigures, LiveFigures
+from screens.live_data import SPARK_MINUTES, EnvFigures, LiveFigures
 
 if TYPE_CHECKING:
     from core import api

@@ -33,8 +33,8 @@ from screens.common import (
     status_style,
     status_text,
 )
+from screens.messages import EngineFailed, ReleaseLoaded
 from screens.release_data import ReleaseDetail, load_release
-from tui.messages import EngineFailed, ReleaseLoaded
 
 SECTIONS = ("lineage", "metrics", "tests", "gates", "history")
 

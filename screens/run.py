@@ -24,7 +24,7 @@ from screens.common import StatusTable, status_text, sync_rows
 from screens.runs import RunState, StepState
 
 if TYPE_CHECKING:
-    from tui.app import RelmanApp
+    from screens.host import AppHost
 
 COLUMNS = (("status", "Status"), ("step", "Step"), ("time", "Time"), ("detail", "Detail"))
 BAR_WIDTH = 12
@@ -87,7 +87,7 @@ class RunScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.app.run_changed.subscribe(self, self.on_run_changed)  # type: ignore[attr-defined]
+        self.relman_app.run_changed.subscribe(self, self.on_run_changed)
         self.ticker = self.set_interval(0.5, self.tick, pause=not self.run.running)
         self.show()
 
@@ -137,7 +137,7 @@ class RunScreen(Screen[None]):
         self.app.push_screen(CancelRunScreen(run.title, run.plan.cancel_text), answered)
 
     @property
-    def relman_app(self) -> RelmanApp:
+    def relman_app(self) -> AppHost:
         return self.app  # type: ignore[return-value]
 
     def on_run_changed(self, run: RunState) -> None:
@@ -213,7 +213,7 @@ class RunScreen(Screen[None]):
         result.set_class(run.outcome is not None, "-done")
         for outcome in ("ok", "blocked", "failed", "cancelled"):
             result.set_class(run.outcome == outcome, f"-{outcome}")
-        quitting = getattr(self.app, "quitting", None) is run
+        quitting = self.relman_app.quitting is run
         if quitting and run.cancelling:
             result.update("cancelling… relman quits once the run's processes have stopped")
         elif quitting and run.running:

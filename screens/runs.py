@@ -3,7 +3,7 @@
 The engine says what it does through its ``log`` callback, one line at a time, in the same
 words as the batch renderer: ``validate ...`` when a step starts, ``passed  validate  ready in
 3.4 s`` when it ends, anything else is output. When the call returns, its document's
-``steps`` (DESIGN.md's contract) replace what the lines suggested. A :class:`RunState` is
+``steps`` (docs/json.md) replace what the lines suggested. A :class:`RunState` is
 only touched on the event loop (the app's message handlers), but for its ``cancel`` event,
 which the engine call reads from its worker thread."""
 

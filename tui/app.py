@@ -2,8 +2,8 @@
 the engine calls the screens start.
 
 The app holds the loaded project and the run in progress. Screens read the engine through
-core.api in workers and post what they found (tui.messages). A release action runs in a
-thread worker that belongs to the app, not to a screen, so leaving the run screen never
+core.api in workers and post what they found (screens/messages.py). A release action runs
+in a thread worker that belongs to the app, not to a screen, so leaving the run screen never
 stops it; its log lines come back as messages, feed the run's state here, and every screen
 that cares hears of it through the ``run_changed`` signal. Only a cancel stops it
 (:meth:`RelmanApp.cancel_run`): the run's event is passed to the engine, which ends the
@@ -31,6 +31,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from core.errors import EXIT_INFRA, ReadOnlyError, ReleaseError
+from screens.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 from screens.overview import OverviewScreen
 from screens.palette import ScreenActions
 
@@ -38,12 +39,17 @@ if TYPE_CHECKING:
     from core.api import Project
     from screens.actions import ActionPlan
     from screens.runs import RunState
-from tui.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
 
 READ_ONLY = "READ-ONLY"
 SEVERITY = {"ok": "information", "blocked": "warning", "failed": "error", "cancelled": "warning"}
 # Seconds a run cancelled by quitting gets to stop its processes before relman quits anyway.
 QUIT_GRACE = 10.0
+# How long a thread may hold the interpreter while another waits for it (Python's default is
+# 5 ms). The event loop and Textual's output thread share it with the workers (git, DVC and
+# SQLite are read in Python): at 5 ms, each hand-over to the output thread can wait that long
+# behind a worker, and a frame reaches the terminal tens of ms late (the first one too: the
+# first poll starts right after it).
+SWITCH_INTERVAL = 0.001
 
 
 class RelmanApp(App[None]):
@@ -86,11 +92,13 @@ class RelmanApp(App[None]):
         *,
         read_only: bool = False,
         exit_on_load_error: bool = False,
+        project: Project | None = None,
     ) -> None:
         # What the imports made (Textual, rich, the engine) lives as long as the
         # process: out of the collector's sight, it is never scanned again, and the first
         # paint does not wait for a full collection of it.
         gc.freeze()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         super().__init__()
         self.project_dir = project_dir
         self.read_only = read_only
@@ -100,14 +108,16 @@ class RelmanApp(App[None]):
         # relman.toml before the first paint.
         self.exit_on_load_error = exit_on_load_error
         self.load_error: str | None = None
-        # Set once a screen has loaded the project (ProjectLoaded bubbles up to the app).
-        self.project: Project | None = None
+        # Set once a screen has loaded the project (ProjectLoaded bubbles up to the app), or
+        # from the start when the command line read it already: the overview then paints its
+        # rows at once, from relman.toml and the ledger's record.
+        self.project: Project | None = project
         # The engine call started last from this app (running or ended).
         self.current_run: RunState | None = None
         self.run_changed: Signal[RunState] = Signal(self, "run-changed")
         # The run relman quits after, once the user said so (cancelled, or waited for).
         self.quitting: RunState | None = None
-        self.sub_title = self.compose_sub_title(None)
+        self.sub_title = self.compose_sub_title(project.config.project.name if project else None)
         self.set_class(read_only, "-read-only")
 
     def compose_sub_title(self, project_name: str | None) -> str:
@@ -115,8 +125,20 @@ class RelmanApp(App[None]):
         parts = [part for part in (project_name, READ_ONLY if self.read_only else None) if part]
         return " · ".join(parts)
 
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.resume_collector)
+
+    def resume_collector(self) -> None:
+        """After the first paint: the garbage of the start-up is collected (only what was
+        made since __init__ froze the rest: a few ms), what remains goes out of the
+        collector's sight (frozen), and the collector runs again if the command line paused
+        it (tui/cli.py)."""
+        gc.collect()
+        gc.freeze()
+        gc.enable()
+
     def get_default_screen(self) -> Screen[None]:
-        return OverviewScreen(self.project_dir, read_only=self.read_only)
+        return OverviewScreen(self.project_dir, read_only=self.read_only, project=self.project)
 
     def on_project_loaded(self, message: ProjectLoaded) -> None:
         self.project = message.project
@@ -272,7 +294,7 @@ class RelmanApp(App[None]):
         def log(line: str) -> None:
             self.post_message(RunLine(run, line))
 
-        from core.cancel import Cancelled
+        from core.api import Cancelled
 
         call = EngineCall(
             log=log,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
-from core.config.model import shown_path
 from core.errors import EXIT_INFRA, EXIT_USAGE, ReleaseError, UsageError
+from tui.output import emit, keep_stdout, out
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -30,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_verbs: bool = True) -> argparse.ArgumentParser:
+    """relman's parser; ``with_verbs=False``: the global options alone (see names_a_verb)."""
     parser = _Parser(
         prog="relman",
         description=(
@@ -54,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-only", action="store_true", help="refuse every mutating operation")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"relman {__version__}")
+    if not with_verbs:
+        return parser
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
 
     demo = verbs.add_parser(
@@ -95,10 +96,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     root = api.create_demo(args.dir, force=args.force, log=_log)
     if args.json:
-        _emit({"ok": True, "project": str(root)})
+        emit({"ok": True, "project": str(root)})
     else:
         out(f"demo project ready in {root}")
-        out(f"next: relman --project {shown_path(root)}")
+        out(f"next: relman --project {api.shown_path(root)}")
     return 0
 
 
@@ -108,10 +109,23 @@ def cmd_init(args: argparse.Namespace) -> int:
     root = args.project or Path.cwd()
     path = api.init_project(root, force=args.force)
     if args.json:
-        _emit({"ok": True, "config": str(path)})
+        emit({"ok": True, "config": str(path)})
     else:
         out(f"wrote {path}; review it, then run 'relman status'")
     return 0
+
+
+def names_a_verb(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` holds more than the global options: a verb, or --help (which lists
+    the verbs). Without, the TUI opens, and the verbs' parsers (their modules) need not be
+    built before its first paint."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--project":
+            next(args, None)
+        elif arg in ("-h", "--help") or not arg.startswith("-"):
+            return True
+    return False
 
 
 def open_tui(args: argparse.Namespace) -> int:
@@ -121,36 +135,27 @@ def open_tui(args: argparse.Namespace) -> int:
         raise UsageError(
             "the interface needs a terminal; run it in one, or give a command (see 'relman --help')"
         )
-    from core import api
+    import gc
 
-    # Fail fast on a missing or broken relman.toml, before the screen is taken over.
-    api.load_project(args.project)
-    from tui.app import RelmanApp
+    # Start-up makes objects by the hundred thousand that live as long as the process
+    # (modules, classes, styles): the collector would only scan them again and again. It is
+    # paused until the first paint, when RelmanApp freezes them and resumes it.
+    gc.disable()
+    try:
+        from core import api
 
-    RelmanApp(project_dir=args.project, read_only=args.read_only).run()
+        # Fail fast on a missing or broken relman.toml, before the screen is taken over;
+        # the app is handed the project, and paints its rows at once.
+        project = api.load_project(args.project)
+        from tui.app import RelmanApp
+
+        RelmanApp(project_dir=args.project, read_only=args.read_only, project=project).run()
+    finally:
+        gc.enable()
     return 0
 
 
 # ------------------------------------------------------------------------------- plumbing
-
-
-def _emit(document: dict[str, Any]) -> None:
-    print(json.dumps(document, indent=2, default=str), file=_STDOUT, flush=True)
-
-
-# The real stdout, kept for the JSON document: while a command runs, sys.stdout points at
-# stderr, so a chatty library (DVC logs to stdout) can never corrupt what scripts parse.
-_STDOUT = sys.stdout
-
-
-def emit(document: dict[str, Any]) -> None:
-    """Print the one JSON document of --json on the real stdout."""
-    _emit(document)
-
-
-def out(text: str = "") -> None:
-    """Print human output on the real stdout."""
-    print(text, file=_STDOUT, flush=True)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -158,14 +163,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     wants_json = "--json" in argv
+    # The answer goes to the stdout of now: while the verb runs, sys.stdout is stderr.
+    keep_stdout(sys.stdout)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(with_verbs=names_a_verb(argv)).parse_args(argv)
         handler: Handler = getattr(args, "handler", open_tui)
         if args.read_only:
             # The engine's own guard too: nothing below may write, not even a migration.
-            from core.ledger.upgrade import READ_ONLY_VARIABLE
+            from core import api
 
-            os.environ[READ_ONLY_VARIABLE] = "1"
+            api.forbid_writes()
         if args.read_only and getattr(args, "mutates", False):
             from core.errors import ReadOnlyError
 
@@ -173,8 +180,6 @@ def run(argv: Sequence[str] | None = None) -> int:
                 f"relman {args.verb}: refused in read-only mode; run it from a session "
                 "without --read-only"
             )
-        global _STDOUT
-        _STDOUT = sys.stdout
         if handler is open_tui:
             return handler(args)
         with contextlib.redirect_stdout(sys.stderr):
@@ -184,7 +189,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"relman: {exc.message}", file=sys.stderr)
         if wants_json:
-            _emit({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
+            emit({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
         return exc.exit_code
     except KeyboardInterrupt:
         print("relman: interrupted", file=sys.stderr)
@@ -195,7 +200,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         line = " ".join(f"{type(exc).__name__}: {exc}".split())
         print(f"relman: unexpected error: {line} (rerun with --debug for details)", file=sys.stderr)
         if wants_json:
-            _emit({"ok": False, "error": line, "exit_code": EXIT_INFRA})
+            emit({"ok": False, "error": line, "exit_code": EXIT_INFRA})
         return EXIT_INFRA
 
 

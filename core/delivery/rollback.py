@@ -51,7 +51,12 @@ def rollback(
             if record.service != service:
                 raise UsageError(f"release {record.id} belongs to {record.service}, not {service}")
         else:
-            record = previous_release(ledger, service, env, current_id)
+            previous = previous_release(ledger, service, env, current_id)
+            if previous is None:
+                raise BlockedError(
+                    f"no earlier release was live in {env} to roll back to; name one with --to"
+                )
+            record = previous
         if record.id == current_id and current is not None and current.state == "live":
             raise BlockedError(
                 f"{record.version or record.id} is already live in {env}; name another "
@@ -75,13 +80,25 @@ def rollback(
     return report
 
 
-def previous_release(ledger: Ledger, service: str, env: str, current: str | None) -> ReleaseRecord:
+def rollback_target(project: Project, service: str, env: str) -> ReleaseRecord | None:
+    """The release `relman rollback SERVICE --env ENV` would go back to now (None: none was
+    live there before the current one). Read-only: what a killed relman left is recovered
+    by the rollback itself, which may then choose otherwise."""
+    project.config.check_names(service=service, env=env)
+    with open_ledger(project, read_only=True) as ledger:
+        current = ledger.environment_state(service, env)
+        return previous_release(ledger, service, env, current.release_id if current else None)
+
+
+def previous_release(
+    ledger: Ledger, service: str, env: str, current: str | None
+) -> ReleaseRecord | None:
     """The newest release that went live in ``env`` before ``current``, leaving out every
     release a rollback left (so a second rollback does not bring back what the first one
-    rolled back from)."""
+    rolled back from); None when there is none."""
     done = ledger.done_promotions(service, env)
     rolled_back_from = {p.previous_release_id for p in done if p.kind == "rollback"}
     for promotion in done:
         if promotion.release_id != current and promotion.release_id not in rolled_back_from:
             return ledger.get_release(promotion.release_id)
-    raise BlockedError(f"no earlier release was live in {env} to roll back to; name one with --to")
+    return None

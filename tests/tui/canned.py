@@ -1,6 +1,7 @@
 """A fixed world for the screens: the engine's read calls (core.api) answer canned documents
-of the shapes DESIGN.md fixes, so pictures and dialog texts never depend on the clock, on
-commit hashes or on BentoML. The engine's own behaviour is tested in tests/core and e2e.
+of the shapes docs/json.md fixes (tests/contract checks them against docs/schemas/), so
+pictures and dialog texts never depend on the clock, on commit hashes or on BentoML. The
+engine's own behaviour is tested in tests/core and e2e.
 
 shop v1.4.0 (a1b2c3d4e5f6, commit 3f9a2c1) is the candidate, live in dev and staging;
 prod runs v1.3.2 (0f9e8d7c6b5a), which replaced v1.3.1 (1234567890ab). Their traffic and
@@ -91,30 +92,39 @@ def candidate(**changes: Any) -> dict[str, Any]:
             "committed_at": "2026-11-27T09:00:00+00:00",
             "dirty": False,
             "dirty_files": [],
+            "detached": False,
+            "shallow": False,
         },
         "model": [
             {
                 "name": "shop-model",
                 "path": "models/model.pkl",
+                "type": "model",
                 "md5": "c2bbd29e68d6fbfd0765ebe320d3f46e",
                 "size": 965,
+                "nfiles": None,
                 "in_cache": True,
                 "cache": "local",
+                "source": "dvc.yaml:train",
             }
         ],
         "data": [
             {
                 "name": "shop-data",
                 "path": "data/orders.csv",
+                "type": "dataset",
                 "md5": "013d0da08d6506664ce640459139176b",
                 "size": 3_858_000,
+                "nfiles": None,
                 "in_cache": True,
                 "cache": "local",
+                "source": "data/orders.csv.dvc",
             }
         ],
         "params": {"params.yaml": {"train": {"C": 1.0, "seed": 42}}},
         "metrics": {"metrics.json": {"accuracy": 0.956, "f1_macro": 0.955}},
         "problems": [],
+        "notes": [],
     }
     document.update(changes)
     return document
@@ -132,7 +142,18 @@ def status(project: api.Project) -> dict[str, Any]:
     return {
         "ok": True,
         "project": "shop",
-        "services": [{"name": "shop", "candidate": candidate(), "environments": ENVIRONMENTS}],
+        "root": "/home/ada/shop",
+        "services": [
+            {
+                "name": "shop",
+                "candidate": candidate(),
+                "environments": ENVIRONMENTS,
+                "registry": {
+                    "shop-model": {"dev": "v1.4.0", "staging": "v1.4.0", "prod": "v1.3.2"}
+                },
+            }
+        ],
+        "warnings": [],
     }
 
 
@@ -254,6 +275,16 @@ def history(
     return {"ok": True, "entries": entries[:limit], "next_cursor": None, "warnings": []}
 
 
+# What api.rollback_target answers, as the engine reads HISTORY: prod goes back to v1.3.1;
+# dev and staging had nothing live before the candidate.
+ROLLBACK_TARGETS: dict[str, dict[str, Any]] = {"prod": {"release": OLDER, "version": "v1.3.1"}}
+
+
+def rollback_target(project: api.Project, service: str, env: str) -> dict[str, Any] | None:
+    target = ROLLBACK_TARGETS.get(env)
+    return dict(target) if target else None
+
+
 def diff(project: api.Project, a: str, b: str) -> dict[str, Any]:
     old = (
         {"accuracy": 0.948, "f1_macro": 0.951}
@@ -321,6 +352,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
         "status",
         "gate",
         "history",
+        "rollback_target",
         "diff",
         "live_at",
         "audit_verify",

@@ -123,7 +123,7 @@ async def test_promote_says_what_it_will_do_then_shows_the_steps(
         )
         promote.go.set()
         await wait_for_workers(pilot)
-        # The document's steps are the final word (DESIGN.md's contract).
+        # The document's steps are the final word (docs/json.md).
         assert [(s[0], s[1]) for s in steps(app)] == [
             ("passed", "lock"),
             ("passed", "validate"),
@@ -273,6 +273,28 @@ async def test_rollback_asks_why_and_passes_it_on(
         assert isinstance(app.screen, RunScreen)
         await pilot.press("escape")
         assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_rollback_with_nothing_earlier_says_so_without_asking(
+    canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dev has had only the candidate: the engine has nothing to go back to, and says how to
+    name a release instead."""
+    rollback = HeldCall([], [], {})
+    monkeypatch.setattr(api, "rollback", rollback)
+    app = RelmanApp(project_dir=canned_project)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        await pilot.press("b")  # dev, the first row
+        await wait_until(pilot, lambda: any(s == "error" for _m, s in notes(app)), "the refusal")
+        assert notes(app)[-1] == (
+            "no earlier release was live in dev to roll back to; name one with relman rollback "
+            "shop --env dev --to ID",
+            "error",
+        )
+        assert list(app._notifications)[-1].title == "Cannot roll back"
+        assert isinstance(app.screen, OverviewScreen) and app.current_run is None
+        assert rollback.calls == []
 
 
 async def test_rollback_of_the_candidate_row_explains_itself(

@@ -1,4 +1,5 @@
-"""The command line: help lists what exists, errors are one line with DESIGN.md's codes."""
+"""The command line: help lists what exists, errors are one line with the codes of
+docs/exit-codes.md."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_help_lists_only_built_verbs() -> None:
     assert result.returncode == 0
     for verb in _verbs():
         assert verb in result.stdout
-    # every verb of DESIGN.md's command-line contract exists
+    # every verb of the command-line contract (README.md's table of commands) exists
     design = {"demo", "init", "status", "history", "diff", "test", "gate", "build", "promote",
               "approve", "rollback", "release", "monitor", "metrics", "feedback", "alerts",
               "policy", "traffic", "audit", "down"}  # fmt: skip

@@ -290,13 +290,13 @@ def test_explain_verb(
     argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from core import api
-    from tui import cli
+    from tui import output
     from tui.commands import policy as verb
 
     project = _project(CASCADE)
     monkeypatch.setattr(api, "load_project", lambda _dir: project)
     monkeypatch.setattr(api, "policy_explain", explain, raising=False)
-    monkeypatch.setattr(cli, "_STDOUT", __import__("sys").stdout)
+    monkeypatch.setattr(output, "_STDOUT", __import__("sys").stdout)
     parser = argparse.ArgumentParser(prog="relman")
     parser.add_argument("--project")
     parser.add_argument("--json", action="store_true")

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from core import api
-from tui.cli import emit, out
+from tui.output import emit, out
 
 
 def add_parsers(verbs: Any) -> None:

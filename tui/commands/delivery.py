@@ -1,5 +1,5 @@
 """`relman promote`, `rollback`, `approve` and `down`: progress on stderr, the answer (or
-one JSON document) on stdout, the exit code of DESIGN.md."""
+one JSON document) on stdout, the exit code of docs/exit-codes.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core import api
-from tui.cli import emit, out
+from tui.output import emit, out
 
 
 def add_parsers(verbs: Any) -> None:

@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from core import api
-from tui.cli import emit
+from tui.output import emit, stdout
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -66,10 +66,8 @@ def add_parsers(verbs: Any) -> None:
 def _console() -> Console:
     from rich.console import Console
 
-    from tui.cli import _STDOUT
-
     # Plain text: summaries quote relman.toml tables ("[environments.dev]"), never markup.
-    return Console(file=_STDOUT, highlight=False, markup=False, soft_wrap=True)
+    return Console(file=stdout(), highlight=False, markup=False, soft_wrap=True)
 
 
 def _size(size: int | None) -> str:

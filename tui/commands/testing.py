@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core import api
-from tui.cli import emit, out
+from tui.output import emit, out
 
 
 def add_parsers(verbs: Any) -> None:
@@ -42,14 +42,12 @@ def _stderr(line: str) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from core.testing.suites import ProgressThrottle
-
     project = api.load_project(args.project)
     report = api.run_tests(
         project,
         list(args.suites),
         junit=args.junit,
-        on_event=ProgressThrottle(_stderr),
+        on_event=api.progress_lines(_stderr),
         log=_stderr,
         read_only=args.read_only,
     )

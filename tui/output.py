@@ -1,0 +1,38 @@
+"""Where the command line writes: the answer (the one JSON document of --json, or the human
+lines) on the real stdout.
+
+While a command runs, sys.stdout points at stderr (tui/cli.py), so a chatty library (DVC
+logs to stdout) can never corrupt what scripts parse; the answer goes to the stdout kept
+here. The verbs (tui/commands/) and the command line both write through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+# The real stdout, kept for the answer. keep_stdout() takes it again before each command, so
+# whoever replaced sys.stdout before calling the command line (a test's capture) gets it.
+_STDOUT: TextIO = sys.stdout
+
+
+def keep_stdout(stream: TextIO) -> None:
+    """Take ``stream`` as the real stdout, before a command redirects sys.stdout."""
+    global _STDOUT
+    _STDOUT = stream
+
+
+def stdout() -> TextIO:
+    """The real stdout, for a writer of its own (a rich Console)."""
+    return _STDOUT
+
+
+def emit(document: dict[str, Any]) -> None:
+    """Print the one JSON document of --json on the real stdout."""
+    print(json.dumps(document, indent=2, default=str), file=_STDOUT, flush=True)
+
+
+def out(text: str = "") -> None:
+    """Print human output on the real stdout."""
+    print(text, file=_STDOUT, flush=True)
