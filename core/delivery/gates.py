@@ -371,9 +371,11 @@ def evaluate_artifacts(
 
 
 def evaluate_approvals(
-    env: str, required: int, approvers: Sequence[str], promoter: str
+    env: str, required: int, approvers: Sequence[str], promoter: str, release: str = ""
 ) -> GateResult:
-    """Four eyes: ``required`` approvals from people other than the one who promotes."""
+    """Four eyes: ``required`` approvals from people other than the one who promotes. When
+    some are missing, the line ends with the command a second person runs (for ``release``:
+    a version, an id or an id prefix)."""
     name = "approvals"
     if required <= 0:
         return GateResult(name, "approvals", "skipped", f"{env} needs no approval")
@@ -390,6 +392,8 @@ def evaluate_approvals(
         f"{env} needs {_plural(required, 'approval')} from someone other than {promoter}; "
         f"has {len(counted)}{note}"
     )
+    if release:
+        detail += f"; another person runs: relman approve {release} --env {env}"
     return _result(name, "approvals", False, detail)
 
 

@@ -131,7 +131,9 @@ def evaluate_release(
 
     approvers = [approval.actor for approval in ledger.approvals(release, env)]
     promoter = current_user(project.root)
-    results.append(evaluate_approvals(env, env_config.approvals, approvers, promoter))
+    results.append(
+        evaluate_approvals(env, env_config.approvals, approvers, promoter, release=release)
+    )
     return results
 
 

@@ -381,6 +381,13 @@ def test_own_approval_does_not_count() -> None:
     )
 
 
+def test_missing_approvals_say_the_command_that_gives_one() -> None:
+    detail = evaluate_approvals("prod", 1, [], "alice", release="8c7a9ffcdad9").detail
+    assert detail.endswith("; another person runs: relman approve 8c7a9ffcdad9 --env prod")
+    approved = evaluate_approvals("prod", 1, ["bob"], "alice", release="8c7a9ffcdad9")
+    assert "relman approve" not in approved.detail
+
+
 def test_approvals_counted_once_per_person() -> None:
     assert evaluate_approvals("prod", 2, ["bob", "bob", "alice"], "alice").detail == (
         "prod needs 2 approvals from someone other than alice; has 1 (bob; "
