@@ -42,13 +42,13 @@ from core.build.bento_store import (
     read_bento,
     release_folders,
 )
-from core.config.model import Project, shown_path
+from core.cancel import Cancelled, CancelSignal
 from core.config.lines import key_lines
+from core.config.model import Project, shown_path
 from core.errors import BlockedError, ConfigError, InfraError, ReadOnlyError
+from core.ledger.steps import step
 from core.lineage.candidate import Candidate, project_candidates
 from core.lineage.release_id import is_dirty_id
-from core.ledger.steps import step
-from core.cancel import Cancelled, CancelSignal
 
 if TYPE_CHECKING:
     from core.documents import BentoEntry, BuildDocument, Step

@@ -25,8 +25,8 @@ from core.errors import ProjectError
 from core.host.processes import end_child
 
 if TYPE_CHECKING:
-    from core.config.model import Project
     from core.cancel import CancelSignal
+    from core.config.model import Project
 
 __all__ = ["BUILD_SCRIPT", "MARKER", "Log", "run_build_script"]
 
