@@ -480,11 +480,15 @@ def traffic_detached(
     rate: float = 5.0,
     duration: float = 0.0,
     inject: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> int:
-    """`relman traffic` in the background (stopped by `relman down`); its pid."""
+    """`relman traffic` in the background (stopped by `relman down`); its pid. One runs per
+    environment: an earlier one is stopped, and ``log`` says so."""
     from core.traffic.load import start_detached
 
-    return start_detached(project, service, env, rate=rate, duration=duration, inject=inject)
+    return start_detached(
+        project, service, env, rate=rate, duration=duration, inject=inject, log=log
+    )
 
 
 # Last, so that it covers every entry point above: a store error (store.errors: a line, no exit

@@ -414,17 +414,22 @@ def start_detached(
     rate: float,
     duration: float,
     inject: str | None,
+    log: Callable[[str], None] | None = None,
 ) -> int:
-    """`relman traffic` in the background, detached and tagged; its pid."""
+    """`relman traffic` in the background, detached and tagged; its pid. A background load
+    already running on the environment is replaced, and ``log`` says so."""
     import subprocess
     import sys
 
-    from core.host.processes import TAG_VARIABLE, stop_tagged
+    from core.host.processes import TAG_VARIABLE, stop_tagged, tagged
 
     project.config.check_names(service=service, env=env)
     serving(project, service, env)  # BlockedError now, not in a log nobody reads
     tag = traffic_tag(project, service, env)
-    stop_tagged(tag, None)  # one background load per environment: this one replaces it
+    earlier = tagged(tag)
+    if earlier and stop_tagged(tag, None) and log is not None:
+        # one background load per environment: this one replaces it, and says so
+        log(f"stopped the background traffic already on {service} in {env} (pid {earlier[0]})")
     command = [sys.executable, "-m", "tui", "--project", str(project.root), "--batch"]
     command += ["traffic", service, "--env", env, "--rate", f"{rate:g}"]
     command += ["--duration", f"{duration:g}"] + (["--inject", inject] if inject else [])

@@ -88,8 +88,15 @@ def test_error_burst_and_latency_spike_on_a_served_demo(
     # in the background: it runs until `relman down`, which stops it with the rest
     detached = relman(root, "traffic", "iris", "--env", "dev", "--duration", "0", "--detach")
     assert detached.returncode == 0, detached.stderr
-    pid = int(detached.stdout.split("(pid ")[1].split(")")[0])
-    assert pid in [p for p, _ in processes_of(root)]
+    first = int(detached.stdout.split("(pid ")[1].split(")")[0])
+    assert first in [p for p, _ in processes_of(root)]
+    # a second background load replaces the first, and says so
+    again = relman(root, "traffic", "iris", "--env", "dev", "--duration", "0", "--detach")
+    assert again.returncode == 0, again.stderr
+    assert f"stopped the background traffic already on iris in dev (pid {first})" in again.stderr
+    pid = int(again.stdout.split("(pid ")[1].split(")")[0])
+    running = [p for p, _ in processes_of(root)]
+    assert pid in running and first not in running
     down = relman(root, "--batch", "down")
     assert "stopped the background traffic" in down.stderr
     assert pid not in [p for p, _ in processes_of(root)]

@@ -59,6 +59,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             rate=args.rate,
             duration=args.duration,
             inject=args.inject,
+            log=_stderr,
         )
         out(f"traffic on {args.service} in {args.env} runs in the background (pid {pid}); "
             "`relman down` stops it")  # fmt: skip
