@@ -48,7 +48,6 @@ from core.config.model import Project, shown_path
 from core.errors import BlockedError, ConfigError, InfraError, ReadOnlyError
 from core.ledger.steps import step
 from core.lineage.candidate import Candidate, project_candidates
-from core.lineage.release_id import is_dirty_id
 
 if TYPE_CHECKING:
     from core.documents import BentoEntry, BuildDocument, Step
@@ -138,8 +137,8 @@ def bentofile_path(project: Project, service: str) -> Path:
 def check_buildable(project: Project, service: str, candidate: Candidate) -> Path:
     """Refuse what must not be built (BlockedError: a dirty tree, a lineage problem;
     ConfigError: no build config); return the build config's path."""
-    if is_dirty_id(candidate.release) or candidate.git.dirty:
-        files = candidate.git.dirty_files
+    if candidate.dirty:  # uncommitted changes elsewhere (relman.toml, a README) are not built
+        files = candidate.dirty_files or candidate.git.dirty_files
         shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
         raise BlockedError(
             f"{service}: working tree has uncommitted changes ({shown or 'see git status'}); "

@@ -57,7 +57,7 @@ __all__ = [
     "format_value",
 ]
 
-GateKind = Literal["metric", "baseline", "suites", "artifacts", "approvals", "order"]
+GateKind = Literal["metric", "baseline", "suites", "artifacts", "approvals", "order", "port"]
 GateStatus = Literal["passed", "failed", "skipped"]
 CacheState = Literal["local", "remote", "missing"]
 

@@ -1,5 +1,10 @@
 """Releases in the ledger: opening it for a project, recording a clean candidate, finding a
-release by id, id prefix or version."""
+release by id, id prefix or version.
+
+A release is recorded once, with the commit it was first seen at: later commits that change
+nothing it serves (relman.toml, a README) have the same release id and find the same record,
+so its version, test results, approvals and Bento carry over, and its commit stays the one
+that introduced its content (what ``relman diff`` and a rebuild start from)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from core.lineage.candidate import Candidate
 from core.lineage.dvcinfo import ArtifactInfo
 from core.lineage.gitinfo import tags
 from core.lineage.gto import Action, gto_events
-from core.lineage.release_id import is_dirty_id
 from store import ArtifactRecord, Ledger, ReleaseNotFound, ReleaseRecord
 
 
@@ -22,14 +26,23 @@ def ledger_path(project: Project) -> Path:
 
 def open_ledger(project: Project, *, read_only: bool) -> Ledger:
     """The project's ledger. A read-only open never creates the file; an older one is
-    upgraded first unless the whole session is read-only (:func:`upgrade_ledger`)."""
-    if read_only:
-        from core.ledger.upgrade import upgrade_ledger
+    upgraded first unless the whole session is read-only (:func:`upgrade_ledger`). Either
+    open first closes the runs a killed relman left ``running`` (core.ledger.runs); a
+    read-only session writes nothing, not that either."""
+    from core.ledger.runs import close_abandoned, open_runs
 
-        upgrade_ledger(project)
+    if read_only:
+        open_runs(project)  # upgrades an older ledger too
     # Readers never write an event, so they need no actor (and spare a git subprocess).
     actor = None if read_only else current_user(project.root)
-    return Ledger.open(ledger_path(project), readonly=read_only, actor=actor)
+    ledger = Ledger.open(ledger_path(project), readonly=read_only, actor=actor)
+    if not read_only:
+        try:
+            close_abandoned(ledger)
+        except BaseException:
+            ledger.close()
+            raise
+    return ledger
 
 
 def _artifact_records(kind: str, infos: list[ArtifactInfo]) -> list[ArtifactRecord]:
@@ -64,12 +77,16 @@ def tagged_version(project: Project, candidate: Candidate) -> str | None:
 def record_candidate(
     ledger: Ledger, project: Project, service: str, candidate: Candidate
 ) -> ReleaseRecord:
-    """Record the candidate as a release (idempotent: same content, same id, same record).
+    """Record the candidate as a release (idempotent: same content, same id, same record,
+    whatever commit the tree is at now).
 
-    Only a clean candidate is a release: a dirty tree has no commit to build from.
+    Only a clean candidate is a release: a tree whose uncommitted changes touch what the
+    release serves has no commit to build from. Other uncommitted files do not matter.
     """
-    if is_dirty_id(candidate.release) or candidate.git.dirty:
-        files = ", ".join(candidate.git.dirty_files[:3]) or "the working tree"
+    if candidate.dirty:
+        files = ", ".join((candidate.dirty_files or candidate.git.dirty_files)[:3]) or (
+            "the working tree"
+        )
         raise BlockedError(
             f"{service}: uncommitted changes ({files}); commit them first: a release is "
             "built from a commit"

@@ -4,6 +4,12 @@ A candidate joins the git facts of the tree (commit, branch, dirtiness) with the
 the models and data a service lists in relman.toml (recorded md5, size, cache state), the
 params and metrics, and every problem that would stop a release, each one line with its
 reason. ``relman status`` shows it; gates, builds and the ledger start from it.
+
+Its release id is that of what it serves (:mod:`core.lineage.release_id`). An uncommitted
+change makes the candidate dirty (id ``...-dirty``, never recorded) only when it touches what
+the release serves: a file of the service's build context, its build config, a DVC file
+(dvc.yaml, dvc.lock, ``*.dvc``) or a params file. relman.toml and files the build config
+leaves out (a README, a notebook) never do; the candidate notes them and stays releasable.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.lineage import dvcinfo
+from core.lineage.build_context import TrackedFiles, build_context, tracked_files
 from core.lineage.dvcinfo import ArtifactDecl, ArtifactInfo, DvcSession
 from core.lineage.gitinfo import GitInfo, git_info
-from core.lineage.release_id import release_id
+from core.lineage.release_id import is_dirty_id, release_id
 
 if TYPE_CHECKING:  # lineage reads the project's folder only; the config is not needed
     from core.config.model import Project
@@ -48,10 +55,18 @@ class Candidate:
     problems: list[str] = field(default_factory=list)
     # Facts worth a glance that stop nothing: detached HEAD, shallow clone.
     notes: list[str] = field(default_factory=list)
+    # The uncommitted files (as git status names them) that touch what the release serves;
+    # git.dirty_files may hold more (relman.toml, a README), which change nothing released.
+    dirty_files: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def dirty(self) -> bool:
+        """The tree differs from its commit in what the release serves: no release."""
+        return is_dirty_id(self.release)
 
     def to_dict(self) -> CandidateDocument:
         """The ``candidate`` of the ``status`` document (docs/json.md)."""
@@ -68,9 +83,12 @@ class Candidate:
         }
 
 
-def candidate(root: Path, model: list[str], data: list[str]) -> Candidate:
-    """The candidate of one service whose model and data are artifact names or paths."""
-    return candidates(root, {"": (model, data)})[""]
+def candidate(
+    root: Path, model: list[str], data: list[str], build: str = "bentofile.yaml"
+) -> Candidate:
+    """The candidate of one service whose model and data are artifact names or paths, and
+    whose BentoML build config is ``build``."""
+    return candidates(root, {"": (model, data)}, {"": build})[""]
 
 
 def project_candidates(project: Project, services: list[str] | None = None) -> dict[str, Candidate]:
@@ -81,17 +99,23 @@ def project_candidates(project: Project, services: list[str] | None = None) -> d
     return candidates(
         project.root,
         {name: (list(declared[name].model), list(declared[name].data)) for name in wanted},
+        {name: declared[name].build for name in wanted},
     )
 
 
-def candidates(root: Path, services: dict[str, ServiceArtifacts]) -> dict[str, Candidate]:
+def candidates(
+    root: Path, services: dict[str, ServiceArtifacts], builds: dict[str, str] | None = None
+) -> dict[str, Candidate]:
     """The candidate of every service, opening git and DVC once for all of them.
+    ``builds``: each service's BentoML build config (default ``bentofile.yaml``).
 
     Raises ProjectError when ``root`` is not a git repository or holds no DVC pipeline;
     everything else wrong is a problem line of the candidate it concerns.
     """
     root = Path(root).resolve()
     info = git_info(root)  # first: "not a git repository" is the clearest error
+    tracked = tracked_files(root)
+    builds = builds or {}
     with dvcinfo.open_dvc(root) as session:
         # metrics first: DVC's metrics.show() swaps the repo's filesystem, which drops the
         # collected stages; everything after it shares one collection.
@@ -99,27 +123,52 @@ def candidates(root: Path, services: dict[str, ServiceArtifacts]) -> dict[str, C
         params = dvcinfo.params(session)
         declared = dvcinfo.declared_artifacts(session)
         return {
-            name: _build(session, info, declared, params, metrics, model, data)
+            name: _build(
+                session,
+                _Tree(root, info, tracked, builds.get(name, "bentofile.yaml")),
+                declared,
+                params,
+                metrics,
+                model,
+                data,
+            )
             for name, (model, data) in services.items()
         }
 
 
+@dataclass(frozen=True)
+class _Tree:
+    """The git side of one service's candidate: the tree, and where its build config is."""
+
+    root: Path
+    info: GitInfo
+    tracked: TrackedFiles
+    build: str
+
+
 def _build(
     session: DvcSession,
-    info: GitInfo,
+    tree: _Tree,
     declared: dict[str, ArtifactDecl],
     params: dict[str, dict[str, Any]],
     metrics: dict[str, dict[str, Any]],
     model_refs: list[str],
     data_refs: list[str],
 ) -> Candidate:
+    info = tree.info
     lines: list[str] = []
     model = _resolve(session, declared, model_refs, "model", lines)
     data = _resolve(session, declared, data_refs, "data", lines)
     paths = [a.path for a in model + data]
     stages = upstream_stages(session, paths) if paths else []
     lines.extend(dvcinfo.problems(session, info.dirty_files, stages))
-    other_changes = [f for f in info.dirty_files if not _is_dvc_record(f)]
+    context = build_context(tree.root, tree.build, tree.tracked)
+    served = [
+        f
+        for f in info.dirty_files
+        if context.serves(f) or _is_dvc_file(f) or tree.tracked.relative(f) in params
+    ]
+    other_changes = [f for f in served if not _is_dvc_record(f)]
     if other_changes:
         shown = ", ".join(other_changes[:5]) + (", ..." if len(other_changes) > 5 else "")
         lines.append(
@@ -128,14 +177,15 @@ def _build(
         )
     recorded = {a.path: a.md5 for a in model + data}
     return Candidate(
-        release=release_id(info.commit, recorded, params, dirty=info.dirty),
+        release=release_id(context.digest, recorded, params, dirty=bool(served)),
         git=info,
         model=model,
         data=data,
         params=params,
         metrics=metrics,
         problems=_unique(lines),
-        notes=_notes(info),
+        notes=_notes(info, served),
+        dirty_files=served,
     )
 
 
@@ -204,14 +254,26 @@ def _is_dvc_record(path: str) -> bool:
     return Path(path).name == "dvc.lock" or path.endswith(".dvc")
 
 
-def _notes(info: GitInfo) -> list[str]:
+def _is_dvc_file(path: str) -> bool:
+    # The pipeline and its records say which model and data the release serves.
+    return _is_dvc_record(path) or Path(path).name == "dvc.yaml"
+
+
+def _notes(info: GitInfo, served: list[str]) -> list[str]:
     notes = []
     if info.detached:
         notes.append(f"detached HEAD at {info.short}: the candidate has no branch")
     if info.shallow:
         notes.append("shallow clone: history before the oldest fetched commit is not visible")
-    if info.dirty:
+    if served:
         notes.append("dirty working tree: the release id ends in -dirty and is never recorded")
+    elsewhere = [f for f in info.dirty_files if f not in served]
+    if elsewhere:
+        shown = ", ".join(elsewhere[:5]) + (", ..." if len(elsewhere) > 5 else "")
+        notes.append(
+            f"uncommitted changes outside what the release serves ({shown}): they do not "
+            "change the release id"
+        )
     return notes
 
 

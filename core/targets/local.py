@@ -186,10 +186,17 @@ class LocalTarget:
         self.check_port()
 
     def check_port(self) -> None:
-        """InfraError when the environment's port is taken by something that is not ours."""
+        """InfraError when the environment's port is taken by something other than its own
+        proxy on this very address (one left on the old port after relman.toml moved the
+        environment does not hold the new one)."""
         from core.targets.proxy_control import proxy_pid
 
-        if proxy_pid(self.folder) is None and not port_is_free(self.config.port, self.config.host):
+        listen = f"{self.config.host}:{self.config.port}"
+        # No proxy.listen: a relman killed between starting the proxy and writing it; the
+        # switch restarts that proxy, so its port counts as ours.
+        held = _read(self.folder / "proxy.listen")
+        ours = proxy_pid(self.folder) is not None and held in (None, listen)
+        if not ours and not port_is_free(self.config.port, self.config.host):
             raise InfraError(
                 f"{self.config.host}:{self.config.port} ({self.env}) is in use by another "
                 f"program; stop it, or change port in [environments.{self.env}] of relman.toml"

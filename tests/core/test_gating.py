@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,13 @@ import pytest
 from core.config.model import Project, load_project
 from core.delivery.gating import gate_report, suite_outcomes
 from core.errors import UsageError
+from core.host.ports import free_ports
 from core.ledger.releases import ledger_path, open_ledger, record_candidate
 from core.lineage.candidate import candidates
 from core.testing.results import TestEvent
 from core.testing.suites import SUITE_NODEID_PREFIX, ProgressThrottle, run_tests
-from store import Ledger, TestResultRecord
-from tests.core.conftest import DvcRepo
+from store import Ledger, ReleaseNotFound, TestResultRecord
+from tests.core.conftest import DvcRepo, git
 
 RELMAN_TOML = """\
 [project]
@@ -58,7 +60,10 @@ min_absolute_change = -0.01
 @pytest.fixture
 def project(dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.setenv("RELMAN_USER", "promoter@example.invalid")
-    dvc_repo.write("relman.toml", RELMAN_TOML)
+    # The gate checks the environments' ports: ones free now, not whatever 18001 holds.
+    dev, staging = free_ports(2, start=18001)
+    ports = RELMAN_TOML.replace("18001", str(dev)).replace("18002", str(staging))
+    dvc_repo.write("relman.toml", ports)
     dvc_repo.write("tests/test_nothing.py", "def test_nothing():\n    pass\n")
     dvc_repo.write(".gitignore", ".relman/\n")
     dvc_repo.commit("configure relman")
@@ -103,7 +108,7 @@ def test_a_tested_release_passes_into_the_first_environment(project: Project) ->
     report = gate_report(project, "svc", "dev")
     assert report.ok and report.release == release
     names = [r.name for r in report.results]
-    assert names == ["order", "data and model", "suite unit", "floor", "approvals"]
+    assert names == ["order", "data and model", "suite unit", "floor", "approvals", "port"]
     steps = _steps(project, "dev")
     assert steps["order"] == ("skipped", "dev is the first environment")
     assert steps["suite unit"][0] == "passed"
@@ -245,3 +250,91 @@ def test_progress_is_throttled() -> None:
     assert lines[-1] == "unit 10/10 passed: 10 passed"
     # 1.125 s of results, at most one line per 0.5 s: two lines in between.
     assert lines[1:-1] == ["unit 4/10 passed", "unit 8/10 passed"]
+
+
+# ------------------------------------------------------------- the port, and --release ID
+
+
+def test_a_port_taken_by_another_program_blocks_with_what_to_do(project: Project) -> None:
+    dev = project.config.environments["dev"]
+    assert _steps(project, "dev")["port"] == (
+        "passed",
+        f"127.0.0.1:{dev.port} is free, or served by relman's proxy of dev",
+    )
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", dev.port))
+        holder.listen()
+        steps = _steps(project, "dev")
+    assert steps["port"] == (
+        "failed",
+        f"127.0.0.1:{dev.port} (dev) is in use by another program; stop it, or change port "
+        "in [environments.dev] of relman.toml",
+    )
+
+
+def test_the_port_of_relmans_own_proxy_counts_only_at_its_own_address(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """relman.toml moved dev: the proxy left on the old address does not make the new one,
+    held by another program, ours."""
+    import core.targets.proxy_control as proxy_control
+
+    monkeypatch.setattr(proxy_control, "proxy_pid", lambda folder: 4242)  # a live proxy
+    dev = project.config.environments["dev"]
+    folder = project.state_dir / "envs" / "svc" / "dev"
+    folder.mkdir(parents=True)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", dev.port))
+        holder.listen()
+        (folder / "proxy.listen").write_text(f"127.0.0.1:{dev.port}\n")
+        assert _steps(project, "dev")["port"][0] == "passed"  # the proxy holds it
+        (folder / "proxy.listen").write_text(f"127.0.0.1:{dev.port + 1}\n")
+        assert _steps(project, "dev")["port"][0] == "failed"
+
+
+def test_gate_a_recorded_release_by_version_or_id_prefix(project: Project) -> None:
+    first = _record(project)
+    with open_ledger(project, read_only=False) as ledger:
+        _results(ledger, first, {"unit": ["passed"]})
+        version = ledger.get_release(first).version
+    assert version
+    (project.root / "src" / "serve.py").write_text("# new code: a new release\n")
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-qm", "new code")
+    assert gate_report(project, "svc", "dev").release != first
+
+    for ref in (version, first[:7], first):
+        report = gate_report(project, "svc", "dev", release=ref)
+        assert report.release == first
+        steps = {r.name: (r.status, r.detail) for r in report.results}
+        assert steps["suite unit"][0] == "passed"
+        # no Bento of it here and the tree is another release: say how to get one
+        assert steps["data and model"][0] == "failed"
+        assert f"no Bento of svc {version}" in steps["data and model"][1]
+        assert "relman build svc" in steps["data and model"][1]
+    with pytest.raises(ReleaseNotFound):
+        gate_report(project, "svc", "dev", release="feedfacecafe")
+
+
+def test_environment_settings_apply_to_the_release_already_recorded(project: Project) -> None:
+    """A commit that changes only relman.toml keeps the release: its tests still count, and
+    the environment's new settings (here: an approval for dev) apply to it."""
+    release = _record(project)
+    with open_ledger(project, read_only=False) as ledger:
+        _results(ledger, release, {"unit": ["passed"]})
+    assert gate_report(project, "svc", "dev", release=release).ok
+    config = project.root / "relman.toml"
+    config.write_text(
+        config.read_text().replace('gates = ["floor"]\n', 'gates = ["floor"]\napprovals = 1\n', 1)
+    )
+    git(project.root, "commit", "-qam", "dev needs an approval")
+    project = load_project(project.root)
+
+    report = gate_report(project, "svc", "dev")
+    assert report.release == release
+    steps = {r.name: r.status for r in report.results}
+    assert (steps["suite unit"], steps["data and model"], steps["approvals"]) == (
+        "passed",
+        "passed",
+        "failed",
+    )

@@ -278,3 +278,78 @@ def test_metrics_come_from_stage_outputs_and_the_top_level_section(dvc_repo: Dvc
         "metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}},
         "eval/extra.json": {"auc": 0.9, "note": "ok"},
     }
+
+
+# ------------------------------------------------------------------ what the release id follows
+
+BENTOFILE = 'service: "service:Svc"\ninclude:\n  - "service.py"\n  - "src/**/*.py"\n'
+
+
+@pytest.fixture
+def served_repo(dvc_repo: DvcRepo) -> DvcRepo:
+    """The fixture repository with a service and a bentofile that packs only its code."""
+    dvc_repo.write("bentofile.yaml", BENTOFILE)
+    dvc_repo.write("service.py", "class Svc: ...\n")
+    dvc_repo.write("relman.toml", "[environments.dev]\nport = 3100\n")
+    dvc_repo.commit("a service")
+    return dvc_repo
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("relman.toml", "[environments.dev]\nport = 3107\n"),
+        ("README.md", "# how to run it\n"),
+        ("notebooks/explore.py", "# outside the bentofile's include\n"),
+    ],
+)
+def test_a_commit_outside_what_the_release_serves_keeps_its_id(
+    served_repo: DvcRepo, path: str, text: str
+) -> None:
+    before = status(served_repo)
+    served_repo.write(path, text)
+
+    uncommitted = status(served_repo)
+    assert uncommitted.git.dirty and not uncommitted.dirty
+    assert uncommitted.release == before.release and uncommitted.problems == []
+    assert any(
+        path in note and "do not change the release id" in note for note in uncommitted.notes
+    )
+
+    committed = served_repo.commit(f"only {path}")
+    after = status(served_repo)
+    assert after.release == before.release
+    assert after.git.commit == committed != before.git.commit
+
+
+def test_a_change_to_the_served_code_is_a_new_release(served_repo: DvcRepo) -> None:
+    before = status(served_repo)
+    served_repo.write("service.py", "class Svc:\n    version = 2\n")
+
+    dirty = status(served_repo)
+    assert dirty.dirty and dirty.release.endswith("-dirty")
+    assert dirty.dirty_files == ["service.py"]
+    assert any(
+        p.startswith("working tree: 1 uncommitted change(s) (service.py)") for p in dirty.problems
+    )
+
+    served_repo.commit("new code")
+    assert status(served_repo).release not in (before.release, dirty.release)
+
+
+def test_a_new_model_data_or_params_is_a_new_release(served_repo: DvcRepo) -> None:
+    seen = {status(served_repo).release}
+    # params: a new lr trains a new model
+    served_repo.write("params.yaml", "lr: 0.3\n")
+    assert status(served_repo).dirty  # an uncommitted params file is part of the release
+    served_repo.dvc("reproduce")
+    served_repo.commit("lr 0.3")
+    seen.add(status(served_repo).release)
+    # data: one more row, tracked again, the model retrained
+    (served_repo.root / "data/iris.csv").unlink()
+    served_repo.write("data/iris.csv", "sepal,petal,label\n5.1,1.4,setosa\n7.0,4.7,versicolor\n")
+    served_repo.dvc("add", "data/iris.csv")
+    served_repo.dvc("reproduce")
+    served_repo.commit("new data")
+    seen.add(status(served_repo).release)
+    assert len(seen) == 3

@@ -55,8 +55,11 @@ def test_release_to_staging_then_prod_with_someone_elses_approval(
     assert predict(ports["staging"]) == ["setosa", "virginica"]
     assert served_count(root) == 2  # one Bento per environment, nothing else left running
 
+    # A testcase per test of each suite, and one per other step.
+    tests = [case for step in done["steps"] for case in step.get("cases", [])]
+    others = [step for step in done["steps"] if "cases" not in step]
     cases = ET.parse(junit).getroot().findall(".//testcase")
-    assert len(cases) == len(done["steps"])
+    assert tests and len(cases) == len(tests) + len(others)
     assert summary.read_text().startswith("## ✅")
     assert (
         github.read_text().startswith("earlier step\n") and "staging: switch" in github.read_text()
@@ -143,16 +146,26 @@ def test_a_smoke_answer_of_the_wrong_shape_is_refused(served: Path) -> None:
 
 
 def test_a_port_taken_by_another_program(served: Path) -> None:
+    """Blocked at the gate, before any build or lock, with the port and what to do; `relman
+    gate` says the same."""
     root = served
+    port = ports_of(root)["dev"]
+    taken = (
+        f"127.0.0.1:{port} (dev) is in use by another program; stop it, or change port in "
+        "[environments.dev] of relman.toml"
+    )
     holder = socket.socket()
-    holder.bind(("127.0.0.1", ports_of(root)["dev"]))
+    holder.bind(("127.0.0.1", port))
     holder.listen()
     try:
         failed = relman_json(root, "release")
+        gate = relman(root, "gate", "iris", "--env", "dev")
     finally:
         holder.close()
-    assert failed["_exit"] == 3
-    assert "is in use by another program" in failed["error"]
+    assert failed["_exit"] == 1
+    assert failed["error"] == f"gate dev: port: {taken}"
+    assert [step["name"] for step in failed["steps"]][-1] == "gate"
+    assert gate.returncode == 1 and f"failed  port  {taken}" in gate.stdout.splitlines()
     assert served_count(root) == 0
 
 

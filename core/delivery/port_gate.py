@@ -1,0 +1,31 @@
+"""The port check of a gate: the environment's address is free, or already held by relman's
+own proxy for that environment.
+
+``relman gate`` shows it, and a promotion meets it with its other checks, before its lock
+step: a port taken by another program blocks with what holds it, which port, and what to do,
+instead of failing after approvals, at the lock. It reads only (a bind that is released at
+once); the lock step checks again, since the port can be taken in between.
+"""
+
+from __future__ import annotations
+
+from core.config.model import Project
+from core.delivery.gates import GateResult
+from core.errors import InfraError
+from core.targets import target_for
+
+__all__ = ["port_result"]
+
+
+def port_result(project: Project, service: str, env: str) -> GateResult:
+    """``port``: passed when ``env`` can listen on its host and port, failed (blocking) with
+    the target's own line when another program holds them."""
+    config = project.config.environments[env]
+    address = f"{config.host}:{config.port}"
+    try:
+        target_for(project, service, env).prepare()
+    except InfraError as exc:
+        return GateResult("port", "port", "failed", str(exc))
+    return GateResult(
+        "port", "port", "passed", f"{address} is free, or served by relman's proxy of {env}"
+    )

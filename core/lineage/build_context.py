@@ -1,0 +1,227 @@
+"""The build context of a service: the files its Bento is built from, as git records them.
+
+BentoML copies into a Bento every file of the build context (the project root) that the
+build config's ``include`` patterns match (default: everything) and that neither its
+``exclude`` patterns, a ``.bentoignore`` file, nor its fixed exclusions (``.git/``,
+``.venv/``, ``venv/``, ``__pycache__/``, ``.DS_Store``) leave out: gitignore-style patterns
+relative to the build context. relman applies the same rule to the files git tracks at HEAD
+and hashes their blob ids (``git ls-tree``: no file is read), together with the build config
+itself (the bentofile, or the ``[tool.bentoml.build]`` table of pyproject.toml) and the files
+it names (requirements, conda environment, setup script, Dockerfile template).
+
+relman.toml is never part of it, even when the patterns match it: it says where and how a
+release runs (ports, monitoring, approvals), not what the release serves. A build config
+relman cannot read counts as BentoML's default (every file); ``relman build`` says what is
+wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from pathspec import PathSpec
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
+from core.lineage.gitinfo import git
+from core.lineage.release_id import canonical_json
+
+__all__ = ["BuildContext", "TrackedFiles", "build_context", "tracked_files"]
+
+# core.config.model's CONFIG_NAME, without importing the config machinery into lineage.
+CONFIG_NAME = "relman.toml"
+
+# BentoML's own exclusions (BentoPathSpec.extra), whatever the build config says.
+_ALWAYS_EXCLUDED = [".git/", ".venv/", "venv/", "__pycache__/", ".DS_Store"]
+_IGNORE_FILE = ".bentoignore"
+_Spec = PathSpec[GitIgnoreSpecPattern]
+# Build options naming a file of the build context that goes into the Bento's environment.
+_NAMED_FILES = (
+    ("python", "requirements_txt"),
+    ("conda", "environment_yml"),
+    ("docker", "setup_script"),
+    ("docker", "dockerfile_template"),
+)
+
+
+@dataclass(frozen=True)
+class TrackedFiles:
+    """The files git tracks at HEAD under a project root, read once for every service."""
+
+    # The project root's path inside the repository ("" at its top, else ending in "/").
+    prefix: str
+    # {path relative to the root: "mode blob-id"}
+    entries: dict[str, str]
+
+    def relative(self, repo_path: str) -> str | None:
+        """A path as git status gives it (from the repository's top) relative to the root;
+        None when it lies outside the root."""
+        if not repo_path.startswith(self.prefix):
+            return None
+        return repo_path[len(self.prefix) :]
+
+
+def tracked_files(root: Path) -> TrackedFiles:
+    """``git ls-tree -r HEAD`` under ``root``: one subprocess, blob ids and no file read."""
+    prefix = git(root, "rev-parse", "--show-prefix").strip()
+    entries: dict[str, str] = {}
+    for record in git(root, "ls-tree", "-r", "-z", "HEAD").split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        mode, _kind, blob = meta.split(" ")
+        entries[path] = f"{mode} {blob}"
+    return TrackedFiles(prefix, entries)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What one service's Bento is built from, and its hash."""
+
+    digest: str
+    # Tracked files (relative to the root) that go into the Bento.
+    files: tuple[str, ...]
+    # The build config and the files it names, relative to the root (when inside it).
+    config_files: frozenset[str]
+    tracked: TrackedFiles
+    rules: _Rules
+
+    def serves(self, repo_path: str) -> bool:
+        """Whether a file (as git status names it) is part of what the release serves: in
+        the build context, the build config or a file it names. relman.toml never is."""
+        path = self.tracked.relative(repo_path)
+        if path is None or path == CONFIG_NAME:
+            return False
+        if path in self.config_files or PurePosixPath(path).name == _IGNORE_FILE:
+            return True
+        return self.rules.includes(path)
+
+
+def build_context(root: Path, build: str, tracked: TrackedFiles) -> BuildContext:
+    """The build context of the service whose BentoML build config is ``build`` (relative
+    to ``root``, or absolute), as relman.toml's ``[services.NAME] build`` names it."""
+    config_path = Path(build) if Path(build).is_absolute() else root / build
+    options = _read_options(config_path)
+    rules = _Rules(
+        _spec(_patterns(options.get("include"), ["*"])),
+        _spec(_patterns(options.get("exclude"), [])),
+        tuple(
+            (str(PurePosixPath(path).parent), _spec(_read_lines(root / path)))
+            for path in tracked.entries
+            if PurePosixPath(path).name == _IGNORE_FILE
+        ),
+    )
+    config_rel = _inside(root, config_path)
+    named = {_inside(root, root / value) for value in _named_files(options)}
+    config_files = frozenset(path for path in {config_rel, *named} if path is not None)
+
+    files = tuple(
+        sorted(path for path in tracked.entries if path != CONFIG_NAME and rules.includes(path))
+    )
+    # pyproject.toml counts by its build table (below), not by the blob of the whole file.
+    by_blob = config_files - {config_rel} if config_path.name == "pyproject.toml" else config_files
+    listed = sorted({*files, *(p for p in by_blob if p in tracked.entries)})
+    payload = {
+        "config": _config_identity(config_path, config_rel, options, tracked),
+        "files": [[path, tracked.entries[path]] for path in listed],
+    }
+    digest = hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return BuildContext(digest, files, config_files, tracked, rules)
+
+
+def _spec(lines: list[str]) -> _Spec:
+    # GitIgnoreSpecPattern: what BentoML's "gitwildmatch" is in pathspec 1.x, sans warning.
+    return PathSpec.from_lines(GitIgnoreSpecPattern, lines)
+
+
+_ALWAYS = _spec(_ALWAYS_EXCLUDED)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """BentoML's BentoPathSpec: matched by include, by no exclude, by no .bentoignore of a
+    folder above (its patterns relative to that folder), and not one of its fixed exclusions."""
+
+    include: _Spec
+    exclude: _Spec
+    ignores: tuple[tuple[str, _Spec], ...]
+
+    def includes(self, path: str) -> bool:
+        if not self.include.match_file(path) or self.exclude.match_file(path):
+            return False
+        if _ALWAYS.match_file(path):
+            return False
+        for folder, ignore in self.ignores:
+            if folder == ".":
+                if ignore.match_file(path):
+                    return False
+            elif path.startswith(folder + "/") and ignore.match_file(path[len(folder) + 1 :]):
+                return False
+        return True
+
+
+def _patterns(value: Any, default: list[str]) -> list[str]:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return [value]
+    return [str(line) for line in value] if isinstance(value, list) else default
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _read_options(config_path: Path) -> dict[str, Any]:
+    """The build options of a bentofile or of pyproject.toml's [tool.bentoml.build];
+    empty (BentoML's defaults) when the file is missing or unreadable."""
+    try:
+        text = config_path.read_text(encoding="utf-8")
+        if config_path.name == "pyproject.toml":
+            doc: Any = tomllib.loads(text).get("tool", {}).get("bentoml", {}).get("build", {})
+        else:
+            doc = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _named_files(options: dict[str, Any]) -> list[str]:
+    named = []
+    for section, key in _NAMED_FILES:
+        block = options.get(section)
+        value = block.get(key) if isinstance(block, dict) else None
+        if isinstance(value, str) and value:
+            named.append(value)
+    return named
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    """``path`` relative to ``root`` in POSIX form, or None when outside it."""
+    try:
+        return Path(os.path.normpath(path)).relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def _config_identity(
+    config_path: Path, rel: str | None, options: dict[str, Any], tracked: TrackedFiles
+) -> str:
+    """The build config as part of the hash: pyproject.toml by its build table only (the rest
+    of the file does not shape the Bento), a bentofile by its blob id when git tracks it."""
+    if config_path.name == "pyproject.toml":
+        return "table " + canonical_json(options)
+    if rel is not None and rel in tracked.entries:
+        return "blob " + tracked.entries[rel]
+    try:
+        return "sha256 " + hashlib.sha256(config_path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
