@@ -44,30 +44,36 @@ def project(tmp_path: Path) -> api.Project:
     return api.load_project(tmp_path)
 
 
+def target(project: api.Project, env: str = "prod") -> dict[str, str | None] | None:
+    """Which release the rollback would go back to (its approvals: test_rollback_rule)."""
+    found = api.rollback_target(project, "fraud", env)
+    return None if found is None else {"release": found["release"], "version": found["version"]}
+
+
 def test_the_target_follows_the_rollback_rule(project: api.Project) -> None:
     clock = FakeClock()
     with open_ledger(project.root, clock) as ledger:
         for release, version in ((A, "v1.0.0"), (B, "v1.1.0"), (C, None)):
             add_release(ledger, release, version=version)
-    assert api.rollback_target(project, "fraud", "prod") is None  # nothing deployed
+    assert target(project) is None  # nothing deployed
 
     with open_ledger(project.root, clock) as ledger:
         went_live(ledger, clock, A)
-    assert api.rollback_target(project, "fraud", "prod") is None  # nothing before A
+    assert target(project) is None  # nothing before A
 
     with open_ledger(project.root, clock) as ledger:
         went_live(ledger, clock, B)
-    assert api.rollback_target(project, "fraud", "prod") == {"release": A, "version": "v1.0.0"}
-    assert api.rollback_target(project, "fraud", "staging") is None
+    assert target(project) == {"release": A, "version": "v1.0.0"}
+    assert target(project, "staging") is None
 
     # Rolled back from B to A: B is never offered again, so A has nothing to go back to.
     with open_ledger(project.root, clock) as ledger:
         went_live(ledger, clock, A, kind="rollback")
-    assert api.rollback_target(project, "fraud", "prod") is None
+    assert target(project) is None
 
     with open_ledger(project.root, clock) as ledger:
         went_live(ledger, clock, C)
-    assert api.rollback_target(project, "fraud", "prod") == {"release": A, "version": "v1.0.0"}
+    assert target(project) == {"release": A, "version": "v1.0.0"}
 
 
 def test_an_unknown_environment_is_a_usage_error(project: api.Project) -> None:
