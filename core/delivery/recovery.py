@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from core.config.model import Project
 from core.errors import BlockedError, ReleaseError
 from core.host.processes import pid_alive, this_host
+from core.ledger.runs import close_abandoned
 from core.targets import Target, target_for
 
 if TYPE_CHECKING:  # the store (sqlite-utils, numpy) only where a ledger is opened
@@ -76,13 +77,9 @@ def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) 
         if not claimed:  # another relman found it dead at the same moment, and won
             raise locked_error(ledger.get_promotion(promotion.id))
         done.append(_take_over(project, ledger, target, promotion, holder, log))
-    for run in ledger.running_runs(service, env):
-        pid, host = run.details.get("pid"), run.details.get("host")
-        if isinstance(pid, int) and host == this_host() and not pid_alive(pid):
-            ledger.finish_run(
-                run.id, "interrupted", reason=f"relman (pid {pid}) stopped during the {run.kind}"
-            )
-            done.append(f"closed {run.kind} run #{run.id} left by relman pid {pid}")
+    # Opening the ledger closed those left before; these ended since (core.ledger.runs).
+    for run in close_abandoned(ledger, service, env):
+        done.append(f"closed {run.kind} run #{run.id} ({run.reason})")
     for line in done:
         log(line)
     return done

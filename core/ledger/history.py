@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from core.config.model import Project
 from core.errors import UsageError
 from core.ledger.releases import find_release, open_ledger
+from core.ledger.runs import as_seen
 from core.lineage.candidate import project_candidates
 from core.lineage.dvcinfo import flat_view
 from core.lineage.gitinfo import commits_between, tags
 from core.lineage.gto import GtoEvent, gto_events
-from store import HistoryEntry, ReleaseRecord
+from store import HistoryEntry, ReleaseRecord, RunRecord
+from store.ledger.records import run_summary
 
 if TYPE_CHECKING:
     from core.documents import HistoryDocument
@@ -63,6 +65,11 @@ def _gto_entry(event: GtoEvent) -> EntryDocument:
 
 
 def _entry(entry: HistoryEntry) -> EntryDocument:
+    status, summary = entry.status, entry.summary
+    if isinstance(entry.record, RunRecord) and status == "running":
+        # Left by a relman that ended: interrupted, if only a read-only session saw it yet.
+        run = as_seen(entry.record)
+        status, summary = run.status, run_summary(run, entry.version)
     return {
         "kind": entry.kind,
         "at": entry.at,
@@ -71,8 +78,8 @@ def _entry(entry: HistoryEntry) -> EntryDocument:
         "release": entry.release_id,
         "version": entry.version,
         "actor": entry.actor,
-        "status": entry.status,
-        "summary": entry.summary,
+        "status": status,
+        "summary": summary,
     }
 
 

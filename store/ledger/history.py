@@ -26,6 +26,7 @@ from store.ledger.records import (
     promotion_from_row,
     release_from_row,
     run_from_row,
+    run_summary,
 )
 
 EntryKind = Literal["release", "run", "promotion", "rollback", "approval"]
@@ -198,8 +199,6 @@ def _entry(
     if source.name == "run":
         run = run_from_row(row)
         version = versions.get(run.release_id) if run.release_id else None
-        target = f" of {_label(run.release_id, version)}" if run.release_id else ""
-        place = f" in {run.env}" if run.env else ""
         return HistoryEntry(
             kind="run",
             at=at,
@@ -209,8 +208,7 @@ def _entry(
             version=version,
             actor=run.actor,
             status=run.status,
-            summary=f"{run.kind} run #{run.id}{target}{place}: {run.status}"
-            + (f" ({run.reason})" if run.reason else ""),
+            summary=run_summary(run, version),
             record=run,
             cursor=cursor,
         )

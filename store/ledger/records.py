@@ -155,6 +155,21 @@ def run_from_row(row: dict[str, Any]) -> RunRecord:
     return RunRecord(**{**row, "details": _json(row["details"])})
 
 
+def run_summary(run: RunRecord, version: str | None) -> str:
+    """The line history shows for a run:
+    ``test run #13 of 8c7a9ffcdad9 (v1.2.0) in dev: failed (unit 1 failed)``; a reason that
+    starts with the status stands for both (``...: interrupted: relman (pid 4121) ended
+    without finishing``)."""
+    label = f"{run.release_id} ({version})" if version else run.release_id
+    target = f" of {label}" if run.release_id else ""
+    place = f" in {run.env}" if run.env else ""
+    if run.reason.startswith(run.status):
+        outcome = run.reason
+    else:
+        outcome = run.status + (f" ({run.reason})" if run.reason else "")
+    return f"{run.kind} run #{run.id}{target}{place}: {outcome}"
+
+
 def promotion_from_row(row: dict[str, Any]) -> PromotionRecord:
     return PromotionRecord(**row)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,7 +32,12 @@ class RunsMixin(LedgerBase):
         release_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> RunRecord:
-        """Record that a run began (status ``running``) before any of its work happens."""
+        """Record that a run began (status ``running``) before any of its work happens.
+
+        Its details name who holds it, ``pid`` and ``host`` (this process, unless ``details``
+        says otherwise): a run whose holder ended without finishing it is shown and closed
+        ``interrupted`` by the next relman (core.ledger.runs), never left ``running``."""
+        details = {"pid": os.getpid(), "host": socket.gethostname(), **dict(details or {})}
         with self._writing(f"starting a {kind} run") as at:
             if release_id is not None:
                 self._release_row(release_id)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from store.ledger.db import DEFAULT_BUSY_TIMEOUT, inspect_file, reading_file
 from store.ledger.migrations import check_readable
-from store.ledger.records import EnvState, PromotionRecord, promotion_from_row
+from store.ledger.records import (
+    EnvState,
+    PromotionRecord,
+    RunRecord,
+    promotion_from_row,
+    run_from_row,
+)
 
 
 def environment_states(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[EnvState]:
@@ -38,3 +44,26 @@ def open_promotions(
     with reading_file(path, busy_timeout) as conn:
         rows = conn.execute("SELECT * FROM promotions WHERE status = 'intent' ORDER BY id")
         return [promotion_from_row(dict(row)) for row in rows.fetchall()]
+
+
+def open_runs(
+    path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> list[tuple[RunRecord, str | None]]:
+    """Runs begun and not finished (running, or left by a relman that ended), oldest first,
+    each with the version of its release; [] when the ledger does not exist yet."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute(
+            "SELECT runs.*, releases.version AS release_version FROM runs"
+            " LEFT JOIN releases ON releases.id = runs.release_id"
+            " WHERE runs.status = 'running' ORDER BY runs.id"
+        ).fetchall()
+    found = []
+    for row in rows:
+        fields = dict(row)
+        release_version = fields.pop("release_version")
+        found.append((run_from_row(fields), release_version))
+    return found

@@ -61,7 +61,15 @@ def test_kill_9_at_every_step_boundary_then_status_and_recovery(served: Path) ->
 
         # status tells the truth: the promotion was interrupted (once its intent was
         # recorded: the lock is the intent), and what serves still serves
-        state = environments(root)["dev"]
+        status = relman_json(root, "status")["services"][0]
+        state = status["environments"]["dev"]
+        # The killed relman's promote run: interrupted, never running, closed by the first
+        # relman that read the ledger (this status, or the collector running beside it).
+        assert [run["status"] for run in status.get("runs", [])] in ([], ["interrupted"])
+        run = next(e for e in relman_json(root, "history")["entries"] if e["kind"] == "run")
+        assert run["summary"].startswith("promote run #"), (boundary, run)
+        assert run["status"] == "interrupted", (boundary, run)
+        assert ": interrupted: relman (pid " in run["summary"], (boundary, run)
         if boundary == "lock:start":
             assert (state["state"], state["release"]) == ("live", other), (boundary, state)
         else:
@@ -74,13 +82,16 @@ def test_kill_9_at_every_step_boundary_then_status_and_recovery(served: Path) ->
         # the next promote takes the dead holder's lock over, finishes or undoes, goes on
         redo = relman_json(root, "promote", "iris", "--to", "dev", "--release", target)
         assert redo["_exit"] == 0, (boundary, redo.get("error"), redo["_stderr"])
-        [recovered] = [step for step in redo["steps"] if step["name"] == "recover"]
-        finished = (
-            "completed interrupted"
-            if boundary.startswith(("switch:done", "retire"))
-            else ("closed promote run" if boundary == "lock:start" else "undid interrupted")
-        )
-        assert finished in recovered["detail"], (boundary, recovered)
+        recovered = [step for step in redo["steps"] if step["name"] == "recover"]
+        if boundary == "lock:start":  # no lock taken: nothing to recover, the run was closed
+            assert recovered == [], (boundary, recovered)
+        else:
+            finished = (
+                "completed interrupted"
+                if boundary.startswith(("switch:done", "retire"))
+                else "undid interrupted"
+            )
+            assert finished in recovered[0]["detail"], (boundary, recovered)
         state = environments(root)["dev"]
         assert (state["release"], state["state"]) == (target, "live"), (boundary, state)
         assert predict(dev) == ["setosa", "virginica"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from store import (
@@ -85,7 +87,8 @@ def test_every_table_round_trips(tmp_path: Path) -> None:
             finished_at=AT,
             status="failed",
             reason="accuracy 0.91 < 0.95",
-            details={"n": 2},
+            # who held it (start_run records this process), and what finish_run added
+            details={"n": 2, "pid": os.getpid(), "host": socket.gethostname()},
         )
         assert ledger.steps(1) == [
             StepRecord("unit", "passed", 1.25, "12 passed", run_id=1, seq=1),
