@@ -28,6 +28,7 @@ from core.lineage.candidate import Candidate
 
 if TYPE_CHECKING:
     from core.documents import Step, StepStatus
+    from core.testing.results import OnEvent
 
 Log = Callable[[str], None]
 
@@ -42,10 +43,12 @@ def release(
     read_only: bool = False,
     log: Log = _quiet,
     cancel: CancelSignal | None = None,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline for ``service`` (default: every service) up to ``to``
     (default: the first environment). Returns the run document; ``exit_code`` says how it
-    ended (0 done, 1 blocked or cancelled, 3 failed with the previous release restored)."""
+    ended (0 done, 1 blocked or cancelled, 3 failed with the previous release restored).
+    ``log`` hears each step as it ends, ``on_event`` the test suites' progress."""
     config = project.config
     config.check_names(service=service, env=to)
     if read_only:
@@ -63,7 +66,7 @@ def release(
     lineage = project_candidates(project)  # once: verify, test and promote share it
     collecting = time.perf_counter() - started  # counted in the first verify step
     for name in services:
-        one = _release_service(project, name, envs, lineage, log, collecting, cancel)
+        one = _release_service(project, name, envs, lineage, log, collecting, cancel, on_event)
         collecting = 0.0
         documents.append(one)
         prefix = f"{name}: " if len(services) > 1 else ""
@@ -92,6 +95,7 @@ def _release_service(
     log: Log,
     collecting: float,
     cancel: CancelSignal | None = None,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     steps: list[Step] = []
     document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
@@ -142,7 +146,9 @@ def _release_service(
         return ended
     needed = list(dict.fromkeys(s for env in envs for s in project.config.environments[env].suites))
     try:
-        tests = run_tests(project, needed or None, log=log, lineage=lineage, cancel=cancel)
+        tests = run_tests(
+            project, needed or None, log=log, on_event=on_event, lineage=lineage, cancel=cancel
+        )
     except Cancelled as exc:
         steps += [{**s, "name": f"test {s['name']}"} for s in exc.steps]
         return stop(exc)
@@ -197,7 +203,9 @@ def _release_service(
             ended_step["cancelled"] = True
         steps.append(ended_step)
         return stop(exc)
-    steps.append(built.to_step())
+    built_step = built.to_step()
+    steps.append(built_step)
+    log(f"{built_step['status']:<7} build  {built_step['detail']}")
     document["bento"] = built.bento.tag
     for env in envs:
         if (ended := cancelled_before(f"{env}: promote", f"the promotion to {env}")) is not None:

@@ -1,9 +1,10 @@
 """The Markdown summary of a ``relman release`` run, for a pull request or a CI job page.
 
 It reads the run document of docs/json.md (``ok``, ``steps`` of ``{"name", "status", "seconds",
-"detail"}``, plus ``service``, ``version``, ``release``, ``lineage``, ``environments``,
-``seconds``) and nothing else, so what the summary says is what ``--json`` said: the same
-one-line ``detail`` per step. Missing fields are left out, never guessed.
+"detail"}`` and the ``cases`` of the steps that ran a suite, plus ``service``, ``version``,
+``release``, ``lineage``, ``environments``, ``seconds``) and nothing else, so what the summary
+says is what ``--json`` said: the same one-line ``detail`` per step, and each failing test by
+its nodeid with its assertion line. Missing fields are left out, never guessed.
 
 GitHub renders ``$GITHUB_STEP_SUMMARY`` (GitHub-flavoured Markdown) on the job's page; every
 step of a job appends to that one file, so relman appends too.
@@ -19,15 +20,18 @@ from typing import Any
 from core.errors import UsageError
 from core.lineage.dvcinfo import flat_view
 from core.lineage.metrics_file import flatten_metrics
+from core.testing.failures import failures
 
 __all__ = ["human_duration", "human_size", "markdown_summary", "write_summary"]
 
 _ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}
 _MAX_VALUES = 20  # params or metrics shown on one line; the rest are counted
+_MAX_FAILURES = 20  # failing tests listed; the rest are counted
 
 
 def markdown_summary(document: Mapping[str, Any]) -> str:
-    """The run as GitHub-flavoured Markdown: title, first failure, steps, lineage, total."""
+    """The run as GitHub-flavoured Markdown: title, first failure, failing tests, steps,
+    lineage, total."""
     ok = bool(document.get("ok"))
     lines = [f"## {'✅' if ok else '❌'} {_title(document, ok)}", ""]
     release = document.get("release")
@@ -40,6 +44,7 @@ def markdown_summary(document: Mapping[str, Any]) -> str:
         lines += [f"> **{_text(failed.get('name'))}**: {_text(failed.get('detail'))}", ""]
     elif not ok and document.get("error"):
         lines += [f"> {_text(document.get('error'))}", ""]
+    lines += _failing_tests(document)
 
     if steps:
         lines += ["| | Step | Time | Detail |", "| :-: | --- | ---: | --- |"]
@@ -145,6 +150,22 @@ def _env_names(environments: Any) -> list[str]:
         if env:
             names.append(_text(env))
     return names
+
+
+def _failing_tests(document: Mapping[str, Any]) -> list[str]:
+    """``- ❌ `nodeid` (test model): AssertionError: ...``, one line per failing test."""
+    failed = failures(document)
+    if not failed:
+        return []
+    lines = ["### Failing tests", ""]
+    for failure in failed[:_MAX_FAILURES]:
+        lines.append(
+            f"- ❌ {_code(failure.nodeid)} ({_text(failure.step)}): {_text(failure.headline)}"
+        )
+    more = len(failed) - _MAX_FAILURES
+    if more > 0:
+        lines.append(f"- and {more} more failing tests")
+    return [*lines, ""]
 
 
 def _lineage(lineage: Mapping[str, Any]) -> list[str]:

@@ -9,6 +9,12 @@ added as a testsuite of their own (:func:`suite_from_steps`), so CI shows them b
 A suite that failed without any failing test (a timeout in collection, pytest not finishing,
 no tests collected) gets one error testcase carrying its detail line: a CI reading only the
 XML must never see it as green.
+
+The report of a run document (:func:`steps_junit`, e.g. ``relman release --junit``) is made of
+the document alone: each step that ran a suite (one with ``cases``) becomes that suite's
+testsuite, a testcase per test with its message and traceback, as ``relman test --junit``
+writes it; the other steps (verify, gate, build, each promotion's steps) stay testcases of
+one testsuite of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UsageError
-from core.testing.results import SuiteResult
+from core.testing.results import OUTCOMES, SuiteResult, case_from_dict
 
 # Characters XML 1.0 cannot hold (pytest's bin_xml_escape drops the same).
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -103,6 +109,26 @@ def suite_from_result(result: SuiteResult) -> JUnitSuite:
     )
 
 
+def suite_from_step(step: Mapping[str, Any]) -> JUnitSuite:
+    """The testsuite of a run document's step that ran a suite (it has ``cases``): one
+    testcase per test, as :func:`suite_from_result` makes them."""
+    name = str(step.get("name", ""))
+    cases = [case_from_dict(name, c) for c in step.get("cases") or [] if isinstance(c, Mapping)]
+    counts = step.get("counts")
+    result = SuiteResult(
+        name=name,
+        status="passed" if step.get("status") == "passed" else "failed",
+        seconds=float(step.get("seconds") or 0.0),
+        collected=len(cases),
+        counts=dict(counts) if isinstance(counts, Mapping) else dict.fromkeys(OUTCOMES, 0),
+        cases=cases,
+        detail=str(step.get("detail", "")),
+        output_tail="",
+        exit_code=0,
+    )
+    return suite_from_result(result)
+
+
 def suite_from_steps(name: str, steps: Iterable[Mapping[str, Any]]) -> JUnitSuite:
     """A testsuite of run steps (docs/json.md: {"name", "status", "seconds", "detail"}): e.g.
     gates."""
@@ -166,13 +192,18 @@ def write_junit(
 
 
 def steps_junit(document: Mapping[str, Any], path: Path) -> Path:
-    """JUnit of a run document's ``steps``: one testsuite "relman release", a testcase each.
+    """JUnit of a run document's ``steps``: one testsuite "relman release" of the steps, and
+    one testsuite per step that ran a suite, a testcase per test.
 
     A path that cannot be written is a UsageError naming it (it came from the command line).
     """
-    suite = suite_from_steps("relman release", document.get("steps") or [])
+    steps = [step for step in document.get("steps") or [] if isinstance(step, Mapping)]
+    ran = [isinstance(step.get("cases"), list) for step in steps]
+    others = [step for step, tests in zip(steps, ran, strict=True) if not tests]
+    suites = [suite_from_steps("relman release", others)]
+    suites += [suite_from_step(step) for step, tests in zip(steps, ran, strict=True) if tests]
     try:
-        write_junit(Path(path), [], [suite])
+        write_junit(Path(path), [], suites)
     except OSError as exc:
         raise UsageError(
             f"cannot write the JUnit report to {path}: {exc.strerror or exc}; "

@@ -42,6 +42,7 @@ from core.testing.results import (
     TestCaseResult,
     TestEvent,
     count_summary,
+    junit_names,
 )
 
 if TYPE_CHECKING:
@@ -375,14 +376,14 @@ class _Run:
         """Record the test that was running when the suite was cut off, so JUnit names it."""
         if self.current:
             nodeid, self.current = self.current, None
-            classname, name = _junit_names(nodeid)
+            classname, name = junit_names(nodeid)
             self.done += 1
             self._add(TestCaseResult(self.suite, nodeid, classname, name, "error", 0.0, detail))
 
 
 def _case(suite: str, event: dict[str, Any]) -> TestCaseResult:
     nodeid = str(event.get("nodeid", ""))
-    classname, name = _junit_names(nodeid)
+    classname, name = junit_names(nodeid)
     outcome = str(event.get("outcome", "error"))
     return TestCaseResult(
         suite=suite,
@@ -395,15 +396,6 @@ def _case(suite: str, event: dict[str, Any]) -> TestCaseResult:
         traceback=str(event.get("traceback", "")),
         when=str(event.get("when", "call")),
     )
-
-
-def _junit_names(nodeid: str) -> tuple[str, str]:
-    """classname and name as pytest's --junitxml writes them (its mangle_test_address)."""
-    path, bracket, params = nodeid.partition("[")
-    names = path.split("::")
-    names[0] = names[0].replace("/", ".").removesuffix(".py")
-    names[-1] += bracket + params
-    return ".".join(names[:-1]), names[-1]
 
 
 def _error_line(tail: str) -> str:

@@ -1,10 +1,13 @@
 """What a suite run reports: each test's outcome, the suite's result, the live events.
 
-:mod:`core.testing.runner` runs the suites and :mod:`core.testing.pytest_child` fills these in from
-the
-events of relman's pytest plugin; :mod:`core.testing.suites` records them,
-:mod:`core.testing.junit` writes
-them as JUnit XML, and :func:`progress_line` is the live line of the TUI and of batch stderr.
+:mod:`core.testing.runner` runs the suites and :mod:`core.testing.pytest_child` fills these in
+from the events of relman's pytest plugin; :mod:`core.testing.suites` records them,
+:mod:`core.testing.junit` writes them as JUnit XML, and :func:`progress_line` is the live line
+of the TUI and of batch stderr.
+
+A suite's step (:meth:`SuiteResult.to_step`) carries its ``cases`` (docs/json.md), so every
+report made from a run document (JUnit, the Markdown summary, GitHub annotations, the CLI's
+text) can name each test; :func:`case_from_dict` reads such a case back.
 """
 
 from __future__ import annotations
@@ -16,20 +19,28 @@ from typing import TYPE_CHECKING
 from core.ledger.steps import step
 
 if TYPE_CHECKING:
-    from core.documents import Step, StepExtras, StepStatus
+    from collections.abc import Mapping
+    from typing import Any
+
+    from core.documents import CaseDocument, Step, StepExtras, StepStatus
 
 __all__ = [
+    "FAILING",
     "OUTCOMES",
     "OnEvent",
     "SuiteResult",
     "TestCaseResult",
     "TestEvent",
+    "case_from_dict",
     "count_summary",
+    "junit_names",
     "progress_line",
 ]
 
 # In the order a person reads them; pytest's own summary categories.
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+# The outcomes that make a suite fail, and whose traceback a report shows.
+FAILING = ("failed", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +60,20 @@ class TestCaseResult:
     traceback: str = ""
     when: str = "call"  # "collect" | "setup" | "call" | "teardown"
 
+    def to_dict(self) -> CaseDocument:
+        """The case of a step's ``cases`` (docs/json.md); the traceback only when it failed,
+        as only then does a report show it."""
+        case: CaseDocument = {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "when": self.when,
+            "seconds": round(self.seconds, 3),
+            "message": self.message,
+        }
+        if self.outcome in FAILING and self.traceback:
+            case["traceback"] = self.traceback
+        return case
+
 
 @dataclasses.dataclass(frozen=True)
 class SuiteResult:
@@ -66,8 +91,11 @@ class SuiteResult:
     cancelled: bool = False
 
     def to_step(self) -> Step:
-        """The step of ``--json`` documents (docs/json.md), plus the counts."""
-        extra: StepExtras = {"counts": dict(self.counts)}
+        """The step of ``--json`` documents (docs/json.md), plus the counts and the cases."""
+        extra: StepExtras = {
+            "counts": dict(self.counts),
+            "cases": [case.to_dict() for case in self.cases],
+        }
         if self.cancelled:
             extra["cancelled"] = True
         return step(self.name, self.status, self.seconds, self.detail, **extra)
@@ -90,6 +118,33 @@ class TestEvent:
 
 
 OnEvent = Callable[[TestEvent], None]
+
+
+def junit_names(nodeid: str) -> tuple[str, str]:
+    """classname and name as pytest's --junitxml writes them (its mangle_test_address)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = names[0].replace("/", ".").removesuffix(".py")
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def case_from_dict(suite: str, case: Mapping[str, Any]) -> TestCaseResult:
+    """A case of a step's ``cases`` (as :meth:`TestCaseResult.to_dict` wrote it) read back."""
+    nodeid = str(case.get("nodeid", ""))
+    classname, name = junit_names(nodeid)
+    outcome = str(case.get("outcome", "error"))
+    return TestCaseResult(
+        suite=suite,
+        nodeid=nodeid,
+        classname=classname,
+        name=name,
+        outcome=outcome if outcome in OUTCOMES else "error",
+        seconds=float(case.get("seconds") or 0.0),
+        message=str(case.get("message") or ""),
+        traceback=str(case.get("traceback") or ""),
+        when=str(case.get("when") or "call"),
+    )
 
 
 def progress_line(progress: TestEvent | SuiteResult) -> str:

@@ -93,20 +93,8 @@ class TestReport:
 
 
 def _suite_dict(suite: SuiteResult) -> dict[str, Any]:
-    return {
-        **suite.to_step(),
-        "collected": suite.collected,
-        "cases": [
-            {
-                "nodeid": case.nodeid,
-                "outcome": case.outcome,
-                "when": case.when,
-                "seconds": round(case.seconds, 3),
-                "message": case.message,
-            }
-            for case in suite.cases
-        ],
-    }
+    # The step already carries the cases (docs/json.md); a suite adds what it collected.
+    return {**suite.to_step(), "collected": suite.collected}
 
 
 class ProgressThrottle:

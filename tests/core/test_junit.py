@@ -5,8 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from core.testing.junit import junit_xml, suite_from_steps, write_junit
+from core.testing.junit import junit_xml, steps_junit, suite_from_steps, write_junit
 from core.testing.results import OUTCOMES, SuiteResult, TestCaseResult
+from tests.core.failing_run import MESSAGE, failing_release
 
 
 def case(
@@ -123,3 +124,35 @@ def test_text_xml_cannot_hold_is_dropped() -> None:
     failure = parse(text).find(".//failure")
     assert failure is not None and failure.get("message") == "got [31mred"
     assert failure.text == "bell"
+
+
+def test_a_release_document_has_a_testcase_per_test(tmp_path: Path) -> None:
+    """`relman release --junit`: the failing test by name with its message and traceback,
+    the other steps testcases of their own."""
+    document = failing_release()
+    document["steps"].append(
+        {"name": "test data", "status": "failed", "seconds": 0.0, "detail": "pytest is missing"}
+    )
+    root = ET.parse(steps_junit(document, tmp_path / "release.xml")).getroot()
+    names = [s.get("name") for s in root.iter("testsuite")]
+    assert names == ["relman release", "test unit", "test model"]
+    release = root.find("testsuite[@name='relman release']")
+    assert release is not None
+    assert [c.get("name") for c in release.iter("testcase")] == ["verify", "test data"]
+    model = root.find("testsuite[@name='test model']")
+    assert attrs(model) == {"tests": "3", "failures": "1", "errors": "0", "skipped": "1"}
+    failure = root.find(
+        ".//testcase[@classname='tests.model.test_model_quality']"
+        "[@name='test_accuracy_on_held_out_split']/failure"
+    )
+    assert failure is not None and failure.get("message") == MESSAGE
+    assert failure.text is not None and "tests/helpers.py:12: AssertionError" in failure.text
+    assert attrs(root) == {"tests": "6", "failures": "2", "errors": "0", "skipped": "1"}
+
+
+def test_a_suite_step_failed_without_a_failing_case_stays_red(tmp_path: Path) -> None:
+    document = failing_release()
+    document["steps"][1] = {**document["steps"][1], "status": "failed", "detail": "timed out"}
+    root = ET.parse(steps_junit(document, tmp_path / "release.xml")).getroot()
+    error = root.find("testsuite[@name='test unit']/testcase[@name='pytest']/error")
+    assert error is not None and error.get("message") == "timed out"

@@ -11,6 +11,7 @@ import pytest
 from core.delivery.summary import human_duration, human_size, markdown_summary, write_summary
 from core.errors import EXIT_USAGE, UsageError
 from core.testing.junit import steps_junit
+from tests.core.failing_run import FAILING, case, failing_release, suite_step
 
 
 def document(**changes: Any) -> dict[str, Any]:
@@ -198,3 +199,24 @@ def test_steps_junit(tmp_path: Path) -> None:
     skipped = cases[3].find("skipped")
     assert skipped is not None and skipped.get("message") == "blocked"
     assert cases[0].find("failure") is None and cases[0].get("time") == "0.420"
+
+
+def test_failing_tests_listed_with_their_assertion_line() -> None:
+    text = markdown_summary(failing_release())
+    lines = text.splitlines()
+    listed = lines.index("### Failing tests")
+    assert lines[listed + 2] == (
+        f"- ❌ `{FAILING}` (test model): AssertionError: accuracy 0.889 &lt; 0.9"
+    )
+    assert listed < lines.index("| | Step | Time | Detail |")  # before the steps table
+    assert "### Failing tests" not in markdown_summary(document())  # none without cases
+
+
+def test_many_failing_tests_are_counted_past_twenty() -> None:
+    many = [case(f"tests/t.py::test_{n}", "failed", f"assert {n}") for n in range(23)]
+    failing = failing_release()
+    failing["steps"][2] = suite_step("model", many, "23 failed")
+    lines = markdown_summary(failing).splitlines()
+    assert "- ❌ `tests/t.py::test_19` (test model): assert 19" in lines
+    assert "tests/t.py::test_20" not in "\n".join(lines)
+    assert "- and 3 more failing tests" in lines
