@@ -20,6 +20,11 @@ verdict of one minute (core.alerts.alerting feeds it, one rule after the other).
 
 One open alert per rule at most (dedupe): a rule only emits a :class:`Transition` when its
 state changes. A minute without data (value None) holds the state.
+
+An open alert's line says the latest minute and the worst one of the episode
+(``error rate 31.7% (worst 33.0%) > 5.0% for 4 min``): on-call reads how bad it is now and
+how bad it got, not the minute it opened. The worst is the highest value (every rule watches
+a quantity where more is worse; a verdict whose detail cannot show one has no ``unit``).
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ class AlertState:
     value: float | None = None
     threshold: float | None = None
     baseline: float | None = None
+    worst: float | None = None  # the highest value of the open episode
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,10 +181,10 @@ class AlertState:
         if self.status == "pending":
             if not verdict.breaching:
                 self.status, self.resolved_at = "resolved", minute
-                return "resolved", f"{verdict.detail}; cleared before firing", False
+                return "resolved", f"{self.detail}; cleared before firing", False
             if verdict.fires:
                 self.status = "firing"
-                return "firing", verdict.detail, False
+                return "firing", self.detail, False
             return None
         if self.status == "firing":
             if verdict.breaching:
@@ -188,7 +194,7 @@ class AlertState:
             if self.clear < resolve_for:
                 return None
             self.status, self.resolved_at = "resolved", minute
-            return "resolved", f"{verdict.detail}; clear for {self.clear} min", False
+            return "resolved", f"{self.detail}; clear for {self.clear} min", False
         # inactive, or resolved: a new breach
         if not verdict.breaching:
             return None
@@ -200,19 +206,37 @@ class AlertState:
         if cooling:
             if not verdict.fires:
                 return None  # a brief breach within the cooldown: ignored
-            self.status, self.clear = "firing", 0
+            self.status, self.clear, self.worst = "firing", 0, None
             self._remember(verdict)
-            detail = f"{verdict.detail}; re-opened within the {cooldown_minutes} min cooldown"
+            detail = f"{self.detail}; re-opened within the {cooldown_minutes} min cooldown"
             return "firing", detail, True
-        self.opened, self.clear, self.resolved_at = minute, 0, None
+        self.opened, self.clear, self.resolved_at, self.worst = minute, 0, None, None
         self.release = opening_release
         self._remember(verdict)
         state: State = "firing" if verdict.fires else "pending"
         self.status = state
-        return state, verdict.detail, False
+        return state, self.detail, False
 
     def _remember(self, verdict: Verdict) -> None:
-        self.detail = verdict.detail
-        self.value = verdict.value
+        """The minute's values, the episode's worst, and the line that says both."""
+        value = verdict.value
+        if value is not None and (self.worst is None or value > self.worst):
+            self.worst = value
+        self.detail = with_worst(verdict, self.worst)
+        self.value = value
         self.threshold = verdict.threshold
         self.baseline = verdict.baseline
+
+
+def with_worst(verdict: Verdict, worst: float | None) -> str:
+    """The verdict's detail with the episode's worst value beside the minute's, when they
+    read differently: ``error rate 31.7% (worst 33.0%) > 5.0% for 4 min``."""
+    from core.alerts.detect import format_value
+
+    if verdict.unit is None or verdict.value is None or worst is None:
+        return verdict.detail
+    shown = format_value(verdict.value, verdict.unit)
+    worst_shown = format_value(worst, verdict.unit)
+    if worst_shown == shown or shown not in verdict.detail:
+        return verdict.detail
+    return verdict.detail.replace(shown, f"{shown} (worst {worst_shown})", 1)

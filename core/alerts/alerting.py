@@ -160,6 +160,8 @@ class Rules:
         self.only = frozenset(only) if only is not None else None
         self.last_minute: int | None = None
         self.release: str | None = None
+        # The open alerts whose line changed in the last minute evaluated, their state held.
+        self.refreshed: list[Transition] = []
         self._rules: dict[str, Rule] = {}
         for rule in standard_rules(self.policy):
             self._add(rule)
@@ -205,7 +207,12 @@ class Rules:
         ``release``: the release live (None: unknown, e.g. down; leak baselines reset when
         it changes). ``up``: the scrape and /readyz succeeded. ``drift``: PSI per feature
         over the last ``drift_window_minutes`` (None or a missing feature: not computed,
-        e.g. fewer than ``drift_min_records`` records). ``accuracy``: (live, offline)."""
+        e.g. fewer than ``drift_min_records`` records). ``accuracy``: (live, offline).
+
+        The open alerts whose line changed without a change of state (a new value, a new
+        worst) are left in :attr:`refreshed`, dated ``minute``: a store that keeps each
+        alert's latest line updates them (a refresh announces nothing)."""
+        self.refreshed = []
         if self.last_minute is not None and minute <= self.last_minute:
             return []
         self.last_minute = minute
@@ -219,9 +226,12 @@ class Rules:
             verdict = rule.verdict(
                 minute, point, release, up=up, drift=drift, accuracy=accuracy, policy=self.policy
             )
+            before = rule.alert.detail
             transition = self._step(rule, verdict, minute, release)
             if transition is not None:
                 out.append(transition)
+            elif rule.alert.status in ("pending", "firing") and rule.alert.detail != before:
+                self.refreshed.append(self._open_alert(rule, minute))
         return out
 
     def _step(
@@ -278,31 +288,32 @@ class Rules:
     def current(self) -> list[Transition]:
         """The open alerts (pending or firing) as of the last minute, with their latest
         detail and values (for a pane that says why it fires *now*)."""
-        out: list[Transition] = []
-        for rule in self._rules.values():
-            a = rule.alert
-            if a.status not in ("pending", "firing") or a.since is None:
-                continue
-            state: State = "firing" if a.status == "firing" else "pending"
-            out.append(
-                Transition(
-                    rule=rule.name,
-                    kind=rule.kind,
-                    state=state,
-                    since_minute=a.since,
-                    detail=a.detail,
-                    value=a.value,
-                    threshold=a.threshold,
-                    baseline=a.baseline,
-                    release=a.release,
-                    rollback=rollback_command(self.service, self.env, rule.name, a.detail),
-                    service=self.service,
-                    env=self.env,
-                    metric=rule.metric,
-                    opened_minute=a.opened if a.opened is not None else a.since,
-                )
-            )
-        return out
+        return [
+            self._open_alert(rule, rule.alert.since)
+            for rule in self._rules.values()
+            if rule.alert.status in ("pending", "firing") and rule.alert.since is not None
+        ]
+
+    def _open_alert(self, rule: Rule, minute: int) -> Transition:
+        """The rule's open alert as it reads now, dated ``minute``."""
+        a = rule.alert
+        state: State = "firing" if a.status == "firing" else "pending"
+        return Transition(
+            rule=rule.name,
+            kind=rule.kind,
+            state=state,
+            since_minute=minute,
+            detail=a.detail,
+            value=a.value,
+            threshold=a.threshold,
+            baseline=a.baseline,
+            release=a.release,
+            rollback=rollback_command(self.service, self.env, rule.name, a.detail),
+            service=self.service,
+            env=self.env,
+            metric=rule.metric,
+            opened_minute=a.opened if a.opened is not None else minute,
+        )
 
     # -- persistence --------------------------------------------------------------------
 

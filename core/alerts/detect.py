@@ -133,7 +133,10 @@ class Verdict:
     (a threshold's ``for``); None for detectors without a ``for``, where breaching is
     enough. ``value`` None means no data this minute: the alert state holds, neither
     advancing nor clearing. ``threshold`` and ``baseline`` are in the metric's unit;
-    ``score`` is a detector's own statistic (the CUSUM, in sigmas).
+    ``score`` is a detector's own statistic (the CUSUM, in sigmas). ``unit``: how ``detail``
+    prints ``value`` (:func:`format_value`), so that an open alert can show its worst value
+    beside it; None when the line has no such value (a worded detail, or a limit below
+    which it is worse).
     """
 
     breaching: bool
@@ -143,6 +146,7 @@ class Verdict:
     detail: str
     sustained: bool | None = None
     score: float | None = None
+    unit: str | None = None
 
     @property
     def fires(self) -> bool:
@@ -230,11 +234,20 @@ class Threshold:
                 else f"for {self.streak} of {self.for_minutes} min"
             )
             detail = f"{self.label} {shown} {op} {limit} {span}"
-            return Verdict(True, value, self.threshold, None, detail, sustained=sustained)
+            return Verdict(
+                True, value, self.threshold, None, detail, sustained=sustained, unit=self._worst
+            )
         self.streak = 0
         op = "<=" if self.direction == "above" else ">="
         detail = f"{self.label} {shown} {op} {limit}"
-        return Verdict(False, value, self.threshold, None, detail, sustained=False)
+        return Verdict(
+            False, value, self.threshold, None, detail, sustained=False, unit=self._worst
+        )
+
+    @property
+    def _worst(self) -> str | None:
+        """The unit of the value in the detail line, when a higher value is the worse one."""
+        return self.unit if self.direction == "above" else None
 
     def reset(self) -> None:
         self.streak = 0
@@ -423,9 +436,13 @@ class Cusum:
                 f"{self.label} {shown}, creeping up from baseline {mean}"
                 f" (CUSUM {self.score:.1f} > {self.h:.1f} sigma)"
             )
-            return Verdict(True, value, self._level(base), base.mean, detail, score=self.score)
+            return Verdict(
+                True, value, self._level(base), base.mean, detail, score=self.score, unit=self.unit
+            )
         detail = f"{self.label} {shown}, baseline {mean} (CUSUM {self.score:.1f} <= {self.h:.1f})"
-        return Verdict(False, value, self._level(base), base.mean, detail, score=self.score)
+        return Verdict(
+            False, value, self._level(base), base.mean, detail, score=self.score, unit=self.unit
+        )
 
     def _level(self, base: Baseline | None) -> float | None:
         """The value above which a minute adds evidence: ``mean + k_eff * sigma_eff``."""

@@ -31,12 +31,13 @@ def announcer(
     stores them (store.metrics.store.MetricStore.record_minute). On-call hears of an alert that
     starts firing and of the resolution of one that fired; not of a pending one that
     cleared, nor twice of a change the store already holds (a minute judged again after a
-    crash finds its own state: its posts were queued the first time)."""
+    crash finds its own state: its posts were queued the first time). Changes stored after
+    the transitions (the refreshed lines of open alerts) announce nothing."""
 
     def announce(before: Sequence[str | None]) -> list[tuple[str, dict[str, Any]]]:
         return [
             (url, document)
-            for state, document, was in zip(states, documents, before, strict=True)
+            for state, document, was in zip(states, documents, before[: len(states)], strict=True)
             if (state == "firing" and was != "firing") or (state == "resolved" and was == "firing")
         ]
 

@@ -94,7 +94,9 @@ class Steps:
         self.ledger.record_step(self.run_id, name, status, seconds=seconds, detail=detail)
         extra: StepExtras = {"kind": kind} if kind else {}
         self.done.append(step(name, status, seconds, detail, **extra))
-        self.log(f"{status:<7} {name}  {detail}")
+        # A check that says no (a gate, the order, approvals) blocked the run: nothing failed.
+        shown = "blocked" if status == "failed" and kind else status
+        self.log(f"{shown:<7} {name}  {detail}")
 
 
 FAILPOINT_VARIABLE = "RELMAN_FAILPOINT"

@@ -13,9 +13,18 @@ if TYPE_CHECKING:
     from core.documents import EnvironmentDocument, ServiceStatus, StatusDocument
 
 
-def environments(project: Project) -> dict[str, dict[str, EnvironmentDocument]]:
-    """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger."""
+def environments(
+    project: Project, warnings: list[str] | None = None
+) -> dict[str, dict[str, EnvironmentDocument]]:
+    """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger, with
+    the alerts firing there from the metric store (a store that cannot be read: a line in
+    ``warnings``)."""
+    from core.delivery.firing import firing_alerts
+
     config = project.config
+    firing, unread = firing_alerts(project)
+    if unread is not None and warnings is not None:
+        warnings.append(unread)
     found: dict[str, dict[str, EnvironmentDocument]] = {}
     states: dict[tuple[str, str], Any] = {}
     pending: dict[tuple[str, str], Any] = {}
@@ -51,8 +60,18 @@ def environments(project: Project) -> dict[str, dict[str, EnvironmentDocument]]:
                     "since": state.since,
                 }
             _observe(project, service, name, per_env[name], pending.get((service, name)))
+            if firing.get((service, name)):
+                per_env[name]["alerts"] = firing[(service, name)]
         found[service] = per_env
     return found
+
+
+def next_step(service: str, env: str, kind: str, release: str) -> str:
+    """The command that takes over an interrupted promotion or rollback: it first finishes or
+    undoes what the killed relman left (core.delivery.recovery), then does it again."""
+    if kind == "rollback":
+        return f"relman rollback {service} --env {env} --to {release}"
+    return f"relman promote {service} --to {env} --release {release}"
 
 
 def _observe(
@@ -72,7 +91,10 @@ def _observe(
                 f"{promotion.kind} of {promotion.release_id} by {holder} was interrupted; "
                 "the next promote, rollback or down finishes or undoes it"
             )
+            entry["next"] = next_step(service, env, promotion.kind, promotion.release_id)
     seen = observe(project, service, env)
+    if seen is None or not seen.running:
+        _note_port_taken(project, service, env, entry)
     if seen is None:
         return
     # What answers at the environment's address now, whatever the ledger recorded.
@@ -85,11 +107,27 @@ def _observe(
         entry["note"] = f"{seen.release} serves it" + (f"; {said}" if said else "")
 
 
+def _note_port_taken(project: Project, service: str, env: str, entry: EnvironmentDocument) -> None:
+    """Where relman serves nothing, say so now when another program holds the environment's
+    port: the gate blocks on it, and a person should learn it before asking for approvals."""
+    from core.delivery.port_gate import port_result
+
+    port = port_result(project, service, env)
+    if port.status == "failed":
+        said = entry.get("note")
+        entry["note"] = port.detail + (f"; {said}" if said else "")
+
+
 def build_status(project: Project) -> StatusDocument:
     """The `status` document (docs/json.md); ``ok`` is false while any candidate has problems."""
     config = project.config
     lineage = project_candidates(project)
-    live = environments(project)
+    unread: list[str] = []
+    live = environments(project, unread)
+    from core.ledger.runs import open_runs_by_service
+
+    # Runs not finished; those a killed relman left are closed here (but read-only).
+    runs = open_runs_by_service(project)
     events, warnings = gto_events(tags(project.root))
     stages = current_stages(events)
     services: list[ServiceStatus] = []
@@ -105,10 +143,12 @@ def build_status(project: Project) -> StatusDocument:
                 "registry": registry,
             }
         )
+        if runs.get(name):
+            services[-1]["runs"] = runs[name]
     return {
         "ok": all(lineage[name].ok for name in config.services),
         "project": config.project.name,
         "root": str(project.root),
         "services": services,
-        "warnings": warnings,
+        "warnings": [*warnings, *unread],
     }

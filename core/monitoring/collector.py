@@ -363,7 +363,9 @@ class Collector:
                 drift=watch.quality.drift(store, ledger, visit) if newest else None,
                 accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
             )
-            changes = [_change(AlertChange, t) for t in transitions]
+            # Then the open alerts whose line changed (their latest value and worst): stored,
+            # never announced, so the store's line reads as the minutes do.
+            changes = [_change(AlertChange, t) for t in [*transitions, *rules.refreshed]]
             documents: list[dict[str, Any]] = [t.document() for t in transitions]
             webhook = visit.policy.get("webhook")
             states = [t.state for t in transitions]

@@ -114,7 +114,7 @@ def test_pending_firing_resolved() -> None:
     pending, firing, resolved = trs
     assert pending.detail == "p99 700 ms > 500 ms for 1 of 2 min"
     assert firing.detail == "p99 740 ms > 500 ms for 2 min"
-    assert resolved.detail == "p99 300 ms <= 500 ms; clear for 2 min"
+    assert resolved.detail == "p99 300 ms (worst 760 ms) <= 500 ms; clear for 2 min"
     assert {t.opened_minute for t in trs} == {_minute(1)}
     assert firing.kind == "sudden" and firing.metric == "p99_ms"
     assert (firing.value, firing.threshold, firing.release) == (740, 500, "r1")
