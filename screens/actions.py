@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import api
-from core.errors import ReleaseError, UsageError
+from core.errors import ReadOnlyError, ReleaseError, UsageError
 from screens.common import command_line, label
 
 Log = Callable[[str], None]
-MUTATING_VERBS = frozenset({"promote", "approve", "rollback", "build"})
+MUTATING_VERBS = frozenset({"promote", "approve", "rollback", "build", "down", "traffic"})
 # How a notification names each verb: "Cannot roll back".
 VERB_WORDS = {"rollback": "roll back", "test": "run the tests"}
 OnEvent = Callable[[Any], None]
@@ -164,11 +164,17 @@ def half_switched(title: str, env: str) -> str:
     return f"{title} cannot be interrupted safely: {env} is never left half switched"
 
 
-def plan_promote(project: api.Project, subject: Subject) -> ActionPlan:
+def plan_promote(project: api.Project, subject: Subject, *, read_only: bool = False) -> ActionPlan:
     facts = gather(project, subject)
     env = facts.next_env
     if env is None:
         last = facts.live_in[-1] if facts.live_in else "the last environment"
+        if read_only:
+            # Read-only first: the order is not what stops this session (as for rollback).
+            raise ReadOnlyError(
+                f"read-only mode: this session may not promote ({facts.service} {facts.name} "
+                f"is live in {last}, the last environment)"
+            )
         raise PlanError(
             f"{facts.service} {facts.name} is live in {last}, the last environment: "
             "there is nothing further to promote it to"
@@ -186,6 +192,10 @@ def plan_promote(project: api.Project, subject: Subject) -> ActionPlan:
             text += f". It will be blocked: {blocking[0]['name']}: {blocking[0]['detail']}"
     else:
         text += "; gates are checked as it runs"
+        # The one check that reads what happens now, not what was recorded: said up front.
+        firing = api.firing_before(project, facts.service, env, facts.release)
+        if firing:
+            text += f". It will be blocked: order: {firing}"
     args = ["promote", facts.service, "--to", env]
     if not facts.is_candidate:
         args += ["--release", facts.release]
@@ -257,11 +267,17 @@ def plan_rollback(project: api.Project, subject: Subject, *, read_only: bool = F
                 f"no earlier release was live in {env} to roll back to; name one with "
                 f"relman rollback {service} --env {env} --to ID"
             )
+        # A release never live in env needs env's approvals: said as the promote dialog
+        # says a blocking gate (the engine decides again when it runs).
+        approvals = target["approvals"]
+        cleared = f"{approvals['detail']}; other " if approvals["status"] == "passed" else ""
         text = (
             f"roll back {service} in {env} from {label(now['release'], now.get('version'))} "
-            f"to {label(target['release'], target['version'])}; gates skipped, health checked; "
-            "the previous release is restored if the new one fails"
+            f"to {label(target['release'], target['version'])}; {cleared}gates skipped, "
+            "health checked; the previous release is restored if the new one fails"
         )
+        if approvals["status"] == "failed":
+            text += f". It will be blocked: approvals: {approvals['detail']}"
 
     def call(run: EngineCall) -> dict[str, Any]:
         return api.rollback(
@@ -384,7 +400,7 @@ def make_plan(
 ) -> ActionPlan:
     """The plan of ``verb``; a ReleaseError (PlanError included) says why there is none."""
     try:
-        if verb in ("test", "rollback"):
+        if verb in ("test", "rollback", "promote"):
             return PLANS[verb](project, subject, read_only=read_only)
         return PLANS[verb](project, subject)
     except ReleaseError:

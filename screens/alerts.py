@@ -32,6 +32,7 @@ from screens.common import (
     status_text,
     sync_rows,
 )
+from screens.filter import narrowed
 from screens.live import NO_DATA, PolledScreen
 from screens.messages import AlertsLoaded, EngineFailed, PollDone
 
@@ -207,7 +208,7 @@ class AlertsScreen(PolledScreen, ActionScreen):
             table.loading = False
             if self.focused is None:
                 table.focus()
-            fitted = fit_last_column(rows, self.size.width, labels)
+            fitted = fit_last_column(narrowed(self, rows), self.size.width, labels)
             sync_rows(table, [key for key, _label in COLUMNS], fitted)
         self.show_detail()
 

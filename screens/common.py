@@ -85,10 +85,11 @@ def fit_last_column(
     rows: Mapping[str, tuple[Text, ...]], width: int, labels: Sequence[str]
 ) -> dict[str, tuple[Text, ...]]:
     """Clip the last cell of each row (with an ellipsis) so the table fits ``width`` columns
-    (see last_column_room); it keeps at least 12 cells."""
+    (see last_column_room); it keeps at least 12 cells, and the width of its label (which
+    the column takes anyway)."""
     if not rows:
         return {}
-    room = max(12, last_column_room(rows.values(), width, labels))
+    room = max(12, len(labels[-1]), last_column_room(rows.values(), width, labels))
     fitted = {}
     for key, cells in rows.items():
         last = cells[-1]
@@ -186,14 +187,11 @@ def when(text: str | None) -> str:
 
 
 def size(value: int | None) -> str:
-    if value is None:
-        return NONE
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{int(amount)} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"  # unreachable
+    """``3.7 MiB``, as the command line and the reports write it (api.human_size); ``—``
+    when unknown."""
+    from core import api  # not before the first paint
+
+    return api.human_size(value) or NONE
 
 
 def short(release: str | None) -> str:

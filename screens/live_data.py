@@ -51,6 +51,18 @@ class EnvFigures:
     firing: int = 0
     last_p95: float | None = None  # the newest minute's p95 (None: no recent minute, or
     # no request in it)
+    errors: float | None = None  # the newest minute's error rate, a fraction (None: no
+    # recent minute)
+
+
+@dataclass(frozen=True, order=True)
+class FiringAlert:
+    """One alert firing now, as the overview names it above its table."""
+
+    service: str
+    env: str
+    name: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class LiveFigures:
     # to make them again at another minute, or with one of the two read again.
     series: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False)
     firing: Mapping[str, int] = field(default_factory=dict, compare=False)
+    # Every alert firing now, in (service, env, name) order.
+    alerts: tuple[FiringAlert, ...] = ()
 
     def of(self, key: str) -> EnvFigures:
         return self.envs.get(key, EnvFigures())
@@ -84,11 +98,23 @@ def figures(
     newest = max((minute for minute in by_minute if minute is not None), default=None)
     recent = by_minute[newest] if newest is not None and newest >= end - STALE_SECONDS else {}
     shown = p95 if any(v is not None for v in p95) else ()
-    return EnvFigures(recent.get("rps"), shown, firing, recent.get("p95_ms"))
+    return EnvFigures(
+        recent.get("rps"), shown, firing, recent.get("p95_ms"), recent.get("error_rate")
+    )
 
 
 def firing_counts(alerts: Iterable[dict[str, Any]]) -> Counter[str]:
     return Counter(f"{a['service']}/{a['env']}" for a in alerts if a.get("state") == "firing")
+
+
+def firing_alerts(alerts: Iterable[dict[str, Any]]) -> tuple[FiringAlert, ...]:
+    return tuple(
+        sorted(
+            FiringAlert(str(a["service"]), str(a["env"]), str(a["name"]), str(a.get("detail", "")))
+            for a in alerts
+            if a.get("state") == "firing"
+        )
+    )
 
 
 def deployed(services: Iterable[ServiceView]) -> list[tuple[str, str]]:
@@ -111,9 +137,10 @@ def read_live(
     from core import api
 
     if alerts_due or previous is None:
-        firing = firing_counts(api.alerts(project)["alerts"])
+        document = api.alerts(project)["alerts"]
+        firing, alerts = firing_counts(document), firing_alerts(document)
     else:
-        firing = Counter(previous.firing)
+        firing, alerts = Counter(previous.firing), previous.alerts
     services = list(services)
     keys = [f"{service}/{env}" for service, env in deployed(services)]
     if not series_due and previous is not None and sorted(previous.series) == sorted(keys):
@@ -126,7 +153,7 @@ def read_live(
     envs = {key: figures(points, firing[key]) for key, points in series.items()}
     for key, count in firing.items():
         envs.setdefault(key, EnvFigures(firing=count))
-    return LiveFigures(envs, series=series, firing=dict(firing))
+    return LiveFigures(envs, series=series, firing=dict(firing), alerts=alerts)
 
 
 @dataclass(frozen=True)

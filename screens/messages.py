@@ -186,3 +186,22 @@ class AuditLoaded(Message):
         self.page = page
         self.verify = verify
         self.more = more
+
+
+class RecentLoaded(Message):
+    """The overview's last few history entries (``api.history``), or the line saying why
+    they could not be read."""
+
+    def __init__(self, entries: list[dict[str, Any]], error: str = "") -> None:
+        super().__init__()
+        self.entries = entries
+        self.error = error
+
+
+class SignalsChanged(Message):
+    """What the header counts of the overview's on-call signals (``1 firing · 1
+    interrupted``; empty when all is well). Posted on the overview, it bubbles to the app."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__()
+        self.summary = summary

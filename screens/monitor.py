@@ -1,6 +1,7 @@
-"""The monitor: one environment's traffic over a range (5 min, 1 h, 24 h): latency p50, p95
-and p99, request rate and error rate, charted in the terminal; the drift of its features and
-its alerts.
+"""The monitor: one environment's alerts first (at 80x24 they are what on-call opens it for,
+so they sit above the charts, never below the fold), then its traffic over a range (5 min,
+1 h, 24 h): latency p50, p95 and p99, request rate and error rate, charted in the terminal;
+then the drift of its features.
 
 Every REFRESH_SECONDS a thread worker reads ``api.metrics`` and ``api.alerts`` (the metric
 store, read-only) and posts :class:`~screens.messages.MonitorLoaded`; the charts are drawn from
@@ -48,6 +49,10 @@ TALL = 36
 # The drift is measured over a window of minutes (15 by default): reading it at every poll
 # would repeat the same sums.
 DRIFT_SECONDS = 30.0
+# The open (firing, pending) alerts listed above the charts; more are counted, and the past
+# ones too (the alerts screen, !, lists them all).
+TOP_ALERTS = 3
+OPEN = ("firing", "pending")
 
 
 class Bars(Sparkline):
@@ -148,14 +153,13 @@ class MonitorScreen(PolledScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self.reading(), id="monitor-title", markup=False)
+        yield StatusStatic("reading the alerts…", id="monitor-alerts")
         yield StatusStatic("", id="monitor-note")
         with VerticalScroll(id="monitor-body"):
             for key, title, _field, fmt in CHARTS:
                 yield Chart(title, fmt, id=f"chart-{key}")
             yield Static("Drift", classes="heading")
             yield StatusStatic("", id="monitor-drift", classes="section")
-            yield Static("Alerts", classes="heading")
-            yield StatusStatic("", id="monitor-alerts", classes="section")
         yield Footer(compact=True)
 
     def reading(self) -> str:
@@ -277,16 +281,35 @@ class MonitorScreen(PolledScreen):
             alerts.update(self.render_alerts(alerts, view))
 
     def render_alerts(self, section: StatusStatic, view: MonitorView) -> RenderableType:
-        """Each alert of this environment, firing first: its state, rule and one line."""
-        if not view.alerts:
-            return Text("no alerts")
-        table = grid(8, 18, None)
-        for alert in view.alerts:
-            since = f" · {age(alert['since'])} ago" if alert.get("since") else ""
-            table.add_row(
-                state_text(section, alert), Text(alert["name"]), Text(alert["detail"] + since)
-            )
-        return table
+        """The open alerts of this environment, firing first (TOP_ALERTS of them: state, rule
+        and its line), then one line counting the rest; one line when none is open."""
+        return alerts_section(section, view.env, view.alerts)
+
+
+def alerts_section(
+    section: StatusStatic, env: str, alerts: Sequence[dict[str, Any]]
+) -> RenderableType:
+    """What the top of the monitor says of ``env``'s alerts (see MonitorScreen.render_alerts)."""
+    open_ = [alert for alert in alerts if alert.get("state") in OPEN]
+    past = len(alerts) - len(open_)
+    more = [f"{len(open_) - TOP_ALERTS} more open"] if len(open_) > TOP_ALERTS else []
+    more += [f"{past} resolved"] if past else []
+    rest = Text(f"{' · '.join(more)} (! lists them)", style="dim") if more else None
+    if not open_:
+        line = Text.assemble(status_text(section, "ok", f"no alert open in {env}"))
+        if rest is not None:
+            line.append(" · ")
+            line.append_text(rest)
+        return line
+    table = grid(8, 18, None)
+    for alert in open_[:TOP_ALERTS]:
+        since = f" · {age(alert['since'])} ago" if alert.get("since") else ""
+        table.add_row(
+            state_text(section, alert), Text(alert["name"]), Text(alert["detail"] + since)
+        )
+    if rest is not None:
+        table.add_row(Text(""), rest, Text(""))
+    return table
 
 
 def state_text(section: StatusStatic, alert: dict[str, Any]) -> Text:

@@ -17,17 +17,21 @@ the costly part) is read again only every STATUS_SECONDS, or at once after a run
 ``r``. Polls follow screens/live.py: the next is armed when one ends, never overlapping,
 skipped while hidden.
 
+Above the table, what on-call must see first: the alerts firing and the environments a
+killed relman left interrupted, with the command that takes them over (the header counts
+them on every screen); under it, the selected row's whole story and what happened lately.
+The table is as tall as its rows, and what happened lately takes the rest.
+
 What a poll reads is in screens/overview_poll.py; the cells, and the columns that fit the
-width, are made in screens/overview_rows.py.
+width, are made in screens/overview_rows.py; the lines around the table in
+screens/overview_signals.py.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -35,26 +39,26 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import ActionScreen
 from screens.common import StatusTable, age, sync_rows
-from screens.live import PolledScreen
-from screens.live_data import LiveFigures, file_stamp
+from screens.filter import narrowed
 from screens.messages import (
     LiveLoaded,
-    PollDone,
     ProjectLoaded,
     ProjectLoadFailed,
+    RecentLoaded,
+    SignalsChanged,
     StatusLoaded,
 )
-from screens.overview_poll import Due, read_overview
+from screens.overview_poll import OverviewPolls
 from screens.overview_rows import (
     CANDIDATE,
     NARROW,
     Columns,
     candidate_state,
-    environment_line,
     nothing_deployed,
     overview_rows,
     row_key,
 )
+from screens.overview_signals import RecentPanel, SignalsBar, environment_story, header_summary
 
 if TYPE_CHECKING:
     from core import api
@@ -71,17 +75,9 @@ class EnvironmentTable(StatusTable):
     ]
 
 
-class OverviewScreen(PolledScreen, ActionScreen):
+class OverviewScreen(OverviewPolls, ActionScreen):
     """What is live in each environment: the first screen of the app."""
 
-    REFRESH_SECONDS = 5.0
-    # The candidate (git and DVC, the costly read) is read again this often, and at once
-    # after a run or on `r`.
-    STATUS_SECONDS = 30.0
-    # The series behind the traffic columns gain a point a minute: read this often.
-    METRICS_SECONDS = 10.0
-    # The alerts change at the collector's passes (every 5 s by default): read this often.
-    ALERTS_SECONDS = 5.0
     BINDING_GROUP_TITLE = "Overview"
     BINDINGS = [
         # Not in the footer (no room at 80 columns): in the help and the command palette.
@@ -99,33 +95,23 @@ class OverviewScreen(PolledScreen, ActionScreen):
         read_only: bool = False,
         project: api.Project | None = None,
     ) -> None:
-        super().__init__()
-        self.project_dir = project_dir
+        super().__init__(project_dir, project)
         self.read_only = read_only
         self.services: list[ServiceView] = []
         self.candidates: dict[str, dict[str, Any]] = {}
-        # api.status's word on each environment: {service: {env: {..., "note"}}}.
-        self.observed: dict[str, dict[str, dict[str, Any]]] = {}
-        self.live = LiveFigures()
         self.columns: Columns = NARROW
-        # When the candidate, the series and the alerts were last read (time.monotonic());
-        # None: at the next poll.
-        self.status_read: float | None = None
-        self.series_read: float | None = None
-        self.alerts_read: float | None = None
-        # The project and the stamp of its relman.toml (see read_project; the worker's).
-        self.loaded: tuple[api.Project, tuple[int, int]] | None = None
-        if project is not None:  # read by the command line: the first poll need not again
-            self.loaded = (project, file_stamp(project.config_path))
         # The environments and their ages as last shown: unchanged, a poll redraws nothing.
         self.shown_key: tuple[object, ...] = ()
         # The width the rows were last made for (their last cell is clipped to fit it).
         self.shown_width = 0
         self.last_status_error = ""
         self.last_live_error = ""
+        # What the header was last told (SignalsChanged), to tell it only of a change.
+        self.signals_summary = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield SignalsBar(id="signals")
         yield Static("Loading the project…", id="status")
         table = EnvironmentTable(id="environments", cursor_type="row")
         for key, label in self.columns:
@@ -134,6 +120,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         table.loading = self.loaded is None
         yield table
         yield Static("", id="row-detail", markup=False)
+        yield RecentPanel("", id="recent")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -164,11 +151,6 @@ class OverviewScreen(PolledScreen, ActionScreen):
 
     # ------------------------------------------------------------------ polling
 
-    def action_refresh(self) -> None:
-        """Read the project again, the candidate too (the table is updated in place)."""
-        self.status_read = self.series_read = self.alerts_read = None
-        self.poll_now()
-
     def on_resize(self) -> None:
         # Screens get a resize at mount too: the rows were made for this width already.
         if self.services and self.size.width != self.shown_width:
@@ -177,45 +159,6 @@ class OverviewScreen(PolledScreen, ActionScreen):
     def on_run_ended(self) -> None:
         """A release action ended: what is live may have changed."""
         self.action_refresh()
-
-    def due(self, last: float | None, seconds: float) -> bool:
-        return last is None or time.monotonic() - last >= seconds
-
-    def fetch(self) -> None:
-        """Every poll reads the environments (the ledger, and what really serves); the
-        alerts, the series and the candidate when ALERTS_, METRICS_ and STATUS_SECONDS have
-        passed since they were last read (and all of them at once after a run or on ``r``)."""
-        now = time.monotonic()
-        due = Due(
-            status=self.due(self.status_read, self.STATUS_SECONDS),
-            series=self.due(self.series_read, self.METRICS_SECONDS) or bool(self.live.error),
-            alerts=self.due(self.alerts_read, self.ALERTS_SECONDS) or bool(self.live.error),
-        )
-        self.status_read = now if due.status else self.status_read
-        self.series_read = now if due.series else self.series_read
-        self.alerts_read = now if due.alerts else self.alerts_read
-        self.load(due, self.live)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def load(self, due: Due, previous: LiveFigures) -> None:
-        """Read relman.toml, the environments and their traffic, then (when due) the
-        candidates, off the event loop; PollDone last, whatever happened."""
-        try:
-            read_overview(self.read_project, due, previous, self.post_message)
-        finally:
-            self.post_message(PollDone())
-
-    def read_project(self) -> api.Project:
-        """The project, read again only when relman.toml changed since the last poll."""
-        from core import api  # the engine loads after the first paint
-
-        if self.loaded is not None:
-            project, stamp = self.loaded
-            if file_stamp(project.config_path) == stamp:
-                return project
-        project = api.load_project(self.project_dir)
-        self.loaded = (project, file_stamp(project.config_path))
-        return project
 
     # ------------------------------------------------------------------ showing
 
@@ -236,6 +179,20 @@ class OverviewScreen(PolledScreen, ActionScreen):
         status.remove_class("-error")
         status.update(nothing_deployed(project, services, read_only=self.read_only))
         status.display = bool(status.content)
+        self.show_signals()
+
+    def show_signals(self) -> None:
+        """The firing alerts and the interrupted environments above the table, and their
+        count in the header (told only when it changed)."""
+        self.query_one(SignalsBar).show(self.services, self.live.alerts)
+        summary = header_summary(self.services, self.live.alerts)
+        if summary != self.signals_summary:
+            self.signals_summary = summary
+            self.post_message(SignalsChanged(summary))
+
+    def on_recent_loaded(self, message: RecentLoaded) -> None:
+        message.stop()
+        self.query_one(RecentPanel).show(message.entries, message.error)
 
     def on_live_loaded(self, message: LiveLoaded) -> None:
         message.stop()
@@ -246,6 +203,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
         if message.live != self.live:
             self.live = message.live
             self.show_rows()
+            self.show_signals()
 
     def on_status_loaded(self, message: StatusLoaded) -> None:
         message.stop()
@@ -259,7 +217,6 @@ class OverviewScreen(PolledScreen, ActionScreen):
             return
         self.last_status_error = ""
         self.candidates = {s["name"]: s["candidate"] for s in message.status["services"]}
-        self.observed = {s["name"]: s["environments"] for s in message.status["services"]}
         self.show_rows()
 
     def on_project_load_failed(self, message: ProjectLoadFailed) -> None:
@@ -296,7 +253,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
             self.stop_loading()
             if columns != self.columns:
                 self.set_columns(table, columns)
-            sync_rows(table, [key for key, _label in columns], rows)
+            sync_rows(table, [key for key, _label in columns], narrowed(self, rows))
         self.show_detail()
 
     def set_columns(self, table: EnvironmentTable, columns: Columns) -> None:
@@ -353,9 +310,7 @@ class OverviewScreen(PolledScreen, ActionScreen):
                 state, why = candidate_state(self.candidates.get(service))
                 line = f"{service} candidate: {state}: {why}"
             elif (environment := self.selected_environment()) is not None:
-                note = self.observed.get(service, {}).get(env, {}).get("note")
-                figures = self.live.of(row_key(service, env))
-                line = environment_line(service, environment, note, figures)
+                line = environment_story(service, environment, self.live.of(row_key(service, env)))
         self.query_one("#row-detail", Static).update(line)
 
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:

@@ -1,10 +1,11 @@
 """The overview's rows: each service's environments in promotion order, then its candidate,
 as table cells (rich Text, never read as markup), in the columns that fit the width.
 
-At 80 columns the traffic of a deployed environment (request rate, newest p95, and as much
-of the p95 sparkline as fits) takes the last column, where the URL of an environment not
-deployed yet and the candidate's reasons are; wider, request rate and a p95 sparkline get
-columns of their own beside the URL. A firing alert is said in the state: ``live, 1 firing``.
+At 80 columns the traffic of a deployed environment (request rate, error rate, newest p95,
+and as much of the p95 sparkline as fits) takes the last column, where the URL of an
+environment not deployed yet and the candidate's reasons are; wider, request rate, error rate
+and a p95 sparkline get columns of their own beside the URL. A firing alert is said in the
+state: ``live, 1 firing``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual.content import Content
 
-from screens.charts import ms, rate, spark
+from screens.charts import ms, percent, rate, spark
 from screens.common import (
     NONE,
     StatusTable,
@@ -29,7 +30,7 @@ from screens.live_data import SPARK_MINUTES, EnvFigures, LiveFigures
 
 if TYPE_CHECKING:
     from core import api
-    from core.api import EnvironmentView, ServiceView
+    from core.api import ServiceView
 
 Columns = tuple[tuple[str, str], ...]
 # (column key, label), left to right. The first five are in both layouts.
@@ -44,13 +45,15 @@ NARROW: Columns = (*FIRST, ("detail", "Traffic / URL / why"))
 WIDE: Columns = (
     *FIRST,
     ("rps", "Req/s"),
+    ("errors", "Errors"),
     ("p95", f"p95, last {SPARK_MINUTES} min"),
     ("detail", "URL / why"),
 )
 # COLUMNS: the narrow layout, the one a test at 80 columns sees.
 COLUMNS = NARROW
-# The wide layout is taken when its last column keeps at least this many cells.
-WIDE_ROOM = 24
+# The wide layout is taken when its last column keeps at least this many cells (a URL, and
+# the start of the candidate's reason: the line under the table has all of it).
+WIDE_ROOM = 18
 
 NOT_DEPLOYED = "not deployed"
 CANDIDATE = "@candidate"
@@ -77,7 +80,9 @@ def candidate_state(candidate: dict[str, Any] | None) -> tuple[str, str]:
         return "unknown", str(candidate["error"])
     problems = list(candidate.get("problems") or [])
     git = candidate.get("git") or {}
-    if git.get("dirty"):
+    # Dirty only when the changes touch what the release serves (its id ends in -dirty): an
+    # edited relman.toml or README leaves the candidate releasable (docs/json.md).
+    if str(candidate.get("release", "")).endswith("-dirty"):
         return "dirty", problems[0] if problems else "uncommitted changes"
     if problems:
         return "stale", problems[0]
@@ -130,15 +135,34 @@ def with_firing(table: StatusTable, state: Text, firing: int) -> Text:
     return Text.assemble(state, (f", {firing} firing", status_style(table, "firing")))
 
 
-def traffic_text(figures: EnvFigures, room: int) -> Text:
-    """``4.9/s p95  48ms ▂▃▅▇▆``: the newest request rate and p95, then as much of the p95
-    sparkline as ``room`` leaves (none under five cells); ``—`` without figures."""
+def errors_text(table: StatusTable, errors: float | None) -> Text:
+    """``31%``: the newest minute's error rate, in the style of a failure when above zero."""
+    if errors is None:
+        return Text(NONE, style="dim")
+    return Text(percent(errors), style=status_style(table, "failed") if errors > 0 else "dim")
+
+
+def traffic_text(table: StatusTable, figures: EnvFigures, room: int) -> Text:
+    """``4.9/s  0% err p95  48ms ▂▃▅▇▆``: the newest request rate, error rate and p95, then as
+    much of the p95 sparkline as ``room`` leaves (none under five cells); ``—`` without
+    figures. Where ``room`` is short (an alert firing widens the state), the padding goes,
+    then the word p95: the error rate stays."""
     if figures.rps is None and not figures.p95:
         return Text(NONE, style="dim")
-    text = Text(f"{rate(figures.rps):>5} p95 {ms(figures.last_p95):>5}")
-    cells = min(SPARK_MINUTES, room - text.cell_len - 1)
+    speed, errors, p95 = rate(figures.rps), errors_text(table, figures.errors), ms(figures.last_p95)
+    padded = Text.assemble(f"{speed:>5} {'':>{4 - len(errors)}}", errors.copy())
+    padded.append(f" err p95 {p95:>5}")
+    cells = min(SPARK_MINUTES, room - padded.cell_len - 1)
     if figures.p95 and cells >= 5:
-        text.append(" " + spark(figures.p95[-cells:]), style="bold")
+        padded.append(" " + spark(figures.p95[-cells:]), style="bold")
+        return padded
+    for text in (
+        padded,
+        Text.assemble(f"{speed} ", errors.copy(), f" err p95 {p95}"),
+        Text.assemble(f"{speed} ", errors.copy(), f" err {p95}"),
+    ):
+        if text.cell_len <= room:
+            return text
     return text
 
 
@@ -162,6 +186,7 @@ def overview_rows(
     wide_cells = {
         key: (
             Text(rate(live.of(key).rps)) if is_env[key] and live.of(key).rps is not None else _NONE,
+            errors_text(table, live.of(key).errors) if is_env[key] else _NONE,
             p95_cell(live.of(key)) if is_env[key] else _NONE,
         )
         for key in rows
@@ -173,7 +198,9 @@ def overview_rows(
         shown = {key: (*rows[key], *wide_cells[key], first[key][1]) for key in rows}
     else:
         columns = NARROW
-        room = last_column_room(rows.values(), width, [label for _key, label in NARROW])
+        labels = [label for _key, label in NARROW]
+        # The column is as wide as its label at least, whatever room is left.
+        room = max(len(labels[-1]), last_column_room(rows.values(), width, labels))
         # Where nothing is deployed, the URL it will serve at (there is no traffic to show).
         deployed = {
             f"{service.name}/{env.name}"
@@ -182,7 +209,10 @@ def overview_rows(
             if env.release
         }
         shown = {
-            key: (*cells, traffic_text(live.of(key), room) if key in deployed else first[key][1])
+            key: (
+                *cells,
+                traffic_text(table, live.of(key), room) if key in deployed else first[key][1],
+            )
             for key, cells in rows.items()
         }
     return columns, fit_last_column(shown, width, [label for _key, label in columns])
@@ -213,19 +243,3 @@ def nothing_deployed(
         ("relman release", "bold"),
         f" tests, builds and deploys {service} to {first}",
     )
-
-
-def environment_line(
-    service: str, environment: EnvironmentView, note: str | None, figures: EnvFigures
-) -> str:
-    """The whole story of an environment's row, for the line under the table."""
-    line = f"{service} in {environment.name}: {environment.state} at {environment.url}"
-    if environment.release:
-        line += f" · release {environment.release}"
-    if note:
-        line += f" · {note}"
-    if figures.rps is not None or figures.p95:
-        line += f" · {rate(figures.rps)}, p95 {ms(figures.last_p95)}"
-    if figures.firing:
-        line += f" · {figures.firing} alert(s) firing (! lists them)"
-    return line

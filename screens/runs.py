@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 STARTED = re.compile(r"^(?P<name>\S.*?) \.\.\.$")
 ENDED = re.compile(
-    r"^(?P<status>passed|failed|skipped|cancelled)\s+(?P<name>\S.*?)  (?P<detail>.*)$"
+    r"^(?P<status>passed|failed|blocked|skipped|cancelled)\s+(?P<name>\S.*?)  (?P<detail>.*)$"
 )
 # Lines kept for the output pane; older ones are dropped.
 MAX_LINES = 2000
@@ -133,7 +133,8 @@ class RunState:
                 self.steps.append(step)
             else:
                 step.seconds = at - step.started
-            step.status = ended["status"]
+            # The engine says "blocked" for a check that said no; its step is "failed".
+            step.status = "failed" if ended["status"] == "blocked" else ended["status"]
             step.detail = ended["detail"]
 
     def progress(self, suite: str, done: int, total: int | None, counts: dict[str, int]) -> None:

@@ -17,7 +17,9 @@ waited for.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,11 +33,13 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from core.errors import EXIT_INFRA, ReadOnlyError, ReleaseError
-from screens.messages import ProjectLoaded, RunFinished, RunLine, RunProgress
+from screens.messages import ProjectLoaded, RunFinished, RunLine, RunProgress, SignalsChanged
 from screens.overview import OverviewScreen
 from screens.palette import ScreenActions
 
 if TYPE_CHECKING:
+    from textual.driver import Driver
+
     from core.api import Project
     from screens.actions import ActionPlan
     from screens.runs import RunState
@@ -84,6 +88,25 @@ class RelmanApp(App[None]):
             key_display="!",
             tooltip="Firing and past alerts, and their rollback commands",
         ),
+        # Terminal habits (k9s, less): a view by name, a list narrowed as you type, the logs.
+        Binding(
+            "colon", "jump", "Jump", key_display=":", tooltip="Go to a view by name", show=False
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="Narrow the list as you type",
+            show=False,
+        ),
+        Binding(
+            "o",
+            "logs",
+            "Logs",
+            tooltip="Output of the served process and access log of the selected env",
+            show=False,
+        ),
     ]
 
     def __init__(
@@ -117,16 +140,29 @@ class RelmanApp(App[None]):
         self.run_changed: Signal[RunState] = Signal(self, "run-changed")
         # The run relman quits after, once the user said so (cancelled, or waited for).
         self.quitting: RunState | None = None
+        # The signal (SIGHUP, SIGTERM) relman quits on, if one came (see hang_up).
+        self.hung_up: int | None = None
+        # What on-call must see on every screen, as the overview last read it: ``1 firing ·
+        # 1 interrupted`` (empty when all is well).
+        self.signals = ""
         self.sub_title = self.compose_sub_title(project.config.project.name if project else None)
         self.set_class(read_only, "-read-only")
 
     def compose_sub_title(self, project_name: str | None) -> str:
-        """The header's sub-title: the project's name, and READ-ONLY when it is."""
-        parts = [part for part in (project_name, READ_ONLY if self.read_only else None) if part]
-        return " · ".join(parts)
+        """The header's sub-title: the project's name, READ-ONLY when it is, and the alerts
+        firing and the environments left interrupted (``1 firing · 1 interrupted``)."""
+        mode = READ_ONLY if self.read_only else None
+        return " · ".join(part for part in (project_name, mode, self.signals) if part)
+
+    def get_driver_class(self) -> type[Driver]:
+        from tui.hangup import outliving_hangups
+
+        # A closed terminal must not hang relman on its last writes (see catch_hangups).
+        return outliving_hangups(super().get_driver_class())
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.resume_collector)
+        self.catch_hangups()
 
     def resume_collector(self) -> None:
         """After the first paint: the garbage of the start-up is collected (only what was
@@ -144,6 +180,12 @@ class RelmanApp(App[None]):
         self.project = message.project
         self.sub_title = self.compose_sub_title(message.project.config.project.name)
 
+    def on_signals_changed(self, message: SignalsChanged) -> None:
+        self.signals = message.summary
+        self.sub_title = self.compose_sub_title(
+            self.project.config.project.name if self.project else None
+        )
+
     # ------------------------------------------------------------------ keys
 
     def showing(self, module: str, screen: str) -> bool:
@@ -160,6 +202,11 @@ class RelmanApp(App[None]):
             return not self.showing("screens.audit", "AuditScreen")
         if action == "alerts":
             return not self.showing("screens.alerts", "AlertsScreen")
+        if action in ("jump", "filter", "logs"):
+            # Not over a dialog; the logs, not over themselves.
+            return not self.screen.is_modal and not (
+                action == "logs" and self.showing("screens.logs", "LogsScreen")
+            )
         return True
 
     def action_help(self) -> None:
@@ -180,6 +227,31 @@ class RelmanApp(App[None]):
 
         if not isinstance(self.screen, AlertsScreen):
             self.push_screen(AlertsScreen())
+
+    def action_jump(self) -> None:
+        """``:``: the prompt of a view's name, then that view (screens/views.py)."""
+        from screens.jump import JumpScreen
+        from screens.views import completions, jump
+
+        below = self.screen
+
+        def chosen(line: str | None) -> None:
+            if line:
+                jump(self, below, line)
+
+        self.push_screen(JumpScreen(completions(self)), chosen)
+
+    def action_filter(self) -> None:
+        """``/``: narrow the list of the screen (screens/filter.py)."""
+        from screens.filter import open_filter
+
+        if not open_filter(self.screen):
+            self.notify("Nothing to filter on this screen.", timeout=3)
+
+    def action_logs(self) -> None:
+        from screens.views import jump
+
+        jump(self, self.screen, "logs")
 
     def action_last_run(self) -> None:
         from screens.run import RunScreen
@@ -210,6 +282,45 @@ class RelmanApp(App[None]):
                     self.leave(run)
 
             self.push_screen(QuitScreen(run), answered)
+
+    def catch_hangups(self) -> None:
+        """SIGHUP (the terminal closed) and SIGTERM quit as ``q`` does, without asking: a
+        test or build run is cancelled (its processes stopped, the run recorded), a
+        promotion goes on to its end, and the terminal is restored, never left under a stale
+        frame. Only the main thread's loop may take signals (a test's may not)."""
+        import asyncio
+
+        from tui.hangup import SIGNALS, remember_terminals
+
+        remember_terminals()
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, self.hang_up, signum)
+
+    def on_unmount(self) -> None:
+        import asyncio
+
+        from tui.hangup import SIGNALS
+
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signum)
+
+    def hang_up(self, signum: int) -> None:
+        """SIGHUP or SIGTERM ``signum`` came (see :meth:`catch_hangups`); relman's exit code
+        is then 128 + ``signum`` (``hung_up``)."""
+        from tui.hangup import detach_hung_up_terminal
+
+        if signum == signal.SIGHUP:
+            detach_hung_up_terminal()  # writes to a dead terminal would fail, and hang
+        self.hung_up = self.hung_up or signum
+        run = self.current_run
+        if run is None or not run.running:
+            self.exit()
+        elif self.quitting is not run:
+            self.quit_after(run)
 
     def quit_after(self, run: RunState) -> None:
         """Quit once ``run`` has ended: cancel it first when it can be (and quit anyway

@@ -277,7 +277,19 @@ def history(
 
 # What api.rollback_target answers, as the engine reads HISTORY: prod goes back to v1.3.1;
 # dev and staging had nothing live before the candidate.
-ROLLBACK_TARGETS: dict[str, dict[str, Any]] = {"prod": {"release": OLDER, "version": "v1.3.1"}}
+ROLLBACK_TARGETS: dict[str, dict[str, Any]] = {
+    "prod": {
+        "release": OLDER,
+        "version": "v1.3.1",
+        "approvals": {
+            "name": "approvals",
+            "status": "skipped",
+            "seconds": 0.0,
+            "detail": "v1.3.1 was live in prod before: no approval needed",
+            "kind": "approvals",
+        },
+    }
+}
 
 
 def rollback_target(project: api.Project, service: str, env: str) -> dict[str, Any] | None:

@@ -73,9 +73,10 @@ async def test_overview_shows_traffic_and_firing_alerts_at_80_columns(
             label for _key, label in NARROW
         ]
         shown = {key: [str(cell) for cell in cells] for key, cells in rows(app).items()}
-        # Request rate and the newest p95 (the p95 sparkline needs more room than is left).
-        assert shown["shop/dev"][5] == "0.8/s p95  40ms"
-        assert shown["shop/prod"][5] == " 12/s p95 294ms"
+        # Request rate, error rate and the newest p95 (an alert firing widens the state:
+        # no room for the sparkline nor the word p95).
+        assert shown["shop/dev"][5] == "0.8/s 0% err 40ms"
+        assert shown["shop/prod"][5] == "12/s 0% err 294ms"
         assert shown["shop/prod"][3] == "live, 1 firing"
         marker = rows(app)["shop/prod"][3]
         bad = table.get_component_rich_style("status--bad", partial=True)
@@ -96,9 +97,9 @@ async def test_wider_the_p95_sparkline_and_the_url_have_columns(
         table = app.screen.query_one(EnvironmentTable)
         assert [str(c.label) for c in table.ordered_columns] == [label for _k, label in WIDE]
         prod = [str(cell) for cell in rows(app)["shop/prod"]]
-        assert prod[5:] == ["12/s", "▁▂▂▃▃▄▄▅▅▆▆▇▇██ 294ms", "127.0.0.1:3102"]
+        assert prod[5:] == ["12/s", "0%", "▁▂▂▃▃▄▄▅▅▆▆▇▇██ 294ms", "127.0.0.1:3102"]
         # dev was idle two minutes of the last fifteen: blanks, not zeros.
-        dev_p95 = str(rows(app)["shop/dev"][6])
+        dev_p95 = str(rows(app)["shop/dev"][7])
         assert dev_p95.count(" ") == 3 and dev_p95.endswith(" 40ms")
         assert table.virtual_size.width <= table.size.width
         # Narrower again: the other layout, the cursor where it was.
@@ -213,7 +214,7 @@ async def test_monitor_charts_the_selected_environment_over_each_range(
         await wait_for_workers(pilot)
         assert asked[-1] == ("dev", "24h")
         assert text(app, "#monitor-title").startswith("shop in dev · v1.4.0 (a1b2c3d)")
-        assert text(app, "#monitor-alerts") == "no alerts"
+        assert text(app, "#monitor-alerts") == "no alert open in dev"
         assert " ".join(text(app, "#monitor-drift").splitlines()) == (
             f"14 records of {canned.CANDIDATE} in the last 15 min; drift is measured from 200 "
             "(drift_min_records)"
