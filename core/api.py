@@ -4,7 +4,7 @@ these functions and nothing deeper; each returns plain data or raises a ReleaseE
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +25,14 @@ if TYPE_CHECKING:  # the --json documents (docs/json.md), as types
         StatusDocument,
         SuiteRunDocument,
     )
+    from core.targets.logs import LogPosition, LogTail
 
 __all__ = [
     "Cancelled",
     "EnvironmentView",
     "Project",
     "ServiceView",
+    "access_log",
     "alerts",
     "approve",
     "audit_verify",
@@ -40,10 +42,14 @@ __all__ = [
     "diff",
     "down",
     "drift",
+    "failed_tests",
     "feedback",
+    "firing_before",
     "forbid_writes",
     "gate",
+    "github_annotations",
     "history",
+    "human_size",
     "init_project",
     "live_at",
     "load_project",
@@ -59,10 +65,12 @@ __all__ = [
     "rollback",
     "rollback_target",
     "run_tests",
+    "serve_log",
     "shown_path",
     "status",
     "traffic",
     "traffic_detached",
+    "traffic_stop",
 ]
 
 
@@ -78,6 +86,10 @@ class EnvironmentView:
     # "not deployed", or the state the ledger records ("live", "down", ...).
     state: str = "not deployed"
     since: str | None = None
+    # The status document's note (what the state means) and, while interrupted, the
+    # command that takes it over (docs/json.md, ``status``).
+    note: str | None = None
+    next_step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,8 @@ def overview(project: Project) -> list[ServiceView]:
                 version=known["version"],
                 state=str(known["state"]),
                 since=known["since"],
+                note=known.get("note"),
+                next_step=known.get("next"),
             )
             for env_name, known in live[name].items()
         ]
@@ -162,6 +176,14 @@ def status(project: Project) -> StatusDocument:
     from core.delivery.status import build_status
 
     return build_status(project)
+
+
+def human_size(size: float | None) -> str:
+    """A byte count as every front end and report writes it, in binary units: ``1536`` ->
+    ``1.5 KiB``; empty when unknown."""
+    from core.delivery.summary import human_size as _human_size
+
+    return _human_size(size)
 
 
 def history(
@@ -237,6 +259,22 @@ def run_tests(
     return report.to_dict()
 
 
+def failed_tests(document: Mapping[str, Any]) -> list[str]:
+    """``FAILED nodeid: message`` for each failing test of a run document (``test``,
+    ``release``), in the order they ran."""
+    from core.testing.failures import failure_lines
+
+    return failure_lines(document)
+
+
+def github_annotations(document: Mapping[str, Any]) -> list[str]:
+    """The ``::error file=...,line=...::message`` workflow commands of a failed run's failing
+    tests when GitHub Actions runs relman (``GITHUB_ACTIONS=true``); otherwise none."""
+    from core.testing.failures import github_annotations as _annotations
+
+    return _annotations(document)
+
+
 def progress_lines(write: Callable[[str], None]) -> Callable[[Any], None]:
     """An ``on_event`` for :func:`run_tests` that writes a progress line for each suite's
     collection and end, and at most one every half second in between."""
@@ -245,11 +283,23 @@ def progress_lines(write: Callable[[str], None]) -> Callable[[Any], None]:
     return ProgressThrottle(write)
 
 
-def gate(project: Project, service: str, env: str) -> GateDocument:
-    """Dry run: every check that would block the candidate of ``service`` from ``env``."""
+def gate(project: Project, service: str, env: str, *, release: str | None = None) -> GateDocument:
+    """Dry run: every check that would block the candidate of ``service`` (or the recorded
+    ``release``: id, id prefix or version) from ``env``."""
     from core.delivery.gating import gate_report
 
-    return gate_report(project, service, env).to_dict()
+    return gate_report(project, service, env, release=release).to_dict()
+
+
+def firing_before(project: Project, service: str, env: str, release: str) -> str | None:
+    """Why the order gate blocks ``release`` from ``env``: alerts firing for it in the
+    environment before (their lines; ``relman promote --force`` passes over them); None
+    while none fires, or ``env`` is the first."""
+    from core.delivery.firing import firing_line
+
+    order = project.config.environment_order
+    index = order.index(env)
+    return firing_line(project, service, order[index - 1], release) if index > 0 else None
 
 
 def promote(
@@ -277,24 +327,43 @@ def rollback(
     *,
     to: str | None = None,
     reason: str = "",
+    force: bool = False,
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> DeployDocument:
-    """Back to the last release that was live in ``env`` (or the one named)."""
+    """Back to the last release that was live in ``env`` (or the one named; one never live
+    there needs ``env``'s approvals, or ``force`` with a ``reason``)."""
     from core.delivery.rollback import rollback as _rollback
 
     return _rollback(
-        project, service, env, to=to, reason=reason, read_only=read_only, log=log or _quiet
+        project,
+        service,
+        env,
+        to=to,
+        reason=reason,
+        force=force,
+        read_only=read_only,
+        log=log or _quiet,
     ).to_dict()
 
 
-def rollback_target(project: Project, service: str, env: str) -> dict[str, Any] | None:
-    """What :func:`rollback` without ``to`` would go back to now, ``{"release", "version"}``,
-    or None when no earlier release was live in ``env``."""
+def rollback_target(
+    project: Project, service: str, env: str, *, to: str | None = None
+) -> dict[str, Any] | None:
+    """What :func:`rollback` would go back to now (``to``, or the release live before),
+    ``{"release", "version", "approvals"}`` where ``approvals`` is the step it would record
+    (``failed``: it would be blocked); None when no earlier release was live in ``env``."""
     from core.delivery.rollback import rollback_target as _rollback_target
 
-    record = _rollback_target(project, service, env)
-    return None if record is None else {"release": record.id, "version": record.version}
+    target = _rollback_target(project, service, env, to=to)
+    if target is None:
+        return None
+    record = target.release
+    return {
+        "release": record.id,
+        "version": record.version,
+        "approvals": target.clearance.step.to_step(),
+    }
 
 
 def approve(
@@ -329,10 +398,12 @@ def release(
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    on_event: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``.
     Setting ``cancel`` stops it (tests and build at once, a promotion once it is done): the
-    document then says ``"cancelled": true``."""
+    document then says ``"cancelled": true``. ``on_event`` hears the suites' progress (as
+    for :func:`run_tests`)."""
     from core.delivery.release import release as _release
 
     return _release(
@@ -344,6 +415,7 @@ def release(
         read_only=read_only,
         log=log or _quiet,
         cancel=cancel,
+        on_event=on_event,
     )
 
 
@@ -489,6 +561,41 @@ def traffic_detached(
     return start_detached(
         project, service, env, rate=rate, duration=duration, inject=inject, log=log
     )
+
+
+def traffic_stop(project: Project, service: str, env: str, *, read_only: bool = False) -> bool:
+    """Stop the background load on ``service`` in ``env`` (`relman traffic --detach`); its
+    fault, if it injected one, is removed on the way out. Whether one was running."""
+    from core.errors import ReadOnlyError
+    from core.host.processes import stop_tagged
+    from core.traffic.load import traffic_tag
+
+    project.config.check_names(service=service, env=env)
+    if read_only:
+        raise ReadOnlyError("read-only mode: traffic refused")
+    return stop_tagged(traffic_tag(project, service, env), None)
+
+
+def serve_log(
+    project: Project, service: str, env: str, *, after: LogPosition | None = None, lines: int = 200
+) -> LogTail:
+    """The output of the `bentoml serve` instance serving ``env`` (else of its last one):
+    its last ``lines`` lines, or those appended since ``after`` (the ``position`` of the
+    previous answer)."""
+    from core.targets.logs import serve_log_of, tail
+
+    path, title = serve_log_of(project, service, env)
+    return tail(path, title, after=after, lines=lines)
+
+
+def access_log(
+    project: Project, service: str, env: str, *, after: LogPosition | None = None, lines: int = 200
+) -> LogTail:
+    """The proxy's access log of ``env`` (one JSON line per request), as serve_log reads."""
+    from core.targets.logs import access_log_of, tail
+
+    path, title = access_log_of(project, service, env)
+    return tail(path, title, after=after, lines=lines)
 
 
 # Last, so that it covers every entry point above: a store error (store.errors: a line, no exit

@@ -28,13 +28,28 @@ if TYPE_CHECKING:
 StepStatus = Literal["passed", "failed", "skipped"]
 
 
+class CaseDocument(TypedDict):
+    """One test's outcome in a test suite's step: its pytest nodeid, how it ended
+    (``passed``, ``failed``, ``error``, ``skipped``, ``xfailed``, ``xpassed``), in which phase
+    (``collect``, ``setup``, ``call``, ``teardown``), and pytest's message; a failed or
+    errored one also carries its ``traceback``."""
+
+    nodeid: str
+    outcome: str
+    when: str
+    seconds: float
+    message: str
+    traceback: NotRequired[str]
+
+
 class StepExtras(TypedDict, total=False):
     """The fields some steps add to the four fixed ones."""
 
     # gate checks: order, artifacts, suites, metric, baseline or approvals
     kind: str
-    # test suites: pytest's count of each outcome
+    # test suites: pytest's count of each outcome, and each test's outcome
     counts: dict[str, int]
+    cases: list[CaseDocument]
     # a step that a cancel ended (partial results)
     cancelled: bool
     # the build step
@@ -162,6 +177,15 @@ class CandidateDocument(TypedDict):
     notes: list[str]
 
 
+class FiringAlert(TypedDict):
+    """An alert firing in an environment: its rule, its line (the latest minute's value and
+    the worst of the episode), and the release it fires for."""
+
+    name: str
+    detail: str
+    release: str | None
+
+
 class EnvironmentDocument(TypedDict):
     """What is live in one environment, as the ledger records it and the processes confirm."""
 
@@ -171,16 +195,41 @@ class EnvironmentDocument(TypedDict):
     url: str
     since: str | None
     note: NotRequired[str]
+    # interrupted: the command that finishes or undoes it
+    next: NotRequired[str]
     serving: NotRequired[str | None]
+    # the alerts firing there (only when some do), the most recently updated first
+    alerts: NotRequired[list[FiringAlert]]
+
+
+class OpenRunDocument(TypedDict):
+    """A run (test, build, promote, ...) that was not finished when ``status`` read the
+    ledger: ``running`` while the relman that holds it (``pid``) works, ``interrupted`` once
+    that relman ended without finishing it (``reason`` says so; closed in the ledger by this
+    command, or by the next writing one after a read-only session)."""
+
+    id: int
+    kind: str
+    release: str | None
+    version: str | None
+    env: str | None
+    actor: str
+    started_at: str
+    status: str
+    reason: str
+    pid: int | None
+    summary: str
 
 
 class ServiceStatus(TypedDict):
-    """One service: its candidate, its environments in promotion order, its registry tags."""
+    """One service: its candidate, its environments in promotion order, its registry tags,
+    and its runs not finished (only when there are)."""
 
     name: str
     candidate: CandidateDocument
     environments: dict[str, EnvironmentDocument]
     registry: dict[str, dict[str, str]]
+    runs: NotRequired[list[OpenRunDocument]]
 
 
 class StatusDocument(TypedDict):

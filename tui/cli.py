@@ -16,6 +16,7 @@ from typing import Any
 
 from core import __version__
 from core.errors import EXIT_INFRA, EXIT_USAGE, ReleaseError, UsageError
+from tui.hangup import Hangup, Terminated
 from tui.output import emit, keep_stdout, out
 
 Handler = Callable[[argparse.Namespace], int]
@@ -149,10 +150,12 @@ def open_tui(args: argparse.Namespace) -> int:
         project = api.load_project(args.project)
         from tui.app import RelmanApp
 
-        RelmanApp(project_dir=args.project, read_only=args.read_only, project=project).run()
+        app = RelmanApp(project_dir=args.project, read_only=args.read_only, project=project)
+        app.run()
     finally:
         gc.enable()
-    return 0
+    # Quit on SIGHUP or SIGTERM (tui/app.py hang_up): as a shell says it.
+    return 128 + app.hung_up if app.hung_up else 0
 
 
 # ------------------------------------------------------------------------------- plumbing
@@ -165,6 +168,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     wants_json = "--json" in argv
     # The answer goes to the stdout of now: while the verb runs, sys.stdout is stderr.
     keep_stdout(sys.stdout)
+    hangup: Hangup | None = None
     try:
         args = build_parser(with_verbs=names_a_verb(argv)).parse_args(argv)
         handler: Handler = getattr(args, "handler", open_tui)
@@ -181,16 +185,27 @@ def run(argv: Sequence[str] | None = None) -> int:
                 "without --read-only"
             )
         if handler is open_tui:
-            return handler(args)
-        with contextlib.redirect_stdout(sys.stderr):
+            return handler(args)  # the TUI handles SIGHUP and SIGTERM itself (tui/app.py)
+        # SIGHUP and SIGTERM cancel tests and builds (through args.cancel), let a promotion
+        # finish, stop anything else (tui/hangup.py).
+        hangup = Hangup(getattr(args, "verb", None))
+        args.cancel = hangup.cancel
+        with hangup.installed(), contextlib.redirect_stdout(sys.stderr):
             return handler(args)
     except ReleaseError as exc:
         if debug:
             traceback.print_exc()
-        print(f"relman: {exc.message}", file=sys.stderr)
+        message, code = exc.message, exc.exit_code
+        if hangup is not None and hangup.received and _cancelled(exc):
+            # What the signal cancelled exits as a shell says it: 128 + the signal's number.
+            message, code = f"{hangup.received}: {message}", hangup.exit_code()
+        print(f"relman: {message}", file=sys.stderr)
         if wants_json:
-            emit({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
-        return exc.exit_code
+            emit({"ok": False, "error": message, "exit_code": code})
+        return code
+    except Terminated as exc:
+        print(f"relman: {exc}: stopped", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("relman: interrupted", file=sys.stderr)
         return 130
@@ -202,6 +217,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         if wants_json:
             emit({"ok": False, "error": line, "exit_code": EXIT_INFRA})
         return EXIT_INFRA
+
+
+def _cancelled(exc: ReleaseError) -> bool:
+    from core import api
+
+    return isinstance(exc, api.Cancelled)
 
 
 def main() -> None:

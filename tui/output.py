@@ -9,6 +9,7 @@ here. The verbs (tui/commands/) and the command line both write through this mod
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, TextIO
 
@@ -36,3 +37,22 @@ def emit(document: dict[str, Any]) -> None:
 def out(text: str = "") -> None:
     """Print human output on the real stdout."""
     print(text, file=_STDOUT, flush=True)
+
+
+def progress_on_stdout() -> bool:
+    """Whether stderr writes where the answer goes (one terminal, or ``2>&1``): the progress
+    lines on stderr have then shown each step as it ended, and the answer must not list the
+    steps a second time."""
+    try:
+        answer, progress = os.fstat(_STDOUT.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream without a file (a capture)
+        return False
+    return (answer.st_dev, answer.st_ino) == (progress.st_dev, progress.st_ino)
+
+
+def workflow_commands(lines: list[str]) -> None:
+    """Print GitHub's workflow commands (``::error ...``) on stderr: the Actions runner reads
+    them from stderr as from stdout (actions/runner's ScriptHandler gives both streams to its
+    command parser), and stdout holds only the answer, the one JSON document of --json."""
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)

@@ -33,7 +33,13 @@ def _stderr(line: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
-    report = api.build(project, args.service, log=_stderr, read_only=args.read_only)
+    report = api.build(
+        project,
+        args.service,
+        log=_stderr,
+        read_only=args.read_only,
+        cancel=getattr(args, "cancel", None),  # set by SIGHUP and SIGTERM (tui/hangup.py)
+    )
     if args.json:
         emit(report)
     else:

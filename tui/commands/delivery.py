@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core import api
-from tui.output import emit, out
+from tui.output import emit, out, progress_on_stdout, workflow_commands
 
 
 def add_parsers(verbs: Any) -> None:
@@ -33,13 +33,19 @@ def add_parsers(verbs: Any) -> None:
         "rollback",
         help="back to the last known good release",
         description="Return ENV to the last release that was live there before the current "
-        "one (or --to ID). Gates are skipped, the health check is not; the audit log says "
-        "who and why.",
+        "one (or --to ID). A release never live in ENV needs ENV's approvals (from someone "
+        "else, as for promote) or --force with --reason. The other gates are skipped, the "
+        "health check is not; the audit log says who and why. Exit 1 when blocked.",
     )
     rollback.add_argument("service", metavar="SERVICE")
     rollback.add_argument("--env", required=True, metavar="ENV")
     rollback.add_argument("--to", metavar="ID", help="the release to return to")
     rollback.add_argument("--reason", default="", help="why, for the audit log")
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="go to a release never live in ENV without its approvals (needs --reason; recorded)",
+    )
     rollback.set_defaults(handler=cmd_rollback, mutates=True)
 
     approve = verbs.add_parser(
@@ -86,13 +92,23 @@ def _answer(args: argparse.Namespace, document: dict[str, Any], done: str) -> in
     if args.json:
         emit(document)
     else:
-        for step in document["steps"]:
-            out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        _steps(document)
         if document["ok"]:
             out(done)
     if not document["ok"] and document.get("error"):
         _stderr(document["error"])
     return 0 if document["ok"] else int(document.get("exit_code") or 1)
+
+
+def _steps(document: dict[str, Any]) -> None:
+    """Each step on stdout, unless stderr's progress already showed them on the same screen
+    (every step is logged as it ends)."""
+    if not progress_on_stdout():
+        for step in document["steps"]:
+            # A check that said no (kind: order, approvals, ...) blocked it, as the TUI says.
+            blocked = step["status"] == "failed" and step.get("kind")
+            status = "blocked" if blocked else step["status"]
+            out(f"{status:<7} {step['name']}  {step['detail']}")
 
 
 def _report(args: argparse.Namespace, report: dict[str, Any]) -> int:
@@ -124,6 +140,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         args.env,
         to=args.to,
         reason=args.reason,
+        force=args.force,
         read_only=args.read_only,
         log=_stderr,
     )
@@ -140,12 +157,16 @@ def cmd_release(args: argparse.Namespace) -> int:
         summary=args.summary,
         read_only=args.read_only,
         log=_stderr,
+        on_event=api.progress_lines(_stderr),
+        cancel=getattr(args, "cancel", None),  # SIGHUP, SIGTERM: a promotion finishes first
     )
+    workflow_commands(api.github_annotations(document))
     if args.json:
         emit(document)
     else:
-        for step in document["steps"]:
-            out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        _steps(document)
+        for line in api.failed_tests(document):
+            out(line)
         if document["ok"]:
             out(
                 f"released {document.get('version') or ''} to {', '.join(document['environments'])}"

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from core import api
+from tui.columns import print_table
 from tui.output import emit, stdout
 
 if TYPE_CHECKING:
@@ -71,14 +72,8 @@ def _console() -> Console:
 
 
 def _size(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    """``3.7 MiB``, as the TUI and the reports write it; ``?`` when unknown."""
+    return api.human_size(size) or "?"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -87,7 +82,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         emit(report)
         return 0
-    from rich.table import Table
     from rich.text import Text
 
     console = _console()
@@ -120,25 +114,40 @@ def cmd_status(args: argparse.Namespace) -> int:
             console.print(Text(f"  problem: {problem}", style="red"))
         for note in cand.get("notes", []):
             console.print(Text(f"  note: {note}", style="dim"))
-        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-        for column in ("env", "release", "version", "state", "since", "url"):
-            table.add_column(column)
-        for env, live in service["environments"].items():
-            table.add_row(
-                env,
-                live["release"] or "—",
-                live["version"] or "—",
-                live["state"],
-                live["since"] or "—",
-                live["url"],
-            )
-        console.print(table)
+        _environments(console, service["environments"])
+        for run in service.get("runs", []):  # not finished: running, or left by a killed relman
+            style = "yellow" if run["status"] == "interrupted" else ""
+            console.print(Text(f"  {run['summary']}", style=style))
         for artifact, stages in service.get("registry", {}).items():
             pairs = ", ".join(f"{stage} {version}" for stage, version in stages.items())
             console.print(f"  registry (git tags) {artifact}: {pairs}")
     for warning in report.get("warnings", []):
         console.print(Text(f"warning: {warning}", style="yellow"))
     return 0
+
+
+def _environments(console: Console, environments: dict[str, Any]) -> None:
+    """What is live where, then what on-call acts on first: the alerts firing in each
+    environment, and what an unusual state means with the command that resolves it."""
+    from rich.text import Text
+
+    rows = []
+    for env, live in environments.items():
+        firing = live.get("alerts", [])
+        state = f"{live['state']}, {len(firing)} firing" if firing else live["state"]
+        when = live["since"] or "—"
+        rows.append([env, live["release"] or "—", live["version"] or "—", state, when, live["url"]])
+    print_table(console, ["env", "release", "version", "state", "since", "url"], rows)
+    width = max(map(len, environments), default=0)
+    for env, live in environments.items():
+        firing = live.get("alerts", [])
+        if firing:
+            lines = "; ".join(f"{alert['name']}: {alert['detail']}" for alert in firing)
+            said = f"  {env:<{width}}  {len(firing)} firing: {lines} (relman alerts)"
+            console.print(Text(said, style="red"))
+        if live.get("note"):
+            step = f"; run: {live['next']}" if live.get("next") else ""
+            console.print(Text(f"  {env:<{width}}  {live['note']}{step}", style="yellow"))
 
 
 def cmd_history(args: argparse.Namespace) -> int:

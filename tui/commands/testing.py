@@ -1,5 +1,6 @@
 """`relman test` and `relman gate`: run the suites and record them; what would block a
-release from an environment. Progress goes to stderr, the answer to stdout."""
+release from an environment. Progress goes to stderr, the answer to stdout: the suites (unless
+the progress already showed them on the same screen) and each failing test by name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core import api
-from tui.output import emit, out
+from tui.output import emit, out, progress_on_stdout, workflow_commands
 
 
 def add_parsers(verbs: Any) -> None:
@@ -27,13 +28,16 @@ def add_parsers(verbs: Any) -> None:
 
     gate = verbs.add_parser(
         "gate",
-        help="dry run: what would block the candidate from an environment",
-        description="Everything that would block the candidate of SERVICE from ENV, in "
-        "order: promotion order, data and model, required suites, metric gates, approvals. "
-        "Reads only; exit 1 when something blocks.",
+        help="dry run: what would block the candidate (or a release) from an environment",
+        description="Everything that would block the candidate of SERVICE (or --release ID) "
+        "from ENV, in order: promotion order, data and model, required suites, metric gates, "
+        "approvals, the environment's port. Reads only; exit 1 when something blocks.",
     )
     gate.add_argument("service", metavar="SERVICE")
     gate.add_argument("--env", required=True, metavar="ENV", help="the target environment")
+    gate.add_argument(
+        "--release", metavar="ID", help="a recorded release: id, id prefix or version"
+    )
     gate.set_defaults(handler=cmd_gate)
 
 
@@ -50,12 +54,17 @@ def cmd_test(args: argparse.Namespace) -> int:
         on_event=api.progress_lines(_stderr),
         log=_stderr,
         read_only=args.read_only,
+        cancel=getattr(args, "cancel", None),  # set by SIGHUP and SIGTERM (tui/hangup.py)
     )
+    workflow_commands(api.github_annotations(report))
     if args.json:
         emit(report)
     else:
-        for step in report["steps"]:
-            out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        if not progress_on_stdout():
+            for step in report["steps"]:
+                out(f"{step['status']:<7} {step['name']}  {step['detail']}")
+        for line in api.failed_tests(report):
+            out(line)
         if report["recorded"]:
             out(f"recorded for release {report['release']}")
         else:
@@ -67,11 +76,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
-    report = api.gate(project, args.service, args.env)
+    report = api.gate(project, args.service, args.env, release=args.release)
     if args.json:
         emit(report)
     else:
-        out(f"{report['service']} -> {report['env']}: candidate {report['release']}")
+        subject = "release" if args.release else "candidate"
+        out(f"{report['service']} -> {report['env']}: {subject} {report['release']}")
         for step in report["steps"]:
             out(f"{step['status']:<7} {step['name']}  {step['detail']}")
         out("nothing blocks" if report["ok"] else "blocked")

@@ -41,6 +41,11 @@ def add_parsers(verbs: Any) -> None:
         action="store_true",
         help="run in the background (log in .relman/traffic.log); `relman down` stops it",
     )
+    traffic.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop the background load on ENV (--detach), removing a fault it injected",
+    )
     # It changes no record, but it writes a fault into a served instance: not in read-only.
     traffic.set_defaults(handler=cmd_traffic, mutates=True)
 
@@ -51,6 +56,11 @@ def _stderr(line: str) -> None:
 
 def cmd_traffic(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
+    if args.stop:
+        stopped = api.traffic_stop(project, args.service, args.env, read_only=args.read_only)
+        out(f"stopped the background traffic on {args.service} in {args.env}" if stopped
+            else f"no background traffic ran on {args.service} in {args.env}")  # fmt: skip
+        return 0
     if args.detach:
         pid = api.traffic_detached(
             project,
