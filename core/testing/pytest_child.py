@@ -41,6 +41,7 @@ from core.testing.results import (
     SuiteResult,
     TestCaseResult,
     TestEvent,
+    case_from_dict,
     count_summary,
     junit_names,
 )
@@ -382,20 +383,8 @@ class _Run:
 
 
 def _case(suite: str, event: dict[str, Any]) -> TestCaseResult:
-    nodeid = str(event.get("nodeid", ""))
-    classname, name = junit_names(nodeid)
-    outcome = str(event.get("outcome", "error"))
-    return TestCaseResult(
-        suite=suite,
-        nodeid=nodeid,
-        classname=classname,
-        name=name,
-        outcome=outcome if outcome in OUTCOMES else "error",
-        seconds=float(event.get("seconds", 0.0)),
-        message=str(event.get("message", "")),
-        traceback=str(event.get("traceback", "")),
-        when=str(event.get("when", "call")),
-    )
+    # The plugin's event carries the fields of a case as a run's steps keep them.
+    return case_from_dict(suite, event)
 
 
 def _error_line(tail: str) -> str:
