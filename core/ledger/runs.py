@@ -18,10 +18,11 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.config.model import Project
-from core.host.processes import pid_alive, this_host
+from core.host.processes import pid_alive, stop_tagged, this_host
 
 if TYPE_CHECKING:  # the store (sqlite-utils) only where a ledger is opened
     from core.documents import OpenRunDocument
@@ -91,11 +92,20 @@ def as_seen(run: RunRecord) -> RunRecord:
     return dataclasses.replace(run, status="interrupted", reason=reason)
 
 
+def work_tag(state_dir: Path, pid: int | None = None) -> str:
+    """The RELMAN_INSTANCE tag of the processes a relman's runs start (pytest suites): under
+    the project's state folder, by the pid of that relman (default: this one). When a killed
+    relman's run is closed, the processes it left, in sessions of their own, are found by it
+    and stopped."""
+    return str(state_dir / "runs" / str(os.getpid() if pid is None else pid))
+
+
 def close_abandoned(
     ledger: Ledger, service: str | None = None, env: str | None = None
 ) -> list[RunRecord]:
     """Close ``interrupted`` every run (of ``service`` in ``env`` when given) whose relman
-    ended without finishing it; the runs closed."""
+    ended without finishing it, and stop what that relman's runs left running (its test
+    suites: :func:`work_tag`); the runs closed."""
     from store import LedgerConflict
 
     closed: list[RunRecord] = []
@@ -107,6 +117,9 @@ def close_abandoned(
             closed.append(ledger.finish_run(run.id, "interrupted", reason=reason))
         except LedgerConflict:  # another relman closed it first, as something else
             continue
+        pid = run.details.get("pid")
+        if isinstance(pid, int) and not isinstance(pid, bool):
+            stop_tagged(work_tag(Path(ledger.path).parent, pid), None)
     return closed
 
 

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, cast
 from core.cancel import Cancelled, CancelSignal
 from core.config.model import Project, SuiteConfig
 from core.errors import UsageError
+from core.host.processes import TAG_VARIABLE
 from core.ledger.releases import open_ledger, record_candidate
-from core.ledger.runs import finishing_runs
+from core.ledger.runs import finishing_runs, work_tag
 from core.lineage.candidate import Candidate, project_candidates
 from core.lineage.release_id import is_dirty_id
 from core.testing.junit import write_junit
@@ -223,6 +224,8 @@ def _run_recorded(
             python=project.python(),
             on_event=on_event,
             cancel=cancel,
+            # found again and stopped if this relman is killed (core.ledger.runs)
+            extra_env={TAG_VARIABLE: work_tag(project.state_dir)},
         )
     cancelled = was_cancelled(results)
     # A suite cut off by a cancel is no verdict: only complete suites leave test results.

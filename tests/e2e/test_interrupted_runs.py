@@ -57,7 +57,7 @@ def test_a_killed_relman_test_is_shown_interrupted_by_the_next_command(
     pids = tmp_path / "pids"
     relman = start_relman(tiny, pids, "test")
     with ended_after(pids):
-        running_test_pids(tiny, relman, pids)
+        test_pids = running_test_pids(tiny, relman, pids)
         [before] = run_entries(tiny)
         assert before["status"] == "running"  # its relman is alive: it is running
 
@@ -77,10 +77,15 @@ def test_a_killed_relman_test_is_shown_interrupted_by_the_next_command(
         assert [(run["status"], run["reason"]) for run in service["runs"]] == [("interrupted", why)]
         assert [run.status for run, _version in open_runs(ledger)] == ["running"]
 
-        # The next command that may write closes it in the ledger.
+        # pytest runs in a session of its own: the SIGKILL left it hanging, and a read-only
+        # session does not touch it.
+        assert not any(gone(pid) for pid in test_pids)
+
+        # The next command that may write closes it in the ledger, and stops what it left.
         [after] = run_entries(tiny)
         assert (after["status"], after["summary"]) == (seen["status"], seen["summary"])
         assert open_runs(ledger) == []
+        assert all(gone(pid) for pid in test_pids)
         [service] = relman_json(tiny, "status")["services"]
         assert "runs" not in service  # closed: nothing is open any more
 
