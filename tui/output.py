@@ -34,6 +34,11 @@ def emit(document: dict[str, Any]) -> None:
     print(json.dumps(document, indent=2, default=str), file=_STDOUT, flush=True)
 
 
+def log(line: str) -> None:
+    """One line of what relman is doing, on stderr (stdout holds the answer)."""
+    print(f"relman: {line}", file=sys.stderr, flush=True)
+
+
 def out(text: str = "") -> None:
     """Print human output on the real stdout."""
     print(text, file=_STDOUT, flush=True)

@@ -4,11 +4,11 @@ output goes to stderr as it happens, the Bento's tag to stdout."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from core import api
 from tui.output import emit, out
+from tui.output import log as _stderr
 
 
 def add_parsers(verbs: Any) -> None:
@@ -25,10 +25,6 @@ def add_parsers(verbs: Any) -> None:
         "service", metavar="SERVICE", nargs="?", help="the service to build (default: all)"
     )
     build.set_defaults(handler=cmd_build, mutates=True)
-
-
-def _stderr(line: str) -> None:
-    print(f"relman: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

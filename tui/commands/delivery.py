@@ -4,12 +4,12 @@ one JSON document) on stdout, the exit code of docs/exit-codes.md."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from core import api
 from tui.output import emit, out, progress_on_stdout, workflow_commands
+from tui.output import log as _stderr
 
 
 def add_parsers(verbs: Any) -> None:
@@ -81,10 +81,6 @@ def add_parsers(verbs: Any) -> None:
     )
     down.add_argument("--env", metavar="ENV")
     down.set_defaults(handler=cmd_down, mutates=True)
-
-
-def _stderr(line: str) -> None:
-    print(f"relman: {line}", file=sys.stderr, flush=True)
 
 
 def _answer(args: argparse.Namespace, document: dict[str, Any], done: str) -> int:

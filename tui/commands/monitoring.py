@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from core import api
 from tui.output import emit, out
+from tui.output import log as _stderr
 
 
 def add_parsers(verbs: Any) -> None:
@@ -53,10 +53,6 @@ def add_parsers(verbs: Any) -> None:
     feedback.add_argument("--env", required=True, metavar="ENV")
     feedback.add_argument("file", metavar="FILE", type=Path)
     feedback.set_defaults(handler=cmd_feedback, mutates=True)
-
-
-def _stderr(line: str) -> None:
-    print(f"relman: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

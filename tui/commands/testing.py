@@ -5,12 +5,12 @@ the progress already showed them on the same screen) and each failing test by na
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from core import api
 from tui.output import emit, out, progress_on_stdout, workflow_commands
+from tui.output import log as _stderr
 
 
 def add_parsers(verbs: Any) -> None:
@@ -39,10 +39,6 @@ def add_parsers(verbs: Any) -> None:
         "--release", metavar="ID", help="a recorded release: id, id prefix or version"
     )
     gate.set_defaults(handler=cmd_gate)
-
-
-def _stderr(line: str) -> None:
-    print(f"relman: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

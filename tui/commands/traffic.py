@@ -4,11 +4,11 @@ stderr every few seconds, the counts (or one JSON document) on stdout."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from core import api
 from tui.output import emit, out
+from tui.output import log as _stderr
 
 
 def add_parsers(verbs: Any) -> None:
@@ -48,10 +48,6 @@ def add_parsers(verbs: Any) -> None:
     )
     # It changes no record, but it writes a fault into a served instance: not in read-only.
     traffic.set_defaults(handler=cmd_traffic, mutates=True)
-
-
-def _stderr(line: str) -> None:
-    print(f"relman: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
