@@ -100,10 +100,11 @@ class ServiceView:
 
 
 def overview(project: Project) -> list[ServiceView]:
-    """Services x environments, in promotion order, with what the ledger knows of each."""
+    """Services x environments, in promotion order, with what the ledger knows of each (the
+    alerts firing there are :func:`alerts`' answer, not read here)."""
     from core.delivery.status import environments
 
-    live = environments(project)
+    live = environments(project, alerts=False)
     services = []
     for name, service in project.config.services.items():
         envs = [

@@ -14,17 +14,20 @@ if TYPE_CHECKING:
 
 
 def environments(
-    project: Project, warnings: list[str] | None = None
+    project: Project, warnings: list[str] | None = None, *, alerts: bool = True
 ) -> dict[str, dict[str, EnvironmentDocument]]:
     """{service: {env: {"release", "version", "state", "url", "since"}}} from the ledger, with
     the alerts firing there from the metric store (a store that cannot be read: a line in
-    ``warnings``)."""
+    ``warnings``). ``alerts=False`` spares that read, for a caller that reads the alerts
+    itself (the TUI's overview polls them at their own pace)."""
     from core.delivery.firing import firing_alerts
 
     config = project.config
-    firing, unread = firing_alerts(project)
-    if unread is not None and warnings is not None:
-        warnings.append(unread)
+    firing: dict[tuple[str, str], Any] = {}
+    if alerts:
+        firing, unread = firing_alerts(project)
+        if unread is not None and warnings is not None:
+            warnings.append(unread)
     found: dict[str, dict[str, EnvironmentDocument]] = {}
     states: dict[tuple[str, str], Any] = {}
     pending: dict[tuple[str, str], Any] = {}
