@@ -2,8 +2,8 @@
 
 ``Ledger.open`` checks the file before anything writes to it (SQLite header, ``PRAGMA
 quick_check``, schema version), then migrates it. A read-only open never writes: not even
-migrations. The table-specific methods live in the mixins (releases, runs, deployments);
-this module holds opening, closing, history and the audit log.
+migrations. The table-specific methods live in the mixins (releases, runs, deployments,
+rollouts); this module holds opening, closing, history and the audit log.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from store.ledger.migrations import (
     schema_version,
 )
 from store.ledger.releases import ReleasesMixin
+from store.ledger.rollouts import RolloutsMixin
 from store.ledger.runs import RunsMixin
 
 
-class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin):
-    """Releases, runs, test results, promotions, approvals, environment state and the
-    hash-chained audit log of one project. Every mutating method writes its change and its
+class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin, RolloutsMixin):
+    """Releases, runs, test results, promotions, approvals, rollouts, environment state and
+    the hash-chained audit log of one project. Every mutating method writes its change and its
     audit event in one transaction."""
 
     @classmethod

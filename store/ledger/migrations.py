@@ -179,7 +179,50 @@ def _v2_promotion_holder(db: Database) -> None:
     db.execute("ALTER TABLE promotions ADD COLUMN host TEXT")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables, _v2_promotion_holder)
+def _v3_rollouts(db: Database) -> None:
+    """Canary and shadow rollouts: one row each, its phase, step and weight, the steps it
+    runs and the analysis measured so far, a request from another command not acted on yet,
+    and the process that drives it. At most one open (progressing or paused) per service
+    and environment."""
+    for statement in _V3_SQL:
+        db.execute(statement)
+
+
+_V3_SQL = [
+    """CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        env TEXT NOT NULL,
+        promotion_id INTEGER NOT NULL REFERENCES promotions (id),
+        run_id INTEGER REFERENCES runs (id),
+        strategy TEXT NOT NULL CHECK (strategy IN ('all-at-once', 'canary', 'shadow')),
+        stable TEXT REFERENCES releases (id),
+        canary TEXT NOT NULL REFERENCES releases (id),
+        phase TEXT NOT NULL CHECK (phase IN ('progressing', 'paused', 'promoted', 'aborted')),
+        step INTEGER NOT NULL DEFAULT 0 CHECK (step >= 0),
+        weight INTEGER NOT NULL DEFAULT 0 CHECK (weight BETWEEN 0 AND 100),
+        plan TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(plan)),
+        analysis TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(analysis)),
+        request TEXT CHECK (request IN ('pause', 'resume', 'abort', 'promote')),
+        requested_by TEXT,
+        requested_at TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL,
+        pid INTEGER,
+        host TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+    ) STRICT""",
+    "CREATE INDEX rollouts_by_service_env ON rollouts (service, env, id)",
+    # The one open rollout of an environment: a second begin fails on this index even if
+    # the code's own check were skipped.
+    """CREATE UNIQUE INDEX rollouts_open ON rollouts (service, env)
+        WHERE phase IN ('progressing', 'paused')""",
+]
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables, _v2_promotion_holder, _v3_rollouts)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -18,6 +18,10 @@ TestOutcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpasse
 PromotionKind = Literal["promote", "rollback"]
 PromotionStatus = Literal["intent", "done", "failed", "undone"]
 Bump = Literal["major", "minor", "patch"]
+RolloutStrategy = Literal["all-at-once", "canary", "shadow"]
+RolloutPhase = Literal["progressing", "paused", "promoted", "aborted"]
+RolloutRequest = Literal["pause", "resume", "abort", "promote"]
+OPEN_PHASES: tuple[RolloutPhase, ...] = ("progressing", "paused")
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,44 @@ class EnvState:
     updated_at: str
 
 
+@dataclass(frozen=True)
+class RolloutRecord:
+    """A canary or shadow rollout of ``canary`` next to ``stable`` in one environment
+    (schema 3). ``plan`` is its steps as resolved when it began; ``analysis`` every
+    measurement so far (``{check, stable, canary, verdict, detail, t, step}``), oldest first;
+    ``request`` what another command asked of it and its driver has not acted on yet."""
+
+    id: int
+    service: str
+    env: str
+    promotion_id: int
+    run_id: int | None
+    strategy: RolloutStrategy
+    stable: str | None
+    canary: str
+    phase: RolloutPhase
+    step: int
+    weight: int
+    actor: str
+    started_at: str
+    updated_at: str
+    finished_at: str | None = None
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    analysis: list[dict[str, Any]] = field(default_factory=list)
+    request: RolloutRequest | None = None
+    requested_by: str | None = None
+    requested_at: str | None = None
+    detail: str = ""
+    # The relman process that drives it: the holder a takeover compares against.
+    pid: int | None = None
+    host: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """Still under way (progressing or paused): its driver, alive or not, owns the env."""
+        return self.phase in OPEN_PHASES
+
+
 def _json(text: str | None) -> dict[str, Any]:
     value = json.loads(text) if text else {}
     return value if isinstance(value, dict) else {"value": value}
@@ -176,3 +218,14 @@ def promotion_from_row(row: dict[str, Any]) -> PromotionRecord:
 
 def approval_from_row(row: dict[str, Any]) -> ApprovalRecord:
     return ApprovalRecord(**row)
+
+
+def _json_list(text: str | None) -> list[dict[str, Any]]:
+    value = json.loads(text) if text else []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def rollout_from_row(row: dict[str, Any]) -> RolloutRecord:
+    return RolloutRecord(
+        **{**row, "plan": _json_list(row["plan"]), "analysis": _json_list(row["analysis"])}
+    )

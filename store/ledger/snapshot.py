@@ -15,8 +15,10 @@ from store.ledger.migrations import check_readable
 from store.ledger.records import (
     EnvState,
     PromotionRecord,
+    RolloutRecord,
     RunRecord,
     promotion_from_row,
+    rollout_from_row,
     run_from_row,
 )
 
@@ -46,6 +48,29 @@ def open_promotions(
         return [promotion_from_row(dict(row)) for row in rows.fetchall()]
 
 
+def open_rollouts(path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> list[RolloutRecord]:
+    """Rollouts progressing or paused (driven, or left by a driver that died), oldest first;
+    [] when the ledger does not exist yet."""
+    return [rollout for rollout in latest_rollouts(path, busy_timeout=busy_timeout) if rollout.open]
+
+
+def latest_rollouts(
+    path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> list[RolloutRecord]:
+    """The newest rollout of each service and environment that had one, open or ended,
+    oldest first (an open one is always its environment's newest)."""
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return []
+    check_readable(version, path)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute(
+            "SELECT * FROM rollouts WHERE id IN"
+            " (SELECT max(id) FROM rollouts GROUP BY service, env) ORDER BY id"
+        ).fetchall()
+    return [rollout_from_row(dict(row)) for row in rows]
+
+
 def open_runs(
     path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
 ) -> list[tuple[RunRecord, str | None]]:
@@ -67,3 +92,22 @@ def open_runs(
         release_version = fields.pop("release_version")
         found.append((run_from_row(fields), release_version))
     return found
+
+
+def release_versions(
+    path: Path, release_ids: list[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> dict[str, str | None]:
+    """The version of each recorded release among ``release_ids`` (None while it has none)."""
+    if not release_ids:
+        return {}
+    version = inspect_file(path, busy_timeout, deep=False)
+    if not version:
+        return {}
+    check_readable(version, path)
+    marks = ", ".join("?" for _ in release_ids)
+    with reading_file(path, busy_timeout) as conn:
+        rows = conn.execute(
+            f"SELECT id, version FROM releases WHERE id IN ({marks})",
+            release_ids,
+        ).fetchall()
+    return {row[0]: row[1] for row in rows}

@@ -1,6 +1,7 @@
 """The metric store's queries: per-minute points and rollups, scrapes, rollups computed from
 the scrapes of a window, monitor-log records and their join with the feedback. Each reads
-one series (service, env) over a window [since, until) of Unix seconds, oldest first.
+one series (service, env) over a window [since, until) of Unix seconds, oldest first; the
+feedback labels of given request ids are read by id.
 
 :class:`MetricReads` is a part of :class:`store.metrics.store.MetricStore` (its reads are
 :class:`store.metrics.base.MetricStoreBase`'s: one statement at a time, errors translated to
@@ -11,7 +12,7 @@ the store's one line). The alerts are read in
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from store.metrics.base import MetricStoreBase
@@ -32,6 +33,8 @@ __all__ = ["MetricReads"]
 # A time after every stored one (SQLite integers are 64-bit).
 _END = 2**62
 _decode = json.JSONDecoder().decode
+# Request ids per feedback query (an SQLite older than 3.32 takes at most 999 variables).
+IDS_PER_QUERY = 900
 
 
 class MetricReads(MetricStoreBase):
@@ -134,6 +137,25 @@ class MetricReads(MetricStoreBase):
             (service, env, since, until),
         )
         return [(row[0], row[1]) for row in rows]
+
+    def feedback_labels(self, service: str, env: str, request_ids: Iterable[str]) -> dict[str, str]:
+        """``{request id: label}`` of the feedback of (service, env), for those of
+        ``request_ids`` that have one (a primary-key lookup each, IDS_PER_QUERY ids per
+        query)."""
+        ids = list(dict.fromkeys(request_ids))
+        labels: dict[str, str] = {}
+        with self._reading() as conn:
+            for first in range(0, len(ids), IDS_PER_QUERY):
+                chunk = ids[first : first + IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                labels.update(
+                    conn.execute(
+                        "SELECT request_id, label FROM feedback WHERE service = ? AND env = ? "
+                        f"AND request_id IN ({marks})",
+                        [service, env, *chunk],
+                    ).fetchall()
+                )
+        return labels
 
 
 def _scrape(row: Sequence[Any]) -> ScrapeRow:
