@@ -79,6 +79,8 @@ class MonitoringParameters(Model):
     drift_min_records: int | None = field(default=None, metadata=_COUNT)
     accuracy_max_drop: float | None = field(default=None, metadata=_SHARE)
     down_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    # Act: roll the environment back when an alert fires there (core/delivery/auto_rollback.py).
+    auto_rollback: bool | None = None
     # The keys this table really set (filled by core/config/schema.py; empty when built in code).
     fields_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
@@ -188,6 +190,67 @@ class EnvironmentConfig(Model):
     ready_timeout: float = field(default=60.0, metadata=_POSITIVE)
     # [environments.NAME.monitoring]: monitoring parameters here (core/alerts/policies.py).
     monitoring: PolicyLayer = field(default_factory=PolicyLayer)
+    # [environments.NAME.rollout]: how a promotion moves traffic (docs/rollouts.md).
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig())
+
+
+# ------------------------------------------------------------------- rollouts and analysis
+# docs/rollouts.md; the plan a rollout runs is core/delivery/rollout_plan.py's business.
+
+STRATEGIES = ("all-at-once", "canary", "shadow")
+Strategy = Literal["all-at-once", "canary", "shadow"]
+CHECKS = ("error-rate", "latency", "prediction-mix", "shadow-agreement", "accuracy")
+Check = Literal["error-rate", "latency", "prediction-mix", "shadow-agreement", "accuracy"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutStepConfig(Model):
+    """One step: ``{ weight = 10, pause = "1m" }`` (route 10% of requests to the new release,
+    or mirror 10% in a shadow rollout, then wait), ``{ pause = "manual" }`` (wait for `relman
+    rollout resume`), or ``{ analysis = "NAME" }`` (judge it against the stable release)."""
+
+    weight: int | None = field(default=None, metadata={"ge": 0, "le": 100})
+    pause: str | None = field(default=None, metadata={"min_length": 1})
+    analysis: str | None = field(default=None, metadata={"min_length": 1})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutConfig(Model):
+    strategy: Strategy = "all-at-once"
+    # Empty: the built-in steps of the strategy (core/delivery/rollout_plan.py).
+    steps: list[RolloutStepConfig] = field(default_factory=list)
+    # A request header whose value keeps a client on one side (else: per request).
+    sticky: str | None = field(default=None, metadata={"pattern": r"^[A-Za-z0-9-]+$"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisConfig(Model):
+    """[analysis.NAME]: the checks of a new release against the stable one, same minutes."""
+
+    # One measurement every interval; an analysis step takes `count` of them.
+    interval: str = "30s"
+    count: int = field(default=2, metadata=_COUNT)
+    # Failed measurements tolerated; one more aborts the rollout.
+    failure_limit: int = field(default=0, metadata={"ge": 0})
+    # Too little traffic to decide at the step's last measurement: measure on (wait: at most
+    # `count` more, then abort), pause the rollout for a person, or abort it at once (fail).
+    inconclusive: Literal["wait", "pause", "fail"] = "wait"
+    checks: list[Check] = field(
+        default_factory=lambda: ["error-rate", "latency", "prediction-mix", "shadow-agreement"]
+    )
+    # Requests (or prediction records) each side needs before a check concludes.
+    min_requests: int = field(default=100, metadata=_COUNT)
+    # error-rate: one-sided significance of "the new release errs more", over the rollout.
+    confidence: float = field(default=0.99, metadata={"gt": 0.5, "lt": 1})
+    # latency: this quantile of the new release over the stable's, at most this ratio.
+    latency_quantile: Literal["p50", "p95", "p99"] = "p95"
+    latency_max_ratio: float = field(default=1.25, metadata={"gt": 1})
+    # prediction-mix: PSI of the new release's predictions against the stable's.
+    psi_max: float = field(default=0.2, metadata=_POSITIVE)
+    # shadow-agreement: share of mirrored requests answered with the same prediction.
+    agreement_min: float = field(default=0.95, metadata=_SHARE)
+    # accuracy (late ground truth from `relman feedback`): at most this drop.
+    accuracy_max_drop: float = field(default=0.05, metadata=_SHARE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +327,7 @@ class RelmanConfig(Model):
     suites: dict[str, SuiteConfig] = field(default_factory=dict, metadata=_NAMES)
     gates: dict[str, GateConfig] = field(default_factory=dict, metadata=_NAMES)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    analysis: dict[str, AnalysisConfig] = field(default_factory=dict, metadata=_NAMES)
 
     @property
     def environment_order(self) -> list[str]:
@@ -294,6 +358,10 @@ class Project:
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.db"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.state_dir / "metrics.db"
 
     def python(self) -> str:
         """The interpreter of the project's environment."""
@@ -398,6 +466,62 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
             )
         seen[key] = env_name
     _check_monitoring(config, line_of, shown)
+    _check_rollouts(config, line_of, shown)
+
+
+def _check_rollouts(
+    config: RelmanConfig, line_of: Callable[[tuple[str, ...]], int], shown: str
+) -> None:
+    """Steps that can run: one kind each, weights rising to at most 100, pauses that are
+    durations, analyses that are declared; intervals that are durations."""
+    from core.config.durations import parse_duration
+
+    for name, analysis in config.analysis.items():
+        try:
+            if parse_duration(analysis.interval) <= 0:
+                raise ValueError(f"{analysis.interval!r} is not a positive duration")
+        except ValueError as exc:
+            line = line_of(("analysis", name, "interval"))
+            raise ConfigError(f"{shown}:{line}: [analysis.{name}] interval: {exc}") from None
+    for env_name, env in config.environments.items():
+        rollout = env.rollout
+        where = f"[environments.{env_name}.rollout]"
+        last = -1
+        for index, item in enumerate(rollout.steps):
+            loc = ("environments", env_name, "rollout", "steps")
+            kinds = [k for k in ("weight", "analysis") if getattr(item, k) is not None]
+            problem = None
+            if len(kinds) > 1:
+                problem = "a step sets weight or analysis, not both"
+            elif not kinds and item.pause is None:
+                problem = "a step needs weight, pause or analysis"
+            elif item.analysis is not None and item.pause is not None:
+                problem = "an analysis step takes no pause"
+            elif item.weight is not None:
+                if item.weight == 0:
+                    problem = "a weight must be above 0"
+                elif rollout.strategy == "canary" and item.weight <= last:
+                    problem = f"weights must rise: {item.weight} after {last}"
+                last = item.weight
+            if problem is None and item.pause is not None and item.pause != "manual":
+                try:
+                    parse_duration(item.pause)
+                except ValueError as exc:
+                    problem = f"pause: {exc}, or 'manual'"
+            if (
+                problem is None
+                and item.analysis is not None
+                and item.analysis not in {*config.analysis, "default"}
+            ):
+                choices = ", ".join(sorted(config.analysis)) or "none are declared"
+                problem = f"analysis {item.analysis!r} is not an [analysis.*] table ({choices})"
+            if problem:
+                raise ConfigError(f"{shown}:{line_of(loc)}: {where} steps #{index + 1}: {problem}")
+        if rollout.steps and rollout.strategy == "all-at-once":
+            raise ConfigError(
+                f"{shown}:{line_of(('environments', env_name, 'rollout', 'steps'))}: {where} "
+                'steps need strategy = "canary" or "shadow" (all-at-once has none)'
+            )
 
 
 def _check_monitoring(
