@@ -11,6 +11,14 @@ Prints requests sent, failed, and p50/p99 of the latency direct and through the 
 
 ``--uvicorn`` instead runs the engine's real cycle: each second a new uvicorn upstream starts
 on a fresh port, the proxy switches to it, and the previous one gets SIGTERM (graceful).
+
+``--rollout`` runs a rollout's routing changes instead, at ``--rate`` requests a second in all
+(two clients, keep-alive and new connections): canary 10 % -> 50 % -> 100 %, an abort (back
+to the stable alone), then a shadow phase mirroring 50 %, each ``--phase`` seconds. Prints per
+phase the requests, the failed ones (goal 0), the share the canary answered and the copies
+the shadow got (from the access log).
+
+    python benchmarks/bench_switch_proxy.py --rollout [--rate 50] [--phase 3]
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import statistics
@@ -32,7 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.host.ports import ephemeral_port  # noqa: E402
-from core.targets.proxy_control import start_proxy, stop_proxy, switch_upstream  # noqa: E402
+from core.targets.proxy_control import (  # noqa: E402
+    Routing,
+    set_routing,
+    start_proxy,
+    stop_proxy,
+    switch_upstream,
+)
 
 STDLIB_UPSTREAMS = """
 import sys, threading
@@ -158,12 +173,124 @@ def _start_uvicorn(name: str) -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit(f"uvicorn upstream on {port} did not start")
 
 
+def _rollout_client(
+    port: int, keep_alive: bool, rate: float, phase: list[int], done: threading.Event,
+    results: list[tuple[int, str]],
+) -> None:  # fmt: skip
+    """Requests at ``rate`` a second until ``done``, each giving ``results`` (the phase when
+    it was sent, the side that answered it or why it failed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    interval, next_at = 1.0 / rate, time.monotonic()
+    while not done.is_set():
+        now = time.monotonic()
+        if now < next_at:
+            time.sleep(next_at - now)
+        next_at += interval
+        if not keep_alive:
+            conn.close()
+        at = phase[0]
+        try:
+            conn.request("POST", "/predict", body=b'{"x": [1, 2, 3]}')
+            response = conn.getresponse()
+            body = response.read()
+            outcome = body[:1].decode() if response.status == 200 else f"HTTP {response.status}"
+        except (OSError, http.client.HTTPException) as exc:
+            outcome = repr(exc)
+            conn.close()
+        results.append((at, outcome))
+    conn.close()
+
+
+def rollout(rate: float, seconds: float) -> None:
+    """Canary 10 -> 50 -> 100 %, abort, shadow 50 %: failed requests per phase."""
+    with tempfile.TemporaryDirectory(prefix="relman-bench-rollout-") as tmp:
+        env_dir = Path(tmp) / "env"
+        ports = [ephemeral_port(), ephemeral_port()]
+        upstreams = subprocess.Popen(
+            [sys.executable, "-c", STDLIB_UPSTREAMS, *map(str, ports)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert upstreams.stdout is not None
+        upstreams.stdout.readline()
+        a, b = (f"127.0.0.1:{port}" for port in ports)
+        phases = [
+            ("stable only", Routing(a, "A")),
+            ("canary 10%", Routing(a, "A", b, "B", 10)),
+            ("canary 50%", Routing(a, "A", b, "B", 50)),
+            ("canary 100%", Routing(a, "A", b, "B", 100)),
+            ("abort", Routing(a, "A")),
+            ("shadow 50%", Routing(a, "A", b, "B", 50, "shadow")),
+        ]
+        proxy_port = ephemeral_port()
+        access_log = env_dir / "access.log"
+        results: list[tuple[int, str]] = []
+        bounds: list[float] = []
+        phase, done = [0], threading.Event()
+        try:
+            start_proxy(env_dir, "127.0.0.1", proxy_port, access_log=access_log)
+            set_routing(env_dir, phases[0][1])
+            threads = [
+                threading.Thread(
+                    target=_rollout_client,
+                    args=(proxy_port, keep, rate / 2, phase, done, results),
+                )
+                for keep in (True, False)
+            ]
+            for thread in threads:
+                thread.start()
+            changes: list[float] = []
+            for index, (_, routing) in enumerate(phases):
+                if index:
+                    started = time.perf_counter()
+                    set_routing(env_dir, routing)
+                    changes.append((time.perf_counter() - started) * 1000)
+                phase[0] = index
+                bounds.append(time.time())
+                time.sleep(seconds)
+            bounds.append(time.time())
+            done.set()
+            for thread in threads:
+                thread.join()
+        finally:
+            stop_proxy(env_dir)  # writes out the access log
+            upstreams.kill()
+            upstreams.wait()
+        records = [json.loads(line) for line in access_log.read_text().splitlines()]
+
+    print(f"rollout phases at {rate:g} requests/s, {seconds:g} s each (stdlib upstreams A, B)")
+    print(f"routing changes confirmed in p50 {statistics.median(changes):.1f} ms, "
+          f"max {max(changes):.1f} ms")  # fmt: skip
+    print(f"{'phase':<13} {'requests':>8} {'failed':>6} {'answered by B':>13} {'mirrored':>8}")
+    for index, (name, _) in enumerate(phases):
+        mine = [outcome for at, outcome in results if at == index]
+        failed = [o for o in mine if o not in ("A", "B")]
+        by_b = sum(o == "B" for o in mine) / len(mine) if mine else float("nan")
+        mirrored = sum(
+            r["role"] == "shadow" and bounds[index] <= r["t"] < bounds[index + 1] for r in records
+        )
+        print(f"{name:<13} {len(mine):>8} {len(failed):>6} {by_b:>13.0%} {mirrored:>8}"
+              + (f"  {sorted(set(failed))[:2]}" if failed else ""))  # fmt: skip
+    total = sum(o not in ("A", "B") for _, o in results)
+    print(f"failed requests in all phases: {total} (goal 0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=50.0, help="requests a second per client")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="requests a second per client (in all, with --rollout)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--uvicorn", action="store_true", help="start B, switch, stop A")
+    parser.add_argument("--rollout", action="store_true", help="canary, abort, shadow phases")
+    parser.add_argument("--phase", type=float, default=3.0, help="seconds per rollout phase")
     args = parser.parse_args()
+    if args.rollout:
+        rollout(args.rate, args.phase)
+        return
 
     with tempfile.TemporaryDirectory(prefix="relman-bench-proxy-") as tmp:
         env_dir = Path(tmp) / "env"

@@ -3,14 +3,20 @@
 A target runs *instances* (one release's Bento, started for validation) and routes an
 environment's traffic to one of them. Promotion is: start an instance beside the live one,
 wait until it is ready, smoke-test it, switch the environment to it, check the environment's
-health, stop the previous instance. Rollback is the same with an older release.
+health, stop the previous instance. Rollback is the same with an older release. A rollout
+splits the traffic between the stable instance and a candidate (a share of the requests, or
+copies of them) before it switches (docs/targets.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from core.targets.proxy_control import Routing
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,41 @@ class Target(Protocol):
         """Send the sample request; InfraError when the answer is an error or misshapen."""
         ...
 
+    @property
+    def access_log(self) -> Path:
+        """The environment's access log: one JSON line per request (role, release, ...)."""
+        ...
+
     def switch(self, instance: Instance) -> None:
-        """Route the environment's traffic to ``instance`` (atomically, for new requests)."""
+        """Route all of the environment's traffic to ``instance`` (atomically, for new
+        requests); this ends a split."""
+        ...
+
+    def split(
+        self,
+        stable: Instance,
+        candidate: Instance,
+        weight: int,
+        *,
+        mode: Literal["canary", "shadow"] = "canary",
+        sticky: str | None = None,
+    ) -> None:
+        """Send ``weight`` % of new requests to ``candidate`` and the rest to ``stable``
+        (canary), or all to ``stable`` and a copy of ``weight`` % to ``candidate``, whose
+        answers are compared and dropped (shadow). ``sticky``: a header whose value keeps a
+        client on one side."""
+        ...
+
+    def routing(self) -> Routing | None:
+        """The routing in effect (None when the environment serves nothing)."""
+        ...
+
+    def candidate(self) -> Instance | None:
+        """The running instance the routing sends canary or shadow traffic to, if any."""
         ...
 
     def serving(self) -> Instance | None:
-        """The instance the environment routes to now, if it runs."""
+        """The stable instance: the one the environment routes to now, if it runs."""
         ...
 
     def instances(self) -> list[Instance]:
@@ -80,8 +115,8 @@ class Target(Protocol):
         """Stop ``instance`` gracefully (requests in flight finish)."""
         ...
 
-    def sweep(self, keep: Instance | None) -> list[str]:
-        """Stop every instance (and anything it left running) but ``keep``."""
+    def sweep(self, keep: Instance | Sequence[Instance] | None) -> list[str]:
+        """Stop every instance (and anything it left running) but those of ``keep``."""
         ...
 
     def down(self) -> bool:

@@ -2,8 +2,10 @@
 
 An environment's folder is ``.relman/envs/SERVICE/ENV/``. Its proxy (:mod:`core.targets.proxy`)
 listens on the environment's host and port from relman.toml and routes each request to the
-current instance; each instance is a ``bentoml serve`` of one release's Bento on a free side
-port of 127.0.0.1, in ``instances/RELEASE-PORT/`` (working folder, ``serve.log``, ``pid``).
+stable instance, or during a rollout a share of them to a canary (or copies to a shadow),
+logging each in ``access.log``; each instance is a ``bentoml serve`` of one release's Bento
+on a free side port of 127.0.0.1, in ``instances/RELEASE-PORT/`` (working folder,
+``serve.log``, ``pid``).
 Every process is started detached, in its own session, so it outlives the CLI and the TUI and
 is stopped as a group. The instance's pid file is written by the child itself before it
 execs bentoml, so even a relman killed right after the fork leaves a process it can find.
@@ -18,10 +20,10 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.config.model import Project
 from core.errors import ConfigError, InfraError
@@ -36,6 +38,9 @@ from core.host.processes import (
     stop_tagged,
 )
 from core.targets.base import Instance, SmokeResult
+
+if TYPE_CHECKING:
+    from core.targets.proxy_control import Routing
 
 SIDE_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 12
@@ -164,23 +169,91 @@ class LocalTarget:
             raise InfraError(f"smoke request to {path}: {problem}")
         return SmokeResult(latency, f"{path} answered 200 in {latency:.0f} ms")
 
+    @property
+    def access_log(self) -> Path:
+        """The proxy's access log (rotated to ``access.log.1``)."""
+        return self.folder / "access.log"
+
     def switch(self, instance: Instance) -> None:
-        from core.targets.proxy_control import proxy_pid, start_proxy, stop_proxy, switch_upstream
+        """Everything to ``instance`` (ending a split); the proxy is started if need be."""
+        from core.targets.proxy_control import (
+            Routing,
+            proxy_reads_routing,
+            set_routing,
+            switch_upstream,
+        )
+
+        self._ensure_proxy(routing=False)
+        if proxy_reads_routing(self.folder):
+            set_routing(self.folder, Routing(instance.address, instance.release))
+        else:  # a proxy started by a relman before rollouts: it takes an address alone
+            switch_upstream(self.folder, instance.address)
+
+    def split(
+        self,
+        stable: Instance,
+        candidate: Instance,
+        weight: int,
+        *,
+        mode: Literal["canary", "shadow"] = "canary",
+        sticky: str | None = None,
+    ) -> None:
+        """``weight`` % of the requests to ``candidate`` and the rest to ``stable`` (canary),
+        or all to ``stable`` and a copy of ``weight`` % to ``candidate`` (shadow)."""
+        from core.targets.proxy_control import Routing, set_routing
+
+        routing = Routing(
+            stable.address,
+            stable.release,
+            candidate.address,
+            candidate.release,
+            weight,
+            mode,
+            sticky,
+        )
+        self._ensure_proxy(routing=True)
+        set_routing(self.folder, routing)
+
+    def routing(self) -> Routing | None:
+        """The routing the environment's proxy has in effect (None: it serves nothing)."""
+        from core.targets.proxy_control import current_routing, proxy_pid
+
+        if proxy_pid(self.folder) is None:
+            return None
+        return current_routing(self.folder)
+
+    def candidate(self) -> Instance | None:
+        """The running instance the routing sends canary or shadow traffic to."""
+        routing = self.routing()
+        if routing is None or routing.canary is None:
+            return None
+        return next((i for i in self.instances() if i.address == routing.canary), None)
+
+    def _ensure_proxy(self, *, routing: bool) -> None:
+        """Start the environment's proxy unless it runs on the address relman.toml gives
+        (and, with ``routing``, is one that applies a Routing)."""
+        from core.targets.proxy_control import (
+            proxy_pid,
+            proxy_reads_routing,
+            start_proxy,
+            stop_proxy,
+        )
 
         listen = f"{self.config.host}:{self.config.port}"
         listen_file = self.folder / "proxy.listen"
         if proxy_pid(self.folder) is not None and _read(listen_file) != listen:
             stop_proxy(self.folder)  # relman.toml moved the environment to another address
+        if routing and proxy_pid(self.folder) is not None and not proxy_reads_routing(self.folder):
+            stop_proxy(self.folder)  # started by a relman before rollouts; it finishes requests
         if proxy_pid(self.folder) is None:
             self.check_port()
             start_proxy(
                 self.folder,
                 self.config.host,
                 self.config.port,
-                access_log=self.folder / "access.log",
+                access_log=self.access_log,
             )
             listen_file.write_text(listen)
-        switch_upstream(self.folder, instance.address)
 
     def prepare(self) -> None:
         self.check_port()
@@ -231,23 +304,25 @@ class LocalTarget:
         stop_tagged(str(_folder_of(instance)), instance.pid)
         self._prune()
 
-    def sweep(self, keep: Instance | None) -> list[str]:
-        """Stop every process of every instance but ``keep``: orphans of a crash, workers
-        a killed server left behind. One line per instance stopped."""
+    def sweep(self, keep: Instance | Sequence[Instance] | None) -> list[str]:
+        """Stop every process of every instance but those of ``keep`` (one, or the stable and
+        the candidate of a rollout): orphans of a crash, workers a killed server left behind.
+        One line per instance stopped."""
+        kept_instances = [keep] if isinstance(keep, Instance) else list(keep or ())
+        kept = {str(_folder_of(instance)) for instance in kept_instances}
         stopped = []
         for folder in sorted((self.folder / "instances").glob("*/")):
-            if keep is not None and folder == _folder_of(keep):
+            if str(folder) in kept:
                 continue
             instance = _instance_in(folder)
             if stop_tagged(str(folder), instance.pid if instance else None):
                 what = f"{instance.release} on {instance.address}" if instance else folder.name
                 stopped.append(f"stopped orphan {what}")
         # Folders deleted by hand: their processes still name them (the tag, the --dir).
-        kept = str(_folder_of(keep)) if keep is not None else None
         lost = [
             pid
             for pid, _ in processes_mentioning(self.folder / "instances")
-            if kept is None or not carries_tag(pid, kept)
+            if not any(carries_tag(pid, folder) for folder in kept)
         ]
         if lost:
             end_processes(lost)

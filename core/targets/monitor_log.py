@@ -23,6 +23,12 @@ known by its first line (a digest): one truncated and written again past the off
 (``copytruncate``, or truncated between our listing and our read), or a new file on a
 reused inode, starts differently and is read from the start too. Its
 :meth:`MonitorReader.state` is plain JSON, for a collector to persist across restarts.
+:meth:`MonitorReader.read_outcomes` reads the same rows without their features (a time,
+request id, prediction and target each: what a comparison of predictions needs).
+
+Lines are parsed a few hundred at a time as one JSON array when that is sure to give each
+line's own object (:func:`parse_objects`), else one by one; a row's second is looked up by its
+timestamp's first 19 characters once the reader has seen that second.
 """
 
 from __future__ import annotations
@@ -32,20 +38,24 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, BinaryIO, NamedTuple, TypeGuard, TypeVar
 
 __all__ = [
     "CONFIG_OVERRIDES_VARIABLE",
     "MonitorReader",
     "MonitorRow",
     "MonitorSchema",
+    "Outcome",
     "label_text",
     "monitor_environment",
     "monitor_folders",
+    "parse_objects",
 ]
 
 # BentoML's JSON config override (BENTOML_CONFIG_OPTIONS, its older "k=v" form, is
@@ -62,6 +72,19 @@ HEAD_BYTES = 4096
 # data.3.log (current) or data.3.log.2026-11-27 (rotated; any suffix).
 _DATA_FILE = re.compile(r"data\.(\d+)\.log(?:\.(.+))?")
 _SCHEMA_FILE = re.compile(r"schema\.(\d+)\.log(?:\..+)?")
+# Lines parsed together as one JSON array.
+BATCH = 512
+# A timestamp's whole second as datetime.isoformat() writes it (then ".ffffff" or nothing).
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+# Seconds a reader remembers (one a second of log: cleared past this).
+_SECONDS_KEPT = 4096
+# What follows the second in the timestamps of many rows (joined by newlines): ".ffffff" or
+# nothing each.
+_TAILS = re.compile(r"(?:\.[0-9]{6})?(?:\n(?:\.[0-9]{6})?)*")
+_second, _tail = itemgetter(slice(0, 19)), itemgetter(slice(19, None))
+# request_id values that mean none.
+_NO_ID = (None, "", "None")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,15 @@ class MonitorRow:
             "prediction": self.prediction,
             "target": self.target,
         }
+
+
+class Outcome(NamedTuple):
+    """A logged row without its features (:meth:`MonitorReader.read_outcomes`)."""
+
+    t: int
+    request_id: str | None
+    prediction: str | None
+    target: str | None
 
 
 @dataclass(frozen=True)
@@ -110,8 +142,9 @@ class _Pass:
     bad_lines: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def bad(self, name: str) -> None:
-        self.bad_lines[name] = self.bad_lines.get(name, 0) + 1
+    def bad(self, name: str, count: int = 1) -> None:
+        if count:
+            self.bad_lines[name] = self.bad_lines.get(name, 0) + count
 
     def lines(self) -> list[str]:
         found = [f"data/{n}: {k} unparsable line(s) skipped" for n, k in self.bad_lines.items()]
@@ -147,6 +180,9 @@ class MonitorReader:
         # The last pass's problems, one line each; ``skipped`` counts bad lines ever seen.
         self.problems: list[str] = []
         self.skipped = 0
+        # The Unix second of each timestamp second seen ("2027-01-15T07:00:00"): a row's
+        # second costs a lookup, not a parse.
+        self._seconds: dict[str, int] = {}
 
     @property
     def schema(self) -> MonitorSchema:
@@ -161,12 +197,28 @@ class MonitorReader:
 
     def read(self) -> list[MonitorRow]:
         """Rows completed since the last call, oldest file first, then by time."""
+        rows = self._read(self._rows)
+        rows.sort(key=attrgetter("t"))
+        return rows
+
+    def read_outcomes(self) -> list[Outcome]:
+        """The rows :meth:`read` would return, without their features: each row's time,
+        request id, prediction and target (a few times cheaper per row)."""
+        rows = self._read(self._outcomes)
+        rows.sort(key=itemgetter(0))
+        return rows
+
+    # ------------------------------------------------------------------ internals
+
+    def _read(self, convert: Callable[[list[bytes]], tuple[list[R], int]]) -> list[R]:
+        """Rows completed since the last call (``convert`` makes them of a file's new lines,
+        and counts the unparsable ones), oldest file first."""
         found = _Pass()
         self._load_schema(found)
         previous = self._files
         by_inode = {s.inode: s for s in previous.values()}
         files: dict[str, _FileState] = {}
-        rows: list[MonitorRow] = []
+        rows: list[R] = []
         budget = self.read_budget
         for name, stat in self._data_files():
             known = previous.get(name)
@@ -178,7 +230,7 @@ class MonitorReader:
                 found.notes.append(f"data/{name}: shorter than already read, read again")
                 state = _FileState(stat.st_ino, 0)
             if stat.st_size > state.offset and budget > 0:
-                state, used, new_rows = self._read_file(name, state, budget, found)
+                state, used, new_rows = self._read_file(name, state, budget, found, convert)
                 rows.extend(new_rows)
                 budget -= used
             files[name] = state
@@ -187,10 +239,7 @@ class MonitorReader:
             found.notes.append("no schema file: roles guessed from the column names")
         self.problems = found.lines()
         self.skipped += sum(found.bad_lines.values())
-        rows.sort(key=lambda row: row.t)
         return rows
-
-    # ------------------------------------------------------------------ internals
 
     def _data_files(self) -> list[tuple[str, os.stat_result]]:
         """Data files with their stat, in writing order: per worker, rotated ones first."""
@@ -215,8 +264,13 @@ class MonitorReader:
         return [(name, stat) for _, name, stat in entries]
 
     def _read_file(
-        self, name: str, known: _FileState, budget: int, found: _Pass
-    ) -> tuple[_FileState, int, list[MonitorRow]]:
+        self,
+        name: str,
+        known: _FileState,
+        budget: int,
+        found: _Pass,
+        convert: Callable[[list[bytes]], tuple[list[R], int]],
+    ) -> tuple[_FileState, int, list[R]]:
         """Parse the whole lines of ``name`` from ``known.offset``: (its new state, bytes
         used, rows). A file that no longer starts with the line read first is read again
         from the start."""
@@ -251,26 +305,110 @@ class MonitorReader:
         state = _FileState(known.inode, offset if end < 0 else offset + end + 1, head)
         if end < 0:
             return state, 0, []  # a partial line only: it waits for its newline
-        rows = []
-        for line in chunk[:end].split(b"\n"):
-            if not line.strip():
-                continue
-            row = self._row(line)
-            if row is None:
-                found.bad(name)
-            else:
-                rows.append(row)
+        rows, bad = convert(chunk[:end].split(b"\n"))
+        found.bad(name, bad)
         return state, end + 1, rows
 
-    def _row(self, line: bytes) -> MonitorRow | None:
-        try:
-            record = json.loads(line)
-        except ValueError:  # includes UnicodeDecodeError
+    def _rows(self, lines: list[bytes]) -> tuple[list[MonitorRow], int]:
+        """The rows of ``lines`` (blank ones left out), and how many were unparsable."""
+        rows: list[MonitorRow] = []
+        bad = 0
+        for records in _parse_lines(lines):
+            found, unparsable = self._rows_of(records)
+            rows.extend(found)
+            bad += unparsable
+        return rows, bad
+
+    def _rows_of(self, records: list[Any]) -> tuple[list[MonitorRow], int]:
+        """The rows of parsed lines (None: not JSON), and how many are no row."""
+        rows: list[MonitorRow] = []
+        for record, t in zip(records, self._record_times(records), strict=True):
+            row = self._row(record, t)
+            if row is not None:
+                rows.append(row)
+        return rows, len(records) - len(rows)
+
+    def _outcomes(self, lines: list[bytes]) -> tuple[list[Outcome], int]:
+        """The outcomes of ``lines`` (blank ones left out), and how many were unparsable:
+        what :meth:`_rows` makes of them, column by column."""
+        outcomes: list[Outcome] = []
+        bad = 0
+        schema = self._schema
+        for records in _parse_lines(lines):
+            if not schema.declared or set(map(type, records)) != {dict}:
+                rows, _ = self._rows_of(records)
+                bad += len(records) - len(rows)
+                outcomes.extend(Outcome(r.t, r.request_id, r.prediction, r.target) for r in rows)
+                continue
+            times = self._unix_times(map(dict.get, records, repeat(TIME)))
+            ids = _ids(list(map(dict.get, records, repeat(REQUEST_ID))))
+            predictions = _column(records, schema.predictions)
+            targets = _column(records, schema.targets)
+            before = len(outcomes)
+            outcomes.extend(
+                map(
+                    tuple.__new__,
+                    repeat(Outcome),
+                    zip(times, ids, predictions, targets, strict=True),
+                )
+            )
+            if None in times:  # no time: the row is unparsable
+                kept = [row for row in outcomes[before:] if row[0] is not None]
+                bad += len(outcomes) - before - len(kept)
+                outcomes[before:] = kept
+        return outcomes, bad
+
+    def _record_times(self, records: list[Any]) -> list[int | None]:
+        return self._unix_times(map(_get_field, records, repeat(TIME)))
+
+    def _unix_times(self, values: Iterable[Any]) -> list[int | None]:
+        """:func:`_unix_time` of each value. Those written as datetime.isoformat() writes
+        them (a second, then ".ffffff" or nothing) are looked up by their second, each second
+        parsed once (:meth:`_learn`)."""
+        values = list(values)
+        tails = "\n".join(map(_tail, values)) if set(map(type, values)) == {str} else None
+        if tails is None or tails.count("\n") >= len(values) or not _TAILS.fullmatch(tails):
+            return [self._unix_time(value) for value in values]
+        seconds = list(map(_second, values))
+        for second in set(seconds).difference(self._seconds):
+            self._learn(second)
+        times: list[int | None] = list(map(self._seconds.get, seconds))
+        if None in times:  # not a plain second: parsed whole
+            for i, t in enumerate(times):
+                if t is None:
+                    times[i] = _unix_time(values[i], self.naive_tz)
+        return times
+
+    def _unix_time(self, value: Any) -> int | None:
+        """:func:`_unix_time` of one value (looked up as :meth:`_unix_times` does)."""
+        if type(value) is not str:
             return None
-        if not isinstance(record, dict):
+        rest = value[19:]
+        if not rest or (
+            len(rest) == 7 and rest[0] == "." and rest[1:].isdigit() and rest.isascii()
+        ):
+            t = self._seconds.get(value[:19]) or self._learn(value[:19])
+            if t is not None:
+                return t
+        return _unix_time(value, self.naive_tz)
+
+    def _learn(self, second: str) -> int | None:
+        """The Unix second of "YYYY-MM-DDTHH:MM:SS", kept for the timestamps of that second,
+        or None (not of that form, or not between 1970 and 2242: there the fraction of a
+        second could change the whole second read)."""
+        if _SECOND.fullmatch(second) is None:
             return None
-        t = _unix_time(record.get(TIME), self.naive_tz)
-        if t is None:
+        t = _unix_time(second, self.naive_tz)
+        if t is None or not 0 < t < 2**33:
+            return None
+        if len(self._seconds) >= _SECONDS_KEPT:
+            self._seconds.clear()
+        self._seconds[second] = t
+        return t
+
+    def _row(self, record: Any, t: int | None) -> MonitorRow | None:
+        """The row of a parsed line (``t`` its time), or None when it is no row."""
+        if not isinstance(record, dict) or t is None:
             return None
         schema = self._schema if self._schema.declared else _guess_schema(record)
         features = {}
@@ -317,6 +455,73 @@ class MonitorReader:
             return
         self._schema_key = key
         self._schema = schema
+
+
+def _parse_lines(lines: list[bytes]) -> Iterator[list[Any]]:
+    """What each non-blank line holds (None when it is not JSON), BATCH lines at a time."""
+    for first in range(0, len(lines), BATCH):
+        batch = lines[first : first + BATCH]
+        records = parse_objects(batch)
+        yield records if records is not None else [_parse(line) for line in batch if line.strip()]
+
+
+def parse_objects(lines: list[bytes]) -> list[Any] | None:
+    """What each of ``lines`` parses to alone (``json.loads``), all parsed as one JSON array
+    (a few times faster than one by one); None unless that is sure to be the same: every
+    line is "{...}" and none holds "[", "]" or NUL. Joined by a newline and a comma, no
+    string runs from one line into the next (JSON strings hold no raw newline), and after a
+    line's last "}" the comma and the next line's "{" can continue no object (a member is
+    a string) and no array (there is none): each joining comma separates two elements, so
+    as many elements as lines means each line is one, what it parses to alone. (NUL: a line
+    with NUL among its first bytes is read alone as UTF-16 or UTF-32.)"""
+    joined = b"\n,".join(lines)
+    if (
+        joined[:1] != b"{"
+        or joined[-1:] != b"}"
+        or joined.count(b"}\n,{") != len(lines) - 1
+        or b"[" in joined
+        or b"]" in joined
+        or b"\0" in joined
+    ):
+        return None
+    try:
+        records = json.loads(b"[" + joined + b"]")
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return records if len(records) == len(lines) else None
+
+
+def _parse(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _get_field(record: Any, key: str) -> Any:
+    return record.get(key) if isinstance(record, dict) else None
+
+
+def _ids(values: list[Any]) -> list[str | None]:
+    """Each row's request id as MonitorRow has it (none: None, "" or "None")."""
+    if set(map(type, values)) == {str} and "" not in values and "None" not in values:
+        return values
+    return [None if value in _NO_ID else str(value) for value in values]
+
+
+def _column(records: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str | None]:
+    """:func:`_first` of each record."""
+    if not columns:
+        return [None] * len(records)
+    if len(columns) > 1:
+        return [_first(record, columns) for record in records]
+    values = list(map(dict.get, records, repeat(columns[0])))
+    if set(map(type, values)) == {str}:
+        return values
+    return [
+        value if type(value) is str else None if value is None else label_text(value)
+        for value in values
+    ]
 
 
 def _load_state(state: Mapping[str, Any] | None) -> dict[str, _FileState]:

@@ -1,13 +1,15 @@
 """The switchable reverse proxy in front of a served environment.
 
 ``python -m core.targets.proxy --listen HOST:PORT --dir ENVDIR [--access-log FILE]`` listens on the
-environment's fixed port and forwards every HTTP request to the upstream named in
-``ENVDIR/upstream`` (a ``bentoml serve`` on a side port). SIGHUP re-reads that file; once the
-new upstream is in effect the proxy writes ``ENVDIR/upstream.applied``. The upstream is
-picked when a request's head arrives, so a client holding a keep-alive connection reaches the
-new release with its very next request, and nothing in flight is cut: that is what lets the
-engine switch releases with zero failed requests. The controller side is
-:mod:`core.targets.proxy_control`. Standard library and h11 only: the process must start fast.
+environment's fixed port and forwards every HTTP request to the upstreams ``ENVDIR/upstream``
+names (``bentoml serve`` instances on side ports): one address, or a routing that sends a
+share of the requests to a canary, or copies of them to a shadow (:mod:`.proxy_routes`,
+:mod:`.proxy_shadow`). SIGHUP re-reads that file; once the new routing is in effect the proxy
+writes ``ENVDIR/upstream.applied``. The side is picked when a request's head arrives, so a
+client holding a keep-alive connection follows a change with its very next request, and
+nothing in flight is cut: that is what lets the engine switch releases, and move a canary's
+weight, with zero failed requests. The controller side is :mod:`core.targets.proxy_control`.
+Standard library and h11 only: the process must start fast.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
@@ -32,15 +33,21 @@ from core.targets.proxy_control import (
     APPLIED_FILE,
     EXIT_CANNOT_LISTEN,
     PID_FILE,
+    PROTOCOL,
+    PROTOCOL_FILE,
+    SHADOW_LOG,
     UPSTREAM_FILE,
     current_upstream,
     parse_address,
+    parse_routing,
     proxy_pid,
     start_proxy,
     stop_proxy,
     switch_upstream,
     write_atomic,
 )
+from core.targets.proxy_routes import Route, Side, route_of
+from core.targets.proxy_shadow import SHADOW_LIMIT, Capture, Mirrors
 
 # The engine's side lives in core.targets.proxy_control; importable from here too.
 __all__ = ["current_upstream", "main", "proxy_pid", "start_proxy", "stop_proxy", "switch_upstream"]
@@ -65,32 +72,23 @@ def _log(line: str) -> None:
     print(f"relman proxy: {line}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class Route:
-    """One applied upstream; a new generation on each change, even back to an old address."""
-
-    text: str
-    host: str
-    port: int
-    generation: int
-
-
 class UpstreamFailed(Exception):
     """The upstream failed before a response began; the reason is one short phrase."""
 
 
 class Upstream:
-    """One HTTP/1.1 connection to an upstream, reused while its route stays current."""
+    """One HTTP/1.1 connection to one side of a routing, reused while that routing stays
+    applied (each change makes new sides: a new generation, even back to an old address)."""
 
-    def __init__(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.route, self.reader, self.writer = route, reader, writer
+    def __init__(self, side: Side, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.side, self.reader, self.writer = side, reader, writer
         self.conn = h11.Connection(h11.CLIENT)
         self.idle_since = time.monotonic()
         self.reused = False
 
-    def usable_for(self, route: Route | None) -> bool:
+    def usable_for(self, side: Side) -> bool:
         return (
-            route is self.route
+            side is self.side
             and self.conn.our_state is h11.IDLE
             and not self.reader.at_eof()
             and not self.writer.is_closing()
@@ -132,10 +130,12 @@ class Proxy:
         self.env_dir = env_dir
         self.access_log = access_log
         self.route: Route | None = None
+        self.text = ""  # the upstream file's text in effect
         self.generation = 0
         self.stopping = False
         self.clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.idle: set[asyncio.Task[None]] = set()
+        self.mirrors = Mirrors(env_dir / SHADOW_LOG, self.access, _reason, CONNECT_TIMEOUT)
 
     # -- upstream switching ------------------------------------------------------------
 
@@ -148,16 +148,15 @@ class Proxy:
         except OSError as exc:
             _log(f"cannot read {self.env_dir / UPSTREAM_FILE}: {exc.strerror}")
             return
-        current = self.route.text if self.route else ""
-        if text != current:
+        if text != self.text:
             try:
-                host, port = parse_address(text) if text else ("", 0)
-            except ValueError as exc:
-                _log(f"{self.env_dir / UPSTREAM_FILE}: {exc}; keeping {current or 'none'}")
+                route = route_of(parse_routing(text), text, self.generation + 1)
+            except (ValueError, TypeError) as exc:
+                _log(f"{self.env_dir / UPSTREAM_FILE}: {exc}; keeping {self.text or 'none'}")
                 return
             self.generation += 1
-            self.route = Route(text, host, port, self.generation) if text else None
-            _log(f"upstream is now {text or 'none'}")
+            self.route, self.text = route, text
+            _log(f"routing is now {_describe(route)}")
         write_atomic(self.env_dir / APPLIED_FILE, text)
 
     # -- serving -----------------------------------------------------------------------
@@ -170,6 +169,7 @@ class Proxy:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.reload()
         server = await asyncio.start_server(self.serve_client, sock=sock)
+        write_atomic(self.env_dir / PROTOCOL_FILE, f"{os.getpid()} {PROTOCOL}")
         pid_file = self.env_dir / PID_FILE
         write_atomic(pid_file, str(os.getpid()))
         flusher = asyncio.create_task(self._flush_access_log())
@@ -186,6 +186,7 @@ class Proxy:
             for task in list(self.clients):
                 task.cancel()
             await asyncio.gather(*self.clients, return_exceptions=True)
+            await self.mirrors.close()
         finally:
             flusher.cancel()
             if self.access_log:
@@ -196,13 +197,22 @@ class Proxy:
         return 0
 
     async def _flush_access_log(self) -> None:
-        said = None
-        while self.access_log:
+        said: set[str] = set()
+        dropped = 0
+        while True:
             await asyncio.sleep(1.0)
-            problem = self.access_log.flush()
-            if problem and problem != said:
-                _log(problem)
-            said = problem
+            problems = {self.access_log.flush() if self.access_log else None}
+            problems.add(self.mirrors.flush())
+            problems.discard(None)
+            for problem in problems - said:
+                _log(str(problem))
+            said = {str(problem) for problem in problems}
+            if self.mirrors.dropped > dropped:
+                _log(
+                    f"shadow copies dropped: {self.mirrors.dropped - dropped} "
+                    f"(at most {SHADOW_LIMIT} out at once)"
+                )
+                dropped = self.mirrors.dropped
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -217,8 +227,15 @@ class Proxy:
             self.idle.discard(task)
 
     def access(
-        self, request: h11.Request, status: int, started: float, upstream: str | None, sent: int
+        self,
+        request: h11.Request,
+        status: int,
+        ms: float,
+        side: Side | None,
+        sent: int,
+        **extra: object,
     ) -> None:
+        """One access-log record; ``extra`` is ``agree`` for a shadow's copy."""
         if self.access_log is None:
             return
         record = {
@@ -226,16 +243,35 @@ class Proxy:
             "method": request.method.decode("latin-1"),
             "path": request.target.split(b"?", 1)[0].decode("latin-1"),
             "status": status,
-            "ms": round((time.perf_counter() - started) * 1000, 3),
-            "upstream": upstream,
+            "ms": ms,
+            "upstream": side.text if side else None,
             "bytes": sent,
+            "role": side.role if side else "stable",
+            "release": side.release if side else None,
+            **extra,
         }
         self.access_log.write(record)
 
 
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _describe(route: Route | None) -> str:
+    if route is None:
+        return "none"
+    text = route.stable.text
+    if route.candidate is not None:
+        text += f", {route.weight}% {route.candidate.role} {route.candidate.text}"
+        if route.sticky:
+            text += f" (sticky by {route.sticky.decode('latin-1')})"
+    return text
+
+
 class Session:
-    """One client connection: its requests one after another, each to the upstream current
-    when its head arrived, over an upstream connection kept while that stays current."""
+    """One client connection: its requests one after another, each to the side the routing
+    in effect when its head arrived picks, over an upstream connection per side kept while
+    that routing stays in effect."""
 
     def __init__(
         self, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -244,7 +280,7 @@ class Session:
         self.conn = h11.Connection(h11.SERVER)
         peer = writer.get_extra_info("peername")
         self.ip = str(peer[0]).encode() if peer else b"unknown"
-        self.upstream: Upstream | None = None
+        self.upstreams: dict[str, Upstream] = {}  # by role: stable, canary
 
     async def serve(self, task: asyncio.Task[None]) -> None:
         conn, loop = self.conn, asyncio.get_running_loop()
@@ -272,12 +308,13 @@ class Session:
         except Exception as exc:  # a bug must cost one connection, never the proxy
             _log(f"closing a client connection after {type(exc).__name__}: {exc}")
         finally:
-            if self.upstream is not None:
-                self.upstream.close()
+            for up in self.upstreams.values():
+                up.close()
             self.writer.close()
 
     async def _exchange(self, request: h11.Request) -> None:
-        """Forward one request to the current upstream and its response back.
+        """Forward one request to the side the routing picks and its response back; in
+        shadow mode, then send a copy to the shadow when the routing's share says so.
 
         A request sent on a reused upstream connection that closes without a byte of answer
         is resent once on a new connection when it is at most REPLAY_LIMIT bytes (read in
@@ -286,15 +323,17 @@ class Session:
         started = time.perf_counter()
         conn, route = self.conn, self.proxy.route
         if route is None:
-            status = await self._reply(503, NO_RELEASE, read_body=True)
-            return self.proxy.access(request, status, started, None, len(NO_RELEASE) + 1)
+            return await self._no_release(request, started, read_body=True)
+        self._drop_stale(route)
+        bucket = route.bucket(request.headers, self.ip)
+        side, shadow = route.side_for(bucket), route.mirrored(bucket)
         if conn.they_are_waiting_for_100_continue:
             self.writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         headers = _forward_headers(request.headers)
         forwarded = [v for n, v in request.headers if n == b"x-forwarded-for"]
         headers.append((b"x-forwarded-for", b", ".join([*forwarded, self.ip])))
         if not any(name == b"host" for name, _ in request.headers):
-            headers.append((b"host", route.text.encode()))
+            headers.append((b"host", side.text.encode()))
         if conn.their_state is h11.SEND_BODY and all(
             n != b"content-length" for n, _ in request.headers
         ):
@@ -303,39 +342,60 @@ class Session:
         events: list[h11.Event] = [
             h11.Request(method=request.method, target=request.target, headers=headers)
         ]
-        reason, up = "", self.upstream
+        reason, up = "", self.upstreams.get(side.role)
         while True:
-            if up is not None and not up.usable_for(route):
+            if up is not None and not up.usable_for(side):
                 up.close()
-                self.upstream = up = None
+                del self.upstreams[side.role]
+                up = None
             if up is None:
                 try:
-                    self.upstream = up = await _connect(route)
+                    self.upstreams[side.role] = up = await _connect(side)
                 except (OSError, TimeoutError) as exc:
                     reason = _reason(exc)
                     break
             try:
                 await self._send_request(up, events)
-                await self._relay_response(up, request, started)
+                capture = Capture() if shadow is not None and self.proxy.mirrors.admit() else None
+                status = await self._relay_response(up, request, started, capture)
+                if capture is not None and shadow is not None and _whole(events):
+                    stable = (status, _ms(started), capture.body)
+                    self.proxy.mirrors.send(shadow, request, events, stable)
                 return
             except (OSError, UpstreamFailed, h11.RemoteProtocolError) as exc:
                 if isinstance(exc, _ClientGone):
                     raise
                 reason = _reason(exc)
                 up.close()
-                self.upstream = None
+                self.upstreams.pop(side.role, None)
                 if conn.our_state is not h11.SEND_RESPONSE:
                     self.writer.close()  # the response had begun: the client must see it cut
                     return
                 if not (up.reused and events and conn.their_state is h11.DONE):
                     break
-                up, route = None, self.proxy.route  # replay, to the upstream current now
+                # replay, to the side the routing in effect now picks for the same draw
+                up, route = None, self.proxy.route
                 if route is None:
-                    status = await self._reply(503, NO_RELEASE)
-                    return self.proxy.access(request, status, started, None, len(NO_RELEASE) + 1)
-        body = f"upstream {route.text} is not answering: {reason}"
+                    return await self._no_release(request, started)
+                side, shadow = route.side_for(bucket), route.mirrored(bucket)
+                if (kept := self.upstreams.pop(side.role, None)) is not None:
+                    kept.close()  # resent on a new connection, not another kept one
+        body = f"upstream {side.text} is not answering: {reason}"
         status = await self._reply(502, body, read_body=True)
-        self.proxy.access(request, status, started, route.text, len(body) + 1)
+        self.proxy.access(request, status, _ms(started), side, len(body) + 1)
+
+    async def _no_release(
+        self, request: h11.Request, started: float, *, read_body: bool = False
+    ) -> None:
+        status = await self._reply(503, NO_RELEASE, read_body=read_body)
+        self.proxy.access(request, status, _ms(started), None, len(NO_RELEASE) + 1)
+
+    def _drop_stale(self, route: Route) -> None:
+        """Close the kept upstream connections of an earlier routing."""
+        for role, up in list(self.upstreams.items()):
+            if up.side.generation != route.generation:
+                up.close()
+                del self.upstreams[role]
 
     async def _send_request(self, up: Upstream, events: list[h11.Event]) -> None:
         """Send the request: the events kept so far, then the rest of the client's body as it
@@ -363,8 +423,11 @@ class Session:
                 events.clear()
         await _write(up.writer, out)
 
-    async def _relay_response(self, up: Upstream, request: h11.Request, started: float) -> None:
-        """Stream the upstream's response to the client, event by event."""
+    async def _relay_response(
+        self, up: Upstream, request: h11.Request, started: float, capture: Capture | None
+    ) -> int:
+        """Stream the upstream's response to the client, event by event (its body kept in
+        ``capture`` too, when given); its status."""
         out: list[bytes] = []
         status, sent = 0, 0
         while True:
@@ -385,6 +448,8 @@ class Session:
                 out.append(self.conn.send(response) or b"")
             elif isinstance(event, h11.Data):
                 sent += len(event.data)
+                if capture is not None:
+                    capture.add(event.data)
                 out.append(self.conn.send(h11.Data(data=event.data)) or b"")
             elif isinstance(event, h11.EndOfMessage):
                 out.append(self.conn.send(h11.EndOfMessage()) or b"")
@@ -393,13 +458,14 @@ class Session:
             elif isinstance(event, h11.ConnectionClosed):
                 raise UpstreamFailed("closed the connection without answering")
             # InformationalResponse (100 Continue was answered here already): dropped
-        self.proxy.access(request, status, started, up.route.text, sent)
+        self.proxy.access(request, status, _ms(started), up.side, sent)
         if up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
             up.conn.start_next_cycle()
             up.idle_since = time.monotonic()
             up.reused = True
         else:
             up.close()
+        return status
 
     async def _reply(
         self, status: int, text: str, *, read_body: bool = False, close: bool = False
@@ -468,11 +534,16 @@ async def _write(writer: asyncio.StreamWriter, out: list[bytes]) -> None:
         await writer.drain()
 
 
-async def _connect(route: Route) -> Upstream:
+async def _connect(side: Side) -> Upstream:
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(route.host, route.port), CONNECT_TIMEOUT
+        asyncio.open_connection(side.host, side.port), CONNECT_TIMEOUT
     )
-    return Upstream(route, reader, writer)
+    return Upstream(side, reader, writer)
+
+
+def _whole(events: list[h11.Event]) -> bool:
+    """The request was kept whole (within REPLAY_LIMIT, its body read to the end)."""
+    return bool(events) and isinstance(events[-1], h11.EndOfMessage)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -4,11 +4,18 @@ are importable from :mod:`core.targets.proxy` too.
 The proxy and the engine share nothing but files in the environment's directory and
 signals: ``proxy.pid`` (written once the port is bound), ``upstream`` (what the engine wants
 live), ``upstream.applied`` (what the proxy has in effect) and ``proxy.log`` (its stderr).
-SIGHUP makes it re-read ``upstream``; SIGTERM stops it after the requests in flight."""
+SIGHUP makes it re-read ``upstream``; SIGTERM stops it after the requests in flight.
+
+``upstream`` holds either a plain ``host:port`` (everything to one address: what
+:func:`switch_upstream` and relman before canary rollouts write) or one line of JSON, a
+:class:`Routing` (:func:`set_routing`): a stable address, and a candidate that takes a share
+of the requests (canary) or is sent a copy of them (shadow).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, Literal
 
 from core.errors import InfraError
 from core.host.processes import command_mentions, end_child, pid_alive, read_pid, stop_group
@@ -26,6 +35,11 @@ UPSTREAM_FILE = "upstream"
 APPLIED_FILE = "upstream.applied"
 EXIT_CANNOT_LISTEN = 3
 LOG_FILE = "proxy.log"
+# Written by a proxy that reads Routing (its pid and this number), before its pid file.
+PROTOCOL_FILE = "proxy.protocol"
+PROTOCOL = 2
+SHADOW_LOG = "shadow.log"
+MODES = ("canary", "shadow")
 _POLL = 0.005
 
 
@@ -36,6 +50,67 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{text.strip()!r} is not a host:port address")
     return host, int(port)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where an environment's proxy sends requests: all to ``stable``, except ``weight`` % of
+    them to ``canary`` (mode ``canary``); or all to ``stable`` and a copy of ``weight`` % to
+    ``canary``, whose answer is compared and dropped (mode ``shadow``). With ``sticky`` (a
+    header name) the share is taken by that header's value (the client's IP without it), so
+    one client stays on one side. ``stable`` None: no release is live (503s)."""
+
+    stable: str | None
+    stable_release: str | None = None
+    canary: str | None = None
+    canary_release: str | None = None
+    weight: int = 0
+    mode: Literal["canary", "shadow"] = "canary"
+    sticky: str | None = None
+
+    def __post_init__(self) -> None:
+        for address in (self.stable, self.canary):
+            if address is not None:
+                parse_address(address)
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int):
+            raise ValueError(f"weight {self.weight!r} is not a whole number")
+        if not 0 <= self.weight <= 100:
+            raise ValueError(f"weight {self.weight} is not between 0 and 100")
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r} is not canary or shadow")
+        if self.canary is not None and self.stable is None:
+            raise ValueError("a canary needs a stable address beside it")
+        if self.sticky is not None and not self.sticky.strip():
+            raise ValueError("sticky names no header")
+
+    def to_text(self) -> str:
+        """The one line of JSON ``upstream`` holds for this routing."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def parse_routing(text: str) -> Routing | None:
+    """What an ``upstream`` file holds: None when empty, a Routing of a JSON line or of a
+    plain ``host:port``; ValueError when it is neither."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.startswith("{"):
+        return Routing(stable=text)
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a routing: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a routing: a JSON object is expected")
+    known = {field.name for field in fields(Routing)}
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"not a routing: unknown field(s) {', '.join(unknown)}")
+    for name in ("stable", "stable_release", "canary", "canary_release", "sticky"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise ValueError(f"not a routing: {name} is not a string")
+    if "stable" not in data:
+        raise ValueError("not a routing: it names no stable address")
+    return Routing(**data)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -108,13 +183,37 @@ def proxy_pid(env_dir: Path) -> int | None:
     return pid
 
 
-def current_upstream(env_dir: Path) -> str | None:
-    """The ``host:port`` the proxy has in effect (None when no release is live)."""
+def proxy_reads_routing(env_dir: Path) -> bool:
+    """True when the running proxy of ``env_dir`` applies a :class:`Routing` (one started by
+    a relman before canary rollouts takes plain addresses only)."""
+    pid = proxy_pid(env_dir)
     try:
-        text = (env_dir / APPLIED_FILE).read_text().strip()
+        said, version = (env_dir / PROTOCOL_FILE).read_text().split()[:2]
+    except (OSError, ValueError):
+        return False
+    return pid is not None and said == str(pid) and version.isdigit() and int(version) >= PROTOCOL
+
+
+def _applied_text(env_dir: Path) -> str:
+    try:
+        return (env_dir / APPLIED_FILE).read_text().strip()
     except OSError:
+        return ""
+
+
+def current_routing(env_dir: Path) -> Routing | None:
+    """The routing the proxy has in effect (None when no release is live, or none applied)."""
+    try:
+        routing = parse_routing(_applied_text(env_dir))
+    except ValueError:
         return None
-    return text or None
+    return routing if routing is not None and routing.stable is not None else None
+
+
+def current_upstream(env_dir: Path) -> str | None:
+    """The stable ``host:port`` the proxy has in effect (None when no release is live)."""
+    routing = current_routing(env_dir)
+    return routing.stable if routing else None
 
 
 def switch_upstream(env_dir: Path, upstream: str | None, *, timeout: float = 5.0) -> None:
@@ -124,6 +223,23 @@ def switch_upstream(env_dir: Path, upstream: str | None, *, timeout: float = 5.0
     text = "" if upstream is None else upstream.strip()
     if text:
         parse_address(text)  # ValueError: a bug of the caller, not of the environment
+    _apply(env_dir, text, text or "no upstream", timeout)
+
+
+def set_routing(env_dir: Path, routing: Routing, *, timeout: float = 5.0) -> None:
+    """Make the proxy route requests from now on by ``routing``; returns once the proxy
+    confirms. Requests in flight finish where they are; a client's next request, even on the
+    same connection, goes by the new routing."""
+    if routing.canary is None and routing.stable is None:
+        what = "no upstream"
+    elif routing.canary is None:
+        what = routing.stable or ""
+    else:
+        what = f"{routing.stable} with {routing.mode} {routing.canary} at {routing.weight}%"
+    _apply(env_dir, routing.to_text(), what, timeout)
+
+
+def _apply(env_dir: Path, text: str, what: str, timeout: float) -> None:
     pid = proxy_pid(env_dir)
     if pid is None:
         raise InfraError(
@@ -135,10 +251,10 @@ def switch_upstream(env_dir: Path, upstream: str | None, *, timeout: float = 5.0
     except ProcessLookupError:
         raise InfraError(f"the relman proxy of {env_dir} (pid {pid}) exited") from None
     deadline = time.monotonic() + timeout
-    while (current_upstream(env_dir) or "") != text:
+    while _applied_text(env_dir) != text:
         if time.monotonic() >= deadline or not pid_alive(pid):
             raise InfraError(
-                f"the relman proxy (pid {pid}) did not switch to {text or 'no upstream'} "
+                f"the relman proxy (pid {pid}) did not switch to {what} "
                 f"within {timeout:g} s; see {env_dir / LOG_FILE}"
             )
         time.sleep(_POLL)

@@ -4,7 +4,8 @@
   (``petal_length`` for the iris demo) is scaled by ``DRIFT_SCALE``, plus a little noise
   (core.traffic.load's request source applies it).
 - ``latency-spike``, ``latency-leak``, ``error-burst``: a ``faults.json`` in the folder of the
-  instance the environment routes to, which the demo's service applies to its API requests
+  instance the environment routes to (or, with ``--target canary``, of the candidate a
+  rollout sends a share of the requests to), which the demo's service applies to its API requests
   (see the demo's service.py): a constant extra latency, an extra latency growing with the
   minutes since the start, or 500s at random. The file is a lease (``until`` is renewed every
   ``RENEW_EVERY`` seconds), so it expires by itself should relman be killed; it is removed at

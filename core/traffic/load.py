@@ -9,9 +9,9 @@ service meets the same load a real one would (up to ``MAX_PENDING_PER_WORKER`` r
 waiting per thread; later ones are skipped and counted).
 
 A fault (``--inject``, core.traffic.faults) changes the requests (``drift``) or, through a fault
-file
-the demo's service reads, how the service answers them. What was sent and what came back is
-counted in core.traffic.report.
+file the demo's service reads, how the service answers them: the stable instance's, or with
+``--target canary`` the candidate's of a rollout running in the environment. What was sent
+and what came back is counted in core.traffic.report.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from core.config.model import Project
 from core.errors import BlockedError, InfraError, ReadOnlyError, UsageError
+from core.targets import target_for
 from core.targets.proxy_control import current_upstream, proxy_pid, write_atomic
 from core.traffic.faults import (
     DRIFT_NOISE,
@@ -220,6 +221,22 @@ def serving(project: Project, service: str, env: str) -> Serving:
     return Serving(upstream, None, None)
 
 
+def canary_serving(project: Project, service: str, env: str) -> Serving:
+    """The candidate instance of the rollout running in ``env`` (canary or shadow);
+    BlockedError when none runs."""
+    candidate = target_for(project, service, env).candidate()
+    if candidate is None:
+        raise BlockedError(
+            f"no canary runs in {env}; start one with relman promote {service} --to {env} "
+            "--strategy canary"
+        )
+    folder = Path(candidate.log).parent if candidate.log else None
+    return Serving(candidate.address, folder, candidate.release or None)
+
+
+TARGETS = ("stable", "canary")
+
+
 # ------------------------------------------------------------------------------ running
 
 
@@ -250,12 +267,14 @@ def run_traffic(
     rate: float = 5,
     duration: float = 60,
     inject: str | None = None,
+    target: Literal["stable", "canary"] = "stable",
     log: Log,
     read_only: bool = False,
     stop: threading.Event | None = None,
 ) -> TrafficReport:
     """Send demo load to ``service`` in ``env`` for ``duration`` seconds (0: until Ctrl-C
-    or ``stop``) at ``rate`` requests a second, with the fault ``inject`` (one of KINDS)."""
+    or ``stop``) at ``rate`` requests a second, with the fault ``inject`` (one of KINDS)
+    put into the stable instance, or the rollout's candidate (``target="canary"``)."""
     project.config.check_names(service=service, env=env)
     if not (rate > 0 and math.isfinite(rate)):
         raise UsageError(f"--rate {rate:g}: give a number of requests a second above 0")
@@ -263,10 +282,13 @@ def run_traffic(
         raise UsageError(f"--duration {duration:g}: give seconds, or 0 to run until Ctrl-C")
     if inject is not None and inject not in KINDS:
         raise UsageError(f"--inject {inject}: not a fault (faults: {', '.join(KINDS)})")
+    if target not in TARGETS:
+        raise UsageError(f"--target {target}: give stable or canary")
     if read_only:
         raise ReadOnlyError("read-only mode: traffic refused")
     source = request_source(project, service)
     live = serving(project, service, env)
+    faulted = live if target == "stable" else canary_serving(project, service, env)
     config = project.config.environments[env]
     endpoint = "/" + project.config.services[service].endpoint.lstrip("/")
     host, port = _client_host(config.host), config.port
@@ -274,7 +296,7 @@ def run_traffic(
         service=service,
         env=env,
         url=f"http://{config.host}:{config.port}{endpoint}",
-        release=live.release,
+        release=faulted.release,
         inject=inject,
         rate=rate,
         duration=duration,
@@ -283,21 +305,23 @@ def run_traffic(
     fault_path: Path | None = None
     spec: dict[str, Any] | None = None
     if inject in FAULTS:
-        if live.folder is None:
+        if faulted.folder is None:
             raise InfraError(
-                f"the instance {env} routes to ({live.upstream}) has no folder under "
+                f"the instance {env} routes to ({faulted.upstream}) has no folder under "
                 f"{project.state_dir / 'envs' / service / env / 'instances'}; "
                 f"promote {service} to {env} again"
             )
-        fault_path = live.folder / FAULT_FILE
+        fault_path = faulted.folder / FAULT_FILE
         spec = fault_spec(inject, time.time())
         report.fault, report.fault_file = dict(spec), str(fault_path)
 
     total = planned_count(rate, duration)
     length = f"for {duration:g} s" if total else "until Ctrl-C"
+    into = f" in the canary {faulted.release or faulted.upstream}" if target == "canary" else ""
     log(
         f"sending {rate:g} requests/s to {report.url} {length}, rows from {source.origin}; "
         + describe_fault(inject)
+        + (into if inject in FAULTS else "")
     )
     rng = random.Random()
     tally = Tally()
@@ -414,6 +438,7 @@ def start_detached(
     rate: float,
     duration: float,
     inject: str | None,
+    target: Literal["stable", "canary"] = "stable",
     log: Callable[[str], None] | None = None,
 ) -> int:
     """`relman traffic` in the background, detached and tagged; its pid. A background load
@@ -425,6 +450,8 @@ def start_detached(
 
     project.config.check_names(service=service, env=env)
     serving(project, service, env)  # BlockedError now, not in a log nobody reads
+    if target == "canary":
+        canary_serving(project, service, env)
     tag = traffic_tag(project, service, env)
     earlier = tagged(tag)
     if earlier and stop_tagged(tag, None) and log is not None:
@@ -433,6 +460,7 @@ def start_detached(
     command = [sys.executable, "-m", "tui", "--project", str(project.root), "--batch"]
     command += ["traffic", service, "--env", env, "--rate", f"{rate:g}"]
     command += ["--duration", f"{duration:g}"] + (["--inject", inject] if inject else [])
+    command += ["--target", target] if target != "stable" else []
     project.state_dir.mkdir(parents=True, exist_ok=True)
     with (project.state_dir / "traffic.log").open("ab") as output:
         child = subprocess.Popen(

@@ -194,6 +194,7 @@ def test_nothing_deployed_is_blocked(tmp_path: Path) -> None:
         ({"rate": 0}, "--rate 0"),
         ({"duration": -1}, "--duration -1"),
         ({"inject": "meteor"}, "--inject meteor: not a fault"),
+        ({"target": "blue"}, "--target blue: give stable or canary"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
@@ -377,6 +378,55 @@ def test_ctrl_c_removes_the_fault(
     assert not Path(str(report.fault_file)).exists()
 
 
+def test_target_canary_puts_the_fault_into_the_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in answers 500 while the candidate's fault file says so; the stable's
+    folder never gets one."""
+    (port,) = free_ports(1, start=22000 + os.getpid() % 20000)
+    project = make_project(tmp_path / "p", port=port)
+    instances = project.state_dir / "envs/iris/dev/instances"
+    stable, canary = instances / "abc-1234", instances / "def-5678"
+    stable.mkdir(parents=True)
+    canary.mkdir()
+    monkeypatch.setattr(traffic, "FAULT_SETTLE", 0.05)
+    monkeypatch.setattr(traffic, "serving", lambda *_: traffic.Serving("x:1234", stable, "abc"))
+    monkeypatch.setattr(
+        traffic, "canary_serving", lambda *_: traffic.Serving("x:5678", canary, "def")
+    )
+    server = _Server(port, canary / traffic.FAULT_FILE)
+    lines: list[str] = []
+    try:
+        report = traffic.run_traffic(
+            project,
+            "iris",
+            "dev",
+            rate=40,
+            duration=0.25,
+            inject="error-burst",
+            target="canary",
+            log=lines.append,
+        )
+    finally:
+        server.close()
+    assert report.release == "def" and report.errors == {"500": 10} and server.faulted == 10
+    assert report.fault_file == str(canary / "faults.json")
+    assert not (stable / "faults.json").exists() and not (canary / "faults.json").exists()
+    assert lines[0].endswith("of requests answer 500) in the canary def")
+
+
+def test_target_canary_without_a_rollout_is_blocked(live: tuple[Project, _Server]) -> None:
+    project, server = live
+    with pytest.raises(BlockedError) as caught:
+        traffic.run_traffic(
+            project, "iris", "dev", duration=1, inject="error-burst", target="canary", log=print
+        )
+    assert str(caught.value) == (
+        "no canary runs in dev; start one with relman promote iris --to dev --strategy canary"
+    )
+    assert server.requests == []
+
+
 def test_connection_refused_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (port,) = free_ports(1, start=23000 + os.getpid() % 20000)
     project = make_project(tmp_path / "p", port=port)
@@ -492,3 +542,18 @@ def test_the_command_line_offers_every_fault_kind() -> None:
         if a.dest == "inject"
     )
     assert tuple(action.choices) == KINDS
+
+
+def test_the_command_line_targets_stable_or_canary() -> None:
+    import argparse
+
+    from tui.commands import traffic as command
+
+    parser = argparse.ArgumentParser()
+    command.add_parsers(parser.add_subparsers())
+    args = parser.parse_args(["traffic", "iris", "--env", "dev"])
+    assert args.target == "stable"
+    args = parser.parse_args(["traffic", "iris", "--env", "dev", "--target", "canary"])
+    assert args.target == "canary"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["traffic", "iris", "--env", "dev", "--target", "blue"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core import api
+from core.targets.proxy_control import current_upstream
 from tests.e2e.served import processes_of, relman, relman_json, served
 from tests.waiting import wait_for
 
@@ -25,7 +26,7 @@ def test_the_logs_of_a_served_environment(served: Path) -> None:
     project = api.load_project(root)
 
     output = api.serve_log(project, "iris", "dev")
-    upstream = (root / ".relman/envs/iris/dev/upstream.applied").read_text().strip()
+    upstream = current_upstream(root / ".relman/envs/iris/dev")
     assert output.title == f"iris {done['release'][:12]} on {upstream}"
     assert output.path is not None and output.path.endswith("/serve.log")
     assert output.lines, "bentoml serve says nothing on start"

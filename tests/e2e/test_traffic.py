@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core.targets.proxy_control import current_upstream
 from tests.e2e.served import ports_of, processes_of, relman, relman_json, served
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +31,7 @@ def fault_files(root: Path) -> list[Path]:
 
 def scraped_500s(root: Path) -> float:
     """500s of /predict on the instance's own /metrics (what the collector scrapes)."""
-    address = (root / ".relman/envs/iris/dev/upstream.applied").read_text().strip()
+    address = current_upstream(root / ".relman/envs/iris/dev")
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
         text = answer.read().decode()
     return sum(

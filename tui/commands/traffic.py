@@ -37,6 +37,13 @@ def add_parsers(verbs: Any) -> None:
     kinds = ("latency-leak", "latency-spike", "error-burst", "drift")
     traffic.add_argument("--inject", choices=kinds, metavar="KIND", help=", ".join(kinds))
     traffic.add_argument(
+        "--target",
+        choices=("stable", "canary"),
+        default="stable",
+        help="the instance --inject faults: the stable release (default), or the candidate "
+        "of the rollout running in ENV",
+    )
+    traffic.add_argument(
         "--detach",
         action="store_true",
         help="run in the background (log in .relman/traffic.log); `relman down` stops it",
@@ -57,6 +64,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         out(f"stopped the background traffic on {args.service} in {args.env}" if stopped
             else f"no background traffic ran on {args.service} in {args.env}")  # fmt: skip
         return 0
+    target = {"target": args.target}
     if args.detach:
         pid = api.traffic_detached(
             project,
@@ -66,6 +74,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             duration=args.duration,
             inject=args.inject,
             log=_stderr,
+            **target,
         )
         out(f"traffic on {args.service} in {args.env} runs in the background (pid {pid}); "
             "`relman down` stops it")  # fmt: skip
@@ -79,6 +88,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         inject=args.inject,
         read_only=args.read_only,
         log=_stderr,
+        **target,
     )
     if args.json:
         emit(report)
