@@ -153,6 +153,9 @@ class AlertState:
     threshold: float | None = None
     baseline: float | None = None
     worst: float | None = None  # the highest value of the open episode
+    # What was done about the episode (an automatic rollback, or why there was none): its
+    # documents say this line in place of the rollback command, until a new episode.
+    action: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,7 +214,7 @@ class AlertState:
             detail = f"{self.detail}; re-opened within the {cooldown_minutes} min cooldown"
             return "firing", detail, True
         self.opened, self.clear, self.resolved_at, self.worst = minute, 0, None, None
-        self.release = opening_release
+        self.release, self.action = opening_release, None
         self._remember(verdict)
         state: State = "firing" if verdict.fires else "pending"
         self.status = state

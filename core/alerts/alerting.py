@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from core.alerts.alert_rules import Rule, drift_rule, standard_rules
@@ -76,6 +77,8 @@ DESCRIPTIONS: dict[str, str] = {
     "drift_min_records": "records needed in the window before drift is computed",
     "accuracy_max_drop": "live accuracy below the offline metric by more than this fires",
     "down_for_minutes": "minutes down (scrape failed or /readyz not 200) before firing",
+    "auto_rollback": "roll the environment back to its last good release when an alert fires "
+    "(once per release; a second firing pages instead)",
 }
 
 METRICS = ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
@@ -277,7 +280,7 @@ class Rules:
             threshold=verdict.threshold,
             baseline=verdict.baseline,
             release=alert.release,
-            rollback=rollback_command(self.service, self.env, rule.name, detail),
+            rollback=alert.action or rollback_command(self.service, self.env, rule.name, detail),
             service=self.service,
             env=self.env,
             metric=rule.metric,
@@ -308,12 +311,19 @@ class Rules:
             threshold=a.threshold,
             baseline=a.baseline,
             release=a.release,
-            rollback=rollback_command(self.service, self.env, rule.name, a.detail),
+            rollback=a.action or rollback_command(self.service, self.env, rule.name, a.detail),
             service=self.service,
             env=self.env,
             metric=rule.metric,
             opened_minute=a.opened if a.opened is not None else minute,
         )
+
+    def acted(self, transition: Transition, line: str) -> Transition:
+        """Say what was done about ``transition``'s alert (``rolled back automatically to
+        ...``, or ``not rolled back: ...``): ``line`` replaces the rollback command in its
+        documents, this one (returned) and the next ones of the episode."""
+        self._rules[transition.rule].alert.action = line
+        return replace(transition, rollback=line)
 
     # -- persistence --------------------------------------------------------------------
 

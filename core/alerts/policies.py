@@ -4,7 +4,8 @@ Parameters cascade, lowest first; a later layer overrides an earlier one, key by
 
 1. ``built-in``: :data:`core.alerts.alerting.DEFAULTS`
    and the collection defaults of ``[monitoring]`` (scrape_interval 5 s, raw_retention_hours
-   6, rollup_retention_days 28, no webhook);
+   6, rollup_retention_days 28, no webhook), and the collector's actions
+   (:data:`ACTION_DEFAULTS`: ``auto_rollback`` off);
 2. ``[monitoring]``: project-wide values;
 3. templates attached by assignment rules, rule by rule in file order, each rule's templates
    in the order it lists them (``assign #1 -> template strict``);
@@ -72,6 +73,10 @@ Value = float | int | str | bool | None
 
 COLLECTION_KEYS = ("scrape_interval", "raw_retention_hours", "rollup_retention_days", "webhook")
 
+# What the collector does itself when an alert fires (core/delivery/auto_rollback.py), off
+# unless a layer turns it on.
+ACTION_DEFAULTS: dict[str, Value] = {"auto_rollback": False}
+
 BUILT_IN = "built-in"
 
 _FLOATS = FLOAT_PARAMETERS
@@ -104,12 +109,14 @@ class EffectivePolicy:
 
 
 def builtin_defaults() -> dict[str, Value]:
-    """The built-in layer: the alert rules' defaults and the collection defaults."""
+    """The built-in layer: the alert rules' defaults, the collection defaults and the
+    collector's actions."""
     from core.alerts.alerting import DEFAULTS
 
     values: dict[str, Value] = {
         **DEFAULTS,
         **{key: COLLECTION_DEFAULTS[key] for key in COLLECTION_KEYS},
+        **ACTION_DEFAULTS,
     }
     return _normalise(values)
 

@@ -25,6 +25,13 @@ interval it visits each (service, environment) recorded live in the ledger:
    (core.alerts.webhook);
 5. prunes what is older than the retention, now and then.
 
+Where the effective policy sets ``auto_rollback``, an alert that starts firing is handed to
+the action the collector was given (``on_firing``, core.monitoring.firing_action) before
+the minute is stored: the line it answers (what was done, or why not) becomes the alert's
+``rollback``, in the store and in the webhook post alike. The pass waits for it, keeping
+the collector's heartbeat (the other environments are visited after); an alert of a minute
+judged late (the collector catching up after a stop) pages but is not acted on.
+
 The store is the record of what was consumed (offsets, posts), so a collector killed at
 any point reads no monitor row twice and loses no post. The rules' state and the last
 minute judged are saved to ``.relman/collector.json`` after every pass
@@ -41,7 +48,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.alerts.webhook import Outbox, announcer
 from core.config.model import Project
@@ -59,7 +66,11 @@ from core.monitoring.collector_state import (
     save_state,
     take_over_progress,
 )
+from core.monitoring.firing_action import ACT_WITHIN_SECONDS, FiringAction, run_action
 from store.errors import StoreFailure
+
+if TYPE_CHECKING:
+    from core.alerts.alert_state import Transition
 
 PRUNE_EVERY = 600  # seconds between retention passes
 HEALTHY = ("live",)
@@ -75,8 +86,11 @@ class Collector:
         log: Log = _quiet,
         clock: Callable[[], float] = time.time,
         busy_timeout: float | None = None,
+        on_firing: FiringAction | None = None,
     ) -> None:
         self.project = project
+        self.on_firing = on_firing
+        self._pid: int | None = None  # the claim's, while run() holds it: heartbeats
         self.log = log
         self.clock = clock
         self.busy_timeout = busy_timeout  # None: the store's default
@@ -363,6 +377,13 @@ class Collector:
                 drift=watch.quality.drift(store, ledger, visit) if newest else None,
                 accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
             )
+            if watching and visit.policy.get("auto_rollback") and self.on_firing is not None:
+                transitions = [
+                    self._act(store, rules, t, visit)
+                    if t.state == "firing" and current - minute <= ACT_WITHIN_SECONDS
+                    else t
+                    for t in transitions
+                ]
             # Then the open alerts whose line changed (their latest value and worst): stored,
             # never announced, so the store's line reads as the minutes do.
             changes = [_change(AlertChange, t) for t in [*transitions, *rules.refreshed]]
@@ -377,6 +398,30 @@ class Collector:
             for transition, document in zip(transitions, documents, strict=True):
                 visit.report.transitions.append(document)
                 self.log(f"alert {transition.rule} {transition.state}: {transition.detail}")
+
+    def _act(self, store: Any, rules: Any, transition: Transition, visit: Visit) -> Transition:
+        """Hand a firing alert to ``on_firing`` (core.monitoring.firing_action), beating
+        meanwhile; the transition saying what it did (unchanged: it did nothing, or failed)."""
+        assert self.on_firing is not None
+        outcome = run_action(self.on_firing, self.project, transition, lambda: self._beat(store))
+        if outcome.error is not None:
+            visit.problem(f"the action on alert {transition.rule} failed: {outcome.error}")
+            return transition
+        if outcome.line is None:
+            return transition
+        self.log(f"{visit.name}: alert {transition.rule}: {outcome.line}")
+        acted: Transition = rules.acted(transition, outcome.line)
+        return acted
+
+    def _beat(self, store: Any) -> None:
+        """The heartbeat of run()'s claim, while a pass waits on something long."""
+        from store.metrics.store import MetricStoreBusy
+
+        if self._pid is None:
+            return
+        with contextlib.suppress(MetricStoreBusy):
+            if not store.heartbeat(self._pid, int(self.clock())):
+                self.log("another collector took over this project; stopping after this pass")
 
     # ------------------------------------------------------------------ state
 
@@ -409,6 +454,7 @@ class Collector:
         store = self._open_store()
         try:
             claim_slot(store, pid, host, self.clock, self.log)
+            self._pid = pid
             stop = stop_on_signals()
             while True:
                 started = time.monotonic()
@@ -449,6 +495,7 @@ class Collector:
                 store.release_collector(pid)
             store.close()
             self._store = self.outbox = None
+            self._pid = None
 
 
 def _mtime(path: Path) -> float | None:

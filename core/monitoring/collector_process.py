@@ -30,11 +30,9 @@ from core.ledger.steps import Log
 if TYPE_CHECKING:
     from store.metrics.rows import CollectorRow
 
-METRICS_FILE = "metrics.db"
-
 
 def metrics_path(project: Project) -> Path:
-    return project.state_dir / METRICS_FILE
+    return project.metrics_path
 
 
 def collector_tag(project: Project) -> str:

@@ -59,7 +59,9 @@ def test_builtin_only_and_one_type_per_parameter() -> None:
     assert policy.values["scrape_interval"] == 5.0
     assert policy.values["webhook"] is None
     assert policy.values["leak_metric"] == "p95_ms"
-    assert set(policy.values) == set(BUILTIN) | set(policies.COLLECTION_KEYS)
+    assert set(policy.values) == set(BUILTIN) | set(policies.COLLECTION_KEYS) | set(
+        policies.ACTION_DEFAULTS
+    )
     assert policy.layers[0] == "built-in"
     assert builtin_defaults() == policy.values
 
@@ -233,7 +235,7 @@ def test_effective_policy_and_explain_document() -> None:
     assert (document["service"], document["env"]) == ("iris", "prod")
     names = [row["name"] for row in document["parameters"]]
     assert names[:4] == list(policies.COLLECTION_KEYS)
-    assert len(names) == len(set(names)) == len(BUILTIN) + 4
+    assert len(names) == len(set(names)) == len(BUILTIN) + 4 + len(policies.ACTION_DEFAULTS)
     row = next(row for row in document["parameters"] if row["name"] == "cooldown_minutes")
     assert row == {
         "name": "cooldown_minutes",
