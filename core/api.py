@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from core.cancel import Cancelled
 from core.config.model import Project, load_project, shown_path
@@ -60,10 +60,13 @@ __all__ = [
     "policy_explain",
     "progress_lines",
     "promote",
+    "promote_detached",
     "recorded_overview",
     "release",
     "rollback",
     "rollback_target",
+    "rollout_action",
+    "rollout_status",
     "run_tests",
     "serve_log",
     "shown_path",
@@ -90,6 +93,9 @@ class EnvironmentView:
     # command that takes it over (docs/json.md, ``status``).
     note: str | None = None
     next_step: str | None = None
+    # An open canary or shadow rollout there: {"id", "phase", "strategy", "weight",
+    # "stable", "canary", "interrupted", "command"} (docs/json.md, ``status``).
+    rollout: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ def overview(project: Project) -> list[ServiceView]:
                 since=known["since"],
                 note=known.get("note"),
                 next_step=known.get("next"),
+                rollout=cast("dict[str, Any] | None", known.get("rollout")),
             )
             for env_name, known in live[name].items()
         ]
@@ -312,13 +319,73 @@ def promote(
     force: bool = False,
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
+    strategy: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> DeployDocument:
-    """Deploy a release (default: the candidate) to ``env`` through its gates."""
+    """Deploy a release (default: the candidate) to ``env`` through its gates, all at once
+    or by the rollout ``strategy`` (default: the environment's)."""
     from core.delivery.promote import promote as _promote
 
     return _promote(
-        project, service, env, release=release, force=force, read_only=read_only, log=log or _quiet
+        project,
+        service,
+        env,
+        release=release,
+        force=force,
+        read_only=read_only,
+        log=log or _quiet,
+        strategy=strategy,
+        cancel=cancel,
     ).to_dict()
+
+
+def promote_detached(
+    project: Project,
+    service: str,
+    env: str,
+    *,
+    release: str | None = None,
+    strategy: str | None = None,
+    force: bool = False,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """:func:`promote` driven by a relman of its own in the background; returns once its
+    rollout began (or it ended first: then its own document)."""
+    from core.delivery.rollout_detach import promote_detached as _promote_detached
+
+    return _promote_detached(
+        project,
+        service,
+        env,
+        release=release,
+        strategy=strategy,
+        force=force,
+        read_only=read_only,
+    )
+
+
+def rollout_status(project: Project, service: str, env: str) -> dict[str, Any]:
+    """The latest canary or shadow rollout of ``service`` in ``env`` (docs/json.md,
+    ``rollout status``): phase, weight, steps and the latest analysis."""
+    from core.delivery.rollout_control import rollout_status as _rollout_status
+
+    return _rollout_status(project, service, env)
+
+
+def rollout_action(
+    project: Project,
+    service: str,
+    env: str,
+    action: str,
+    *,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``pause``, ``resume``, ``abort`` or ``promote`` the open rollout of ``service`` in
+    ``env``; returns its document after (docs/rollouts.md)."""
+    from core.delivery.rollout_control import rollout_action as _rollout_action
+
+    return _rollout_action(project, service, env, action, read_only=read_only, log=log or _quiet)
 
 
 def rollback(
@@ -400,6 +467,7 @@ def release(
     log: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     on_event: Callable[[Any], None] | None = None,
+    strategy: str | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline: verify, test, gate, build, then promote env by env up to ``to``.
     Setting ``cancel`` stops it (tests and build at once, a promotion once it is done): the
@@ -417,6 +485,7 @@ def release(
         log=log or _quiet,
         cancel=cancel,
         on_event=on_event,
+        strategy=strategy,
     )
 
 
@@ -448,10 +517,17 @@ def policy_explain(project: Project, service: str, env: str) -> dict[str, Any]:
 def monitor(
     project: Project, *, once: bool = False, log: Callable[[str], None] | None = None
 ) -> int:
-    """Run the project's collector (until SIGTERM, or one pass); its exit code."""
+    """Run the project's collector (until SIGTERM, or one pass); its exit code. Where the
+    policy sets ``auto_rollback``, a firing alert rolls its environment back
+    (core.delivery.auto_rollback, handed to the collector, which may not import it)."""
+    from functools import partial
+
+    from core.delivery.auto_rollback import roll_back_on_firing
     from core.monitoring.collector import Collector
 
-    return Collector(project, log=log or _quiet).run(once=once)
+    say = log or _quiet
+    act = partial(roll_back_on_firing, log=say)
+    return Collector(project, log=say, on_firing=act).run(once=once)
 
 
 def metrics(project: Project, service: str, env: str, range_: str = "1h") -> MetricsDocument:
@@ -527,9 +603,11 @@ def traffic(
     read_only: bool = False,
     log: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    target: Literal["stable", "canary"] = "stable",
 ) -> dict[str, Any]:
     """Demo load on ``service`` in ``env`` (duration 0: until Ctrl-C or ``stop``), with a
-    fault to inject (latency-leak, latency-spike, error-burst, drift); the counts."""
+    fault to inject (latency-leak, latency-spike, error-burst, drift) into the stable
+    release or the canary of a rollout (``target``); the counts."""
     from core.traffic.load import run_traffic
 
     return run_traffic(
@@ -542,6 +620,7 @@ def traffic(
         read_only=read_only,
         log=log or _quiet,
         stop=stop,
+        target=target,
     ).to_dict()
 
 
@@ -554,13 +633,14 @@ def traffic_detached(
     duration: float = 0.0,
     inject: str | None = None,
     log: Callable[[str], None] | None = None,
+    target: Literal["stable", "canary"] = "stable",
 ) -> int:
     """`relman traffic` in the background (stopped by `relman down`); its pid. One runs per
     environment: an earlier one is stopped, and ``log`` says so."""
     from core.traffic.load import start_detached
 
     return start_detached(
-        project, service, env, rate=rate, duration=duration, inject=inject, log=log
+        project, service, env, rate=rate, duration=duration, inject=inject, log=log, target=target
     )
 
 

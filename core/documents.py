@@ -200,6 +200,26 @@ class EnvironmentDocument(TypedDict):
     serving: NotRequired[str | None]
     # the alerts firing there (only when some do), the most recently updated first
     alerts: NotRequired[list[FiringAlert]]
+    # the rollout under way there (docs/rollouts.md), only while one is open
+    rollout: NotRequired["EnvironmentRollout | None"]
+
+
+class EnvironmentRollout(TypedDict):
+    """The open canary or shadow rollout of an environment, as ``status`` and the overview
+    show it: its ``phase``, how (``strategy``), the share of requests the new release gets
+    (``weight``, mirrored in a shadow rollout), which release that is, and whether the relman
+    driving it stopped (``interrupted``)."""
+
+    phase: "RolloutPhase"
+    strategy: "RolloutStrategy"
+    weight: int
+    canary: str
+    canary_version: NotRequired[str | None]
+    id: NotRequired[int]
+    stable: NotRequired[str | None]
+    interrupted: NotRequired[bool]
+    # the command that shows it
+    command: NotRequired[str]
 
 
 class OpenRunDocument(TypedDict):
@@ -292,6 +312,77 @@ class MetricsDocument(TypedDict):
     points: list[MetricsPoint]
 
 
+# ------------------------------------------------------------------------------ rollouts
+
+RolloutPhase = Literal["progressing", "paused", "promoted", "aborted"]
+RolloutStrategy = Literal["all-at-once", "canary", "shadow"]
+RolloutStepStatus = Literal["pending", "running", "paused", "passed", "failed", "skipped"]
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+class RolloutStep(TypedDict):
+    """One step of a rollout's plan, in order: a weight with its pause, a manual pause or an
+    analysis. ``status`` is ``pending`` until it starts, ``running`` (or ``paused``) while it
+    holds the rollout, then how it ended; ``detail`` is the line a person reads."""
+
+    name: str
+    status: RolloutStepStatus
+    seconds: float
+    detail: str
+
+
+class AnalysisMeasurement(TypedDict):
+    """One check of the new release against the stable one over the same minutes: each
+    side's figure as a person reads it, the verdict, and the line that explains it."""
+
+    check: str
+    stable: str
+    canary: str
+    verdict: Verdict
+    detail: str
+
+
+class RolloutDriver(TypedDict):
+    """The relman process that moves the rollout on, and whether it still runs."""
+
+    pid: int | None
+    host: str | None
+    alive: bool
+
+
+class RolloutDocument(TypedDict):
+    """``relman rollout status|pause|resume|abort|promote SERVICE --env ENV``: the newest
+    rollout of the service in the environment (``phase`` ``none`` when there never was one,
+    its other fields then empty or null). ``weight`` is the share of requests routed to the
+    new release (``canary``), or mirrored to it in a shadow rollout; ``step`` the index of
+    the current step in ``steps``; ``analysis`` the checks of the latest measurement;
+    ``detail`` the rollout's latest line (an abort's: the failing check's); ``driver`` the
+    relman that moves it on, null once it ended."""
+
+    ok: bool
+    service: str
+    env: str
+    phase: Literal["none", "progressing", "paused", "promoted", "aborted"]
+    strategy: RolloutStrategy | None
+    stable: str | None
+    canary: str | None
+    weight: int
+    step: int | None
+    steps: list[RolloutStep]
+    analysis: list[AnalysisMeasurement]
+    detail: str
+    since: str | None
+    driver: RolloutDriver | None
+    id: NotRequired[int]
+    stable_version: NotRequired[str | None]
+    canary_version: NotRequired[str | None]
+    # how many measurements the analysis steps took so far
+    measurements: NotRequired[int]
+    finished: NotRequired[str | None]
+    error: NotRequired[str | None]
+    exit_code: NotRequired[int]
+
+
 # -------------------------------------------------------------------------------- alerts
 
 AlertState = Literal["pending", "firing", "resolved"]
@@ -337,6 +428,7 @@ SCHEMAS: dict[str, type] = {
     "history.json": HistoryDocument,
     "metrics.json": MetricsDocument,
     "alerts.json": AlertsDocument,
+    "rollout.json": RolloutDocument,
 }
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"

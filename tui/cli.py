@@ -78,9 +78,18 @@ def build_parser(*, with_verbs: bool = True) -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite an existing relman.toml")
     init.set_defaults(handler=cmd_init, mutates=True)
 
-    from tui.commands import build, delivery, lineage, monitoring, policy, testing, traffic
+    from tui.commands import (
+        build,
+        delivery,
+        lineage,
+        monitoring,
+        policy,
+        rollout,
+        testing,
+        traffic,
+    )
 
-    for module in (lineage, testing, build, delivery, monitoring, policy, traffic):
+    for module in (lineage, testing, build, delivery, rollout, monitoring, policy, traffic):
         module.add_parsers(verbs)
     return parser
 

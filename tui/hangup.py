@@ -147,6 +147,7 @@ class Hangup:
         elif self.verb in FINISHED:
             if first:
                 _say(f"{name}: relman {self.verb} goes on to its end (never left half done)")
+            self.cancel.set()  # heard only by a rollout, which ends by going back to stable
         else:
             raise Terminated(signum)
 

@@ -154,20 +154,11 @@ def deploy(
 ) -> Instance:
     """Validate, switch, check, stop the previous instance; finish the promotion. On failure
     the previous instance keeps (or goes back to) serving and InfraError is raised."""
-    env_config = project.config.environments[target.env]
-    service_config = project.config.services[target.service]
     previous = target.serving()
     instance: Instance | None = None
     switched = False
     try:
-        with steps.running("validate") as detail:
-            instance = target.start(bento, release.id, log=steps.log)
-            ready = target.wait_ready(instance, env_config.ready_timeout)
-            detail.append(f"{bento} ready in {ready:.1f} s on {instance.address}")
-            if service_config.sample_request:
-                body = (project.root / service_config.sample_request).read_bytes()
-                smoke = target.smoke(instance, body, service_config.endpoint)
-                detail.append(smoke.detail)
+        instance = validate_instance(project, target, release, bento, steps)
         with steps.running("switch") as detail:
             switched = True  # before: a switch that fails half-way is undone all the same
             target.switch(instance)
@@ -189,6 +180,30 @@ def deploy(
             target.stop(previous)
             detail.append(f"stopped {previous.release} on {previous.address}")
     ledger.finish_promotion(promotion.id, "done", url=target.url, pid=instance.pid)
+    return instance
+
+
+def validate_instance(
+    project: Project, target: Target, release: ReleaseRecord, bento: str, steps: Steps
+) -> Instance:
+    """The validate step: ``bento`` started beside what serves, ready, and answering the
+    sample request; stopped again (and the error raised) when it is not."""
+    env_config = project.config.environments[target.env]
+    service_config = project.config.services[target.service]
+    instance: Instance | None = None
+    try:
+        with steps.running("validate") as detail:
+            instance = target.start(bento, release.id, log=steps.log)
+            ready = target.wait_ready(instance, env_config.ready_timeout)
+            detail.append(f"{bento} ready in {ready:.1f} s on {instance.address}")
+            if service_config.sample_request:
+                body = (project.root / service_config.sample_request).read_bytes()
+                smoke = target.smoke(instance, body, service_config.endpoint)
+                detail.append(smoke.detail)
+    except BaseException:
+        if instance is not None:
+            target.stop(instance)
+        raise
     return instance
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from core.cancel import CancelSignal
 from core.config.model import Project
 from core.delivery.deploy import (
     DeployReport,
@@ -23,6 +24,8 @@ from core.delivery.deploy import (
 from core.delivery.gates import GateResult
 from core.delivery.gating import candidate_artifacts, evaluate_release
 from core.delivery.registry_tags import check_tags, write_tags
+from core.delivery.rollout import run_rollout
+from core.delivery.rollout_plan import plan_for, strategy_for
 from core.errors import BlockedError, ReadOnlyError, UsageError
 from core.ledger.releases import find_release, open_ledger, record_candidate
 from core.ledger.steps import Log
@@ -42,12 +45,21 @@ def promote(
     read_only: bool = False,
     log: Log = _quiet,
     candidate: Candidate | None = None,
+    strategy: str | None = None,
+    cancel: CancelSignal | None = None,
 ) -> DeployReport:
     """Deploy ``release`` (default: the candidate) of ``service`` to ``env`` through its
     gates. Blocked (exit 1) and failed (exit 3, previous release restored) promotions come
     back as a report with ``error`` set; usage errors raise."""
     project.config.check_names(service=service, env=env)
     check_sample_request(project, service)
+    chosen = strategy_for(project, env, strategy)
+    if chosen == "shadow" and project.config.services[service].sample_request is None:
+        raise UsageError(
+            f"--strategy shadow compares the answers of two releases, and [services.{service}] "
+            "has no sample_request to check its answers can be compared; add one, or use "
+            "--strategy canary"
+        )
     if read_only:
         raise ReadOnlyError(f"read-only mode: promote of {service} to {env} refused")
     started = time.perf_counter()
@@ -84,7 +96,14 @@ def promote(
             else:
                 if bento is None:
                     bento = _build(project, record, candidate_once, steps)
-                lock_and_deploy(project, ledger, record, env, bento, "promote", "", steps)
+                if chosen == "all-at-once":
+                    lock_and_deploy(project, ledger, record, env, bento, "promote", "", steps)
+                else:
+                    plan = plan_for(project, env, chosen)
+                    run_rollout(
+                        project, ledger, record, env, bento, chosen, plan, steps, cancel=cancel
+                    )
+                    _ensure_collector(project, steps)
             report.url = env_url(project, env)
             write_tags(project, ledger, record, env, steps)
     return report
@@ -158,6 +177,14 @@ def _already_live(project: Project, ledger: Ledger, record: ReleaseRecord, env: 
     target = target_for(project, record.service, env)
     serving = target.serving()
     return serving is not None and serving.release == record.id and target.health() is None
+
+
+def _ensure_collector(project: Project, steps: Steps) -> None:
+    from core.monitoring.collector_process import ensure_collector
+
+    started = ensure_collector(project)
+    if started is not None:
+        steps.log(f"started the collector (pid {started}); `relman down` stops it")
 
 
 def _blocked_line(env: str, blocking: list[GateResult]) -> str:

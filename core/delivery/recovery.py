@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from core.config.model import Project
 from core.errors import BlockedError, ReleaseError
@@ -77,6 +77,20 @@ def recover(project: Project, ledger: Ledger, service: str, env: str, log: Log) 
         if not claimed:  # another relman found it dead at the same moment, and won
             raise locked_error(ledger.get_promotion(promotion.id))
         done.append(_take_over(project, ledger, target, promotion, holder, log))
+    # A rollout whose promotion ended but which its killed driver did not close.
+    for rollout in ledger.open_rollouts(service, env):
+        ended = ledger.get_promotion(rollout.promotion_id)
+        if ended.status != "intent":
+            phase: Literal["promoted", "aborted"] = (
+                "promoted" if ended.status == "done" else "aborted"
+            )
+            ledger.update_rollout(
+                rollout.id,
+                phase=phase,
+                weight=100 if phase == "promoted" else 0,
+                detail=f"closed after its promotion #{ended.id} ended {ended.status}",
+            )
+            done.append(f"closed rollout #{rollout.id} ({phase})")
     # Opening the ledger closed those left before; these ended since (core.ledger.runs).
     for run in close_abandoned(ledger, service, env):
         done.append(f"closed {run.kind} run #{run.id} ({run.reason})")
@@ -113,6 +127,10 @@ def _take_over(
     """Complete the claimed ``promotion`` if its release serves and answers ready, else put
     the previous release back; then stop what else runs (the claim is the lock)."""
     serving = target.serving()
+    routing = target.routing()
+    if serving is not None and routing is not None and routing.canary is not None:
+        # A rollout's split: every request back to the release that serves as stable.
+        target.switch(serving)
     serving_new = serving is not None and serving.release == promotion.release_id
     if serving is not None and serving_new and target.health() is None:
         target.sweep(serving)
@@ -123,11 +141,23 @@ def _take_over(
             url=target.url,
             pid=serving.pid,
         )
+        _close_rollouts(ledger, promotion, "promoted", f"completed after {holder}")
         return f"completed interrupted {promotion.kind} #{promotion.id} ({holder})"
     restored = _serve_again(project, target, promotion.previous_release_id, serving, log)
     target.sweep(target.serving())
     ledger.finish_promotion(promotion.id, "undone", reason=f"interrupted ({holder}); {restored}")
+    _close_rollouts(ledger, promotion, "aborted", f"interrupted ({holder}); {restored}")
     return f"undid interrupted {promotion.kind} #{promotion.id}: {restored}"
+
+
+def _close_rollouts(
+    ledger: Ledger, promotion: PromotionRecord, phase: Literal["promoted", "aborted"], why: str
+) -> None:
+    """The rollout that ran under ``promotion`` ends with it (core/delivery/rollout.py)."""
+    for rollout in ledger.open_rollouts(promotion.service, promotion.env):
+        if rollout.promotion_id == promotion.id:
+            weight = 100 if phase == "promoted" else 0
+            ledger.update_rollout(rollout.id, phase=phase, weight=weight, detail=why)
 
 
 def _serve_again(

@@ -44,6 +44,7 @@ def release(
     log: Log = _quiet,
     cancel: CancelSignal | None = None,
     on_event: OnEvent | None = None,
+    strategy: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline for ``service`` (default: every service) up to ``to``
     (default: the first environment). Returns the run document; ``exit_code`` says how it
@@ -57,6 +58,12 @@ def release(
     envs = order[: order.index(to) + 1] if to else order[:1]
     for path, option in ((junit, "--junit"), (summary, "--summary")):
         _check_writable(path, option)
+    # --strategy applies to the environment released to; the others keep their own.
+    from core.delivery.rollout_plan import strategy_for
+
+    strategies = {
+        env: strategy_for(project, env, strategy if env == envs[-1] else None) for env in envs
+    }
     services = [service] if service else list(config.services)
     started = time.perf_counter()
     document: dict[str, Any] = {"ok": True, "steps": [], "environments": envs, "exit_code": 0}
@@ -66,7 +73,9 @@ def release(
     lineage = project_candidates(project)  # once: verify, test and promote share it
     collecting = time.perf_counter() - started  # counted in the first verify step
     for name in services:
-        one = _release_service(project, name, envs, lineage, log, collecting, cancel, on_event)
+        one = _release_service(
+            project, name, envs, lineage, log, collecting, cancel, on_event, strategies
+        )
         collecting = 0.0
         documents.append(one)
         prefix = f"{name}: " if len(services) > 1 else ""
@@ -96,6 +105,7 @@ def _release_service(
     collecting: float,
     cancel: CancelSignal | None = None,
     on_event: OnEvent | None = None,
+    strategies: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     steps: list[Step] = []
     document: dict[str, Any] = {"service": service, "ok": True, "steps": steps, "exit_code": 0}
@@ -210,7 +220,10 @@ def _release_service(
     for env in envs:
         if (ended := cancelled_before(f"{env}: promote", f"the promotion to {env}")) is not None:
             return ended
-        report = promote(project, service, env, log=log, candidate=cand)
+        strategy = (strategies or {}).get(env)
+        report = promote(
+            project, service, env, log=log, candidate=cand, strategy=strategy, cancel=cancel
+        )
         document["version"] = report.version
         for entry in report.steps:
             steps.append({**entry, "name": f"{env}: {entry['name']}"})

@@ -10,7 +10,12 @@ from core.lineage.gitinfo import tags
 from core.lineage.gto import current_stages, gto_events
 
 if TYPE_CHECKING:
-    from core.documents import EnvironmentDocument, ServiceStatus, StatusDocument
+    from core.documents import (
+        EnvironmentDocument,
+        EnvironmentRollout,
+        ServiceStatus,
+        StatusDocument,
+    )
 
 
 def environments(
@@ -31,6 +36,8 @@ def environments(
     found: dict[str, dict[str, EnvironmentDocument]] = {}
     states: dict[tuple[str, str], Any] = {}
     pending: dict[tuple[str, str], Any] = {}
+    rollouts: dict[tuple[str, str], Any] = {}
+    versions: dict[str, str | None] = {}
     if project.ledger_path.exists():  # nothing recorded yet: spare loading the store at all
         from core.ledger.upgrade import upgrade_ledger
         from store.ledger.snapshot import environment_states, open_promotions
@@ -41,6 +48,16 @@ def environments(
             states[(recorded.service, recorded.env)] = recorded
         for promotion in open_promotions(project.ledger_path):
             pending[(promotion.service, promotion.env)] = promotion
+        from store.ledger.snapshot import open_rollouts
+
+        for rollout in open_rollouts(project.ledger_path):
+            rollouts[(rollout.service, rollout.env)] = rollout
+        if rollouts:
+            from store.ledger.snapshot import release_versions
+
+            versions = release_versions(
+                project.ledger_path, sorted({r.canary for r in rollouts.values()})
+            )
     for service in config.services:
         per_env: dict[str, EnvironmentDocument] = {}
         for name, env in config.environments.items():
@@ -63,10 +80,31 @@ def environments(
                     "since": state.since,
                 }
             _observe(project, service, name, per_env[name], pending.get((service, name)))
+            running = rollouts.get((service, name))
+            if running is not None:
+                per_env[name]["rollout"] = _rollout_entry(running, versions.get(running.canary))
             if firing.get((service, name)):
                 per_env[name]["alerts"] = firing[(service, name)]
         found[service] = per_env
     return found
+
+
+def _rollout_entry(rollout: Any, canary_version: str | None) -> EnvironmentRollout:
+    """An open rollout as the status document and the overview show it."""
+    from core.delivery.recovery import holder_alive
+
+    alive = holder_alive(rollout)  # the rollout's driver: same pid and host rule
+    return {
+        "id": rollout.id,
+        "phase": rollout.phase,
+        "strategy": rollout.strategy,
+        "weight": rollout.weight,
+        "stable": rollout.stable,
+        "canary": rollout.canary,
+        "canary_version": canary_version,
+        "interrupted": not alive,
+        "command": f"relman rollout status {rollout.service} --env {rollout.env}",
+    }
 
 
 def next_step(service: str, env: str, kind: str, release: str) -> str:

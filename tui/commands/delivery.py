@@ -27,6 +27,13 @@ def add_parsers(verbs: Any) -> None:
     promote.add_argument(
         "--force", action="store_true", help="skip the promotion-order check (recorded)"
     )
+    _strategy_option(promote)
+    promote.add_argument(
+        "--detach",
+        action="store_true",
+        help="drive the rollout from a relman in the background; return once it began "
+        "(follow it with `relman rollout status`)",
+    )
     promote.set_defaults(handler=cmd_promote, mutates=True)
 
     rollback = verbs.add_parser(
@@ -72,6 +79,7 @@ def add_parsers(verbs: Any) -> None:
     release.add_argument("--service", metavar="SERVICE", help="one service (default: all)")
     release.add_argument("--junit", metavar="PATH", type=Path, help="write a JUnit XML report")
     release.add_argument("--summary", metavar="PATH", type=Path, help="write a Markdown summary")
+    _strategy_option(release)
     release.set_defaults(handler=cmd_release, mutates=True)
 
     down = verbs.add_parser(
@@ -81,6 +89,16 @@ def add_parsers(verbs: Any) -> None:
     )
     down.add_argument("--env", metavar="ENV")
     down.set_defaults(handler=cmd_down, mutates=True)
+
+
+def _strategy_option(parser: Any) -> None:
+    parser.add_argument(
+        "--strategy",
+        choices=["all-at-once", "canary", "shadow"],
+        help="how traffic moves to the new release (default: the environment's "
+        "[environments.ENV.rollout] strategy, else all-at-once); canary and shadow are judged "
+        "against the stable release and aborted back to it when they fail (exit 1)",
+    )
 
 
 def _answer(args: argparse.Namespace, document: dict[str, Any], done: str) -> int:
@@ -116,6 +134,29 @@ def _report(args: argparse.Namespace, report: dict[str, Any]) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     project = api.load_project(args.project)
+    if args.detach:
+        document = api.promote_detached(
+            project,
+            args.service,
+            args.to,
+            release=args.release,
+            strategy=args.strategy,
+            force=args.force,
+            read_only=args.read_only,
+        )
+        if document.get("detached"):
+            if args.json:
+                emit(document)
+            else:
+                out(document["detail"])
+            return 0
+        if args.json:
+            emit(document)
+        elif document.get("ok") and document.get("url"):
+            out(f"{document['service']} is live in {document['env']} at {document['url']}")
+        if not document.get("ok") and document.get("error"):
+            _stderr(str(document["error"]))
+        return int(document.get("exit_code") or 0)
     report = api.promote(
         project,
         args.service,
@@ -124,6 +165,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         force=args.force,
         read_only=args.read_only,
         log=_stderr,
+        strategy=args.strategy,
+        cancel=getattr(args, "cancel", None),  # SIGHUP, SIGTERM: a rollout goes back to stable
     )
     return _report(args, report)
 
@@ -155,6 +198,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         log=_stderr,
         on_event=api.progress_lines(_stderr),
         cancel=getattr(args, "cancel", None),  # SIGHUP, SIGTERM: a promotion finishes first
+        strategy=args.strategy,
     )
     workflow_commands(api.github_annotations(document))
     if args.json:

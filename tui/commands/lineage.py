@@ -148,6 +148,18 @@ def _environments(console: Console, environments: dict[str, Any]) -> None:
         if live.get("note"):
             step = f"; run: {live['next']}" if live.get("next") else ""
             console.print(Text(f"  {env:<{width}}  {live['note']}{step}", style="yellow"))
+        if live.get("rollout"):
+            console.print(Text(f"  {env:<{width}}  {_rollout_line(live['rollout'])}", style="cyan"))
+
+
+def _rollout_line(rollout: dict[str, Any]) -> str:
+    """``canary 50% of v1.1.0 (rollout #3): relman rollout status iris --env dev``."""
+    what = rollout.get("canary_version") or str(rollout.get("canary", ""))[:12]
+    phase = rollout["phase"] if rollout["phase"] != "progressing" else rollout["strategy"]
+    said = f"{phase} {rollout['weight']}% of {what} (rollout #{rollout.get('id', '?')})"
+    if rollout.get("interrupted"):
+        said += " interrupted: the relman driving it stopped; the next command puts stable back"
+    return f"{said}; {rollout.get('command', 'relman rollout status')}"
 
 
 def cmd_history(args: argparse.Namespace) -> int:
