@@ -1,5 +1,6 @@
 """The actions of the command palette that work from any screen: tests, build, promote,
-approve, rollback, diff, down, and demo traffic started or stopped.
+approve, rollback, diff, down, demo traffic started or stopped, and the rollout pane of an
+environment.
 
 Each takes its subject from the selection or asks for it (screens/subjects.py), then goes
 the way an action's key goes (screens/base.py): its plan is read in a thread worker, said in
@@ -147,6 +148,22 @@ def run_rollback(app: App[Any], screen: Screen[Any]) -> None:
     with_environment(app, selection(screen), chosen, "Roll back which environment?")
 
 
+def run_rollout(app: App[Any], screen: Screen[Any]) -> None:
+    """The rollout pane (screens/rollout.py) of the selected environment, or of the one the
+    user picks; its keys pause, resume, abort or promote the rollout."""
+    from screens.rollout import RolloutScreen
+
+    project = project_of(app)
+    if project is None:
+        return
+    order = list(project.config.environment_order)
+
+    def chosen(service: str, env: str) -> None:
+        app.push_screen(RolloutScreen(service, env, order))
+
+    with_environment(app, selection(screen), chosen, "The rollout of which environment?")
+
+
 def run_down(app: App[Any], screen: Screen[Any]) -> None:
     """Down: one environment, or every one (with the collector and the background load)."""
     from screens.subjects import ask
@@ -225,6 +242,13 @@ APP_ACTIONS = (
         "Diff",
         "The selected release (else the candidate) against another: params, metrics, data",
         run_diff,
+        mutating=False,
+    ),
+    AppAction(
+        "rollout",
+        "Rollout",
+        "Steps and checks of an environment's rollout; pause, resume, abort or promote it",
+        run_rollout,
         mutating=False,
     ),
     AppAction("down", "Down", "Stop serving an environment, or every one", run_down),

@@ -52,10 +52,12 @@ from screens.overview_poll import OverviewPolls
 from screens.overview_rows import (
     CANDIDATE,
     NARROW,
+    OPEN_PHASES,
     Columns,
     candidate_state,
     nothing_deployed,
     overview_rows,
+    rollout_of,
     row_key,
 )
 from screens.overview_signals import RecentPanel, SignalsBar, environment_story, header_summary
@@ -85,6 +87,13 @@ class OverviewScreen(OverviewPolls, ActionScreen):
         Binding("m", "monitor", "Monitor", tooltip="Charts and alerts of the selected env"),
         Binding("p", "promote", "Promote", tooltip="Deploy the selected release to the next env"),
         Binding("b", "rollback", "Rollback", tooltip="Roll the selected environment back"),
+        Binding(
+            "R",
+            "rollout",
+            "Rollout",
+            tooltip="Steps and checks of the selected env's rollout",
+            show=False,
+        ),
     ]
     ACTIONS = MUTATING = frozenset({"promote", "rollback"})
 
@@ -340,6 +349,31 @@ class OverviewScreen(OverviewPolls, ActionScreen):
             live = [e.name for e in view.environments if e.release]
             env = live[-1] if live else envs[0]
         self.app.push_screen(MonitorScreen(service, env, envs))
+
+    def action_rollout(self) -> None:
+        """The rollout pane of the selected environment (from the candidate's row: the
+        environment where one of its rollouts goes on)."""
+        from screens.rollout import RolloutScreen
+
+        found = self.selected()
+        if found is None:
+            return
+        service, env = found
+        view = next((s for s in self.services if s.name == service), None)
+        if view is None:
+            return
+        envs = [e.name for e in view.environments]
+        if env == CANDIDATE:
+            going = [
+                e.name
+                for e in view.environments
+                if (rollout_of(e) or {}).get("phase") in OPEN_PHASES
+            ]
+            if not going:
+                self.notify("Choose an environment's row to see its rollout.", severity="warning")
+                return
+            env = going[0]
+        self.app.push_screen(RolloutScreen(service, env, envs))
 
     def action_rollback(self) -> None:
         subject = self.subject()

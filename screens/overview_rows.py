@@ -5,7 +5,9 @@ At 80 columns the traffic of a deployed environment (request rate, error rate, n
 and as much of the p95 sparkline as fits) takes the last column, where the URL of an
 environment not deployed yet and the candidate's reasons are; wider, request rate, error rate
 and a p95 sparkline get columns of their own beside the URL. A firing alert is said in the
-state: ``live, 1 firing``.
+state: ``live, 1 firing``; a rollout in progress takes the place of ``live``: ``canary 10%``,
+``shadow 100%``, ``paused 50%``, ``aborted`` (the status document's per-environment
+``rollout``, docs/json.md).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ _NONE = Text(NONE, style="dim")
 
 Row = tuple[Text, ...]
 
+# A rollout's phases that still split (or mirror) the traffic: the pane's keys act on them.
+OPEN_PHASES = frozenset({"progressing", "paused"})
+# The states a rollout's label never hides: they need someone before the rollout does.
+ATTENTION = frozenset({"interrupted", "down", "failed", "error"})
+# The status (screens/common.py STATUS_CLASS) each phase is styled as.
+PHASE_STATUS = {"progressing": "running", "paused": "pending", "aborted": "undone"}
+
 
 def row_key(service: str, environment: str) -> str:
     """The key of the table row of ``service`` in ``environment`` (or its CANDIDATE)."""
@@ -70,6 +79,46 @@ def row_key(service: str, environment: str) -> str:
 def url_text(url: str) -> str:
     """``127.0.0.1:3100``: the scheme is left out when it is plain http, to fit 80 columns."""
     return url.removeprefix("http://")
+
+
+def rollout_of(environment: object) -> dict[str, Any] | None:
+    """The environment's ``rollout`` (``{"phase", "strategy", "weight", "canary",
+    "canary_version", "interrupted", ...}``), None when it has none, or when the engine says
+    nothing of rollouts (read with getattr: an older engine's view has no such field)."""
+    rollout = getattr(environment, "rollout", None)
+    return rollout if isinstance(rollout, dict) and rollout.get("phase") else None
+
+
+def rollout_label(rollout: dict[str, Any] | None) -> tuple[str, str] | None:
+    """``("canary 10%", "running")``: what the state cell says of a rollout, and the status
+    it is styled as; None when there is nothing to say (none, or promoted: the release is
+    simply live)."""
+    if not rollout:
+        return None
+    phase = str(rollout.get("phase") or "")
+    weight = rollout.get("weight")
+    share = f" {weight}%" if isinstance(weight, int | float) else ""
+    if phase == "progressing":
+        return f"{rollout.get('strategy') or 'rollout'}{share}", PHASE_STATUS[phase]
+    if phase == "paused":
+        return f"paused{share}", PHASE_STATUS[phase]
+    if phase == "aborted":
+        return "aborted", PHASE_STATUS[phase]
+    return None
+
+
+def state_cell(table: StatusTable, environment: object) -> Text:
+    """The state of an environment's row: the rollout going on there (``canary 10%``), else
+    the recorded state (``live``); a state that needs someone (interrupted, down) first, and
+    ``interrupted`` where the relman driving the rollout stopped."""
+    state = str(getattr(environment, "state", ""))
+    rollout = rollout_of(environment)
+    label = rollout_label(rollout)
+    if label is not None and rollout is not None and rollout.get("interrupted"):
+        state = "interrupted"  # its driver stopped: nothing moves until a person acts
+    elif label is not None and state not in ATTENTION:
+        return Text(label[0], style=status_style(table, label[1]))
+    return Text(state, style=status_style(table, state))
 
 
 def candidate_state(candidate: dict[str, Any] | None) -> tuple[str, str]:
@@ -108,7 +157,7 @@ def first_cells(
                 Text(service.name),
                 Text(env.name),
                 release,
-                Text(env.state, style=status_style(table, env.state)),
+                state_cell(table, env),
                 Text(age(env.since)) if env.since else _NONE,
             )
             rows[row_key(service.name, env.name)] = (cells, Text(url_text(env.url)))

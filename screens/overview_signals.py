@@ -18,7 +18,7 @@ from rich.text import Text
 from screens.charts import ms, percent, rate
 from screens.common import StatusStatic, age, status_style
 from screens.live_data import EnvFigures, FiringAlert
-from screens.overview_rows import url_text
+from screens.overview_rows import OPEN_PHASES, rollout_label, rollout_of, url_text
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -107,6 +107,23 @@ def traffic_line(figures: EnvFigures) -> str:
     return f"now {rate(figures.rps)}, {percent(figures.errors)} errors, p95 {ms(figures.last_p95)}"
 
 
+def rollout_line(environment: EnvironmentView) -> str:
+    """``rollout: canary 10% of v1.4.0 (a1b2c3d) · R shows its steps and checks``; empty
+    when no rollout is going on (or was aborted) there."""
+    rollout = rollout_of(environment)
+    label = rollout_label(rollout)
+    if rollout is None or label is None:
+        return ""
+    canary = str(rollout.get("canary") or "")
+    version = rollout.get("canary_version")
+    of = f" of {version} ({canary[:7]})" if version and canary else ""
+    of = of or (f" of {canary[:7]}" if canary else "")
+    if rollout.get("interrupted"):
+        return f"rollout: {label[0]}{of}, its driver stopped · R shows what to do"
+    keys = "its steps and checks" if rollout.get("phase") in OPEN_PHASES else "why"
+    return f"rollout: {label[0]}{of} · R shows {keys}"
+
+
 def environment_story(service: str, environment: EnvironmentView, figures: EnvFigures) -> str:
     """The whole story of an environment's row, for the lines under the table: one fact a
     line (they wrap at the width, nothing is cut)."""
@@ -115,6 +132,9 @@ def environment_story(service: str, environment: EnvironmentView, figures: EnvFi
         version = f" ({environment.version})" if environment.version else ""
         first += f" · release {environment.release}{version}"
     lines = [first]
+    rollout = rollout_line(environment)
+    if rollout:
+        lines.append(rollout)
     now = traffic_line(figures)
     if figures.firing:
         now += ("; " if now else "") + f"{figures.firing} alert(s) firing (! lists them)"

@@ -4,7 +4,7 @@ First the keys of the current screen and of the app, built from the bindings lik
 so a key and its command never disagree; dimmed ones are offered too, marked so: run from
 here, they explain themselves (the engine refuses in read-only mode and the app shows the
 command to run elsewhere). Then the actions that work from any screen (tests, build,
-promote, approve, rollback, diff, down, demo traffic: screens/app_actions.py), on the
+promote, approve, rollback, diff, down, demo traffic, a rollout: screens/app_actions.py), on the
 selection or on what the user picks, unless the screen has a key for the same action; and
 ``Go to`` each view (screens/views.py).
 """
@@ -35,6 +35,7 @@ ALIASES = {
     "down": ("stop serving",),
     "traffic_start": ("load", "demo load"),
     "traffic_stop": ("load",),
+    "rollout": ("canary", "shadow", "pause", "abort"),
 }
 
 

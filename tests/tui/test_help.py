@@ -55,8 +55,9 @@ async def test_only_relmans_keys_and_all_of_them(
         assert rows["l"][1] == "Last run: The run in progress, or the last one"
         assert rows[":"][1] == "Jump: Go to a view by name"
         assert [keys for keys, (group, _d) in rows.items() if group == "Overview"] == [
-            "r", "m", "p", "b",
+            "r", "m", "p", "b", "R",
         ]  # fmt: skip
+        assert rows["R"][1] == "Rollout: Steps and checks of the selected env's rollout"
         assert rows["⏎"] == ("Table", "Open: The release of this row")
         descriptions = " ".join(description for _group, description in rows.values())
         for noise in ("Focus Next", "Focus Previous", "Page Left", "Cursor up", "Copy"):
