@@ -57,9 +57,18 @@ SLOW = """        if scope["type"] == "http" and scope["method"] == "POST":
 """
 
 
-def configure(root: Path) -> None:
+# For the crash tests, where what matters is the steps, not the verdict: seconds a rollout.
+QUICK_ROLLOUT = (
+    ROLLOUT.replace('interval = "15s"', 'interval = "3s"')
+    .replace("count = 2", "count = 1")
+    .replace("min_requests = 50", "min_requests = 10")
+    .replace('checks = ["error-rate", "latency", "prediction-mix"]', 'checks = ["error-rate"]')
+)
+
+
+def configure(root: Path, rollout: str = ROLLOUT) -> None:
     config = root / "relman.toml"
-    config.write_text(config.read_text() + ROLLOUT)
+    config.write_text(config.read_text() + rollout)
     git(root, "commit", "-qam", "canary rollouts in dev")
 
 
@@ -104,6 +113,7 @@ def served_release(port: int) -> str | None:
     return found.group(1) if found else None
 
 
+@pytest.mark.timeout(900)
 def test_healthy_canary_promoted_and_slow_canary_aborted(served: Path) -> None:
     root = served
     configure(root)
@@ -159,9 +169,10 @@ BOUNDARIES = [
 ]
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_at_rollout_steps_then_status_and_next_promote(served: Path) -> None:
     root = served
-    configure(root)
+    configure(root, QUICK_ROLLOUT)
     first = relman_json(root, "release", "--to", "dev")
     assert first["_exit"] == 0, first["_stderr"]
     dev = ports_of(root)["dev"]
