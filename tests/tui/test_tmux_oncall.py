@@ -88,7 +88,10 @@ def test_on_call_sees_the_alert_and_the_next_step_at_80x24(
     terminal.start(relman_command(served, "--read-only"))
 
     def signals_shown(screen: str) -> bool:
-        return overview_loaded(screen) and command in screen and "firing" in screen
+        # The title counts the alert on its own refresh: wait for it too.
+        title = screen.splitlines()[0] if screen else ""
+        shown = command in screen and "firing" in screen and "1 firing" in title
+        return overview_loaded(screen) and shown
 
     screen = terminal.wait_for(signals_shown, "the alert and the command above the table")
     lines = screen.splitlines()
