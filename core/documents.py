@@ -300,6 +300,9 @@ class MetricsPoint(TypedDict):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    # Where p50/p95/p99 came from: the proxy's per-request latencies (within 1 %), or
+    # BentoML's histogram buckets (the minute had no proxied request).
+    latency_source: Literal["proxy", "histogram"]
 
 
 class MetricsDocument(TypedDict):
@@ -403,6 +406,8 @@ class AlertEntry(TypedDict):
     value: NotRequired[float | None]
     threshold: NotRequired[float | None]
     baseline: NotRequired[float | None]
+    # The rule of the same cause whose incident this alert joined (it paged, this did not).
+    grouped_with: NotRequired[str]
 
 
 class AlertsDocument(TypedDict):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeGuard
 
 from core.analysis.seek import forward_lines, start_offset
+from core.targets.access_log import open_logs
 from core.targets.monitor_log import parse_objects
 
 __all__ = ["AccessTail", "Records", "Requests", "Window", "forget", "read_window"]
@@ -185,7 +186,7 @@ class AccessTail:
         """Read each file from where it was left (a file not seen yet, or shorter than
         that, from the floor) up to its end or the first line at ``stop`` or later."""
         positions: dict[int, int] = {}
-        for handle in _open_logs(self.path):
+        for handle in open_logs(self.path):
             with handle:
                 status = os.fstat(handle.fileno())
                 offset = self.positions.get(status.st_ino)
@@ -253,24 +254,6 @@ def _fill(requests: Requests, held: Records, mask: list[bool]) -> None:
         ]
     )
     requests.agree.extend(compress(held.agree, mask))
-
-
-def _open_logs(access_log: Path) -> list[BinaryIO]:
-    """``access.log.1`` and ``access.log``, oldest first. The current file is opened first:
-    a rotation between the two opens makes the second the same file (its inode says so),
-    read once, rather than skip the file renamed in between."""
-    handles: list[BinaryIO] = []
-    for path in (access_log, access_log.with_name(access_log.name + ".1")):
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            continue
-        inode = os.fstat(handle.fileno()).st_ino
-        if any(os.fstat(h.fileno()).st_ino == inode for h in handles):
-            handle.close()
-            continue
-        handles.append(handle)
-    return handles[::-1]
 
 
 def _records(lines: list[bytes]) -> Records | None:

@@ -2,21 +2,22 @@
 ``.relman/collector.json`` across restarts.
 
 A watch holds the environment's alert rules and the last minute judged, its monitor-log
-readers and the offsets of what is stored, the scrapes not stored yet (the store was
+readers and its access-log reader (core.monitoring.latency_log) and the offsets of what is
+stored, the scrapes not stored yet (the store was
 locked), the minutes whose scrape failed, and its model-quality measures
 (core.monitoring.model_quality). A pass visits each watched environment (:class:`Visit`) and says
 what it did in a :class:`PassReport`.
 
-What was consumed is not here: the readers' offsets and the webhook posts not delivered
-yet live in the metric store, written in the transactions that store the rows and the
-alert changes (store.metrics.store), so that a collector killed between a commit and the end of
-its pass reads no row twice and loses no post. collector.json keeps, per environment, only
-the rules' state and the last minute judged: a crash before it is saved judges the last
-minutes again, which changes nothing stored (rollups are replaced, an alert never goes
-back, a post is queued only when the stored alert moves). It is written after every pass,
-all at once; a full disk is MetricStoreFull (the collector stops). An older collector.json
-also held the offsets (``readers``) and the posts (``_webhooks``): the store takes them
-over once (:func:`take_over_progress`).
+What was consumed is not here: the readers' offsets (the access log's too) and the webhook
+posts not delivered yet live in the metric store, written in the transactions that store
+the rows and the alert changes (store.metrics.store), so that a collector killed between a
+commit and the end of its pass reads no row twice and loses no post. collector.json keeps,
+per environment, only the rules' state and the last minute judged: a crash before it is
+saved judges the last minutes again, which changes nothing stored (rollups are replaced,
+an alert never goes back, a post is queued only when the stored alert moves). It is
+written after every pass, all at once; a full disk is MetricStoreFull (the collector
+stops). An older collector.json also held the offsets (``readers``) and the posts
+(``_webhooks``): the store takes them over once (:func:`take_over_progress`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Watch:
     # The offsets of what is stored, by folder (as the metric store holds them): a reader
     # whose rows were not stored starts again from here.
     reader_states: dict[str, Any] = field(default_factory=dict)
+    # The access log's reader (core.monitoring.latency_log.AccessLatencyReader), and the
+    # state of what is stored (as the metric store holds it; None: nothing yet): a reader
+    # whose latencies were not stored starts again from here.
+    access: Any = None
+    access_state: dict[str, Any] | None = None
     failed_minutes: set[int] = field(default_factory=set)  # a scrape was tried and failed
     pending: list[Any] = field(default_factory=list)  # ScrapeRows not stored yet
     dropped: int = 0  # pending scrapes dropped over the cap since the store last took some
@@ -163,10 +169,12 @@ def restore_watch(
     env: str,
     root: Path,
     label: str | None = None,
+    access_state: Mapping[str, Any] | None = None,
 ) -> Watch:
     """The watch of (service, env) from its collector.json entry (new when ``saved`` is
     empty) and its readers' stored ``offsets`` (by folder), its rules under ``policy``;
-    ``root``: the project's, ``label``: the column of its training data the model predicts."""
+    ``root``: the project's, ``label``: the column of its training data the model predicts,
+    ``access_state``: its access-log reader's stored state (None: never stored)."""
     from core.alerts.alerting import Rules
 
     rules = (
@@ -179,6 +187,7 @@ def restore_watch(
         ModelQuality(root, label),
         saved.get("last_minute"),
         reader_states=dict(offsets),
+        access_state=None if access_state is None else dict(access_state),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_BYTES = 16 * 1024 * 1024
 
@@ -44,3 +44,21 @@ class AccessLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def open_logs(access_log: Path) -> list[BinaryIO]:
+    """``access.log.1`` and ``access.log``, oldest first. The current file is opened first:
+    a rotation between the two opens makes the second the same file (its inode says so),
+    read once, rather than skip the file renamed in between."""
+    handles: list[BinaryIO] = []
+    for path in (access_log, access_log.with_name(access_log.name + ".1")):
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        inode = os.fstat(handle.fileno()).st_ino
+        if any(os.fstat(h.fileno()).st_ino == inode for h in handles):
+            handle.close()
+            continue
+        handles.append(handle)
+    return handles[::-1]

@@ -30,7 +30,12 @@ __all__ = ["AlertChange", "MetricAlerts", "WebhookPost", "apply_change", "queue_
 
 STATES = ("pending", "firing", "resolved")
 OPEN_STATES = ("pending", "firing")
-_COLUMNS = "id, rule, kind, service, env, state, since, updated, value, detail, release, rollback"
+_COLUMNS = (
+    "id, rule, kind, service, env, state, since, updated, value, detail, release, rollback, "
+    "grouped_with"
+)
+# The schema that added alerts.grouped_with (store.metrics.schema); an older file reads NULL.
+_GROUPED_SCHEMA = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ class AlertChange:
     detail: str = ""
     release: str | None = None
     rollback: str | None = None
+    grouped_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +127,12 @@ class MetricAlerts(MetricStoreBase):
                 where.append(f"{column} = ?")
                 params.append(wanted)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
+        columns = _COLUMNS
+        with self._reading() as conn:
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < _GROUPED_SCHEMA:
+                columns = columns.replace("grouped_with", "NULL AS grouped_with")
         rows = self._all(
-            f"SELECT {_COLUMNS} FROM alerts {clause}ORDER BY updated DESC, id DESC LIMIT ?",
+            f"SELECT {columns} FROM alerts {clause}ORDER BY updated DESC, id DESC LIMIT ?",
             [*params, limit],
         )
         return [AlertRow(*row) for row in rows]
@@ -176,6 +186,10 @@ def apply_change(conn: sqlite3.Connection, change: AlertChange) -> str | None:
     _update(
         row.id, change.t, state, change.value, change.detail, change.release, change.rollback, conn
     )
+    if change.grouped_with and state != row.state:
+        conn.execute(
+            "UPDATE alerts SET grouped_with = ? WHERE id = ?", (change.grouped_with, row.id)
+        )
     return row.state
 
 
@@ -207,9 +221,10 @@ def _open(change: AlertChange, conn: sqlite3.Connection) -> AlertRow:
     c = change
     alert_id = conn.execute(
         "INSERT INTO alerts (rule, kind, service, env, state, since, updated, value, "
-        "detail, release, rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "detail, release, rollback, grouped_with) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING id",
         (c.rule, c.kind, c.service, c.env, c.state, c.t, c.t, c.value, c.detail, c.release,
-         c.rollback),
+         c.rollback, c.grouped_with),
     ).fetchone()[0]  # fmt: skip
     conn.execute(
         "INSERT INTO alert_events (alert_id, t, state, detail) VALUES (?, ?, ?, ?)",

@@ -1,7 +1,11 @@
 """The metric store's queries: per-minute points and rollups, scrapes, rollups computed from
-the scrapes of a window, monitor-log records and their join with the feedback. Each reads
-one series (service, env) over a window [since, until) of Unix seconds, oldest first; the
-feedback labels of given request ids are read by id.
+the scrapes of a window, monitor-log records and their join with the feedback, the proxy's
+latencies per minute. Each reads one series (service, env) over a window [since, until) of
+Unix seconds, oldest first; the feedback labels of given request ids are read by id.
+
+A file of schema 2 (a collector of the previous relman still runs; it upgrades the file
+when it restarts) is read as it is: its rollups' percentiles are the histogram's, and it
+holds no latencies.
 
 :class:`MetricReads` is a part of :class:`store.metrics.store.MetricStore` (its reads are
 :class:`store.metrics.base.MetricStoreBase`'s: one statement at a time, errors translated to
@@ -16,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from store.metrics.base import MetricStoreBase
+from store.metrics.latency import LatencyMinute, decode_sub
 from store.metrics.rows import (
     RECORD_COLUMNS,
     ROLLUP_COLUMNS,
@@ -27,6 +32,7 @@ from store.metrics.rows import (
     WindowRow,
     window_rollups,
 )
+from store.metrics.sketch import LogHistogram
 
 __all__ = ["MetricReads"]
 
@@ -35,6 +41,10 @@ _END = 2**62
 _decode = json.JSONDecoder().decode
 # Request ids per feedback query (an SQLite older than 3.32 takes at most 999 variables).
 IDS_PER_QUERY = 900
+# The schema that added the latencies and rollups.latency_source (store.metrics.schema).
+_LATENCY_SCHEMA = 3
+# What a file older than that says of its rollups' percentiles.
+_HISTOGRAM = "'histogram' AS latency_source"
 
 
 class MetricReads(MetricStoreBase):
@@ -43,8 +53,9 @@ class MetricReads(MetricStoreBase):
     def series(self, service: str, env: str, since: int, until: int) -> list[Point]:
         """The per-minute points of minutes in [since, until), oldest first (from the
         rollups; a minute without one is absent)."""
+        source = "latency_source" if self._keeps_latency() else _HISTOGRAM
         rows = self._all(
-            "SELECT minute, rps, error_rate, p50_ms, p95_ms, p99_ms FROM rollups "
+            f"SELECT minute, rps, error_rate, p50_ms, p95_ms, p99_ms, {source} FROM rollups "
             "WHERE service = ? AND env = ? AND minute >= ? AND minute < ? ORDER BY minute",
             (service, env, since, until),
         )
@@ -52,8 +63,11 @@ class MetricReads(MetricStoreBase):
 
     def rollups(self, service: str, env: str, since: int, until: int) -> list[Rollup]:
         """The stored rollups of minutes in [since, until), oldest first."""
+        columns = ROLLUP_COLUMNS
+        if not self._keeps_latency():
+            columns = columns.replace("latency_source", _HISTOGRAM)
         rows = self._all(
-            f"SELECT {ROLLUP_COLUMNS} FROM rollups "
+            f"SELECT {columns} FROM rollups "
             "WHERE service = ? AND env = ? AND minute >= ? AND minute < ? ORDER BY minute",
             (service, env, since, until),
         )
@@ -156,6 +170,63 @@ class MetricReads(MetricStoreBase):
                     ).fetchall()
                 )
         return labels
+
+    # --------------------------------------------------------------- exact latencies
+
+    def latency_minute(self, service: str, env: str, minute: int) -> LatencyMinute | None:
+        """The proxy's latencies of ``minute`` (its first second), its releases merged;
+        None when the access log gave none."""
+        found = self.latency_minutes(service, env, minute, minute + 1)
+        return found[0] if found else None
+
+    def latency_minutes(
+        self, service: str, env: str, since: int, until: int
+    ) -> list[LatencyMinute]:
+        """The proxy's latencies of each minute in [since, until) that has any, oldest
+        first."""
+        if not self._keeps_latency():
+            return []
+        rows = self._all(
+            "SELECT minute, release, sub FROM latency WHERE service = ? AND env = ? "
+            "AND minute >= ? AND minute < ? ORDER BY minute, release",
+            (service, env, since, until),
+        )
+        by_minute: dict[int, list[tuple[str | None, list[LogHistogram | None]]]] = {}
+        for minute, release, sub in rows:
+            by_minute.setdefault(minute, []).append((release or None, decode_sub(sub)))
+        return [LatencyMinute.of(minute, found) for minute, found in by_minute.items()]
+
+    def latency_sketch(
+        self, service: str, env: str, since: int, until: int, release: str | None = None
+    ) -> LogHistogram:
+        """The proxy's latencies of the minutes in [since, until) in one histogram (of one
+        ``release`` when given); empty when there are none."""
+        if not self._keeps_latency():
+            return LogHistogram()
+        sql = "SELECT sub FROM latency WHERE service = ? AND env = ? AND minute >= ? AND minute < ?"
+        params: list[Any] = [service, env, since, until]
+        if release is not None:
+            sql += " AND release = ?"
+            params.append(release)
+        merged = LogHistogram()
+        for (sub,) in self._all(sql, params):
+            for histogram in decode_sub(sub):
+                if histogram is not None:
+                    merged.merge(histogram)
+        return merged
+
+    def access_offsets(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stored access-log reader states: ``{(service, env): state}``."""
+        if not self._keeps_latency():
+            return {}
+        rows = self._all("SELECT service, env, state FROM access_offsets", [])
+        return {(service, env): _decode(state) for service, env, state in rows}
+
+    def _keeps_latency(self) -> bool:
+        """Whether the file has the latency tables (schema 3 on): a reader may face a file
+        the collector of the previous relman still writes."""
+        with self._reading() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0]) >= _LATENCY_SCHEMA
 
 
 def _scrape(row: Sequence[Any]) -> ScrapeRow:

@@ -1,6 +1,8 @@
 """The metric store's rows (frozen dataclasses) and the rollup arithmetic: consecutive
 cumulative scrapes turned into one minute's rates and latency percentiles (Prometheus'
-``histogram_quantile``). Pure: the collector, the store, the benchmark and the tests share it.
+``histogram_quantile``); a rollup says where its percentiles came from (the proxy's exact
+latencies are :mod:`store.metrics.latency`'s). Pure: the collector, the store, the
+benchmark and the tests share it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 _QUANTILES = (0.5, 0.95, 0.99)
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -21,6 +23,10 @@ _BUCKET_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 # ------------------------------------------------------------------------------------- rows
+
+# Where a minute's p50/p95/p99 come from: the proxy's per-request latencies (a
+# LogHistogram), or BentoML's histogram buckets in the scrapes.
+LatencySource = Literal["proxy", "histogram"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +60,13 @@ class Rollup:
     p95_ms: float | None
     p99_ms: float | None
     in_progress: float
+    latency_source: LatencySource = "histogram"
 
     def point(self) -> Point:
-        return Point(self.minute, self.rps, self.error_rate, self.p50_ms, self.p95_ms, self.p99_ms)
+        return Point(
+            self.minute, self.rps, self.error_rate, self.p50_ms, self.p95_ms, self.p99_ms,
+            self.latency_source,
+        )  # fmt: skip
 
 
 class PointDocument(TypedDict):
@@ -69,6 +79,7 @@ class PointDocument(TypedDict):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    latency_source: LatencySource
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,7 @@ class Point:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    latency_source: LatencySource = "histogram"
 
     def to_dict(self) -> PointDocument:
         return {
@@ -90,6 +102,7 @@ class Point:
             "p50_ms": _round_ms(self.p50_ms),
             "p95_ms": _round_ms(self.p95_ms),
             "p99_ms": _round_ms(self.p99_ms),
+            "latency_source": self.latency_source,
         }
 
 
@@ -134,10 +147,12 @@ class AlertRow:
     detail: str
     release: str | None
     rollback: str | None
+    grouped_with: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``alerts`` entry of docs/json.md (``name`` is the rule), plus id, value and
-        updated."""
+        updated (and ``grouped_with`` when set)."""
+        grouped = {"grouped_with": self.grouped_with} if self.grouped_with else {}
         return {
             "id": self.id,
             "name": self.rule,
@@ -151,6 +166,7 @@ class AlertRow:
             "detail": self.detail,
             "release": self.release,
             "rollback": self.rollback,
+            **grouped,
         }
 
 
@@ -188,7 +204,7 @@ class CollectorRow:
 SCRAPE_COLUMNS = "service, env, t, release, requests, errors, in_progress, buckets"
 ROLLUP_COLUMNS = (
     "service, env, minute, release, requests, errors, rps, error_rate, p50_ms, p95_ms, "
-    "p99_ms, in_progress"
+    "p99_ms, in_progress, latency_source"
 )
 RECORD_COLUMNS = "service, env, t, release, request_id, features, prediction, target"
 

@@ -13,7 +13,9 @@ What the collector consumed lives here too, next to what it stored (version 2): 
 monitor-log readers' offsets, written in the transaction that stores the rows they cover,
 and the webhook posts not delivered yet, written in the transaction of the alert changes
 that make them. A crash between a commit and anything after it can then neither read a
-row twice nor lose a post (docs/monitoring.md, "The metric store").
+row twice nor lose a post (docs/monitoring.md, "The metric store"). Version 3 keeps the
+proxy's per-request latencies per minute, with the access-log reader's offsets, on the same
+terms (docs/monitoring.md, "Exact latencies").
 """
 
 from __future__ import annotations
@@ -146,10 +148,54 @@ def _v2_collector_progress(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_metric_tables, _v2_collector_progress)
+def _v3_exact_latencies(db: Database) -> None:
+    """The proxy's per-request latencies, kept per minute in log-linear histograms
+    (store.metrics.sketch), the access-log reader's offsets written with them, and which
+    of the two sources a rollup's percentiles came from (docs/monitoring.md, "Exact
+    latencies"); and which alert an alert was grouped with ("One page per incident")."""
+    # One row per minute and release (the lines' "release", '' when they name none): the
+    # latencies of requests served by the stable side and not failed, in 6 histograms of
+    # 10 seconds each (JSON: store.metrics.latency.encode_sub); a late line merges into it.
+    db.execute(
+        """CREATE TABLE latency (
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            minute INTEGER NOT NULL,
+            release TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            sub TEXT NOT NULL CHECK (json_valid(sub)),
+            PRIMARY KEY (service, env, minute, release)
+        ) STRICT, WITHOUT ROWID"""
+    )
+    # The access-log reader's state (core.monitoring.latency_log.AccessLatencyReader.state():
+    # per file its inode, offset and first-line digest, and the newest time read).
+    db.execute(
+        """CREATE TABLE access_offsets (
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (json_valid(state)),
+            PRIMARY KEY (service, env)
+        ) STRICT, WITHOUT ROWID"""
+    )
+    # Rollups before this version took their percentiles from the histogram.
+    db.execute(
+        "ALTER TABLE rollups ADD COLUMN latency_source TEXT NOT NULL DEFAULT 'histogram' "
+        "CHECK (latency_source IN ('proxy', 'histogram'))"
+    )
+    # An alert that joined an incident of its cause: the rule already firing, which paged
+    # (core.alerts.alerting, "page once"). NULL: it paged itself, or was stored before.
+    db.execute("ALTER TABLE alerts ADD COLUMN grouped_with TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_metric_tables,
+    _v2_collector_progress,
+    _v3_exact_latencies,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 # The oldest schema whose files this relman's readers (metrics, alerts, the interface,
-# `down`) read as they are: migration 2 only added tables the collector alone uses. A
+# `down`) read as they are: migration 2 only added tables the collector alone uses, and
+# the readers of migration 3's ask the file's version first (store.metrics.reads). A
 # read-only open of an older file than this is refused; raise it when a migration changes
 # what readers query.
 READERS_READ_FROM = 1
@@ -165,5 +211,7 @@ TABLES = frozenset(
         "collector",
         "monitor_offsets",
         "webhook_outbox",
+        "latency",
+        "access_offsets",
     }
 )

@@ -19,12 +19,14 @@ keeps the batch and tries again later). A full disk fails it whole too
 
 The store is also the collector's record of what it consumed: the monitor-log readers'
 offsets are written by the batch that stores their rows (:meth:`MetricStore.add_batch`),
-and the webhook posts by the minute whose alert changes they announce
-(:meth:`MetricStore.record_minute`), so a collector killed between a commit and the end
-of its pass reads nothing twice and loses no post.
+the access-log reader's by the batch that merges the latencies it read into their
+minutes' histograms (store.metrics.sketch), and the webhook posts by the minute whose
+alert changes they announce (:meth:`MetricStore.record_minute`), so a collector killed
+between a commit and the end of its pass reads nothing twice and loses no post.
 
 This module opens the file, writes the samples and prunes them. The rows and the rollup
-arithmetic live in :mod:`store.metrics.rows` (re-exported here); the rest of
+arithmetic live in :mod:`store.metrics.rows`, the proxy's latencies in
+:mod:`store.metrics.latency` (both re-exported here); the rest of
 :class:`MetricStore` comes from its parts: the connection and the write transaction
 (:mod:`store.metrics.base`), the alerts and the webhook outbox (:mod:`store.metrics.alerts`),
 the collector's claim, heartbeat and reader offsets (:mod:`store.metrics.collector`), the
@@ -33,6 +35,7 @@ queries (:mod:`store.metrics.reads`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import sqlite3
@@ -57,6 +60,16 @@ from store.ledger.db import (
 from store.ledger.migrations import migrate
 from store.metrics.alerts import AlertChange, MetricAlerts, WebhookPost, apply_change, queue_posts
 from store.metrics.collector import UPSERT_OFFSET, MetricCollector, ReaderOffset, offset_params
+from store.metrics.latency import (
+    AccessOffset,
+    LatencyMinute,
+    LatencyRow,
+    SubBin,
+    decode_sub,
+    encode_sub,
+    merge_sub,
+    with_latency,
+)
 from store.metrics.reads import MetricReads
 from store.metrics.rows import (
     RECORD_COLUMNS,
@@ -75,13 +88,18 @@ from store.metrics.rows import (
     rollup,
 )
 from store.metrics.schema import MIGRATIONS, READERS_READ_FROM, SCHEMA_VERSION
+from store.metrics.sketch import LogHistogram
 
 __all__ = [
+    "AccessOffset",
     "AlertChange",
     "AlertEvent",
     "AlertRow",
     "CollectorRow",
     "Feedback",
+    "LatencyMinute",
+    "LatencyRow",
+    "LogHistogram",
     "MetricStore",
     "MetricStoreBusy",
     "MetricStoreFull",
@@ -90,9 +108,11 @@ __all__ = [
     "Record",
     "Rollup",
     "ScrapeRow",
+    "SubBin",
     "WebhookPost",
     "histogram_quantile",
     "rollup",
+    "with_latency",
 ]
 
 # The posts a judged minute queues, given each change's state before it (record_minute).
@@ -114,11 +134,24 @@ _scrape_fields = operator.attrgetter(
 INSERT_SCRAPE = f"INSERT OR REPLACE INTO scrapes ({SCRAPE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_RECORD = f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_ROLLUP = (
-    f"INSERT INTO rollups ({ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO rollups ({ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (service, env, minute) DO UPDATE SET release = excluded.release, "
     "requests = excluded.requests, errors = excluded.errors, rps = excluded.rps, "
     "error_rate = excluded.error_rate, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, "
-    "p99_ms = excluded.p99_ms, in_progress = excluded.in_progress"
+    "p99_ms = excluded.p99_ms, in_progress = excluded.in_progress, "
+    "latency_source = excluded.latency_source"
+)
+_HELD_LATENCY = (
+    "SELECT sub FROM latency WHERE service = ? AND env = ? AND minute = ? AND release = ?"
+)
+_UPSERT_LATENCY = (
+    "INSERT INTO latency (service, env, minute, release, count, sub) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (service, env, minute, release) DO UPDATE SET count = excluded.count, "
+    "sub = excluded.sub"
+)
+_UPSERT_ACCESS_OFFSET = (
+    "INSERT INTO access_offsets (service, env, state) VALUES (?, ?, ?) "
+    "ON CONFLICT (service, env) DO UPDATE SET state = excluded.state"
 )
 _UPSERT_FEEDBACK = (
     "INSERT INTO feedback (service, env, request_id, label, t) VALUES (?, ?, ?, ?, ?) "
@@ -225,25 +258,37 @@ class MetricStore(MetricAlerts, MetricCollector, MetricReads):
         records: Iterable[Record] = (),
         feedback: Iterable[Feedback] = (),
         offsets: Iterable[ReaderOffset] = (),
+        latency: Iterable[LatencyRow] = (),
+        access: Iterable[AccessOffset] = (),
     ) -> tuple[int, int, int]:
         """Store scrapes, records and feedback in one transaction: all of them, or none (so a
         caller that keeps a failed batch and offers it again never stores a row twice),
         with ``offsets``, the reader states the records were read up to (replacing those
         of the same folders): a caller that dies just after the commit resumes from them.
-        The counts stored, in that order."""
+        ``latency`` (the proxy's latencies read since, by minute and release) is merged
+        into the minutes' stored histograms in the same transaction, with ``access``, the
+        access-log reader states they were read up to. The counts stored, in the order of
+        the first three."""
         self._check_writable("storing a batch")
         upsert_offsets = offset_params(offsets)
         scrape_params = [(*_scrape_fields(r), encode_buckets(r.buckets)) for r in scrapes]
         record_params = _record_params(records)
         feedback_params = [(r.service, r.env, r.request_id, r.label, r.t) for r in feedback]
+        latencies = _latency_by_key(latency)
+        access_params = [(a.service, a.env, _encode(a.state)) for a in access]
 
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany(INSERT_SCRAPE, scrape_params)
             conn.executemany(INSERT_RECORD, record_params)
             conn.executemany(_UPSERT_FEEDBACK, feedback_params)
             conn.executemany(UPSERT_OFFSET, upsert_offsets)
+            _merge_latency(conn, latencies)
+            conn.executemany(_UPSERT_ACCESS_OFFSET, access_params)
 
-        if scrape_params or record_params or feedback_params or upsert_offsets:
+        if (
+            scrape_params or record_params or feedback_params or upsert_offsets
+            or latencies or access_params
+        ):  # fmt: skip
             self._write("storing a batch", work)
         return len(scrape_params), len(record_params), len(feedback_params)
 
@@ -275,16 +320,18 @@ class MetricStore(MetricAlerts, MetricCollector, MetricReads):
     def prune(
         self, now: int, raw_hours: float, rollup_days: float, *, batch: int = _PRUNE_BATCH
     ) -> int:
-        """Delete scrapes, records and feedback older than ``raw_hours`` and rollups older
-        than ``rollup_days``; return how many rows went. Each series is cut by primary-key
-        (or index) range, ``batch`` rows per transaction, so the collector's writes and the
-        readers interleave. Alerts and their events stay: they are the history."""
+        """Delete scrapes, records and feedback older than ``raw_hours`` and rollups (and
+        the proxy's latencies of their minutes) older than ``rollup_days``; return how many
+        rows went. Each series is cut by primary-key (or index) range, ``batch`` rows per
+        transaction, so the collector's writes and the readers interleave. Alerts and their
+        events stay: they are the history."""
         self._check_writable("pruning")
         raw_cutoff = now - int(raw_hours * 3600)
         rollup_cutoff = now - int(rollup_days * 86400)
         plans = (
             ("scrapes", raw_cutoff, _PRUNE_RANGE.format(table="scrapes", key="t")),
             ("rollups", rollup_cutoff, _PRUNE_RANGE.format(table="rollups", key="minute")),
+            ("latency", rollup_cutoff, _PRUNE_LATENCY),
             ("records", raw_cutoff, _PRUNE_RECORDS),
             ("feedback", raw_cutoff, _PRUNE_FEEDBACK),
         )
@@ -321,6 +368,12 @@ _PRUNE_RANGE = (
     "SELECT {key} FROM {table} WHERE service = ?1 AND env = ?2 AND {key} < ?3 "
     "ORDER BY {key} LIMIT 1 OFFSET ?4), ?3)"
 )
+# Its keys are (minute, release): several rows a minute, so the range is by row value.
+_PRUNE_LATENCY = (
+    "DELETE FROM latency WHERE service = ?1 AND env = ?2 AND (minute, release) IN ("
+    "SELECT minute, release FROM latency WHERE service = ?1 AND env = ?2 AND minute < ?3 "
+    "ORDER BY minute, release LIMIT ?4)"
+)
 _PRUNE_RECORDS = (
     "DELETE FROM records WHERE id IN (SELECT id FROM records "
     "WHERE service = ?1 AND env = ?2 AND t < ?3 ORDER BY t LIMIT ?4)"
@@ -333,7 +386,37 @@ _PRUNE_FEEDBACK = (
 
 def _rollup_params(r: Rollup) -> tuple[Any, ...]:
     return (r.service, r.env, r.minute, r.release, r.requests, r.errors, r.rps, r.error_rate,
-            r.p50_ms, r.p95_ms, r.p99_ms, r.in_progress)  # fmt: skip
+            r.p50_ms, r.p95_ms, r.p99_ms, r.in_progress, r.latency_source)  # fmt: skip
+
+
+_LatencyKey = tuple[str, str, int, str]
+
+
+def _latency_by_key(rows: Iterable[LatencyRow]) -> dict[_LatencyKey, list[LogHistogram | None]]:
+    """``rows`` by their stored key (a release of None is ''), those of one key merged."""
+    out: dict[_LatencyKey, list[LogHistogram | None]] = {}
+    for row in rows:
+        key = (row.service, row.env, row.minute, row.release or "")
+        held = out.get(key)
+        out[key] = list(row.sub) if held is None else merge_sub(held, row.sub)
+    return out
+
+
+def _merge_latency(
+    conn: sqlite3.Connection, rows: Mapping[_LatencyKey, list[LogHistogram | None]]
+) -> None:
+    """Merge each minute's bins into its stored row (inside the caller's transaction: no
+    other writer comes between the read and the write). A stored row this relman cannot
+    read (histograms of another accuracy) is replaced."""
+    params = []
+    for key, sub in rows.items():
+        held = conn.execute(_HELD_LATENCY, key).fetchone()
+        if held is not None:
+            with contextlib.suppress(ValueError):
+                sub = merge_sub(decode_sub(held[0]), sub)
+        count = sum(h.count for h in sub if h is not None)
+        params.append((*key, count, encode_sub(sub)))
+    conn.executemany(_UPSERT_LATENCY, params)
 
 
 def _record_params(rows: Iterable[Record]) -> list[tuple[Any, ...]]:

@@ -84,7 +84,7 @@ def test_a_new_store_is_wal_at_the_current_schema_with_without_rowid_tables(
         conn.close()
     assert set(tables) == {
         "scrapes", "rollups", "records", "feedback", "alerts", "alert_events", "collector",
-        "monitor_offsets", "webhook_outbox",
+        "monitor_offsets", "webhook_outbox", "latency", "access_offsets",
     } == TABLES  # fmt: skip
     for name in ("scrapes", "rollups", "feedback", "monitor_offsets"):
         assert tables[name].endswith("WITHOUT ROWID"), name
@@ -130,6 +130,7 @@ def test_rollups_upsert_and_read_as_an_ordered_series(store: MetricStore) -> Non
         "p50_ms": 12.346,
         "p95_ms": None,
         "p99_ms": 99.0,
+        "latency_source": "histogram",
     }
 
 

@@ -151,10 +151,12 @@ def test_a_version_1_metric_store_is_upgraded_keeping_its_rows(
         assert [(a.rule, a.state) for a in reading.alerts()] == [("p99", "firing")]
     assert path.read_bytes() == before  # untouched
     with MetricStore.open(path) as store:
-        assert store.schema_version == metrics_schema.SCHEMA_VERSION == 2
+        assert store.schema_version == metrics_schema.SCHEMA_VERSION == 3
         assert [s.t for s in store.scrapes("iris", "prod", 0, 120)] == [60]
         assert [r.request_id for r in store.records("iris", "prod", 0, 120)] == ["q1"]
-        assert [(a.rule, a.state) for a in store.alerts()] == [("p99", "firing")]
+        assert [(a.rule, a.state, a.grouped_with) for a in store.alerts()] == [
+            ("p99", "firing", None)
+        ]
         assert store.reader_offsets() == {} and store.webhook_posts() == []
         offset = ReaderOffset("iris", "prod", "/m/iris", {"data.1.log": {}})
         store.add_batch(offsets=[offset])
