@@ -1,28 +1,40 @@
 """What each alert rule watches, and how it reads a minute.
 
-The rules a checked policy makes (:func:`standard_rules`), in order: ``latency_p99`` and
-``error_rate`` (``sudden``: a threshold sustained ``for`` minutes), ``latency_leak`` (on
-``leak_metric``) and ``error_leak`` (``leak``: the CUSUM of :mod:`core.alerts.detect` against
-the
-release's own baseline), ``down`` (the scrape failed or /readyz was not 200),
-``performance`` (live accuracy more than ``accuracy_max_drop`` below the release's offline
-metric); and ``drift:FEATURE`` (:func:`drift_rule`; ``drift``: PSI of one feature above
-``drift_psi_max``; one rule per feature the collector reports).
+The rules a checked policy makes (:func:`standard_rules`), in order:
 
-:meth:`Rule.verdict` feeds the rule's detector the minute's value and words its detail
-line; the verdict moves the rule's alert (core.alerts.alert_state) on.
+- ``latency_p99`` and ``error_rate`` (``sudden``): a threshold sustained ``for`` minutes,
+  the absolute limits (SLOs) a person sets;
+- ``latency_regression`` (``regression``, on ``leak_metric``): far above what the
+  environment did at this time before (core.alerts.regression, core.alerts.seasonal), by a
+  ratio and in spreads, whatever the unit;
+- ``latency_trend`` (``trend``): rising significantly since the release, or over the last
+  ``trend_window_minutes`` (core.alerts.trend), for a release worse from its first request;
+- ``latency_leak`` and ``error_leak`` (``leak``): the CUSUM of core.alerts.detect, against
+  the environment's past where there is one, else the release's first minutes;
+- ``down`` (the scrape failed or /readyz was not 200); ``performance`` (live accuracy more
+  than ``accuracy_max_drop`` below the release's offline metric); and ``drift:FEATURE``
+  (:func:`drift_rule`; PSI of one feature above ``drift_psi_max``).
+
+Durations in minutes become points of the series (:func:`points`): a backtest of 5-minute
+data holds a 3-minute ``for`` for one point. :meth:`Rule.verdict` feeds the rule's detector
+the minute's value and words its detail line; the verdict moves the rule's alert
+(core.alerts.alert_state) on. Rules watching one cause share a :attr:`Rule.group`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.alerts.alert_state import AlertState
 from core.alerts.detect import METRIC_LABELS, METRIC_UNITS, Cusum, Detector, Threshold, Verdict
+from core.alerts.regression import Regression
+from core.alerts.seasonal import Expectation
+from core.alerts.trend import Trend
 
-Kind = Literal["sudden", "leak", "drift", "performance", "down"]
+Kind = Literal["sudden", "regression", "trend", "leak", "drift", "performance", "down"]
 # Floor of the error-rate baseline's spread: a healthy service often has exactly 0 errors,
 # and one failed request among a few dozen must not read as many sigmas.
 ERROR_RATE_MIN_SIGMA = 0.005
@@ -39,6 +51,18 @@ class Rule:
     detector: Detector
     alert: AlertState = field(default_factory=AlertState)
 
+    @property
+    def group(self) -> str:
+        """The cause the rule watches (rules of one group page once: core.alerts.alerting):
+        ``latency``, ``errors``, ``drift``, or the rule's own name."""
+        if self.name.startswith("drift:"):
+            return "drift"
+        if self.metric in ("p50_ms", "p95_ms", "p99_ms"):
+            return "latency"
+        if self.metric == "error_rate":
+            return "errors"
+        return self.name
+
     def verdict(
         self,
         minute: int,
@@ -49,11 +73,22 @@ class Rule:
         drift: Mapping[str, float] | None,
         accuracy: tuple[float, float] | None,
         policy: Mapping[str, Any],
+        expected: Expectation | None = None,
+        samples: Sequence[float] | None = None,
     ) -> Verdict:
         """The rule's verdict of one minute (the arguments of core.alerts.alerting's
-        ``Rules.evaluate``; ``policy``: the checked parameters)."""
+        ``Rules.evaluate``; ``policy``: the checked parameters; ``expected``: the metric's
+        expectation from the environment's past; ``samples``: its values finer than the
+        minute, for the trend)."""
         if self.metric is not None:
-            return self.detector.update(minute, point.get(self.metric), release)
+            value = point.get(self.metric)
+            detector = self.detector
+            if isinstance(detector, Regression | Cusum):
+                return detector.update(minute, value, release, expected)
+            if isinstance(detector, Trend):
+                level = expected.level if expected is not None else None
+                return detector.update(minute, value, release, samples, level)
+            return detector.update(minute, value, release)
         if self.kind == "down":
             verdict = self.detector.update(minute, 0.0 if up else 1.0)
             if verdict.breaching:
@@ -90,10 +125,17 @@ class Rule:
         return _with(verdict, detail, baseline=offline)
 
 
-def standard_rules(policy: Mapping[str, Any]) -> list[Rule]:
-    """Every rule but the drift ones, in order, from the checked parameters."""
+def points(minutes: float, interval: int) -> int:
+    """How many points of a series at ``interval`` seconds span ``minutes`` (at least 1)."""
+    return max(1, math.ceil(minutes * 60 / interval))
+
+
+def standard_rules(policy: Mapping[str, Any], interval: int = 60) -> list[Rule]:
+    """Every rule but the drift ones, in order, from the checked parameters, for a series
+    of one point every ``interval`` seconds (the collector's minutes; a backtest's own)."""
     p = policy
     leak_metric = str(p["leak_metric"])
+    label, unit = METRIC_LABELS[leak_metric], METRIC_UNITS[leak_metric]
     return [
         Rule(
             "latency_p99",
@@ -101,7 +143,7 @@ def standard_rules(policy: Mapping[str, Any]) -> list[Rule]:
             "p99_ms",
             Threshold(
                 float(p["latency_p99_ms"]),
-                int(p["latency_for_minutes"]),
+                points(int(p["latency_for_minutes"]), interval),
                 label="p99",
                 unit="ms",
             ),
@@ -112,19 +154,55 @@ def standard_rules(policy: Mapping[str, Any]) -> list[Rule]:
             "error_rate",
             Threshold(
                 float(p["error_rate_max"]),
-                int(p["error_for_minutes"]),
+                points(int(p["error_for_minutes"]), interval),
                 label="error rate",
                 unit="%",
+            ),
+        ),
+        Rule(
+            "latency_regression",
+            "regression",
+            leak_metric,
+            Regression(
+                ratio=float(p["regression_ratio"]),
+                z=float(p["regression_z"]),
+                # Two points at least: one odd 5-minute point is an outlier, not a regression.
+                for_points=max(2, points(int(p["regression_for_minutes"]), interval)),
+                min_sigma=float(p["leak_min_sigma_ms"]),
+                label=label,
+                unit=unit,
+            ),
+        ),
+        Rule(
+            "latency_trend",
+            "trend",
+            leak_metric,
+            Trend(
+                window_minutes=int(p["trend_window_minutes"]),
+                min_slope=float(p["trend_min_slope"]),
+                p_max=float(p["trend_p_max"]),
+                label=label,
+                unit=unit,
             ),
         ),
         Rule(
             "latency_leak",
             "leak",
             leak_metric,
-            _cusum(p, float(p["leak_min_sigma_ms"]), leak_metric),
+            _cusum(p, float(p["leak_min_sigma_ms"]), leak_metric, interval),
         ),
-        Rule("error_leak", "leak", "error_rate", _cusum(p, ERROR_RATE_MIN_SIGMA, "error_rate")),
-        Rule("down", "down", None, Threshold(0.5, int(p["down_for_minutes"]), label="down")),
+        Rule(
+            "error_leak",
+            "leak",
+            "error_rate",
+            _cusum(p, ERROR_RATE_MIN_SIGMA, "error_rate", interval),
+        ),
+        Rule(
+            "down",
+            "down",
+            None,
+            Threshold(0.5, points(int(p["down_for_minutes"]), interval), label="down"),
+        ),
         Rule(
             "performance",
             "performance",
@@ -140,10 +218,10 @@ def drift_rule(feature: str, policy: Mapping[str, Any]) -> Rule:
     return Rule(f"drift:{feature}", "drift", None, Threshold(limit, 1, label=f"{feature} PSI"))
 
 
-def _cusum(policy: Mapping[str, Any], min_sigma: float, metric: str) -> Cusum:
+def _cusum(policy: Mapping[str, Any], min_sigma: float, metric: str, interval: int) -> Cusum:
     p = policy
     return Cusum(
-        baseline_minutes=int(p["leak_baseline_minutes"]),
+        baseline_minutes=max(2, points(int(p["leak_baseline_minutes"]), interval)),
         k=float(p["leak_k"]),
         h=float(p["leak_h"]),
         min_sigma=min_sigma,

@@ -83,6 +83,9 @@ class Transition:
     metric: str | None
     opened_minute: int
     reopened: bool = False
+    # Another rule of the same cause fires: this transition belongs to its incident, is
+    # stored, and is not paged (core.alerts.alerting, "page once").
+    grouped_with: str | None = None
 
     @property
     def since(self) -> str:
@@ -134,6 +137,8 @@ def alert_document(
         doc["threshold"] = data["threshold"]
     if "baseline" in data:
         doc["baseline"] = data["baseline"]
+    if data.get("grouped_with"):
+        doc["grouped_with"] = str(data["grouped_with"])
     return doc
 
 

@@ -22,13 +22,14 @@ restart).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from core.alerts.alert_rules import Rule, drift_rule, standard_rules
 from core.alerts.alert_state import AlertState, State, Transition, rollback_command
 from core.alerts.detect import Verdict
+from core.alerts.seasonal import Expectation, History, Seasonal
 from core.errors import ConfigError
 
 PolicyValue = float | str | bool
@@ -43,6 +44,13 @@ DEFAULTS: dict[str, PolicyValue] = {
     "error_for_minutes": 2,
     "resolve_for_minutes": 2,
     "cooldown_minutes": 5,
+    "season": "auto",
+    "regression_ratio": 1.5,
+    "regression_z": 4.0,
+    "regression_for_minutes": 3,
+    "trend_window_minutes": 30,
+    "trend_min_slope": 0.01,
+    "trend_p_max": 0.001,
     "leak_metric": "p95_ms",
     "leak_baseline_minutes": 10,
     "leak_k": 0.5,
@@ -67,7 +75,18 @@ DESCRIPTIONS: dict[str, str] = {
     "error_for_minutes": "minutes the error rate must stay above its limit before firing",
     "resolve_for_minutes": "consecutive clear minutes before a firing alert resolves",
     "cooldown_minutes": "minutes after a resolution during which a breach re-opens it",
-    "leak_metric": "latency series watched for slow leaks (p50_ms, p95_ms, p99_ms)",
+    "season": "which earlier days the baselines compare with: auto (the season that "
+    "predicted the last day best), daily, weekly, or none (only the hour before the release)",
+    "regression_ratio": "latency_regression breaches at this many times the baseline "
+    "(and regression_z spreads above it)",
+    "regression_z": "spreads (robust sigmas) above the baseline latency_regression needs",
+    "regression_for_minutes": "minutes latency_regression must breach before firing",
+    "trend_window_minutes": "minutes of the release the latency_trend test looks back over",
+    "trend_min_slope": "rise per minute, as a fraction of the level, latency_trend needs "
+    "(0.01: 1%/min)",
+    "trend_p_max": "Mann-Kendall p-value below which the rise is significant",
+    "leak_metric": "latency series the regression, trend and leak rules watch "
+    "(p50_ms, p95_ms, p99_ms)",
     "leak_baseline_minutes": "minutes of a new release that make its baseline",
     "leak_k": "CUSUM allowance, in baseline sigmas",
     "leak_h": "CUSUM decision threshold, in baseline sigmas",
@@ -90,11 +109,22 @@ _INT_PARAMS = {
     "resolve_for_minutes": 1,
     "cooldown_minutes": 0,
     "leak_baseline_minutes": 2,
+    "regression_for_minutes": 1,
+    "trend_window_minutes": 3,
     "drift_window_minutes": 1,
     "drift_min_records": 1,
     "down_for_minutes": 1,
 }
-_POSITIVE = {"latency_p99_ms", "error_rate_max", "leak_h", "drift_psi_max"}
+_POSITIVE = {
+    "latency_p99_ms",
+    "error_rate_max",
+    "leak_h",
+    "drift_psi_max",
+    "regression_z",
+    "trend_min_slope",
+}
+# Parameters with bounds of their own: (low, high), exclusive.
+_BETWEEN = {"regression_ratio": (1.0, math.inf), "trend_p_max": (0.0, 1.0)}
 _NON_NEGATIVE = {"leak_k", "leak_min_sigma_ms", "accuracy_max_drop"}
 
 
@@ -119,6 +149,16 @@ def check_policy(policy: Policy, *, strict: bool = False) -> dict[str, PolicyVal
         value = policy.get(name)
         if value is None:
             value = default
+        if name == "season":
+            from core.alerts.seasonal import SEASONS
+
+            if value not in SEASONS:
+                raise ConfigError(
+                    f"monitoring parameter season must be one of {', '.join(SEASONS)}, "
+                    f"not {value!r}"
+                )
+            out[name] = str(value)
+            continue
         if name == "leak_metric":
             if value not in LEAK_METRICS:
                 raise ConfigError(
@@ -139,6 +179,10 @@ def check_policy(policy: Policy, *, strict: bool = False) -> dict[str, PolicyVal
             raise ConfigError(f"monitoring parameter {name} must be > 0, not {value!r}")
         elif name in _NON_NEGATIVE and number < 0:
             raise ConfigError(f"monitoring parameter {name} must be >= 0, not {value!r}")
+        elif name in _BETWEEN and not _BETWEEN[name][0] < number < _BETWEEN[name][1]:
+            low, high = _BETWEEN[name]
+            bound = f"> {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            raise ConfigError(f"monitoring parameter {name} must be {bound}, not {value!r}")
         else:
             out[name] = number
     return out
@@ -154,20 +198,27 @@ class Rules:
         service: str,
         env: str,
         only: Collection[str] | None = None,
+        interval: int = 60,
     ) -> None:
         """``only``: the rule names to evaluate (``drift`` for every drift rule); all by
-        default. Raises ConfigError on an invalid parameter."""
+        default. ``interval``: seconds between two points of the series (the collector's
+        minutes; a backtest's own). Raises ConfigError on an invalid parameter."""
         self.policy = check_policy(policy)
         self.service = service
         self.env = env
         self.only = frozenset(only) if only is not None else None
+        self.interval = int(interval)
         self.last_minute: int | None = None
         self.release: str | None = None
+        # The first minute of the release live now (its "before" is the baseline when the
+        # environment has no earlier day).
+        self.release_start: int | None = None
         # The open alerts whose line changed in the last minute evaluated, their state held.
         self.refreshed: list[Transition] = []
         self._rules: dict[str, Rule] = {}
-        for rule in standard_rules(self.policy):
+        for rule in standard_rules(self.policy, self.interval):
             self._add(rule)
+        self._seasonal = Seasonal(str(self.policy["season"]), interval=self.interval)
 
     def _wanted(self, name: str) -> bool:
         if self.only is None:
@@ -204,6 +255,8 @@ class Rules:
         up: bool,
         drift: Mapping[str, float] | None = None,
         accuracy: tuple[float, float] | None = None,
+        samples: Mapping[str, Sequence[float]] | None = None,
+        history: History | None = None,
     ) -> list[Transition]:
         """Feed one minute (Unix seconds of its start) to every rule; the alerts whose state
         changed. ``point``: rps, error_rate, p50_ms, p95_ms, p99_ms (None: no data).
@@ -211,6 +264,13 @@ class Rules:
         it changes). ``up``: the scrape and /readyz succeeded. ``drift``: PSI per feature
         over the last ``drift_window_minutes`` (None or a missing feature: not computed,
         e.g. fewer than ``drift_min_records`` records). ``accuracy``: (live, offline).
+        ``samples``: a metric's values finer than the minute, in time order (the trend test
+        uses them). ``history``: the environment's past (core.alerts.seasonal); without it
+        the regression rule holds no opinion and the leak rules use the release's start.
+
+        Rules of one cause (:attr:`Rule.group`) page once: a rule that starts firing while
+        another of its group fires, or resolves while another still does, is a transition
+        ``grouped_with`` that one, which a store keeps and a pager does not announce.
 
         The open alerts whose line changed without a change of state (a new value, a new
         worst) are left in :attr:`refreshed`, dated ``minute``: a store that keeps each
@@ -220,22 +280,61 @@ class Rules:
             return []
         self.last_minute = minute
         if release is not None:
+            if release != self.release:
+                self.release_start = minute
             self.release = release
         if drift:
             for feature in drift:
                 self._drift_rule(feature)
+        expected = self._expectations(minute, history)
         out: list[Transition] = []
         for rule in self._rules.values():
+            metric = rule.metric
             verdict = rule.verdict(
-                minute, point, release, up=up, drift=drift, accuracy=accuracy, policy=self.policy
+                minute,
+                point,
+                release,
+                up=up,
+                drift=drift,
+                accuracy=accuracy,
+                policy=self.policy,
+                expected=expected.get(metric) if metric else None,
+                samples=samples.get(metric) if samples and metric else None,
             )
             before = rule.alert.detail
             transition = self._step(rule, verdict, minute, release)
             if transition is not None:
-                out.append(transition)
+                out.append(self._grouped(rule, transition))
             elif rule.alert.status in ("pending", "firing") and rule.alert.detail != before:
                 self.refreshed.append(self._open_alert(rule, minute))
         return out
+
+    def _expectations(self, minute: int, history: History | None) -> dict[str, Expectation]:
+        """What the environment's past expects of each metric a baseline rule reads."""
+        if history is None:
+            return {}
+        out: dict[str, Expectation] = {}
+        for rule in self._rules.values():
+            if (
+                rule.kind in ("regression", "trend", "leak")
+                and rule.metric
+                and rule.metric not in out
+            ):
+                found = self._seasonal.expect(
+                    history, rule.metric, minute, release_start=self.release_start
+                )
+                if found is not None:
+                    out[rule.metric] = found
+        return out
+
+    def _grouped(self, rule: Rule, transition: Transition) -> Transition:
+        """``transition`` marked ``grouped_with`` another rule of its group that fires."""
+        if transition.state not in ("firing", "resolved"):
+            return transition
+        for other in self._rules.values():
+            if other is not rule and other.group == rule.group and other.alert.status == "firing":
+                return replace(transition, grouped_with=other.name)
+        return transition
 
     def _step(
         self, rule: Rule, verdict: Verdict, minute: int, release: str | None
@@ -335,8 +434,10 @@ class Rules:
             "env": self.env,
             "policy": dict(self.policy),
             "only": sorted(self.only) if self.only is not None else None,
+            "interval": self.interval,
             "last_minute": self.last_minute,
             "release": self.release,
+            "release_start": self.release_start,
             "rules": {
                 name: {"detector": rule.detector.to_dict(), "alert": rule.alert.to_dict()}
                 for name, rule in self._rules.items()
@@ -355,7 +456,10 @@ class Rules:
             service=str(data["service"]),
             env=str(data["env"]),
             only=only if only is not None else None,
+            interval=int(data.get("interval", 60)),
         )
+        start = data.get("release_start")
+        rules.release_start = int(start) if start is not None else None
         last = data.get("last_minute")
         rules.last_minute = int(last) if last is not None else None
         release = data.get("release")

@@ -1,24 +1,32 @@
 """`relman policy backtest`: replay a recorded ``timestamp,value`` series through the rules of
 an effective policy that read that metric, and list every alert state change with its time.
 
-Samples of any cadence are averaged per minute (the collector's rollups are per minute too);
-minutes without samples are skipped, as the rules skip minutes without data. The series is
-one release: the leak baseline is learned from its first minutes. Pure apart from reading
-the CSV.
+The series' interval is inferred (:func:`infer_interval`: the median gap between
+timestamps) and said. Samples finer than a minute are averaged per minute, as the
+collector's rollups are, and handed to the trend test as that minute's samples; a series
+at a minute or coarser (5-minute data) is replayed point by point, the rules' durations in
+minutes turned into points of that interval. The series is its own history: each point is
+compared with the points before it at the same time of earlier days or weeks
+(core.alerts.seasonal), as the collector compares with the metric store. The series is one
+release: without an earlier day, the leak baseline is learned from its first points. Pure
+apart from reading the CSV.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from core.alerts.alert_state import iso_minute
 from core.alerts.alerting import METRICS, Policy, Rules
+from core.alerts.seasonal import SeriesHistory
 from core.errors import UsageError
 
 MAX_BAD_LINES = 3
@@ -36,6 +44,14 @@ class BacktestAlert:
     value: float | None
     threshold: float | None
     baseline: float | None
+    grouped_with: str | None = None
+    reopened: bool = False
+
+    @property
+    def pages(self) -> bool:
+        """Whether on-call hears of it as a new incident: it starts firing, neither joining
+        an incident of its cause nor coming back within the cooldown."""
+        return self.state == "firing" and not self.grouped_with and not self.reopened
 
     @property
     def at(self) -> str:
@@ -53,17 +69,60 @@ def rules_reading(metric: str, policy: Policy) -> list[str]:
     return [name for name in rules.names if rules.rule_metric(name) == metric]
 
 
+def infer_interval(times: Iterable[int | float]) -> int:
+    """Seconds between two points of a series: the median gap between its distinct
+    timestamps, rounded to a whole second (and to whole minutes from a minute up); 60 when
+    there are fewer than two."""
+    ordered = sorted({int(t) for t in times})
+    gaps = sorted(b - a for a, b in itertools.pairwise(ordered))
+    if not gaps:
+        return 60
+    gap = gaps[len(gaps) // 2]
+    if gap >= 60:
+        return max(60, round(gap / 60) * 60)
+    return max(1, gap)
+
+
+def describe_interval(seconds: int) -> str:
+    """``5 s``, ``1 min``, ``5 min``, ``1 h``."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
 def per_minute(series: Iterable[tuple[int | float, float]]) -> list[tuple[int, float]]:
     """Mean of the finite values of each minute (minute start, Unix seconds), in order."""
-    sums: dict[int, list[float]] = {}
+    return [(minute, fmean(values)) for minute, values in _minutes(series)]
+
+
+def _minutes(series: Iterable[tuple[int | float, float]]) -> list[tuple[int, list[float]]]:
+    """The finite values of each minute, in time order, by minute."""
+    found: dict[int, list[tuple[float, float]]] = {}
     for t, value in series:
         if value is None or not math.isfinite(value):
             continue
         minute = int(t) - int(t) % 60
-        acc = sums.setdefault(minute, [0.0, 0.0])
-        acc[0] += value
-        acc[1] += 1
-    return [(minute, total / count) for minute, (total, count) in sorted(sums.items())]
+        found.setdefault(minute, []).append((float(t), float(value)))
+    return [(minute, [v for _, v in sorted(found[minute])]) for minute in sorted(found)]
+
+
+def _points(
+    series: list[tuple[int, float]], interval: int
+) -> list[tuple[int, float, list[float] | None]]:
+    """(t, value, samples) to replay: per minute below a minute's interval (the samples
+    are the minute's values), else each point as it is (the last value of a repeated
+    timestamp)."""
+    if interval < 60:
+        return [(minute, fmean(values), values) for minute, values in _minutes(series)]
+    last: dict[int, float] = {}
+    for t, value in series:
+        if value is not None and math.isfinite(value):
+            last[int(t)] = float(value)
+    return [(t, last[t], None) for t in sorted(last)]
 
 
 def backtest(
@@ -73,22 +132,34 @@ def backtest(
     *,
     service: str,
     env: str,
+    interval: int | None = None,
 ) -> list[BacktestAlert]:
     """Every alert state change the rules reading ``metric`` would have made on ``series``
-    (``(unix seconds, value)``, any order and cadence). Raises UsageError for an unknown
-    metric or one that no rule of the policy reads."""
+    (``(unix seconds, value)``, any order, at any regular ``interval``: inferred when
+    None). Raises UsageError for an unknown metric or one that no rule of the policy reads."""
     names = rules_reading(metric, policy)
     if not names:
         raise UsageError(
             f"no alert rule reads {metric}; rules read p99_ms, error_rate and the "
             "policy's leak_metric"
         )
-    rules = Rules(policy, service=service, env=env, only=names)
+    step = interval if interval is not None else infer_interval(t for t, _ in series)
+    rules = Rules(policy, service=service, env=env, only=names, interval=max(step, 60))
+    history = SeriesHistory()
     out: list[BacktestAlert] = []
-    for minute, value in per_minute(series):
+    for t, value, samples in _points(series, step):
         point: dict[str, float | None] = dict.fromkeys(METRICS)
         point[metric] = value
-        for tr in rules.evaluate(minute, point, release=None, up=True):
+        found = rules.evaluate(
+            t,
+            point,
+            release=None,
+            up=True,
+            samples={metric: samples} if samples else None,
+            history=history,
+        )
+        history.add(metric, t, value)
+        for tr in found:
             out.append(
                 BacktestAlert(
                     tr.since_minute,
@@ -99,6 +170,8 @@ def backtest(
                     tr.value,
                     tr.threshold,
                     tr.baseline,
+                    tr.grouped_with,
+                    tr.reopened,
                 )
             )
     return out
@@ -183,17 +256,31 @@ def _bad_cells(cells: list[str]) -> str | None:
 
 
 def backtest_document(
-    alerts: list[BacktestAlert], *, service: str, env: str, metric: str, rules: list[str]
+    alerts: list[BacktestAlert],
+    *,
+    service: str,
+    env: str,
+    metric: str,
+    rules: list[str],
+    interval: int | None = None,
+    points: int | None = None,
 ) -> dict[str, Any]:
-    """The ``--json`` answer of `relman policy backtest`."""
-    return {
+    """The ``--json`` answer of `relman policy backtest` (docs/json.md)."""
+    document: dict[str, Any] = {
         "ok": True,
         "service": service,
         "env": env,
         "metric": metric,
         "rules": rules,
         "alerts": [a.to_dict() for a in alerts],
+        "pages": sum(1 for a in alerts if a.pages),
     }
+    if interval is not None:
+        document["interval_seconds"] = interval
+        document["interval"] = describe_interval(interval)
+    if points is not None:
+        document["points"] = points
+    return document
 
 
 def summarize(alerts: list[BacktestAlert]) -> Mapping[str, int]:

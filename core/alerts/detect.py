@@ -71,6 +71,18 @@ We implement the CUSUM, with three adjustments for the way it is used here:
    capped at ``2 h`` so that once the values are back to normal the alarm clears within
    ``h / k_eff`` minutes instead of paying back an unbounded debt.
 
+Against the past
+----------------
+
+Where the environment has history at this time of day (core.alerts.seasonal), the first
+minutes of a release are a poor reference twice over: a release that leaks from its first
+request has already moved them, and a daily peak later reads as a leak. So when
+:meth:`Cusum.update` is given an expectation, ``z_t = (x_t - level_t) / sigma_t`` runs
+against that moving level instead, ``sigma_t`` the larger of the expectation's spread
+(which includes how much one day differs from another) and the moving-range spread, and
+the allowance is ``k + PAST_MARGIN``. When the history runs out the sum starts again from
+the release's own baseline.
+
 Missing minutes (no traffic, no scrape) are skipped, never taken as zero. The detector
 resets (learns a new baseline) when the release changes. ``benchmarks/bench_detectors.py``
 measures delay and false alarms on step, ramp, spike and noise-only series.
@@ -84,7 +96,10 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from core.alerts.seasonal import Expectation
 
 Direction = Literal["above", "below"]
 
@@ -94,6 +109,9 @@ MEAN_MARGIN = 2.5
 SPREAD_MARGIN = 1.0
 # How many recent minute-to-minute changes the spread is estimated from (4 hours).
 SPREAD_WINDOW = 240
+# Allowance added, in sigmas, where the CUSUM runs against the environment's past: that
+# expectation has an error of its own (docstring, "Against the past").
+PAST_MARGIN = 1.0
 
 # How each metric of a per-minute point is named and printed in a detail line.
 METRIC_LABELS: dict[str, str] = {
@@ -178,7 +196,30 @@ class Detector(Protocol):
         ...
 
 
-class Threshold:
+class Streak:
+    """The state of a detector that counts breaching points in a row (``streak``): reset,
+    saved and resumed alike (a subclass has ``kind`` and ``params()``)."""
+
+    kind = "streak"
+    streak = 0
+
+    def params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.streak = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "params": self.params(), "state": {"streak": self.streak}}
+
+    def load_state(self, data: Mapping[str, Any]) -> bool:
+        if data.get("type") != self.kind or data.get("params") != self.params():
+            return False
+        self.streak = int(data.get("state", {}).get("streak", 0))
+        return True
+
+
+class Threshold(Streak):
     """``value > threshold`` (or ``<`` with ``direction="below"``) for ``for_minutes``
     consecutive minutes, Prometheus' ``for``: ``breaching`` from the first such minute,
     ``sustained`` from the ``for_minutes``-th. A minute without data neither counts toward
@@ -249,24 +290,12 @@ class Threshold:
         """The unit of the value in the detail line, when a higher value is the worse one."""
         return self.unit if self.direction == "above" else None
 
-    def reset(self) -> None:
-        self.streak = 0
-
     def params(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
             "for_minutes": self.for_minutes,
             "direction": self.direction,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "params": self.params(), "state": {"streak": self.streak}}
-
-    def load_state(self, data: Mapping[str, Any]) -> bool:
-        if data.get("type") != self.kind or data.get("params") != self.params():
-            return False
-        self.streak = int(data.get("state", {}).get("streak", 0))
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +396,7 @@ class Cusum:
         self._sorted: list[float] = []  # the same ranges, in order, for the median
         self.last: float | None = None
         self.score = 0.0
+        self.against_past = False
 
     def reset(self) -> None:
         self.learning = []
@@ -375,6 +405,7 @@ class Cusum:
         self._sorted = []
         self.last = None
         self.score = 0.0
+        self.against_past = False
 
     def sigma(self) -> tuple[float, float]:
         """(current spread, spread used by the CUSUM), in the metric's unit."""
@@ -390,12 +421,27 @@ class Cusum:
                 del self._sorted[bisect.bisect_left(self._sorted, old)]
         self.last = value
 
-    def update(self, minute: int, value: float | None, release: str | None = None) -> Verdict:
+    def update(
+        self,
+        minute: int,
+        value: float | None,
+        release: str | None = None,
+        expected: Expectation | None = None,
+    ) -> Verdict:
+        """Feed one minute. ``expected``: what the environment did at this time before
+        (core.alerts.seasonal); where there is one, the sum runs against it instead of the
+        release's first minutes (module docstring, "Against the past")."""
         del minute  # only the order of the minutes matters; gaps are skipped
         if release is not None and release != self.release:
             if self.release is not None:
                 self.reset()
             self.release = release
+        if expected is not None and value is not None and not math.isnan(value):
+            return self._against(float(value), expected)
+        if self.against_past:
+            # The past ran out (a gap in the history): start over from the release's own.
+            self.against_past = False
+            self.score = 0.0
         base = self.baseline
         if value is None or math.isnan(value):
             return Verdict(
@@ -444,6 +490,35 @@ class Cusum:
             False, value, self._level(base), base.mean, detail, score=self.score, unit=self.unit
         )
 
+    def _against(self, value: float, expected: Expectation) -> Verdict:
+        """One minute against the environment's past at this time: ``z`` in the larger of
+        the expectation's spread and the series' own moving-range spread, allowance widened
+        by ``PAST_MARGIN`` for the error of the expectation itself."""
+        if not self.against_past:
+            self.against_past = True
+            self.score = 0.0
+        _, sigma_eff = self.sigma()
+        self._observe(value)
+        sigma = max(expected.spread, sigma_eff, self.min_sigma, 1e-9)
+        z = max(-self.clip, min(self.clip, (value - expected.level) / sigma))
+        k_eff = self.k + PAST_MARGIN
+        self.score = min(max(0.0, self.score + z - k_eff), 2 * self.h)
+        shown = format_value(value, self.unit)
+        base = f"{format_value(expected.level, self.unit)} {expected.words()}"
+        level = expected.level + k_eff * sigma
+        if self.score > self.h:
+            detail = (
+                f"{self.label} {shown}, creeping up from {base}"
+                f" (CUSUM {self.score:.1f} > {self.h:.1f} sigma)"
+            )
+            return Verdict(
+                True, value, level, expected.level, detail, score=self.score, unit=self.unit
+            )
+        detail = f"{self.label} {shown} vs {base} (CUSUM {self.score:.1f} <= {self.h:.1f})"
+        return Verdict(
+            False, value, level, expected.level, detail, score=self.score, unit=self.unit
+        )
+
     def _level(self, base: Baseline | None) -> float | None:
         """The value above which a minute adds evidence: ``mean + k_eff * sigma_eff``."""
         if base is None:
@@ -470,6 +545,7 @@ class Cusum:
                 "ranges": list(self.ranges),
                 "last": self.last,
                 "score": self.score,
+                "against_past": self.against_past,
             },
         }
 
@@ -487,4 +563,5 @@ class Cusum:
         last = state.get("last")
         self.last = float(last) if last is not None else None
         self.score = float(state.get("score", 0.0))
+        self.against_past = bool(state.get("against_past", False))
         return True

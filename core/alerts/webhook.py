@@ -32,13 +32,17 @@ def announcer(
     starts firing and of the resolution of one that fired; not of a pending one that
     cleared, nor twice of a change the store already holds (a minute judged again after a
     crash finds its own state: its posts were queued the first time). Changes stored after
-    the transitions (the refreshed lines of open alerts) announce nothing."""
+    the transitions (the refreshed lines of open alerts) announce nothing, nor does a
+    transition ``grouped_with`` a rule of the same cause that already paged."""
 
     def announce(before: Sequence[str | None]) -> list[tuple[str, dict[str, Any]]]:
         return [
             (url, document)
             for state, document, was in zip(states, documents, before[: len(states)], strict=True)
-            if (state == "firing" and was != "firing") or (state == "resolved" and was == "firing")
+            if not document.get("grouped_with")
+            and (
+                (state == "firing" and was != "firing") or (state == "resolved" and was == "firing")
+            )
         ]
 
     return announce

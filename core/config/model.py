@@ -67,7 +67,16 @@ class MonitoringParameters(Model):
     error_for_minutes: int | None = field(default=None, metadata=_COUNT)
     resolve_for_minutes: int | None = field(default=None, metadata=_COUNT)
     cooldown_minutes: int | None = field(default=None, metadata={"ge": 0})
-    # Slow leaks: one-sided CUSUM against the release's own baseline.
+    # Baselines that know the past (core/alerts/seasonal.py), the regression rule against
+    # them and the trend test of a release (core/alerts/regression.py, core/alerts/trend.py).
+    season: Literal["auto", "daily", "weekly", "none"] | None = None
+    regression_ratio: float | None = field(default=None, metadata={"gt": 1})
+    regression_z: float | None = field(default=None, metadata=_POSITIVE)
+    regression_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    trend_window_minutes: int | None = field(default=None, metadata={"ge": 3})
+    trend_min_slope: float | None = field(default=None, metadata=_POSITIVE)
+    trend_p_max: float | None = field(default=None, metadata={"gt": 0, "lt": 1})
+    # Slow leaks: one-sided CUSUM against the past, or the release's own baseline.
     leak_metric: Literal["rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"] | None = None
     leak_baseline_minutes: int | None = field(default=None, metadata=_COUNT)
     leak_k: float | None = field(default=None, metadata={"ge": 0})

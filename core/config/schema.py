@@ -256,11 +256,17 @@ def _check_bounds(
         ("gt", "greater than"),
         ("ge", "greater than or equal to"),
         ("le", "less than or equal to"),
+        ("lt", "less than"),
     ):
         limit = rules.get(rule)
         if limit is None:
             continue
-        holds = {"gt": value > limit, "ge": value >= limit, "le": value <= limit}[rule]
+        holds = {
+            "gt": value > limit,
+            "ge": value >= limit,
+            "le": value <= limit,
+            "lt": value < limit,
+        }[rule]
         if not holds:
             return _problem(problems, loc, f"input should be {words} {limit}", value)
     return value

@@ -6,15 +6,21 @@ interval it visits each (service, environment) recorded live in the ledger:
 1. scrapes ``/metrics`` of the instance the environment routes to (core.monitoring.scrape) and reads
    the instance's new ``bentoml.monitor`` rows (core.targets.monitor_log): inputs, predictions
    and
-   targets (a target is ground truth: it also goes to the feedback table);
+   targets (a target is ground truth: it also goes to the feedback table); and the new
+   lines of the proxy's access log: each request's latency, counted in a log-linear
+   histogram of its minute (core.monitoring.latency_log);
 2. stores them in one transaction (store.metrics.store), with the monitor readers' offsets
-   they were read up to. A store locked past its busy timeout loses nothing: the scrapes
+   and the access log's they were read up to. A store locked past its busy timeout loses
+   nothing: the scrapes
    wait in memory for the next pass (at most ``MAX_PENDING_SCRAPES`` per environment, the
    oldest dropped beyond, with a warning) and the monitor readers go back to the offsets
    last stored, so the rows are read again. A full disk stops the collector (one line,
    exit 3);
-3. once everything scraped is stored, for every minute completed since the last pass,
-   writes the per-minute rollup and feeds it to the alert rules of the effective policy
+3. once everything scraped is stored, for every minute completed since the last pass (and
+   whose access-log lines are all read: they come up to a few seconds late), writes the
+   per-minute rollup, its percentiles from the proxy's latencies when the minute has
+   any (else from the scrapes' histogram), and feeds it to the alert rules of the effective
+   policy
    (core.alerts.policies, core.alerts.alerting), with drift and live accuracy
    (core.monitoring.model_quality) for
    the newest minute; persists each alert transition, and queues the webhook posts they
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import time
 from collections.abc import Callable
@@ -67,12 +74,14 @@ from core.monitoring.collector_state import (
     take_over_progress,
 )
 from core.monitoring.firing_action import ACT_WITHIN_SECONDS, FiringAction, run_action
+from core.monitoring.history import StoreHistory
 from store.errors import StoreFailure
 
 if TYPE_CHECKING:
     from core.alerts.alert_state import Transition
 
 PRUNE_EVERY = 600  # seconds between retention passes
+CATCH_UP_SECONDS = 60 * 60  # after a long stop, the minutes judged go back this far
 HEALTHY = ("live",)
 # Scrapes held per environment while the store is locked: over an hour at the 5 s default.
 MAX_PENDING_SCRAPES = 1000
@@ -101,6 +110,7 @@ class Collector:
         self._config_mtime = _mtime(project.config_path)
         self._saved = load_state(project.state_dir)
         self._offsets: dict[tuple[str, str], dict[str, Any]] = {}  # stored, at the open
+        self._access_offsets: dict[tuple[str, str], dict[str, Any]] = {}  # likewise
         self.outbox: Outbox | None = None  # the store's, once open
         for service in project.config.services:
             for env in project.config.environments:
@@ -156,6 +166,7 @@ class Collector:
             if line:
                 self.log(line)
             self._offsets = store.reader_offsets()
+            self._access_offsets = store.access_offsets()
             self.outbox = Outbox(store)
         return self.outbox
 
@@ -217,12 +228,14 @@ class Collector:
         from store.metrics.store import MetricStoreBusy
 
         watch = self._watch(service, env, policy)
-        serving = target_for(self.project, service, env).serving()
+        target = target_for(self.project, service, env)
+        serving = target.serving()
         release = serving.release if serving is not None else state.release_id
         visit = Visit(service, env, release, policy, report.t, watch, report)
         # Stopped on purpose (relman down): nothing serves, and that is no outage.
         stopped = state.state not in HEALTHY and serving is None
         rows: dict[str, list[Any]] = {}
+        latencies_stored = False
         try:
             if serving is not None:
                 self._scrape(visit, serving.address)
@@ -233,8 +246,10 @@ class Collector:
             else:
                 watch.failed_minutes.add(visit.now - visit.now % 60)
             if not report.busy:
-                self._store_batch(store, visit, rows)
-                rows = {}
+                # A target that keeps no access log (none in front of it): no latencies.
+                latencies = self._read_access_log(visit, getattr(target, "access_log", None))
+                self._store_batch(store, visit, rows, latencies)
+                rows, latencies_stored = {}, True
                 self._evaluate(store, ledger, visit, watching=not stopped)
         except MetricStoreBusy as exc:
             report.busy = True
@@ -244,6 +259,8 @@ class Collector:
             # Rows not stored are read again next pass, from the offsets last stored.
             for folder in rows:
                 watch.readers.pop(folder, None)
+            if not latencies_stored:  # the access log likewise, from its offsets stored
+                watch.access = None
         # Scrapes not stored wait in memory, up to a cap.
         if len(watch.pending) > MAX_PENDING_SCRAPES:
             excess = len(watch.pending) - MAX_PENDING_SCRAPES
@@ -303,11 +320,38 @@ class Collector:
             for problem in reader.problems:
                 visit.problem(f"{folder.name}: {problem}")
 
-    def _store_batch(self, store: Any, visit: Visit, rows: dict[str, list[Any]]) -> None:
-        """The pending scrapes, the new rows and the readers' offsets after them, in one
-        transaction: all stored, or none."""
+    def _read_access_log(self, visit: Visit, path: Path | None) -> list[Any]:
+        """The latencies of the access log's lines written since the last pass
+        (store.metrics.latency.LatencyRow, by minute and release); the reader moves on in
+        memory, its offsets kept move only once they are stored. A new reader (nothing
+        stored) starts at the first minute the watch judges."""
+        from core.monitoring.latency_log import AccessLatencyReader
+
+        watch = visit.watch
+        if path is None:
+            return []
+        if watch.access is None:
+            current = visit.now - visit.now % 60
+            first = current if watch.last_minute is None else watch.last_minute + 60
+            watch.access = AccessLatencyReader(
+                path,
+                watch.access_state,
+                service=visit.service,
+                env=visit.env,
+                floor=max(first, current - CATCH_UP_SECONDS),
+            )
+        latencies: list[Any] = watch.access.read()
+        for problem in watch.access.problems:
+            visit.once(problem)
+        return latencies
+
+    def _store_batch(
+        self, store: Any, visit: Visit, rows: dict[str, list[Any]], latencies: list[Any]
+    ) -> None:
+        """The pending scrapes, the new rows and latencies and the readers' offsets after
+        them, in one transaction: all stored, or none."""
         from store.metrics.collector import ReaderOffset
-        from store.metrics.store import Feedback, Record
+        from store.metrics.store import AccessOffset, Feedback, Record
 
         service, env, release, watch = visit.service, visit.env, visit.release, visit.watch
         found = [r for folder in rows.values() for r in folder]
@@ -327,10 +371,13 @@ class Collector:
             for key, state in read.items()
             if state != watch.reader_states.get(key)  # only those that moved
         ]
+        access = watch.access.state() if watch.access is not None else None
+        moved = [] if access in (None, watch.access_state) else [AccessOffset(service, env, access)]
         pending = list(watch.pending)
-        store.add_batch(pending, records, feedback, offsets)
+        store.add_batch(pending, records, feedback, offsets, latencies, moved)
         del watch.pending[: len(pending)]
         watch.reader_states.update(read)
+        watch.access_state = access
         if pending and pending[-1].t == visit.now:
             visit.report.scraped.append(visit.name)
         if watch.dropped:
@@ -343,7 +390,7 @@ class Collector:
     def _evaluate(self, store: Any, ledger: Any, visit: Visit, *, watching: bool) -> None:
         """Roll up and judge every minute completed since the last pass. Not ``watching``
         (stopped on purpose): rollups and rules go on, drift and accuracy rest."""
-        from store.metrics.store import AlertChange, rollup
+        from store.metrics.store import AlertChange, rollup, with_latency
 
         watch, service, env = visit.watch, visit.service, visit.env
         current = visit.now - visit.now % 60
@@ -351,12 +398,22 @@ class Collector:
             # A new watch starts with the minute in progress: the minutes before it were
             # not watched, and judging them now (no scrapes: "down") would be a false alarm.
             watch.last_minute = current - 60
+        # A minute is judged once the access log is read past its end by the lines'
+        # disorder: its latencies are all counted (core.monitoring.latency_log).
+        final = watch.access.final(visit.now) if watch.access is not None else math.inf
+        end = current if final >= current else min(current, int(final - final % 60))
         # After a long stop, at most the last hour is caught up.
-        minutes = list(range(max(watch.last_minute + 60, current - 60 * 60), current, 60))
+        minutes = list(range(max(watch.last_minute + 60, current - CATCH_UP_SECONDS), end, 60))
         for minute in minutes:
             previous = store.last_scrape(service, env, before=minute)
             scrapes = store.scrapes(service, env, minute, minute + 60)
             rolled = rollup(previous, scrapes, minute) if scrapes else None
+            latency = store.latency_minute(service, env, minute)
+            if rolled is not None:
+                rolled = with_latency(rolled, latency)
+            # The minute's latency in each of its 10-second bins that had requests: points
+            # finer than a minute, for the rules' trend test (docs/monitoring.md).
+            samples = _samples(latency, str(visit.policy.get("leak_metric") or "p95_ms"))
             values = rolled.point() if rolled is not None else None
             point: dict[str, float | None] = {
                 name: getattr(values, name) if values is not None else None
@@ -376,11 +433,16 @@ class Collector:
                 up=up,
                 drift=watch.quality.drift(store, ledger, visit) if newest else None,
                 accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
+                samples=samples,
+                history=StoreHistory(store, service, env),
             )
             if watching and visit.policy.get("auto_rollback") and self.on_firing is not None:
+                # An alert that joined an incident of its cause was acted on with it.
                 transitions = [
                     self._act(store, rules, t, visit)
-                    if t.state == "firing" and current - minute <= ACT_WITHIN_SECONDS
+                    if t.state == "firing"
+                    and not t.grouped_with
+                    and current - minute <= ACT_WITHIN_SECONDS
                     else t
                     for t in transitions
                 ]
@@ -438,6 +500,7 @@ class Collector:
                 env=env,
                 root=self.project.root,
                 label=getattr(self.project.config.services.get(service), "label", None),
+                access_state=self._access_offsets.get(key),
             )
         return self.watches[key]
 
@@ -498,6 +561,16 @@ class Collector:
             self._pid = None
 
 
+def _samples(latency: Any, metric: str) -> dict[str, list[float]] | None:
+    """``{metric: [the metric in each 10-second bin of the minute that had requests]}`` from
+    the minute's exact latencies (store.metrics.latency.LatencyMinute), or None."""
+    if latency is None or metric not in ("p50_ms", "p95_ms", "p99_ms"):
+        return None
+    field = metric.removesuffix("_ms")
+    values = [float(getattr(b, field)) for b in latency.sub if b is not None]
+    return {metric: values} if values else None
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -515,4 +588,4 @@ def _change(change: Any, transition: Any) -> Any:
     """The store's AlertChange (class ``change``) of a core.alerts.alerting Transition."""
     t = transition
     fields = (t.since_minute, t.state, t.value, t.detail, t.release, t.rollback)
-    return change(t.rule, t.kind, t.service, t.env, *fields)
+    return change(t.rule, t.kind, t.service, t.env, *fields, getattr(t, "grouped_with", None))

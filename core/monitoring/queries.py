@@ -110,13 +110,25 @@ def _feedback_rows(path: Path) -> list[tuple[str, str]]:
 def backtest(project: Project, service: str, env: str, series: Path, metric: str) -> dict[str, Any]:
     """Replay a recorded ``timestamp,value`` series through the effective policy."""
     from core.alerts.backtest import backtest as _backtest
-    from core.alerts.backtest import backtest_document, read_series_csv, rules_reading
+    from core.alerts.backtest import (
+        backtest_document,
+        infer_interval,
+        read_series_csv,
+        rules_reading,
+    )
     from core.alerts.policies import effective_policy
 
     project.config.check_names(service=service, env=env)
     policy = effective_policy(project, service, env).values
     rows = read_series_csv(series)
-    found = _backtest(rows, metric, policy, service=service, env=env)
+    interval = infer_interval(t for t, _ in rows)
+    found = _backtest(rows, metric, policy, service=service, env=env, interval=interval)
     return backtest_document(
-        found, service=service, env=env, metric=metric, rules=rules_reading(metric, policy)
+        found,
+        service=service,
+        env=env,
+        metric=metric,
+        rules=rules_reading(metric, policy),
+        interval=interval,
+        points=len({t for t, _ in rows}),
     )

@@ -99,8 +99,18 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
         emit(report)
         return 0
     alerts = report.get("alerts", [])
+    if "interval" in report:
+        out(
+            f"{report.get('points', 0)} points of {args.metric} at an interval of "
+            f"{report['interval']} (inferred from the timestamps)"
+        )
     if not alerts:
         out(f"no alert would have fired on {args.series} ({args.metric})")
     for alert in alerts:
-        out(f"{alert.get('at', '')}  {alert['state']:<8} {alert['rule']:<14} {alert['detail']}")
+        grouped = f" (with {alert['grouped_with']})" if alert.get("grouped_with") else ""
+        line = f"{alert['state']:<8} {alert['rule']:<18} {alert['detail']}{grouped}"
+        out(f"{alert.get('at', '')}  {line}")
+    pages = report.get("pages")
+    if alerts and pages is not None:
+        out(f"{pages} page(s): alerts of one cause page once")
     return 0

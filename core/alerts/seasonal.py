@@ -1,0 +1,267 @@
+"""Baselines that know the past: what a metric did at this time of day, or of the week,
+before now, from the environment's own history; or, without such history, in the hour
+before the release went live. docs/monitoring.md ("Baselines and seasons") says how a
+person reads them.
+
+An :class:`Expectation` is a level and a spread in the metric's own unit, so the rules built
+on it (core.alerts.regression, and the leak CUSUM of core.alerts.detect) are relative to
+the series: they work the same on milliseconds, a CPU percentage or request counts.
+
+How the level is found, for a point at time ``t``:
+
+- **daily**: the same time on each of the last ``max_days`` days, ``t - k days``; **weekly**:
+  the same time of the week on each of the last ``max_weeks`` weeks. Each earlier day
+  contributes the median of its values within ``+-half_window`` of that time (a robust local
+  level: one odd minute yesterday does not move it), and the expectation is the median of
+  those per-day levels. A release's leak yesterday, rolled back, is one day in seven.
+  One expectation holds for the ``GRID`` (5 minutes) that holds ``t``: the windows are 10
+  minutes wide, so it moves little within that.
+- ``season = "auto"`` (the default) picks, every six hours, the season that predicted the
+  last day of history best (the smaller median absolute error, relative to the level):
+  weekly where the weekends differ, daily where one day is like another; with less than a
+  day of history, neither exists.
+- **before the release**: with no earlier day at this time, the median of the
+  ``before_minutes`` before the current release started, when those are in the history
+  ("what the environment did before it").
+
+The spread combines how much the metric wanders within a few minutes (the median of the
+per-day windows' MAD-sigmas) and how much the per-day levels disagree (their MAD-sigma, once
+there are three): ``sqrt(within^2 + between^2)``; with fewer than three earlier days the
+within part is widened by half, for the day-to-day variation it cannot see.
+
+Pure: the history is read through :class:`History` (the metric store's rollups in the
+collector, the replayed series in ``relman policy backtest``); the per-day window levels
+are cached, so a replay of 30 days of minutes reads each past window once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+DAY = 86_400
+WEEK = 7 * DAY
+Season = Literal["auto", "daily", "weekly", "none"]
+SEASONS: tuple[str, ...] = ("auto", "daily", "weekly", "none")
+# How often "auto" chooses again, and over how much of the past.
+CHOOSE_EVERY = 6 * 3600
+CHOOSE_OVER = DAY
+CHOOSE_SAMPLES = 48
+# Cached window levels (per metric, past times); a month of minutes fits.
+CACHE = 50_000
+# Seconds over which one expectation holds (module docstring).
+GRID = 300
+
+
+class History(Protocol):
+    """Past values of the series of one (service, environment)."""
+
+    def values(self, metric: str, since: int, until: int) -> Sequence[tuple[int, float]]:
+        """``(t, value)`` of ``metric`` with ``since <= t < until``, in time order."""
+        ...
+
+
+class SeriesHistory:
+    """A :class:`History` kept in memory, appended to in time order (a replay)."""
+
+    def __init__(self) -> None:
+        self._t: dict[str, list[int]] = {}
+        self._v: dict[str, list[float]] = {}
+
+    def add(self, metric: str, t: int, value: float | None) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        times = self._t.setdefault(metric, [])
+        if times and t <= times[-1]:
+            return  # in time order only; a repeated point is already there
+        times.append(t)
+        self._v.setdefault(metric, []).append(float(value))
+
+    def values(self, metric: str, since: int, until: int) -> Sequence[tuple[int, float]]:
+        times = self._t.get(metric)
+        if not times:
+            return []
+        lo = bisect.bisect_left(times, since)
+        hi = bisect.bisect_left(times, until)
+        return list(zip(times[lo:hi], self._v[metric][lo:hi], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What the metric was expected to be: ``level`` +- ``spread`` (a robust sigma), from
+    ``season`` ("daily", "weekly" or "release": the hour before the release) over ``lags``
+    earlier days or weeks (or the minutes before the release)."""
+
+    level: float
+    spread: float
+    season: str
+    lags: int
+
+    def words(self) -> str:
+        """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
+        the last 6 days``, ``this hour last week``, ``the hour before the release``."""
+        if self.season == "daily":
+            return "this hour yesterday" if self.lags == 1 else f"this hour, last {self.lags} days"
+        if self.season == "weekly":
+            if self.lags == 1:
+                return "this hour last week"
+            return f"this hour of the week, last {self.lags} weeks"
+        return "before the release"
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    median: float
+    sigma: float  # MAD-sigma of the window's values (0 with fewer than 3)
+
+
+class Seasonal:
+    """Expectations of one (service, environment)'s metrics from its history."""
+
+    def __init__(
+        self,
+        season: str = "auto",
+        *,
+        interval: int = 60,
+        half_window: int = 5 * 60,
+        max_days: int = 7,
+        max_weeks: int = 4,
+        before_minutes: int = 60,
+    ) -> None:
+        if season not in SEASONS:
+            raise ValueError(f"season must be one of {', '.join(SEASONS)}, not {season!r}")
+        self.season = season
+        self.interval = max(1, int(interval))
+        # At least a few points of the series in each window, whatever its interval.
+        self.half_window = max(int(half_window), 2 * self.interval)
+        self.max_days = max_days
+        self.max_weeks = max_weeks
+        self.before = before_minutes * 60
+        self._levels: OrderedDict[tuple[str, int], _Level | None] = OrderedDict()
+        self._chosen: dict[tuple[str, int], str | None] = {}
+        self._expected: dict[tuple[str, str, int], Expectation | None] = {}
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Seasonal:
+        # The cache holds what the past says, which no copy can change: shared, not copied
+        # (the collector judges each minute on a deep copy of the rules).
+        return self
+
+    def expect(
+        self, history: History, metric: str, t: int, *, release_start: int | None = None
+    ) -> Expectation | None:
+        """The expectation of ``metric`` at ``t`` (None: no history to expect anything from).
+        ``release_start``: when the release now live started (for "before the release")."""
+        if self.season != "none":
+            season = self._season(history, metric, t)
+            if season is not None:
+                # On a grid of GRID seconds: the windows of earlier days are +-5 minutes
+                # wide, so the expectation moves little within one, and a replay of a month
+                # of minutes computes a fifth of them.
+                slot = t - t % GRID if self.interval < GRID else t
+                key = (metric, season, slot)
+                if key not in self._expected:
+                    if len(self._expected) > 4096:
+                        self._expected.clear()
+                    self._expected[key] = self._from_lags(history, metric, slot, season)
+                found = self._expected[key]
+                if found is not None:
+                    return found
+        if release_start is not None:
+            return self._before_release(history, metric, release_start)
+        return None
+
+    # -- seasons ------------------------------------------------------------------------
+
+    def _season(self, history: History, metric: str, t: int) -> str | None:
+        if self.season in ("daily", "weekly"):
+            return self.season
+        slot = t // CHOOSE_EVERY
+        key = (metric, slot)
+        if key not in self._chosen:
+            if len(self._chosen) > 64:
+                self._chosen.clear()
+            self._chosen[key] = self._choose(history, metric, slot * CHOOSE_EVERY)
+        return self._chosen[key]
+
+    def _choose(self, history: History, metric: str, at: int) -> str | None:
+        """The season that predicted the day before ``at`` best; None without a day."""
+        step = CHOOSE_OVER // CHOOSE_SAMPLES
+        errors: dict[str, list[float]] = {"daily": [], "weekly": []}
+        for i in range(CHOOSE_SAMPLES):
+            s = at - CHOOSE_OVER + i * step
+            actual = self._level(history, metric, s)
+            if actual is None or actual.median == 0:
+                continue
+            for season in errors:
+                guess = self._from_lags(history, metric, s, season)
+                if guess is not None:
+                    errors[season].append(abs(actual.median - guess.level) / abs(actual.median))
+        scored = {s: statistics.median(e) for s, e in errors.items() if len(e) >= 6}
+        if not scored:
+            # Too little to compare: whatever has any earlier day at this time.
+            for season in ("daily", "weekly"):
+                if self._from_lags(history, metric, at, season) is not None:
+                    return season
+            return None
+        return min(scored, key=lambda s: (scored[s], s != "daily"))
+
+    def _from_lags(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
+        period, count = (DAY, self.max_days) if season == "daily" else (WEEK, self.max_weeks)
+        days = [
+            found
+            for k in range(1, count + 1)
+            if (found := self._level(history, metric, t - k * period)) is not None
+        ]
+        if not days:
+            return None
+        medians = [day.median for day in days]
+        level = statistics.median(medians)
+        within = statistics.median(day.sigma for day in days)
+        if len(days) >= 3:
+            between = 1.4826 * statistics.median(abs(m - level) for m in medians)
+            spread = math.hypot(within, between)
+        else:
+            spread = 1.5 * within
+        return Expectation(level, spread, season, len(days))
+
+    def _before_release(
+        self, history: History, metric: str, release_start: int
+    ) -> Expectation | None:
+        values = [v for _, v in history.values(metric, release_start - self.before, release_start)]
+        if len(values) < max(3, self.before // self.interval // 4):
+            return None
+        median = statistics.median(values)
+        sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
+        return Expectation(median, sigma, "release", len(values))
+
+    def _level(self, history: History, metric: str, s: int) -> _Level | None:
+        """The robust level of the window around past time ``s`` (cached)."""
+        key = (metric, s)
+        if key in self._levels:
+            return self._levels[key]
+        values = sorted(
+            v for _, v in history.values(metric, s - self.half_window, s + self.half_window + 1)
+        )
+        found: _Level | None = None
+        # Half the window's points at least: a window mostly missing is no level.
+        if values and len(values) * self.interval * 2 >= self.half_window:
+            median = _median_sorted(values)
+            sigma = 0.0
+            if len(values) >= 3:
+                sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
+            found = _Level(median, sigma)
+        self._levels[key] = found
+        if len(self._levels) > CACHE:
+            self._levels.popitem(last=False)
+        return found
+
+
+def _median_sorted(values: Sequence[float]) -> float:
+    n = len(values)
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2

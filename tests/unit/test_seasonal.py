@@ -1,0 +1,172 @@
+"""Baselines that know the past (core.alerts.seasonal), the regression rule on them
+(core.alerts.regression), and how the rules and the backtest use them: a daily peak is not
+a leak, a release worse than yesterday is, any unit, any interval, one page per cause."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from core.alerts.alerting import Rules, check_policy
+from core.alerts.backtest import backtest, infer_interval
+from core.alerts.regression import Regression
+from core.alerts.seasonal import DAY, WEEK, Expectation, Seasonal, SeriesHistory
+from core.errors import ConfigError
+
+T0 = 1_700_006_400 - 1_700_006_400 % DAY  # a midnight, UTC
+
+
+def daily(i: int, level: float = 40.0, amplitude: float = 0.5) -> float:
+    return level * (1 + amplitude * math.sin(2 * math.pi * i / 1440))
+
+
+def cycle_rows(days: int, *, seed: int = 1, level: float = 40.0, step: int = 60) -> list:
+    rng = random.Random(seed)
+    per_day = DAY // step
+    return [
+        (T0 + i * step, daily(i * step // 60, level) * math.exp(rng.gauss(0, 0.05)))
+        for i in range(days * per_day)
+    ]
+
+
+def history_of(rows: list, metric: str = "p95_ms") -> SeriesHistory:
+    history = SeriesHistory()
+    for t, v in rows:
+        history.add(metric, t, v)
+    return history
+
+
+def test_daily_expectation_follows_the_cycle_and_names_its_days() -> None:
+    rows = cycle_rows(8)
+    history = history_of(rows)
+    seasonal = Seasonal("daily")
+    peak = T0 + 8 * DAY + 360 * 60  # 06:00, the top of the sine
+    trough = T0 + 8 * DAY + 1080 * 60
+    high = seasonal.expect(history, "p95_ms", peak)
+    low = seasonal.expect(history, "p95_ms", trough)
+    assert high is not None and low is not None
+    assert high.level == pytest.approx(60, rel=0.05)
+    assert low.level == pytest.approx(20, rel=0.05)
+    assert high.lags == 7 and high.words() == "this hour, last 7 days"
+    assert 0 < high.spread < 0.2 * high.level
+
+
+def test_auto_picks_weekly_where_weekends_differ() -> None:
+    rng = random.Random(3)
+    rows = []
+    for i in range(15 * 1440):
+        weekend = (i // 1440) % 7 in (5, 6)
+        rows.append((T0 + i * 60, (15.0 if weekend else 40.0) * math.exp(rng.gauss(0, 0.03))))
+    history = history_of(rows)
+    monday = T0 + 14 * DAY + 600 * 60  # day 14 is a weekday after a weekend
+    found = Seasonal("auto").expect(history, "p95_ms", monday)
+    assert found is not None and found.season == "weekly"
+    assert found.level == pytest.approx(40, rel=0.05)
+    # Told daily, the weekend drags the median of the last 7 days down.
+    daily_guess = Seasonal("daily").expect(history, "p95_ms", monday)
+    assert daily_guess is not None and daily_guess.season == "daily"
+
+
+def test_without_an_earlier_day_the_hour_before_the_release_is_the_baseline() -> None:
+    rows = [(T0 + i * 60, 40.0 + (i % 3)) for i in range(120)]
+    history = history_of(rows)
+    seasonal = Seasonal()
+    assert seasonal.expect(history, "p95_ms", T0 + 120 * 60) is None
+    found = seasonal.expect(history, "p95_ms", T0 + 120 * 60, release_start=T0 + 120 * 60)
+    assert found is not None and found.season == "release"
+    assert found.level == pytest.approx(41, abs=0.5)
+    assert found.words() == "before the release"
+    assert Seasonal("none").expect(history, "p95_ms", T0 + 2 * DAY) is None
+
+
+def test_regression_compares_by_ratio_and_spread_with_hysteresis() -> None:
+    rule = Regression(ratio=1.5, z=4, for_points=2, label="p95", unit="ms")
+    past = Expectation(41.0, 3.0, "daily", 1)
+    calm = rule.update(0, 45.0, None, past)
+    assert not calm.breaching and "vs 41 ms this hour yesterday" in calm.detail
+    first = rule.update(60, 243.0, None, past)
+    assert first.breaching and not first.fires
+    second = rule.update(120, 243.0, None, past)
+    assert second.fires
+    assert second.detail.startswith("p95 243 ms vs 41 ms this hour yesterday (x5.9,")
+    # Half-way back still breaches (no flapping at the limit); all the way back clears.
+    assert rule.update(180, 52.0, None, past).breaching
+    assert not rule.update(240, 44.0, None, past).breaching
+    # A noisy series: 1.6x is within 4 spreads, not a regression.
+    wide = Expectation(40.0, 20.0, "daily", 7)
+    assert not Regression().update(0, 64.0, None, wide).breaching
+    # No history: no opinion, said so.
+    none = Regression(label="p95", unit="ms").update(0, 500.0, None, None)
+    assert not none.breaching and "no earlier history" in none.detail
+
+
+@pytest.mark.parametrize("level", [0.4, 40.0, 4000.0])
+def test_daily_peaks_do_not_page_in_any_unit(level: float) -> None:
+    rows = cycle_rows(9, level=level, seed=7)
+    alerts = backtest(rows, "p95_ms", {}, service="s", env="e")
+    # The first day has no earlier day (its release-start CUSUM may read the morning as a
+    # leak); from the second day on, the cycle is expected.
+    later = [a for a in alerts if a.pages and a.t >= T0 + DAY]
+    assert later == [], [a.detail for a in later]
+
+
+def test_a_step_a_week_in_is_paged_once_with_what_it_compared() -> None:
+    rows = cycle_rows(9, seed=11)
+    start = T0 + 8 * DAY + 600 * 60
+    rows = [(t, v * 3 if start <= t < start + 30 * 60 else v) for t, v in rows]
+    alerts = backtest(rows, "p95_ms", {}, service="s", env="e")
+    pages = [a for a in alerts if a.pages and a.t >= T0 + DAY]
+    assert len(pages) == 1, [(a.rule, a.detail) for a in alerts if a.t >= T0 + DAY]
+    assert start <= pages[0].t <= start + 5 * 60
+    assert "this hour" in pages[0].detail
+    # Other latency rules that fired joined that incident instead of paging.
+    for other in alerts:
+        if other.state == "firing" and other.t >= start and other is not pages[0]:
+            assert other.grouped_with or other.reopened, other
+
+
+def test_five_minute_series_replays_point_by_point() -> None:
+    rows = cycle_rows(9, seed=5, step=300)
+    assert infer_interval(t for t, _ in rows) == 300
+    start = T0 + 8 * DAY + 600 * 60
+    rows = [(t, v * 3 if start <= t < start + 30 * 60 else v) for t, v in rows]
+    alerts = backtest(rows, "p95_ms", {}, service="s", env="e")
+    pages = [a for a in alerts if a.pages and a.t >= T0 + DAY]
+    assert pages and start <= pages[0].t <= start + 10 * 60, [a.detail for a in pages]
+
+
+def test_infer_interval() -> None:
+    assert infer_interval([0, 5, 10, 15, 21]) == 5
+    assert infer_interval([0, 300, 600, 1200, 1500]) == 300
+    assert infer_interval([0, 62, 120, 181]) == 60
+    assert infer_interval([7]) == 60
+
+
+def test_policy_checks_the_new_parameters() -> None:
+    checked = check_policy({})
+    assert checked["season"] == "auto" and checked["regression_ratio"] == 1.5
+    with pytest.raises(ConfigError, match="season must be one of"):
+        check_policy({"season": "hourly"})
+    with pytest.raises(ConfigError, match="regression_ratio must be > 1"):
+        check_policy({"regression_ratio": 1.0})
+    with pytest.raises(ConfigError, match="trend_p_max must be between 0 and 1"):
+        check_policy({"trend_p_max": 1.5})
+
+
+def test_rules_resume_with_their_interval_and_release_start() -> None:
+    rules = Rules({}, service="s", env="e", interval=300)
+    rules.evaluate(T0, {"p95_ms": 40.0}, release="r1", up=True)
+    again = Rules.from_dict(rules.to_dict())
+    assert again.interval == 300 and again.release_start == T0
+
+
+def test_history_is_appended_in_time_order() -> None:
+    history = SeriesHistory()
+    history.add("m", 60, 1.0)
+    history.add("m", 60, 2.0)  # a repeat: ignored
+    history.add("m", 120, float("nan"))
+    history.add("m", 180, 3.0)
+    assert list(history.values("m", 0, WEEK)) == [(60, 1.0), (180, 3.0)]
+    assert list(history.values("other", 0, WEEK)) == []
