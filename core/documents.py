@@ -302,7 +302,7 @@ class MetricsPoint(TypedDict):
     p99_ms: float | None
     # Where p50/p95/p99 came from: the proxy's per-request latencies (within 1 %), or
     # BentoML's histogram buckets (the minute had no proxied request).
-    latency_source: Literal["proxy", "histogram"]
+    latency_source: NotRequired[Literal["proxy", "histogram"]]
 
 
 class MetricsDocument(TypedDict):

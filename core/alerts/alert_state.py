@@ -178,10 +178,12 @@ class AlertState:
         opening_release: str | None,
         resolve_for: int,
         cooldown_minutes: int,
+        interval: int = 60,
     ) -> tuple[State, str, bool] | None:
         """Move the alert on by the rule's verdict of ``minute`` (see the module doc). When
         its state changed: the new state, its detail line, and whether it re-opened within
-        the cooldown; None when it holds. ``opening_release``: recorded by a new alert."""
+        the cooldown; None when it holds. ``opening_release``: recorded by a new alert.
+        ``resolve_for`` counts points, ``interval`` seconds apart (the collector's minutes)."""
         if verdict.value is None:
             return None  # no data: hold
         if self.status in ("pending", "firing"):
@@ -202,7 +204,8 @@ class AlertState:
             if self.clear < resolve_for:
                 return None
             self.status, self.resolved_at = "resolved", minute
-            return "resolved", f"{self.detail}; clear for {self.clear} min", False
+            minutes = self.clear * interval / 60
+            return "resolved", f"{self.detail}; clear for {minutes:g} min", False
         # inactive, or resolved: a new breach
         if not verdict.breaching:
             return None

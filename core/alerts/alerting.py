@@ -21,18 +21,22 @@ restart).
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from core.alerts.alert_rules import Rule, drift_rule, standard_rules
+from core.alerts.alert_rules import Rule, drift_rule, points, standard_rules
 from core.alerts.alert_state import AlertState, State, Transition, rollback_command
 from core.alerts.detect import Verdict
 from core.alerts.seasonal import Expectation, History, Seasonal
 from core.errors import ConfigError
 
 PolicyValue = float | str | bool
+# (oldest, newest) seconds before now whose values tell how today runs against the past.
+TODAY_WINDOW = (3 * 3600, 30 * 60)
 # An effective policy: parameter name -> value (None, or a missing name: the default).
 Policy = Mapping[str, PolicyValue | None]
 
@@ -219,6 +223,8 @@ class Rules:
         for rule in standard_rules(self.policy, self.interval):
             self._add(rule)
         self._seasonal = Seasonal(str(self.policy["season"]), interval=self.interval)
+        # Per metric: (time, value / expected level) of the last TODAY_WINDOW[0] seconds.
+        self._ratios: dict[str, _Ratios] = {}
 
     def _wanted(self, name: str) -> bool:
         if self.only is None:
@@ -280,16 +286,30 @@ class Rules:
             return []
         self.last_minute = minute
         if release is not None:
-            if release != self.release:
+            if self.release is not None and release != self.release:
+                # A new release replaced one seen live: the minutes before this one are
+                # what the environment did before it.
                 self.release_start = minute
             self.release = release
         if drift:
             for feature in drift:
                 self._drift_rule(feature)
         expected = self._expectations(minute, history)
+        # The leak rule's level follows today's (:meth:`_today`); the others compare with
+        # the past as it was.
+        anchored: dict[str, Expectation] = {}
+        for name, found in expected.items():
+            today = self._today(name, minute, point.get(name), found)
+            if today != 1.0:
+                level = found.level * today
+                anchored[name] = Expectation(level, found.spread, found.season, found.lags, today)
         out: list[Transition] = []
         for rule in self._rules.values():
             metric = rule.metric
+            if rule.kind == "leak" and metric in anchored:
+                past: Expectation | None = anchored[metric]
+            else:
+                past = expected.get(metric) if metric else None
             verdict = rule.verdict(
                 minute,
                 point,
@@ -298,7 +318,7 @@ class Rules:
                 drift=drift,
                 accuracy=accuracy,
                 policy=self.policy,
-                expected=expected.get(metric) if metric else None,
+                expected=past,
                 samples=samples.get(metric) if samples and metric else None,
             )
             before = rule.alert.detail
@@ -327,6 +347,21 @@ class Rules:
                     out[rule.metric] = found
         return out
 
+    def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
+        """How today runs against the past (:data:`TODAY_WINDOW`): the median ratio of the
+        values to their expectations between 3 hours and 30 minutes ago, 1 with fewer than
+        a third of those points. The leak rule's level is scaled by it, so that a busier
+        day, or a week of growth, is not a creep, while a creep of the last half hour is."""
+        window = self._ratios.get(metric)
+        if window is None:
+            window = self._ratios[metric] = _Ratios()
+        if value is not None and past.level > 0 and past.season in ("daily", "weekly"):
+            window.add(minute, value / past.level)
+        window.move(minute - TODAY_WINDOW[0], minute - TODAY_WINDOW[1])
+        if window.count * self.interval * 3 < TODAY_WINDOW[0] - TODAY_WINDOW[1]:
+            return 1.0
+        return window.median()
+
     def _grouped(self, rule: Rule, transition: Transition) -> Transition:
         """``transition`` marked ``grouped_with`` another rule of its group that fires."""
         if transition.state not in ("firing", "resolved"):
@@ -344,8 +379,9 @@ class Rules:
             verdict,
             minute,
             opening_release=release if release is not None else self.release,
-            resolve_for=int(self.policy["resolve_for_minutes"]),
+            resolve_for=points(int(self.policy["resolve_for_minutes"]), self.interval),
             cooldown_minutes=int(self.policy["cooldown_minutes"]),
+            interval=self.interval,
         )
         if moved is None:
             return None
@@ -473,3 +509,34 @@ class Rules:
             rule.detector.load_state(saved.get("detector", {}))
             rule.alert = AlertState.from_dict(saved.get("alert", {}))
         return rules
+
+
+class _Ratios:
+    """Ratios in time order: those waiting to enter the window, and the window's own kept
+    sorted for its median (each ratio enters and leaves once: a month replays in a blink)."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[int, float]] = deque()
+        self.inside: deque[tuple[int, float]] = deque()
+        self.ordered: list[float] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.ordered)
+
+    def add(self, t: int, ratio: float) -> None:
+        self.waiting.append((t, ratio))
+
+    def move(self, oldest: int, newest: int) -> None:
+        """The window becomes [oldest, newest]."""
+        while self.waiting and self.waiting[0][0] <= newest:
+            t, ratio = self.waiting.popleft()
+            self.inside.append((t, ratio))
+            bisect.insort(self.ordered, ratio)
+        while self.inside and self.inside[0][0] < oldest:
+            _, ratio = self.inside.popleft()
+            del self.ordered[bisect.bisect_left(self.ordered, ratio)]
+
+    def median(self) -> float:
+        ordered, n = self.ordered, len(self.ordered)
+        return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2

@@ -101,10 +101,17 @@ class Expectation:
     spread: float
     season: str
     lags: int
+    # The level scaled by how today runs against the past (Rules' anchor; 1: not scaled).
+    today: float = 1.0
 
     def words(self) -> str:
         """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
-        the last 6 days``, ``this hour last week``, ``the hour before the release``."""
+        the last 6 days``, ``this hour last week``, ``the hour before the release``, and
+        ``, today x1.08`` when scaled to today's level."""
+        scaled = f", today x{self.today:.2f}" if self.today != 1.0 else ""
+        return self._words() + scaled
+
+    def _words(self) -> str:
         if self.season == "daily":
             return "this hour yesterday" if self.lags == 1 else f"this hour, last {self.lags} days"
         if self.season == "weekly":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 _QUANTILES = (0.5, 0.95, 0.99)
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -79,7 +79,7 @@ class PointDocument(TypedDict):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    latency_source: LatencySource
+    latency_source: NotRequired[LatencySource]
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,8 +158,25 @@ def test_policy_checks_the_new_parameters() -> None:
 def test_rules_resume_with_their_interval_and_release_start() -> None:
     rules = Rules({}, service="s", env="e", interval=300)
     rules.evaluate(T0, {"p95_ms": 40.0}, release="r1", up=True)
+    # The first release seen has no "before": the collector did not see it start.
+    assert rules.release_start is None
+    rules.evaluate(T0 + 300, {"p95_ms": 40.0}, release="r2", up=True)
     again = Rules.from_dict(rules.to_dict())
-    assert again.interval == 300 and again.release_start == T0
+    assert again.interval == 300 and again.release_start == T0 + 300
+
+
+def test_a_new_release_is_compared_with_the_hour_before_it() -> None:
+    rules = Rules({}, service="s", env="e")
+    changes = []
+    history = SeriesHistory()
+    for i in range(90):
+        t = T0 + i * 60
+        release = "r1" if i < 70 else "r2"
+        value = 40.0 + (i % 3) if release == "r1" else 130.0
+        changes += rules.evaluate(t, {"p95_ms": value}, release=release, up=True, history=history)
+        history.add("p95_ms", t, value)
+    fired = [c for c in changes if c.rule == "latency_regression" and c.state == "firing"]
+    assert fired and "vs 41 ms before the release (x3.2" in fired[0].detail
 
 
 def test_history_is_appended_in_time_order() -> None:
@@ -170,3 +187,21 @@ def test_history_is_appended_in_time_order() -> None:
     history.add("m", 180, 3.0)
     assert list(history.values("m", 0, WEEK)) == [(60, 1.0), (180, 3.0)]
     assert list(history.values("other", 0, WEEK)) == []
+
+
+def test_a_busier_day_is_not_a_creep_but_a_creep_on_it_is() -> None:
+    rows = cycle_rows(8, seed=13)
+    busy = T0 + 7 * DAY
+    creep = busy + 14 * 3600
+    out = []
+    for t, v in rows:
+        if t >= busy:
+            v *= 1.2  # the whole last day runs 20 % above the week before
+        if t >= creep:
+            v *= 1 + 0.01 * (t - creep) / 60  # then creeps up 1 %/min
+        out.append((t, v))
+    alerts = backtest(out, "p95_ms", {}, service="s", env="e")
+    leak = [a for a in alerts if a.pages and a.rule == "latency_leak" and a.t >= busy + 3 * 3600]
+    assert leak, [a.detail for a in alerts if a.t >= busy]
+    assert creep <= leak[0].t <= creep + 20 * 60, [a.detail for a in leak]
+    assert "today x1.2" in leak[0].detail

@@ -95,11 +95,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if not document["alerts"]:
             out("no alerts")
         for alert in document["alerts"]:
+            grouped = alert.get("grouped_with")
+            joined = f"  (one incident with {grouped}: not paged)" if grouped else ""
             out(
                 f"{alert['state']:<8} {alert['name']:<14} {alert['service']}/{alert['env']}  "
-                f"since {alert['since']}  {alert['detail']}"
+                f"since {alert['since']}  {alert['detail']}{joined}"
             )
-            if alert["state"] != "resolved" and alert.get("rollback"):
+            if alert["state"] != "resolved" and alert.get("rollback") and not grouped:
                 out(f"         to roll back: {alert['rollback']}")
         if document["collector"] is None:
             _stderr("no collector is running: `relman monitor` (promote starts one)")
