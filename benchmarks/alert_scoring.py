@@ -242,8 +242,8 @@ class Relman:
     """relman's detections on a series replayed as :data:`METRIC` through `policy backtest`
     with ``policy`` (``{}``: the built-in defaults): the points where an alert goes
     ``firing`` (:meth:`firing`), or only those that page on-call as a new incident
-    (:meth:`pages`: neither grouped with another rule's incident nor re-opened in the
-    cooldown; every firing where backtest does not say). The last series' replay is kept,
+    (:meth:`pages`: not grouped with another rule's incident; every firing where backtest
+    does not say). The last series' replay is kept,
     so that both read one replay."""
 
     def __init__(self, policy: Mapping[str, Any] | None = None) -> None:

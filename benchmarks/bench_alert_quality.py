@@ -245,8 +245,7 @@ def report(doc: dict[str, Any]) -> list[str]:
         lines.append("PageHinkley skipped: river is not installed (pip install river==0.26.1)")
     if "relman pages" in doc["overall"]:
         lines.append(
-            "relman pages: only the firings that page (not grouped with another rule's "
-            "incident, not re-opened in the cooldown)"
+            "relman pages: only the firings that page (not grouped with another rule's incident)"
         )
     lines.append("real labelled series: none available offline; synthetic series only\n")
     lines += table(doc["families"] | {"overall": doc["overall"]})

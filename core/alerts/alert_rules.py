@@ -74,7 +74,7 @@ class Rule:
         accuracy: tuple[float, float] | None,
         policy: Mapping[str, Any],
         expected: Expectation | None = None,
-        samples: Sequence[float] | None = None,
+        samples: Sequence[float | None] | None = None,
     ) -> Verdict:
         """The rule's verdict of one minute (the arguments of core.alerts.alerting's
         ``Rules.evaluate``; ``policy``: the checked parameters; ``expected``: the metric's
@@ -178,7 +178,8 @@ def standard_rules(policy: Mapping[str, Any], interval: int = 60) -> list[Rule]:
             "trend",
             leak_metric,
             Trend(
-                window_minutes=int(p["trend_window_minutes"]),
+                # Room for the test's 8 points at least, whatever the interval.
+                window_minutes=max(int(p["trend_window_minutes"]), 8 * interval // 60),
                 min_slope=float(p["trend_min_slope"]),
                 p_max=float(p["trend_p_max"]),
                 label=label,

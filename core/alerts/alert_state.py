@@ -161,6 +161,8 @@ class AlertState:
     # What was done about the episode (an automatic rollback, or why there was none): its
     # documents say this line in place of the rollback command, until a new episode.
     action: str | None = None
+    # The rule that paged for the incident this episode joined (core.alerts.alerting).
+    grouped_with: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -261,7 +261,7 @@ class Rules:
         up: bool,
         drift: Mapping[str, float] | None = None,
         accuracy: tuple[float, float] | None = None,
-        samples: Mapping[str, Sequence[float]] | None = None,
+        samples: Mapping[str, Sequence[float | None]] | None = None,
         history: History | None = None,
     ) -> list[Transition]:
         """Feed one minute (Unix seconds of its start) to every rule; the alerts whose state
@@ -363,12 +363,21 @@ class Rules:
         return window.median()
 
     def _grouped(self, rule: Rule, transition: Transition) -> Transition:
-        """``transition`` marked ``grouped_with`` another rule of its group that fires."""
-        if transition.state not in ("firing", "resolved"):
-            return transition
-        for other in self._rules.values():
-            if other is not rule and other.group == rule.group and other.alert.status == "firing":
-                return replace(transition, grouped_with=other.name)
+        """``transition`` marked ``grouped_with`` the rule that paged for its incident: a
+        rule that starts firing while another of its group fires for the same release
+        joins that one's incident; its resolution, later, is grouped as its firing was.
+        The rule that paged resolves under its own name (its page is answered)."""
+        alert = rule.alert
+        if transition.state == "firing" and not transition.reopened:
+            alert.grouped_with = None
+            for other in self._rules.values():
+                paged = other.alert.status == "firing" and not other.alert.grouped_with
+                same = other.group == rule.group and other.alert.release == alert.release
+                if other is not rule and same and paged:
+                    alert.grouped_with = other.name
+                    break
+        if transition.state in ("firing", "resolved") and alert.grouped_with:
+            return replace(transition, grouped_with=alert.grouped_with)
         return transition
 
     def _step(
@@ -474,6 +483,9 @@ class Rules:
             "last_minute": self.last_minute,
             "release": self.release,
             "release_start": self.release_start,
+            # How today ran against the past (the leak rule's scale), so that a restart
+            # does not forget it for three hours.
+            "today": {metric: window.to_list() for metric, window in self._ratios.items()},
             "rules": {
                 name: {"detector": rule.detector.to_dict(), "alert": rule.alert.to_dict()}
                 for name, rule in self._rules.items()
@@ -496,6 +508,8 @@ class Rules:
         )
         start = data.get("release_start")
         rules.release_start = int(start) if start is not None else None
+        for metric, saved in dict(data.get("today") or {}).items():
+            rules._ratios[str(metric)] = _Ratios.from_list(saved)
         last = data.get("last_minute")
         rules.last_minute = int(last) if last is not None else None
         release = data.get("release")
@@ -536,6 +550,16 @@ class _Ratios:
         while self.inside and self.inside[0][0] < oldest:
             _, ratio = self.inside.popleft()
             del self.ordered[bisect.bisect_left(self.ordered, ratio)]
+
+    def to_list(self) -> list[list[float]]:
+        return [[t, r] for t, r in [*self.inside, *self.waiting]]
+
+    @classmethod
+    def from_list(cls, saved: Any) -> _Ratios:
+        window = cls()
+        for t, r in sorted((int(t), float(r)) for t, r in saved):
+            window.add(t, r)
+        return window
 
     def median(self) -> float:
         ordered, n = self.ordered, len(self.ordered)

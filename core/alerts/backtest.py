@@ -49,9 +49,9 @@ class BacktestAlert:
 
     @property
     def pages(self) -> bool:
-        """Whether on-call hears of it as a new incident: it starts firing, neither joining
-        an incident of its cause nor coming back within the cooldown."""
-        return self.state == "firing" and not self.grouped_with and not self.reopened
+        """Whether on-call is paged: it starts firing (a re-opening within the cooldown
+        included: the webhook posts it again) without joining an incident of its cause."""
+        return self.state == "firing" and not self.grouped_with
 
     @property
     def at(self) -> str:

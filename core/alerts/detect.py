@@ -112,6 +112,9 @@ SPREAD_WINDOW = 240
 # Allowance added, in sigmas, where the CUSUM runs against the environment's past: that
 # expectation has an error of its own (docstring, "Against the past").
 PAST_MARGIN = 1.0
+# Points in a row without an expectation before the CUSUM leaves the past for the release's
+# own baseline (a gap of a few minutes in the history holds it).
+PAST_GRACE = 10
 
 # How each metric of a per-minute point is named and printed in a detail line.
 METRIC_LABELS: dict[str, str] = {
@@ -397,6 +400,7 @@ class Cusum:
         self.last: float | None = None
         self.score = 0.0
         self.against_past = False
+        self.without_past = 0
 
     def reset(self) -> None:
         self.learning = []
@@ -406,6 +410,7 @@ class Cusum:
         self.last = None
         self.score = 0.0
         self.against_past = False
+        self.without_past = 0
 
     def sigma(self) -> tuple[float, float]:
         """(current spread, spread used by the CUSUM), in the metric's unit."""
@@ -436,10 +441,26 @@ class Cusum:
             if self.release is not None:
                 self.reset()
             self.release = release
-        if expected is not None and value is not None and not math.isnan(value):
-            return self._against(float(value), expected)
+        valid = value is not None and not math.isnan(value)
+        if expected is not None and valid:
+            self.without_past = 0
+            return self._against(float(value), expected)  # type: ignore[arg-type]
         if self.against_past:
-            # The past ran out (a gap in the history): start over from the release's own.
+            if not valid:
+                return Verdict(
+                    self.score > self.h, None, None, None, f"{self.label}: no data this minute"
+                )
+            # A gap in the history holds the sum; a past gone for PAST_GRACE points in a
+            # row starts over from the release's own baseline.
+            self.without_past += 1
+            if self.without_past < PAST_GRACE:
+                return Verdict(
+                    self.score > self.h,
+                    None,
+                    None,
+                    None,
+                    f"{self.label}: no earlier history at this time; holding",
+                )
             self.against_past = False
             self.score = 0.0
         base = self.baseline

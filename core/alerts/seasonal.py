@@ -10,7 +10,8 @@ the series: they work the same on milliseconds, a CPU percentage or request coun
 How the level is found, for a point at time ``t``:
 
 - **daily**: the same time on each of the last ``max_days`` days, ``t - k days``; **weekly**:
-  the same time of the week on each of the last ``max_weeks`` weeks. Each earlier day
+  the same time of the week on each of the last ``max_weeks`` weeks (3: the default
+  retention of rollups, 28 days, holds them whole). Each earlier day
   contributes the median of its values within ``+-half_window`` of that time (a robust local
   level: one odd minute yesterday does not move it), and the expectation is the median of
   those per-day levels. A release's leak yesterday, rolled back, is one day in seven.
@@ -108,7 +109,7 @@ class Expectation:
         """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
         the last 6 days``, ``this hour last week``, ``the hour before the release``, and
         ``, today x1.08`` when scaled to today's level."""
-        scaled = f", today x{self.today:.2f}" if self.today != 1.0 else ""
+        scaled = f", today x{self.today:.2f}" if round(self.today, 2) != 1.0 else ""
         return self._words() + scaled
 
     def _words(self) -> str:
@@ -137,7 +138,7 @@ class Seasonal:
         interval: int = 60,
         half_window: int = 5 * 60,
         max_days: int = 7,
-        max_weeks: int = 4,
+        max_weeks: int = 3,
         before_minutes: int = 60,
     ) -> None:
         if season not in SEASONS:
@@ -255,7 +256,7 @@ class Seasonal:
             v for _, v in history.values(metric, s - self.half_window, s + self.half_window + 1)
         )
         found: _Level | None = None
-        # Half the window's points at least: a window mostly missing is no level.
+        # A third of the window's points at least: a window mostly missing is no level.
         if values and len(values) * self.interval * 2 >= self.half_window:
             median = _median_sorted(values)
             sigma = 0.0

@@ -249,7 +249,7 @@ class Trend:
         minute: int,
         value: float | None,
         release: str | None = None,
-        samples: Sequence[float] | None = None,
+        samples: Sequence[float | None] | None = None,
         expected: float | None = None,
     ) -> Verdict:
         """Feed one minute (its ``samples`` when finer). ``expected``: the level the
@@ -277,12 +277,20 @@ class Trend:
         oldest = start + 1.0 - self.window_minutes
         while points and points[0][0] < oldest:
             self._drop_oldest()
-        fresh = [float(v) * scale for v in samples or () if v is not None and not math.isnan(v)]
+        # Samples are equal parts of the minute, in order; None: a part without data
+        # (it keeps the others at their own time: the last 10 s of a minute are not its
+        # middle).
+        slots = list(samples or ())
+        fresh = [
+            (i, float(v) * scale)
+            for i, v in enumerate(slots)
+            if v is not None and not math.isnan(v)
+        ]
         latest = points[-1][0] if points else -math.inf
         added = 0
         if fresh:
-            step = 1.0 / len(fresh)
-            for i, v in enumerate(fresh):
+            step = 1.0 / len(slots)
+            for i, v in fresh:
                 t = start + (i + 0.5) * step
                 if t > latest:  # time must move on (minutes that are not Unix seconds)
                     self._add(t, v)
@@ -294,9 +302,9 @@ class Trend:
             return Verdict(self.breaching, None, None, None, f"{self.label}: no data this minute")
         if self.first is None:
             self.first = points[-added][0]
-        verdict = self._judge(float(value) if value is not None else fresh[-1] / scale)
+        verdict = self._judge(float(value) if value is not None else fresh[-1][1] / scale)
         self.breaching = verdict.breaching
-        if scale != 1.0 and verdict.breaching:
+        if abs(scale - 1.0) > 0.05 and verdict.breaching:
             verdict = replace(verdict, detail=f"{verdict.detail}, against the usual cycle")
         return verdict
 

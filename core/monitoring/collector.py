@@ -401,7 +401,10 @@ class Collector:
         # A minute is judged once the access log is read past its end by the lines'
         # disorder: its latencies are all counted (core.monitoring.latency_log).
         final = watch.access.final(visit.now) if watch.access is not None else math.inf
-        end = current if final >= current else min(current, int(final - final % 60))
+        if not math.isfinite(final) and final < 0:
+            end = current - 60  # the log holds no time yet: the minute before waits
+        else:
+            end = current if final >= current else min(current, int(final - final % 60))
         # After a long stop, at most the last hour is caught up.
         minutes = list(range(max(watch.last_minute + 60, current - CATCH_UP_SECONDS), end, 60))
         for minute in minutes:
@@ -434,7 +437,9 @@ class Collector:
                 drift=watch.quality.drift(store, ledger, visit) if newest else None,
                 accuracy=watch.quality.accuracy(store, ledger, visit) if newest else None,
                 samples=samples,
-                history=StoreHistory(store, service, env),
+                history=StoreHistory(
+                    store, service, env, rolled.latency_source if rolled is not None else None
+                ),
             )
             if watching and visit.policy.get("auto_rollback") and self.on_firing is not None:
                 # An alert that joined an incident of its cause was acted on with it.
@@ -561,14 +566,15 @@ class Collector:
             self._pid = None
 
 
-def _samples(latency: Any, metric: str) -> dict[str, list[float]] | None:
-    """``{metric: [the metric in each 10-second bin of the minute that had requests]}`` from
-    the minute's exact latencies (store.metrics.latency.LatencyMinute), or None."""
+def _samples(latency: Any, metric: str) -> dict[str, list[float | None]] | None:
+    """``{metric: [the metric in each 10-second bin of the minute, None where it had no
+    request]}`` from the minute's exact latencies (store.metrics.latency.LatencyMinute), or
+    None."""
     if latency is None or metric not in ("p50_ms", "p95_ms", "p99_ms"):
         return None
     field = metric.removesuffix("_ms")
-    values = [float(getattr(b, field)) for b in latency.sub if b is not None]
-    return {metric: values} if values else None
+    values = [float(getattr(b, field)) if b is not None else None for b in latency.sub]
+    return {metric: values} if any(v is not None for v in values) else None
 
 
 def _mtime(path: Path) -> float | None:

@@ -40,8 +40,10 @@ def test_grouped_alerts_are_kept_and_not_announced(store: MetricStore) -> None:
     assert rows["latency_trend"].to_dict()["grouped_with"] == "latency_regression"
     assert rows["latency_regression"].grouped_with is None
     assert "grouped_with" not in rows["latency_regression"].to_dict()
-    # Resolving while the other still fires joins the incident too.
-    store.record_minute([], [change("latency_regression", 180, "resolved", "latency_trend")])
+    # A grouped alert resolves grouped; the one that paged resolves under its own name.
+    store.record_minute([], [change("latency_trend", 180, "resolved", "latency_regression")])
+    store.record_minute([], [change("latency_regression", 240, "resolved")])
     rows = {row.rule: row for row in store.alerts()}
-    assert rows["latency_regression"].state == "resolved"
-    assert rows["latency_regression"].grouped_with == "latency_trend"
+    assert rows["latency_trend"].state == rows["latency_regression"].state == "resolved"
+    assert rows["latency_trend"].grouped_with == "latency_regression"
+    assert rows["latency_regression"].grouped_with is None

@@ -205,3 +205,90 @@ def test_a_busier_day_is_not_a_creep_but_a_creep_on_it_is() -> None:
     assert leak, [a.detail for a in alerts if a.t >= busy]
     assert creep <= leak[0].t <= creep + 20 * 60, [a.detail for a in leak]
     assert "today x1.2" in leak[0].detail
+
+
+def _feed(rules: Rules, minutes: range, value, release: str = "r1", history=None) -> list:
+    out = []
+    for i in minutes:
+        point = {"p95_ms": value(i), "p99_ms": value(i), "error_rate": 0.0, "rps": 5.0}
+        out += rules.evaluate(T0 + 60 * i, point, release=release, up=True, history=history)
+    return out
+
+
+def test_the_rule_that_paged_resolves_under_its_own_name() -> None:
+    rules = Rules({"latency_p99_ms": 100}, service="s", env="e")
+
+    def value(i: int) -> float:
+        return 40.0 if i < 12 else (300.0 if i < 30 else 40.0)
+
+    changes = _feed(rules, range(60), value)
+    pages = [c for c in changes if c.state == "firing" and not c.grouped_with]
+    assert [c.rule for c in pages] == ["latency_p99"]
+    joined = [c for c in changes if c.grouped_with]
+    assert joined and all(c.grouped_with == "latency_p99" for c in joined)
+    resolved = [c for c in changes if c.rule == "latency_p99" and c.state == "resolved"]
+    assert resolved and resolved[0].grouped_with is None
+
+
+def test_an_old_release_firing_does_not_swallow_a_new_release_page() -> None:
+    rules = Rules({"latency_p99_ms": 100}, service="s", env="e")
+    _feed(rules, range(20), lambda i: 40.0 if i < 12 else 150.0, release="r1")
+    later = _feed(rules, range(20, 60), lambda i: 150.0 + 40 * (i - 20), release="r2")
+    pages = [c for c in later if c.state == "firing" and not c.grouped_with]
+    assert any(c.release == "r2" for c in pages), [(c.rule, c.release) for c in later]
+
+
+def test_a_minute_without_data_holds_the_leak_against_the_past() -> None:
+    rows = [(T0 + i * 60, 40.0 + (i % 5)) for i in range(2 * 1440)]
+    history = history_of(rows)
+    rules = Rules({}, service="s", env="e", only=["latency_leak"])
+    start = 2 * 1440
+
+    def value(i: int) -> float | None:
+        return None if i == start + 40 else 70.0
+
+    changes = _feed(rules, range(start, start + 70), value, history=history)
+    firing = [c for c in changes if c.state == "firing"]
+    resolved = [c for c in changes if c.state == "resolved"]
+    assert len(firing) == 1 and not resolved, [(c.state, c.detail) for c in changes]
+
+
+def test_how_today_runs_survives_a_restart() -> None:
+    rows = cycle_rows(8, seed=17)
+    history = SeriesHistory()
+    rules = Rules({}, service="s", env="e", only=["latency_leak"])
+    today = T0 + 7 * DAY
+    changes = []
+    for t, v in rows:
+        if t >= today:
+            v *= 1.3
+        if t == today + 6 * 3600:
+            rules = Rules.from_dict(rules.to_dict())  # the collector restarts
+        point = {"p95_ms": v}
+        changes += rules.evaluate(t, point, release=None, up=True, history=history)
+        history.add("p95_ms", t, v)
+    after = [c for c in changes if c.state == "firing" and c.since_minute >= today + 6 * 3600]
+    assert not after, [c.detail for c in after]
+
+
+def test_the_trend_has_room_on_five_minute_points() -> None:
+    rows = [(T0 + i * 300, 40.0 * (1 + 0.03 * max(0, i - 50) * 5)) for i in range(90)]
+    alerts = backtest(rows, "p95_ms", {}, service="s", env="e")
+    assert any(a.rule == "latency_trend" and a.state == "firing" for a in alerts)
+
+
+def test_the_trend_places_samples_where_their_seconds_were() -> None:
+    """A release whose first minute had requests only in its last 10 s: that sample sits at
+    the minute's end, and the steep rise after it is still a trend (it was missed when the
+    sample was put in the middle: the fit then started below zero)."""
+    from core.alerts.trend import Trend
+
+    trend = Trend(min_slope=0.01)
+    start = 29_944_098 * 60
+    trend.update(start, 16.4, "r", [None, None, None, None, None, 16.4])
+    verdicts = [
+        trend.update(start + 60 * k, None, "r", [23.0 + 10 * (i + 6 * (k - 1)) for i in range(6)])
+        for k in (1, 2)
+    ]
+    assert verdicts[-1].breaching, verdicts[-1].detail
+    assert "since the release" in verdicts[-1].detail

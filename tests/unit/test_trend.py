@@ -260,8 +260,9 @@ def test_incremental_statistic_matches_mann_kendall_with_ties() -> None:
 
 def test_points_samples_and_window() -> None:
     detector = Trend(window_minutes=3, min_points=3)
-    detector.update(M0, 1.0, "r1", [1.0, float("nan"), 2.0])  # NaN skipped: 2 samples
-    assert [t * 60 - M0 for t, _ in detector.points] == pytest.approx([15.0, 45.0])
+    # NaN skipped, the others at their own third of the minute.
+    detector.update(M0, 1.0, "r1", [1.0, float("nan"), 2.0])
+    assert [t * 60 - M0 for t, _ in detector.points] == pytest.approx([10.0, 50.0])
     detector.update(M0 + 60, 3.0, "r1")
     detector.update(M0 + 120, float("nan"), "r1", None)
     verdict = detector.update(M0 + 180, 4.0, "r1")
