@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.alerts.alert_state import AlertState
-from core.alerts.detect import METRIC_LABELS, METRIC_UNITS, Cusum, Detector, Threshold, Verdict
+from core.alerts.detect import (
+    METRIC_LABELS,
+    METRIC_UNITS,
+    Cusum,
+    Detector,
+    Threshold,
+    Verdict,
+    format_value,
+)
 from core.alerts.regression import Regression
 from core.alerts.seasonal import Expectation
 from core.alerts.trend import Trend
@@ -87,7 +95,16 @@ class Rule:
                 return detector.update(minute, value, release, expected)
             if isinstance(detector, Trend):
                 level = expected.level if expected is not None else None
-                return detector.update(minute, value, release, samples, level)
+                verdict = detector.update(minute, value, release, samples, level)
+                if expected is None or value is None or not verdict.breaching:
+                    return verdict
+                usual = max(expected.level + 3 * expected.spread, 1.1 * expected.level)
+                if value > usual:
+                    return verdict
+                # Rising, but back to what this hour usually is (a dip that ends).
+                shown = format_value(expected.level, METRIC_UNITS[self.metric])
+                detail = f"{verdict.detail.split(',')[0]}, rising back to the usual {shown}"
+                return Verdict(False, value, verdict.threshold, expected.level, detail)
             return detector.update(minute, value, release)
         if self.kind == "down":
             verdict = self.detector.update(minute, 0.0 if up else 1.0)

@@ -349,9 +349,10 @@ class Rules:
 
     def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
         """How today runs against the past (:data:`TODAY_WINDOW`): the median ratio of the
-        values to their expectations between 3 hours and 30 minutes ago, 1 with fewer than
-        a third of those points. The leak rule's level is scaled by it, so that a busier
-        day, or a week of growth, is not a creep, while a creep of the last half hour is."""
+        values to their expectations between 3 hours and 30 minutes ago, at least 1, and 1
+        with fewer than a third of those points. The leak rule's level is scaled by it, so
+        that a busier day, or a week of growth, is not a creep, while a creep of the last
+        half hour is."""
         window = self._ratios.get(metric)
         if window is None:
             window = self._ratios[metric] = _Ratios()
@@ -360,7 +361,9 @@ class Rules:
         window.move(minute - TODAY_WINDOW[0], minute - TODAY_WINDOW[1])
         if window.count * self.interval * 3 < TODAY_WINDOW[0] - TODAY_WINDOW[1]:
             return 1.0
-        return window.median()
+        # Upward only: the rule looks for a rise, and a quiet morning scaled down would
+        # read the return to an ordinary afternoon as one.
+        return max(1.0, window.median())
 
     def _grouped(self, rule: Rule, transition: Transition) -> Transition:
         """``transition`` marked ``grouped_with`` the rule that paged for its incident: a

@@ -292,3 +292,12 @@ def test_the_trend_places_samples_where_their_seconds_were() -> None:
     ]
     assert verdicts[-1].breaching, verdicts[-1].detail
     assert "since the release" in verdicts[-1].detail
+
+
+def test_a_quiet_morning_does_not_make_an_ordinary_afternoon_a_creep() -> None:
+    rows = cycle_rows(8, seed=19)
+    today = T0 + 7 * DAY
+    quiet = [(t, v * 0.7 if today <= t < today + 5 * 3600 else v) for t, v in rows]
+    alerts = backtest(quiet, "p95_ms", {}, service="s", env="e")
+    pages = [a for a in alerts if a.pages and a.t >= today]
+    assert not pages, [a.detail for a in pages]
