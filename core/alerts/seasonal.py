@@ -17,7 +17,7 @@ How the level is found, for a point at time ``t``:
   those per-day levels. A release's leak yesterday, rolled back, is one day in seven.
   One expectation holds for the ``GRID`` (5 minutes) that holds ``t``: the windows are 10
   minutes wide, so it moves little within that.
-- ``season = "auto"`` (the default) picks, every six hours, the season that predicted the
+- ``season = "auto"`` (the default) picks, every twelve hours, the season that predicted the
   last day of history best (the smaller median absolute error, relative to the level):
   weekly where the weekends differ, daily where one day is like another; with less than a
   day of history, neither exists.
@@ -50,9 +50,9 @@ WEEK = 7 * DAY
 Season = Literal["auto", "daily", "weekly", "none"]
 SEASONS: tuple[str, ...] = ("auto", "daily", "weekly", "none")
 # How often "auto" chooses again, and over how much of the past.
-CHOOSE_EVERY = 6 * 3600
+CHOOSE_EVERY = 12 * 3600
 CHOOSE_OVER = DAY
-CHOOSE_SAMPLES = 48
+CHOOSE_SAMPLES = 24
 # Cached window levels (per metric, past times); a month of minutes fits.
 CACHE = 50_000
 # Seconds over which one expectation holds (module docstring).
