@@ -104,7 +104,9 @@ class Rule:
                 # Rising, but back to what this hour usually is (a dip that ends).
                 shown = format_value(expected.level, METRIC_UNITS[self.metric])
                 detail = f"{verdict.detail.split(',')[0]}, rising back to the usual {shown}"
-                return Verdict(False, value, verdict.threshold, expected.level, detail)
+                return Verdict(
+                    False, value, verdict.threshold, expected.level, detail, unit=verdict.unit
+                )
             return detector.update(minute, value, release)
         if self.kind == "down":
             verdict = self.detector.update(minute, 0.0 if up else 1.0)

@@ -275,8 +275,8 @@ class Rules:
         the regression rule holds no opinion and the leak rules use the release's start.
 
         Rules of one cause (:attr:`Rule.group`) page once: a rule that starts firing while
-        another of its group fires, or resolves while another still does, is a transition
-        ``grouped_with`` that one, which a store keeps and a pager does not announce.
+        another of its group fires for the same release is a transition ``grouped_with``
+        that one, and so is its resolution; a store keeps them, a pager announces neither.
 
         The open alerts whose line changed without a change of state (a new value, a new
         worst) are left in :attr:`refreshed`, dated ``minute``: a store that keeps each
@@ -300,8 +300,8 @@ class Rules:
         anchored: dict[str, Expectation] = {}
         leaks = {rule.metric for rule in self._rules.values() if rule.kind == "leak"}
         for name, found in expected.items():
-            if name not in leaks:
-                continue
+            if name not in leaks or found.season not in ("daily", "weekly"):
+                continue  # "before the release" is today's level already
             today = self._today(name, minute, point.get(name), found)
             if today != 1.0:
                 level = found.level * today
@@ -374,16 +374,19 @@ class Rules:
         joins that one's incident; its resolution, later, is grouped as its firing was.
         The rule that paged resolves under its own name (its page is answered)."""
         alert = rule.alert
-        if transition.state == "firing" and not transition.reopened:
-            alert.grouped_with = None
+        if transition.state == "pending":
+            alert.grouped_with = None  # a new episode: grouped when it fires, if at all
+        if transition.state == "firing":
+            alert.grouped_with = None  # a re-opening too: the one it joined may be over
             for other in self._rules.values():
                 paged = other.alert.status == "firing" and not other.alert.grouped_with
                 same = other.group == rule.group and other.alert.release == alert.release
                 if other is not rule and same and paged:
                     alert.grouped_with = other.name
                     break
-        if transition.state in ("firing", "resolved") and alert.grouped_with:
-            return replace(transition, grouped_with=alert.grouped_with)
+        grouped = alert.grouped_with if transition.state in ("firing", "resolved") else None
+        if grouped != transition.grouped_with:
+            return replace(transition, grouped_with=grouped)
         return transition
 
     def _step(
@@ -493,7 +496,11 @@ class Rules:
             # does not forget it for three hours.
             "today": {metric: window.to_list() for metric, window in self._ratios.items()},
             "rules": {
-                name: {"detector": rule.detector.to_dict(), "alert": rule.alert.to_dict()}
+                name: {
+                    "metric": rule.metric,
+                    "detector": rule.detector.to_dict(),
+                    "alert": rule.alert.to_dict(),
+                }
                 for name, rule in self._rules.items()
             },
         }
@@ -526,7 +533,9 @@ class Rules:
                 rule = rules._drift_rule(name.removeprefix("drift:"))
             if rule is None:
                 continue
-            rule.detector.load_state(saved.get("detector", {}))
+            # A detector that learned another series (a new leak_metric) starts afresh.
+            if saved.get("metric", rule.metric) == rule.metric:
+                rule.detector.load_state(saved.get("detector", {}))
             rule.alert = AlertState.from_dict(saved.get("alert", {}))
         return rules
 

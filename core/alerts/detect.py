@@ -567,6 +567,7 @@ class Cusum:
                 "last": self.last,
                 "score": self.score,
                 "against_past": self.against_past,
+                "without_past": self.without_past,
             },
         }
 
@@ -585,4 +586,5 @@ class Cusum:
         self.last = float(last) if last is not None else None
         self.score = float(state.get("score", 0.0))
         self.against_past = bool(state.get("against_past", False))
+        self.without_past = int(state.get("without_past", 0))
         return True

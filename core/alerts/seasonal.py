@@ -150,9 +150,12 @@ class Seasonal:
         self.max_days = max_days
         self.max_weeks = max_weeks
         self.before = before_minutes * 60
-        self._levels: OrderedDict[tuple[str, int], _Level | None] = OrderedDict()
-        self._chosen: dict[tuple[str, int], str | None] = {}
-        self._expected: dict[tuple[str, str, int], Expectation | None] = {}
+        # Cached by the history's ``source`` too (core.monitoring.history: the latencies of
+        # the proxy and of BentoML's buckets are two pasts).
+        self._source: str | None = None
+        self._levels: OrderedDict[tuple[str, str | None, int], _Level | None] = OrderedDict()
+        self._chosen: dict[tuple[str, str | None, int], str | None] = {}
+        self._expected: dict[tuple[str, str | None, str, int], Expectation | None] = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> Seasonal:
         # The cache holds what the past says, which no copy can change: shared, not copied
@@ -164,6 +167,7 @@ class Seasonal:
     ) -> Expectation | None:
         """The expectation of ``metric`` at ``t`` (None: no history to expect anything from).
         ``release_start``: when the release now live started (for "before the release")."""
+        self._source = getattr(history, "source", None)
         if self.season != "none":
             season = self._season(history, metric, t)
             if season is not None:
@@ -171,7 +175,7 @@ class Seasonal:
                 # wide, so the expectation moves little within one, and a replay of a month
                 # of minutes computes a fifth of them.
                 slot = t - t % GRID if self.interval < GRID else t
-                key = (metric, season, slot)
+                key = (metric, self._source, season, slot)
                 if key not in self._expected:
                     if len(self._expected) > 4096:
                         self._expected.clear()
@@ -189,7 +193,7 @@ class Seasonal:
         if self.season in ("daily", "weekly"):
             return self.season
         slot = t // CHOOSE_EVERY
-        key = (metric, slot)
+        key = (metric, self._source, slot)
         if key not in self._chosen:
             if len(self._chosen) > 64:
                 self._chosen.clear()
@@ -249,7 +253,7 @@ class Seasonal:
 
     def _level(self, history: History, metric: str, s: int) -> _Level | None:
         """The robust level of the window around past time ``s`` (cached)."""
-        key = (metric, s)
+        key = (metric, self._source, s)
         if key in self._levels:
             return self._levels[key]
         values = sorted(

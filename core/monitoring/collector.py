@@ -402,7 +402,7 @@ class Collector:
         # disorder: its latencies are all counted (core.monitoring.latency_log).
         final = watch.access.final(visit.now) if watch.access is not None else math.inf
         if not math.isfinite(final) and final < 0:
-            end = current - 60  # the log holds no time yet: the minute before waits
+            end = watch.last_minute + 60  # no time read from the log yet: nothing is judged
         else:
             end = current if final >= current else min(current, int(final - final % 60))
         # After a long stop, at most the last hour is caught up.

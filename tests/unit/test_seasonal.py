@@ -301,3 +301,42 @@ def test_a_quiet_morning_does_not_make_an_ordinary_afternoon_a_creep() -> None:
     alerts = backtest(quiet, "p95_ms", {}, service="s", env="e")
     pages = [a for a in alerts if a.pages and a.t >= today]
     assert not pages, [a.detail for a in pages]
+
+
+def test_the_pasts_of_two_latency_sources_are_cached_apart() -> None:
+    rows = cycle_rows(3, seed=23)
+    proxy = history_of(rows)
+    proxy.source = "proxy"  # type: ignore[attr-defined]
+    buckets = SeriesHistory()
+    buckets.source = "histogram"  # type: ignore[attr-defined]
+    seasonal = Seasonal("auto")
+    t = T0 + 2 * DAY + 600 * 60
+    assert seasonal.expect(buckets, "p95_ms", t) is None
+    found = seasonal.expect(proxy, "p95_ms", t + 60)
+    assert found is not None and found.season == "daily"
+
+
+def test_a_grouped_alert_that_comes_back_alone_pages() -> None:
+    """An alert grouped with one that paged, which re-opens within the cooldown after that
+    one resolved, pages: the incident it joined is over."""
+    from dataclasses import replace
+
+    rules = Rules({"latency_p99_ms": 100}, service="s", env="e")
+    changes = _feed(rules, range(20), lambda i: 40.0 if i < 12 else 300.0)
+    paged = next(c for c in changes if c.state == "firing" and not c.grouped_with)
+    joined = next(c for c in changes if c.state == "firing" and c.grouped_with)
+    assert joined.grouped_with == paged.rule
+    rules._rules[paged.rule].alert.status = "resolved"  # the incident that paged is over
+    again = rules._grouped(rules._rules[joined.rule], replace(joined, reopened=True))
+    assert again.grouped_with is None
+
+
+def test_a_new_leak_metric_starts_the_leak_detector_afresh() -> None:
+    rules = Rules({}, service="s", env="e", only=["latency_leak"])
+    _feed(rules, range(60), lambda i: 50.0 + (i % 3))
+    moved = Rules.from_dict(rules.to_dict(), policy={"leak_metric": "p99_ms"})
+    changes = []
+    for i in range(60, 80):
+        point = {"p95_ms": 50.0, "p99_ms": 150.0 + (i % 3)}
+        changes += moved.evaluate(T0 + 60 * i, point, release="r1", up=True)
+    assert not [c for c in changes if c.state == "firing"], [c.detail for c in changes]
