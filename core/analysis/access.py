@@ -3,7 +3,7 @@ writes it; docs/architecture.md): every request's time, whether it failed (5xx) 
 it took, and for mirrored requests whether the shadow's answer agreed with the stable's.
 
 Only the window is read: ``access.log.1`` (the lines before the last rotation) then
-``access.log``, each from an offset found by bisection (:mod:`core.analysis.seek`), and the
+``access.log``, each from an offset found by bisection (:mod:`core.targets.log_seek`), and the
 scan stops at the first line past ``until`` by more than the lines' disorder. What was read
 is kept (:class:`AccessTail`, per log, in this process) with where each file was read to,
 so the next measurement of a growing window reads only the lines written since: a rollout
@@ -28,8 +28,8 @@ from operator import and_, eq
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeGuard
 
-from core.analysis.seek import forward_lines, start_offset
-from core.targets.access_log import open_logs
+from core.targets.access_log import line_time, open_logs
+from core.targets.log_seek import forward_lines, start_offset
 from core.targets.monitor_log import parse_objects
 
 __all__ = ["AccessTail", "Records", "Requests", "Window", "forget", "read_window"]
@@ -191,7 +191,7 @@ class AccessTail:
                 status = os.fstat(handle.fileno())
                 offset = self.positions.get(status.st_ino)
                 if offset is None or offset > status.st_size:
-                    offset = start_offset(handle, status.st_size, self.floor, _time_of)
+                    offset = start_offset(handle, status.st_size, self.floor, line_time)
                 offset, stopped = self._scan(handle, offset, stop, window)
                 positions[status.st_ino] = offset
                 if stopped:
@@ -324,14 +324,6 @@ def _side(role: Any, release: Any, stable: str, canary: str, canary_role: str) -
     if role == canary_role:
         return "canary" if release in (None, canary) else None
     return None
-
-
-def _time_of(line: bytes) -> float | None:
-    try:
-        t = json.loads(line).get("t")
-    except (ValueError, AttributeError):
-        return None
-    return float(t) if _number(t) else None
 
 
 def _number(value: object) -> TypeGuard[int | float]:

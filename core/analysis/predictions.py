@@ -4,7 +4,7 @@ Each instance keeps its own ``bentoml.monitor`` logs under ``INSTANCE/monitoring
 (core/targets/monitor_log.py). They are read with :class:`MonitorReader` (its
 ``read_outcomes``: a row's time, request id, prediction and target, not its features),
 started at an offset found by bisection on the rows' ``timestamp``
-(:mod:`core.analysis.seek`), so a stable release that has served for a day costs the
+(:mod:`core.targets.log_seek`), so a stable release that has served for a day costs the
 window, not the day; the reader and the rows read are kept (:class:`RowsTail`, per monitor
 folder, in this process), so the next measurement reads only the rows logged since. The
 labels are the feedback imported with ``relman feedback`` (the metric store's ``feedback``
@@ -23,7 +23,7 @@ from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 
-from core.analysis.seek import start_offset
+from core.targets.log_seek import start_offset
 from core.targets.monitor_log import MonitorReader, Outcome, monitor_folders
 
 __all__ = ["RowsTail", "forget", "window_rows"]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from core.targets.access_log import open_logs
+from core.targets.access_log import line_time, open_logs
+from core.targets.log_seek import start_offset
 from core.targets.monitor_log import parse_objects
 from store.metrics.latency import SUB_BINS, SUB_SECONDS, LatencyRow
 from store.metrics.sketch import LogHistogram
@@ -39,8 +40,6 @@ READ_BUDGET = 8 * 1024 * 1024
 # Lines parsed at once (as one JSON array), and bytes of a file's first line that identify it.
 BATCH = 512
 HEAD_BYTES = 4096
-# Below this many bytes between the bounds, the bisection for the first start stops.
-CLOSE_ENOUGH = 16 * 1024
 
 # Values of one (minute, release, bin), gathered before they are counted.
 _Key = tuple[int, Any, int]
@@ -147,7 +146,7 @@ class AccessLatencyReader:
                 if known is not None:
                     offset = known.offset
                 elif self.fresh:
-                    offset = _seek(handle, status.st_size, self.floor - DISORDER)
+                    offset = start_offset(handle, status.st_size, self.floor - DISORDER, line_time)
                 else:
                     offset = 0  # a file new since the last read: all of it is new
                 end = self._scan(handle, offset, budget, values)
@@ -249,26 +248,6 @@ def _head(handle: BinaryIO) -> str | None:
     if not first.endswith(b"\n") and len(first) < HEAD_BYTES:
         return None
     return f"{len(first)}:{hashlib.blake2b(first, digest_size=8).hexdigest()}"
-
-
-def _seek(handle: BinaryIO, size: int, target: float) -> int:
-    """A line start at or before the first line whose time is at least ``target``, within
-    about CLOSE_ENOUGH bytes of it, by bisection over byte offsets (lines out of order by
-    less than DISORDER: the caller's ``target`` carries it)."""
-    low, high = 0, size
-    while high - low > CLOSE_ENOUGH:
-        middle = (low + high) // 2
-        handle.seek(middle - 1)
-        handle.readline()  # the rest of the line ``middle`` falls in
-        start = handle.tell()
-        line = handle.readline()
-        record = _parse(line) if line.endswith(b"\n") and start < high else None
-        t = record.get("t") if isinstance(record, dict) else None
-        if _number(t) and t < target:
-            low = start  # that line and those before it are earlier than the target
-        else:
-            high = middle
-    return low
 
 
 def _parse(line: bytes) -> Any:

@@ -9,6 +9,7 @@ environment keeps at most about twice ``max_bytes`` of access log.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -62,3 +63,15 @@ def open_logs(access_log: Path) -> list[BinaryIO]:
             continue
         handles.append(handle)
     return handles[::-1]
+
+
+def line_time(line: bytes) -> float | None:
+    """The time (``t``) of one access-log line, None when it has none (core.targets.log_seek
+    bisects the log by it)."""
+    try:
+        t = json.loads(line).get("t")
+    except (ValueError, AttributeError):  # not JSON (UnicodeDecodeError included), no object
+        return None
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        return None
+    return float(t)

@@ -1,6 +1,8 @@
 """Finding a time in a file of JSON lines written in (roughly) time order, by bisection over
 byte offsets: a window of the last minutes of a log of megabytes costs a few dozen reads,
-not the whole file, and nothing has to be remembered between measurements.
+not the whole file, and nothing has to be remembered between measurements. The rollout
+analysis (core.analysis) and the collector's latencies (core.monitoring.latency_log) both
+read the proxy's access log this way.
 """
 
 from __future__ import annotations
