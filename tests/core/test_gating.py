@@ -10,13 +10,13 @@ import pytest
 from core.config.model import Project, load_project
 from core.delivery.gating import gate_report, suite_outcomes
 from core.errors import UsageError
-from core.host.ports import free_ports
 from core.ledger.releases import ledger_path, open_ledger, record_candidate
 from core.lineage.candidate import candidates
 from core.testing.results import TestEvent
 from core.testing.suites import SUITE_NODEID_PREFIX, ProgressThrottle, run_tests
 from store import Ledger, ReleaseNotFound, TestResultRecord
 from tests.core.conftest import DvcRepo, git
+from tests.ports import worker_ports
 
 RELMAN_TOML = """\
 [project]
@@ -61,7 +61,7 @@ min_absolute_change = -0.01
 def project(dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.setenv("RELMAN_USER", "promoter@example.invalid")
     # The gate checks the environments' ports: ones free now, not whatever 18001 holds.
-    dev, staging = free_ports(2, start=18001)
+    dev, staging = worker_ports(2)
     ports = RELMAN_TOML.replace("18001", str(dev)).replace("18002", str(staging))
     dvc_repo.write("relman.toml", ports)
     dvc_repo.write("tests/test_nothing.py", "def test_nothing():\n    pass\n")

@@ -16,7 +16,6 @@ import pytest
 
 from core.config.model import Project, load_project
 from core.delivery.gating import candidate_artifacts, evaluate_release
-from core.host.ports import free_ports
 from core.host.processes import this_host
 from core.ledger.releases import open_ledger, record_candidate
 from core.lineage.candidate import project_candidates
@@ -24,6 +23,7 @@ from core.monitoring.collector_process import metrics_path
 from screens.actions import Subject, plan_promote
 from store.metrics.store import MetricStore
 from tests.core.conftest import DvcRepo
+from tests.ports import worker_ports
 from tui.cli import run
 
 LINE = "error rate 31.7% (worst 33.0%) > 5.0% for 4 min"
@@ -34,7 +34,7 @@ BLOCKED = "It will be blocked: order: dev has a firing alert for this release: e
 def project(dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch) -> Project:
     """svc: dev, then staging (no suites, gates nor approvals: only the order can block)."""
     monkeypatch.setenv("RELMAN_USER", "oncall@example.invalid")
-    dev, staging = free_ports(2, start=18401)  # the gate checks them: free ones, now
+    dev, staging = worker_ports(2)  # the gate checks them: free ones, now
     dvc_repo.write(
         "relman.toml",
         f"""\

@@ -24,9 +24,9 @@ import pytest
 
 from core.config.model import Project, load_project
 from core.errors import BlockedError, ReadOnlyError, UsageError
-from core.host.ports import free_ports
 from core.scaffold.demo import TEMPLATE_DIR
 from core.traffic import load as traffic
+from tests.ports import worker_ports
 from tests.waiting import wait_for
 
 TEMPLATE = TEMPLATE_DIR
@@ -255,7 +255,7 @@ class _Server:
 
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Project, _Server]]:
-    (port,) = free_ports(1, start=21000 + os.getpid() % 20000)
+    (port,) = worker_ports(1)
     project = make_project(tmp_path / "p", port=port)
     folder = project.state_dir / "envs/iris/dev/instances/abc-1234"
     folder.mkdir(parents=True)
@@ -383,7 +383,7 @@ def test_target_canary_puts_the_fault_into_the_candidate(
 ) -> None:
     """The stand-in answers 500 while the candidate's fault file says so; the stable's
     folder never gets one."""
-    (port,) = free_ports(1, start=22000 + os.getpid() % 20000)
+    (port,) = worker_ports(1)
     project = make_project(tmp_path / "p", port=port)
     instances = project.state_dir / "envs/iris/dev/instances"
     stable, canary = instances / "abc-1234", instances / "def-5678"
@@ -428,7 +428,7 @@ def test_target_canary_without_a_rollout_is_blocked(live: tuple[Project, _Server
 
 
 def test_connection_refused_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (port,) = free_ports(1, start=23000 + os.getpid() % 20000)
+    (port,) = worker_ports(1)
     project = make_project(tmp_path / "p", port=port)
     monkeypatch.setattr(traffic, "serving", lambda *_: traffic.Serving("x:1", None, None))
     report = traffic.run_traffic(project, "iris", "dev", rate=20, duration=0.25, log=print)

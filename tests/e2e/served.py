@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from core.host.ports import free_ports
 from core.host.processes import end_processes, processes_mentioning
 from tests.e2e.conftest import Demo
+from tests.ports import worker_ports
 from tests.waiting import wait_for
 
 BIN = str(Path(sys.executable).parent)
@@ -66,7 +66,7 @@ def copy_demo(demo: Demo, root: Path) -> Path:
     config = root / "relman.toml"
     text = config.read_text()
     old = ports_of(root)
-    new = free_ports(len(old), start=20000 + os.getpid() % 20000)
+    new = worker_ports(len(old))
     for (env, port), fresh in zip(old.items(), new, strict=True):
         text = text.replace(
             f"[environments.{env}]\nport = {port}", f"[environments.{env}]\nport = {fresh}"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from core.host.ports import free_ports
 from tests.e2e.served import (
     git,
     ports_of,
@@ -17,6 +16,7 @@ from tests.e2e.served import (
     served,
     served_count,
 )
+from tests.ports import worker_ports
 
 pytestmark = pytest.mark.e2e
 __all__ = ["served"]  # the fixture, imported for pytest
@@ -29,7 +29,7 @@ def test_a_committed_port_change_is_the_same_release_on_the_new_port(served: Pat
     release, version = first["release"], first["version"]
     ports = ports_of(root)
     old = ports["dev"]
-    new = free_ports(1, start=old + 50, avoid=ports.values())[0]
+    new = worker_ports(1, avoid=ports.values())[0]
     config = root / "relman.toml"
     config.write_text(config.read_text().replace(f"port = {old}\n", f"port = {new}\n", 1))
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from core.host.ports import free_ports
 from tests.e2e.served import (
     environments,
     git,
@@ -23,6 +22,7 @@ from tests.e2e.served import (
     served,
     served_count,
 )
+from tests.ports import worker_ports
 
 pytestmark = pytest.mark.e2e
 __all__ = ["served"]  # the fixture, imported for pytest
@@ -177,7 +177,7 @@ def test_moved_port_and_deleted_state_folders(served: Path) -> None:
     assert first["_exit"] == 0, first["_stderr"]
     config = root / "relman.toml"
     old = ports_of(root)["dev"]
-    new = free_ports(1, start=old + 50)[0]
+    new = worker_ports(1)[0]
     config.write_text(config.read_text().replace(f"port = {old}\n", f"port = {new}\n", 1))
     git(root, "commit", "-qam", "dev moves")
     assert relman(root, "--batch", "test").returncode == 0
