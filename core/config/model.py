@@ -14,18 +14,23 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from core.config.common import (
+    _NAME_MESSAGE,
+    _NAMES,
+    NAME_PATTERN,
+    PolicyMatch,
+    Strategy,
+)
+from core.config.pipelines import (
+    PipelinesConfig,
+    WatchConfig,
+    check_pipelines,
+    check_watch,
+)
 from core.config.schema import Model, SchemaError
 from core.errors import ConfigError, UsageError
 
 CONFIG_NAME = "relman.toml"
-# Services and environments become GTO names and stages in git tags, which must end in a
-# letter or digit.
-NAME_PATTERN = r"^[a-z](?:[a-z0-9_-]*[a-z0-9])?$"
-_NAME_MESSAGE = (
-    "name {key!r} must start with a lowercase letter, end with a letter or digit, and hold "
-    "only lowercase letters, digits, '-' and '_'"
-)
-_NAMES = {"key_pattern": NAME_PATTERN, "key_message": _NAME_MESSAGE}
 
 # The models are frozen, keyword-only dataclasses checked by core/config/schema.py: the annotation
 # says what a key holds, ``metadata`` its constraints.
@@ -112,36 +117,6 @@ FLOAT_PARAMETERS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True, kw_only=True)
-class PolicyMatch(Model):
-    """Which (service, env) a rule or conditional value applies to: every key given must
-    match; each is a glob (``prod*``) or a list of globs (any of them)."""
-
-    service: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
-    env: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
-    target: str | list[str] | None = field(default=None, metadata={"item_min_length": 1})
-
-    def patterns(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for key in ("service", "env", "target"):
-            value = getattr(self, key)
-            if value is not None:
-                found[key] = [value] if isinstance(value, str) else list(value)
-        return found
-
-    def matches(self, *, service: str, env: str, target: str) -> bool:
-        subject = {"service": service, "env": env, "target": target}
-        return all(
-            any(fnmatch.fnmatchcase(subject[key], pattern) for pattern in patterns)
-            for key, patterns in self.patterns().items()
-        )
-
-    def describe(self) -> str:
-        """``env=prod, service=iris*``; ``everything`` for an empty match."""
-        parts = [f"{key}={'|'.join(patterns)}" for key, patterns in self.patterns().items()]
-        return ", ".join(parts) or "everything"
-
-
-@dataclass(frozen=True, kw_only=True)
 class ConditionalParameters(MonitoringParameters):
     """One ``[[...when]]`` entry: parameters that apply where ``match`` does."""
 
@@ -206,8 +181,6 @@ class EnvironmentConfig(Model):
 # ------------------------------------------------------------------- rollouts and analysis
 # docs/rollouts.md; the plan a rollout runs is core/delivery/rollout_plan.py's business.
 
-STRATEGIES = ("all-at-once", "canary", "shadow")
-Strategy = Literal["all-at-once", "canary", "shadow"]
 CHECKS = ("error-rate", "latency", "prediction-mix", "shadow-agreement", "accuracy")
 Check = Literal["error-rate", "latency", "prediction-mix", "shadow-agreement", "accuracy"]
 
@@ -337,6 +310,8 @@ class RelmanConfig(Model):
     gates: dict[str, GateConfig] = field(default_factory=dict, metadata=_NAMES)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     analysis: dict[str, AnalysisConfig] = field(default_factory=dict, metadata=_NAMES)
+    pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
 
     @property
     def environment_order(self) -> list[str]:
@@ -476,6 +451,16 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
         seen[key] = env_name
     _check_monitoring(config, line_of, shown)
     _check_rollouts(config, line_of, shown)
+    if config.pipelines.named or config.pipelines.assign or config.pipelines.fields_set:
+        check_pipelines(
+            config.pipelines,
+            config.environment_order,
+            {name: env.approvals for name, env in config.environments.items()},
+            line_of,
+            shown,
+        )
+    if config.watch.poll != "5s" or config.watch.debounce != "10s":
+        check_watch(config.watch, line_of, shown)
 
 
 def _check_rollouts(

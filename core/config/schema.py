@@ -81,6 +81,15 @@ def _plan(cls: type) -> list[tuple[str, Any, Mapping[str, Any], bool]]:
     return plan
 
 
+def _rest_field(cls: type) -> tuple[str, Any, Mapping[str, Any]] | None:
+    """The field (name, annotation, constraints) that takes a table's keys no other field
+    names: ``metadata={"rest": True}`` on a ``dict[str, X]`` field."""
+    for name, kind, rules, _ in _plan(cls):
+        if rules.get("rest"):
+            return name, kind, rules
+    return None
+
+
 def _is_model(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, Model)
 
@@ -90,10 +99,12 @@ def _build_model(cls: type, data: Any, loc: Location, problems: list[Problem]) -
         _problem(problems, loc, "input should be a table", data)
         return _BAD
     plan = _plan(cls)
-    known = {name for name, *_ in plan}
+    known = {name for name, _, rules, _ in plan if not rules.get("rest")}
     values: dict[str, Any] = {}
     before = len(problems)
     for name, kind, rules, required in plan:
+        if rules.get("rest"):
+            continue
         if name not in data:
             if required:
                 problems.append(
@@ -103,7 +114,17 @@ def _build_model(cls: type, data: Any, loc: Location, problems: list[Problem]) -
         value = _check(kind, data[name], rules, (*loc, name), problems)
         if value is not _BAD:
             values[name] = value
-    for key in data:
+    rest = _rest_field(cls)
+    extra = {key: data[key] for key in data if key not in known}
+    if rest is not None and extra:
+        # The table's other keys are the entries of this dict field ([pipelines.NAME] beside
+        # [[pipelines.assign]]), each at its own location.
+        name, kind, rules = rest
+        checked = _check(kind, extra, rules, loc, problems)
+        if checked is not _BAD:
+            values[name] = checked
+        extra = {}
+    for key in extra:
         if key not in known:
             problems.append(
                 {
@@ -171,7 +192,7 @@ def _check_union(
         return _check(options[0], value, rules, loc, problems)
     # Pick the option whose shape fits (a string or a list); report that option's problem.
     for option in options:
-        origin = typing.get_origin(option) or option
+        origin = Mapping if _is_model(option) else (typing.get_origin(option) or option)
         if isinstance(value, origin):
             return _check(option, value, rules, loc, problems)
     names = " or ".join(_describe(option) for option in options)
@@ -180,6 +201,8 @@ def _check_union(
 
 def _describe(kind: Any) -> str:
     origin = typing.get_origin(kind) or kind
+    if _is_model(kind):
+        return "a table"
     return {str: "a string", list: "a list", dict: "a table", int: "an integer"}.get(
         origin, getattr(origin, "__name__", str(origin))
     )

@@ -134,13 +134,9 @@ def _release_service(
     cand = lineage[service]
     document["release"] = cand.release
     document["lineage"] = _lineage(cand.to_dict())
-    problems = list(cand.problems)
-    if cand.git.dirty:
-        files = ", ".join(cand.git.dirty_files[:3]) or "the working tree"
-        problems.insert(0, f"uncommitted changes ({files}); commit them first")
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        detail = problems[0] + more
+    blocked = cand.verify_line()
+    if blocked is not None:
+        detail = blocked
         steps.append(step("verify", "failed", time.perf_counter() - started, detail))
         log(f"failed  verify  {detail}")
         document.update(ok=False, exit_code=1, error=f"verify: {detail}")

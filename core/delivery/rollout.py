@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.cancel import CancelSignal
+from core.config.common import Strategy
 from core.config.durations import parse_duration
-from core.config.model import Project, Strategy
+from core.config.model import Project
 from core.delivery.deploy import Steps, deploy, lock
 from core.delivery.rollout_plan import PlanStep, analysis_config, describe_plan
 from core.errors import REPORTED, BlockedError, InfraError, ReleaseError

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
+from core.config.common import STRATEGIES, Strategy
 from core.config.durations import format_duration, parse_duration
-from core.config.model import STRATEGIES, AnalysisConfig, Project, RolloutStepConfig, Strategy
+from core.config.model import AnalysisConfig, Project, RolloutStepConfig
 from core.errors import UsageError
 
 StepKind = Literal["weight", "pause", "analysis"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
 from core.errors import UsageError
+from core.ledger.pipeline_runs import seen_status
 from core.ledger.releases import find_release, open_ledger
 from core.ledger.runs import as_seen
 from core.lineage.candidate import project_candidates
@@ -16,6 +17,7 @@ from core.lineage.dvcinfo import flat_view
 from core.lineage.gitinfo import commits_between, tags
 from core.lineage.gto import GtoEvent, gto_events
 from store import HistoryEntry, ReleaseRecord, RunRecord
+from store.ledger.pipelines import PipelineRunRecord
 from store.ledger.records import run_summary
 
 if TYPE_CHECKING:
@@ -70,6 +72,10 @@ def _entry(entry: HistoryEntry) -> EntryDocument:
         # Left by a relman that ended: interrupted, if only a read-only session saw it yet.
         run = as_seen(entry.record)
         status, summary = run.status, run_summary(run, entry.version)
+    elif isinstance(entry.record, PipelineRunRecord) and status == "running":
+        status = seen_status(entry.record)
+        if status != "running":
+            summary = summary.removesuffix(": running") + f": {status} (its relman ended)"
     return {
         "kind": entry.kind,
         "at": entry.at,

@@ -68,6 +68,19 @@ class Candidate:
         """The tree differs from its commit in what the release serves: no release."""
         return is_dirty_id(self.release)
 
+    def verify_line(self) -> str | None:
+        """What stops this candidate from being released, in one line (uncommitted changes
+        first, then the lineage problems, with how many more there are); None when nothing
+        does. The ``verify`` step of `relman release` and of pipelines says it."""
+        problems = list(self.problems)
+        if self.git.dirty:
+            files = ", ".join(self.git.dirty_files[:3]) or "the working tree"
+            problems.insert(0, f"uncommitted changes ({files}); commit them first")
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return problems[0] + more
+
     def to_dict(self) -> CandidateDocument:
         """The ``candidate`` of the ``status`` document (docs/json.md)."""
         return {

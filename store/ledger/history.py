@@ -1,4 +1,5 @@
-"""One timeline of releases, runs, promotions, rollbacks and approvals, newest first.
+"""One timeline of releases, runs, pipeline runs, promotions, rollbacks and approvals,
+newest first.
 
 Pages are cut by keyset, not OFFSET: an entry's position is ``(at, source, key)`` and a
 cursor is the position of the last entry shown, so the next page starts strictly after it
@@ -17,6 +18,7 @@ from sqlite_utils import Database
 
 from store.errors import InvalidRequest
 from store.ledger.db import iso
+from store.ledger.pipelines import PipelineRunRecord, run_record
 from store.ledger.records import (
     ApprovalRecord,
     PromotionRecord,
@@ -29,8 +31,8 @@ from store.ledger.records import (
     run_summary,
 )
 
-EntryKind = Literal["release", "run", "promotion", "rollback", "approval"]
-Record = ReleaseRecord | RunRecord | PromotionRecord | ApprovalRecord
+EntryKind = Literal["release", "run", "pipeline", "promotion", "rollback", "approval"]
+Record = ReleaseRecord | RunRecord | PromotionRecord | ApprovalRecord | PipelineRunRecord
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class _Source:
 # Sorted by name: the order of sources at an equal timestamp, which cursors rely on.
 _SOURCES = (
     _Source("approval", "approvals", "at", True),
+    _Source("pipeline", "pipeline_runs", "started_at", False),
     _Source("promotion", "promotions", "started_at", True),
     _Source("release", "releases", "created_at", False),
     _Source("run", "runs", "started_at", True),
@@ -100,7 +103,11 @@ def history(
             candidates.append((key, row, source))
     candidates.sort(key=lambda item: item[0], reverse=True)
     page = candidates[:limit]
-    referenced = {row["release_id"] for _, row, source in page if source.name != "release"}
+    referenced = {
+        row.get("release_id", row.get("release"))
+        for _, row, source in page
+        if source.name != "release"
+    }
     versions = _versions(db, {release_id for release_id in referenced if release_id})
     entries = tuple(_entry(key, row, source, versions) for key, row, source in page)
     more = len(candidates) > limit
@@ -235,6 +242,25 @@ def _entry(
             summary=f"{verb}: {promotion.status}"
             + (f" ({promotion.reason})" if promotion.reason else ""),
             record=promotion,
+            cursor=cursor,
+        )
+    if source.name == "pipeline":
+        pipeline = run_record(row)
+        version = versions.get(pipeline.release) if pipeline.release else None
+        what = f" of {_label(pipeline.release, version)}" if pipeline.release else ""
+        outcome = pipeline.status + (f" ({pipeline.detail})" if pipeline.detail else "")
+        return HistoryEntry(
+            kind="pipeline",
+            at=at,
+            service=pipeline.service,
+            env=None,
+            release_id=pipeline.release,
+            version=version,
+            actor=pipeline.actor,
+            status=pipeline.status,
+            summary=f"pipeline {pipeline.pipeline} run #{pipeline.id}{what} "
+            f"({pipeline.trigger}: {pipeline.reason}): {outcome}",
+            record=pipeline,
             cursor=cursor,
         )
     approval = approval_from_row(row)

@@ -23,12 +23,13 @@ from store.ledger.migrations import (
     migrate,
     schema_version,
 )
+from store.ledger.pipelines import PipelinesMixin
 from store.ledger.releases import ReleasesMixin
 from store.ledger.rollouts import RolloutsMixin
 from store.ledger.runs import RunsMixin
 
 
-class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin, RolloutsMixin):
+class Ledger(ReleasesMixin, RunsMixin, DeploymentsMixin, RolloutsMixin, PipelinesMixin):
     """Releases, runs, test results, promotions, approvals, rollouts, environment state and
     the hash-chained audit log of one project. Every mutating method writes its change and its
     audit event in one transaction."""

@@ -222,7 +222,65 @@ _V3_SQL = [
 ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_ledger_tables, _v2_promotion_holder, _v3_rollouts)
+def _v4_pipeline_runs(db: Database) -> None:
+    """Pipeline runs as recorded state machines: one row per run (its pipeline, service,
+    trigger and reason, status, the release it made, the process driving it) and one row per
+    step (status, attempts, times, detail, kept output lines, what it produced). At most one
+    open (running or waiting) run per pipeline and service."""
+    for statement in _V4_SQL:
+        db.execute(statement)
+
+
+_V4_SQL = [
+    """CREATE TABLE pipeline_runs (
+        id INTEGER PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        service TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN
+            ('running', 'waiting', 'passed', 'failed', 'interrupted', 'cancelled')),
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        release TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        context TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(context)),
+        actor TEXT NOT NULL,
+        pid INTEGER,
+        host TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+    ) STRICT""",
+    "CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline, service, id)",
+    # history's timeline: by time, and by service and time
+    "CREATE INDEX pipeline_runs_by_time ON pipeline_runs (started_at, id)",
+    "CREATE INDEX pipeline_runs_by_service ON pipeline_runs (service, started_at, id)",
+    """CREATE UNIQUE INDEX pipeline_runs_open ON pipeline_runs (pipeline, service)
+        WHERE status IN ('running', 'waiting')""",
+    """CREATE TABLE pipeline_steps (
+        run_id INTEGER NOT NULL REFERENCES pipeline_runs (id),
+        position INTEGER NOT NULL CHECK (position >= 0),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN
+            ('pending', 'running', 'passed', 'failed', 'waiting', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        finished_at TEXT,
+        seconds REAL NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '',
+        output TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(output)),
+        result TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(result)),
+        PRIMARY KEY (run_id, position)
+    ) STRICT""",
+]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_ledger_tables,
+    _v2_promotion_holder,
+    _v3_rollouts,
+    _v4_pipeline_runs,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

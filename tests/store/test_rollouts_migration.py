@@ -69,13 +69,17 @@ def test_a_version_2_ledger_is_upgraded_in_place(
     path = _write_version_2_ledger(tmp_path, monkeypatch)
     events_before = _audit_rows(path)
     # Read-only sessions may not upgrade it, and say which command does.
-    with pytest.raises(SchemaTooOld, match="schema 2 is older than this relman's 3"):
+    with pytest.raises(
+        SchemaTooOld, match=f"schema 2 is older than this relman's {SCHEMA_VERSION}"
+    ):
         Ledger.open(path, readonly=True)
-    with pytest.raises(SchemaTooOld, match="schema 2 is older than this relman's 3"):
+    with pytest.raises(
+        SchemaTooOld, match=f"schema 2 is older than this relman's {SCHEMA_VERSION}"
+    ):
         open_rollouts(path)
 
     with open_ledger(tmp_path) as ledger:
-        assert ledger.schema_version == SCHEMA_VERSION == 3
+        assert ledger.schema_version == SCHEMA_VERSION >= 3
         assert _audit_rows(path) == events_before  # the chain as it was, nothing rewritten
         assert ledger.open_rollouts() == [] and ledger.latest_rollout("fraud", "prod") is None
         state = ledger.environment_state("fraud", "prod")
