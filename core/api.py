@@ -4,7 +4,7 @@ these functions and nothing deeper; each returns plain data or raises a ReleaseE
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -37,6 +37,7 @@ __all__ = [
     "approve",
     "audit_verify",
     "build",
+    "ci_workflow",
     "create_demo",
     "current_user",
     "diff",
@@ -56,6 +57,11 @@ __all__ = [
     "metrics",
     "monitor",
     "overview",
+    "pipeline_explain",
+    "pipeline_list",
+    "pipeline_resume",
+    "pipeline_run",
+    "pipeline_runs",
     "policy_backtest",
     "policy_explain",
     "progress_lines",
@@ -74,6 +80,9 @@ __all__ = [
     "traffic",
     "traffic_detached",
     "traffic_stop",
+    "watch",
+    "watch_detached",
+    "watcher_status",
 ]
 
 
@@ -452,8 +461,175 @@ def down(
 ) -> dict[str, Any]:
     """Stop the locally served environments (all, or ``env``)."""
     from core.delivery.environments import down as _down
+    from core.pipelines.watch_process import stop_watcher
 
-    return _down(project, env, read_only=read_only, log=log or _quiet)
+    say = log or _quiet
+    if env is None and not read_only and stop_watcher(project):
+        say("stopped the watcher")
+        document = _down(project, env, read_only=read_only, log=say)
+        document.setdefault("stopped", []).append(
+            {"service": None, "env": None, "stopped": True, "watcher": True}
+        )
+        return document
+    return _down(project, env, read_only=read_only, log=say)
+
+
+# ------------------------------------------------------------------ pipelines and triggers
+
+
+def pipeline_list(project: Project) -> dict[str, Any]:
+    """Every pipeline (the built-in ``release`` unless redefined), its steps and triggers,
+    and the services each is assigned to."""
+    from core.pipelines.definition import listing
+
+    return listing(project.config)
+
+
+def pipeline_explain(project: Project, name: str, service: str | None = None) -> dict[str, Any]:
+    """Pipeline ``name`` for ``service``: each step's timeout, retries and strategy, and
+    the layer that set each."""
+    from core.pipelines.definition import explain
+
+    return explain(project.config, name, _one_service(project, service, f"pipeline {name}"))
+
+
+def pipeline_run(
+    project: Project,
+    name: str,
+    service: str | None = None,
+    *,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    junit: Path | None = None,
+    summary: Path | None = None,
+) -> dict[str, Any]:
+    """Start pipeline ``name`` for ``service`` and drive it to its end, a wait for an
+    approval (exit 1, ``waiting_for`` says what to run) or a failure."""
+    from core.pipelines.runner import run_pipeline
+
+    return run_pipeline(
+        project,
+        name,
+        service,
+        read_only=read_only,
+        log=log or _quiet,
+        cancel=cancel,
+        junit=junit,
+        summary=summary,
+    )
+
+
+def pipeline_resume(
+    project: Project,
+    run_id: int,
+    *,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Take over run ``run_id`` (waiting, or left by a relman that died) and drive it on."""
+    from core.pipelines.runner import resume
+
+    return resume(project, run_id, read_only=read_only, log=log or _quiet, cancel=cancel)
+
+
+def pipeline_runs(
+    project: Project,
+    *,
+    pipeline: str | None = None,
+    service: str | None = None,
+    limit: int = 20,
+) -> dict[str, Any]:
+    """The newest runs with their steps, and the watcher's state."""
+    from core.pipelines.runner import runs_document
+    from core.pipelines.watch import watcher_status as _status
+
+    document = runs_document(project, pipeline=pipeline, service=service, limit=limit)
+    document["watcher"] = _status(project)
+    return document
+
+
+def watcher_status(project: Project) -> dict[str, Any]:
+    """Whether the project's watcher runs, and what it last started."""
+    from core.pipelines.watch import watcher_status as _status
+
+    return _status(project)
+
+
+def watch(
+    project: Project,
+    *,
+    once: bool = False,
+    read_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """The watcher in this process, until ``stop`` is set (or one round with ``once``)."""
+    from core.errors import ReadOnlyError
+    from core.pipelines.watch import watch as _watch
+
+    if read_only:
+        raise ReadOnlyError("read-only mode: relman watch starts pipelines, so it is refused")
+    return _watch(project, once=once, log=log or _quiet, stop=stop or threading.Event())
+
+
+def watch_detached(project: Project, *, read_only: bool = False) -> dict[str, Any]:
+    """Start the watcher in the background; ``{"ok", "pid", "log"}``."""
+    from core.errors import ReadOnlyError
+    from core.pipelines.watch import LOG_NAME
+    from core.pipelines.watch_process import start_watcher
+
+    if read_only:
+        raise ReadOnlyError("read-only mode: relman watch starts pipelines, so it is refused")
+    pid = start_watcher(project)
+    return {"ok": True, "pid": pid, "log": str(project.state_dir / LOG_NAME)}
+
+
+def ci_workflow(
+    project: Project,
+    kind: str,
+    *,
+    out: Path | None = None,
+    pipelines: Sequence[str] = (),
+    branch: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """`relman ci github|gitlab`: write the CI workflow that runs relman --batch (docs/ci.md)."""
+    from core.ci.files import write_ci
+    from core.config.pipelines import steps_of
+    from core.pipelines.definition import assigned
+
+    config = project.config
+    uses: list[tuple[str, str | None, list[str], list[str]]] = []
+    for name, pipeline in config.pipelines.named.items():
+        on = [str(trigger) for trigger in pipeline.on]
+        kinds = [step.kind for step in steps_of(pipeline)]
+        served: list[str | None] = [s for s in config.services if name in assigned(config, s)]
+        uses += [(name, service, on, kinds) for service in served or [None]]
+    return write_ci(
+        project.root,
+        config.project.name,
+        kind,
+        uses,
+        chosen=pipelines,
+        out=out,
+        force=force,
+        branch=branch,
+        project_python=config.project.python,
+    )
+
+
+def _one_service(project: Project, service: str | None, what: str) -> str:
+    from core.errors import UsageError
+
+    services = list(project.config.services)
+    if service is None:
+        if len(services) > 1:
+            raise UsageError(f"{what}: give --service (services: {', '.join(services)})")
+        return services[0]
+    project.config.check_names(service=service)
+    return service
 
 
 def release(

@@ -80,16 +80,29 @@ def build_parser(*, with_verbs: bool = True) -> argparse.ArgumentParser:
 
     from tui.commands import (
         build,
+        ci,
         delivery,
         lineage,
         monitoring,
+        pipeline,
         policy,
         rollout,
         testing,
         traffic,
     )
 
-    for module in (lineage, testing, build, delivery, rollout, monitoring, policy, traffic):
+    for module in (
+        lineage,
+        testing,
+        build,
+        delivery,
+        rollout,
+        pipeline,
+        ci,
+        monitoring,
+        policy,
+        traffic,
+    ):
         module.add_parsers(verbs)
     return parser
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from textual.driver import Driver
 
 # What SIGHUP and SIGTERM do to a verb (the top-level command).
-CANCELLED = frozenset({"test", "build", "release"})  # stop halfway, through ``cancel``
+CANCELLED = frozenset({"test", "build", "release", "pipeline", "watch"})  # through ``cancel``
 FINISHED = frozenset({"promote", "rollback", "down", "approve"})  # never cut in half
 SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 

@@ -44,7 +44,7 @@ def test_help_lists_only_built_verbs() -> None:
     # every verb of the command-line contract (README.md's table of commands) exists
     design = {"demo", "init", "status", "history", "diff", "test", "gate", "build", "promote",
               "approve", "rollback", "release", "monitor", "metrics", "feedback", "alerts",
-              "policy", "traffic", "audit", "down"}  # fmt: skip
+              "policy", "traffic", "audit", "down", "pipeline", "watch", "ci"}  # fmt: skip
     assert design <= _verbs()
 
 

@@ -1,0 +1,378 @@
+"""`relman watch`: start the assigned pipelines when a new commit lands on the watched branch
+or DVC-tracked data changes, and carry on the runs that wait or were interrupted.
+
+One watcher per project: it holds an exclusive lock on ``.relman/watch.lock`` for its life
+(a killed watcher releases it with its process). What it knows between polls is in
+``.relman/watch.json`` (the branch head it last saw, the data change each pipeline last
+started on, the run it last started), written atomically, so a restarted watcher neither
+misses a commit nor starts a second run for the same change. Each poll, in order:
+
+1. runs of this project left ``interrupted`` (their driver died) or ``waiting`` for an
+   approval that has now been given are taken over and driven on;
+2. a new head on the watched branch starts the pipelines with ``on = ["commit"]`` (a commit a
+   pipeline run made does not start that same pipeline again);
+3. a data change (the workspace differs from what DVC recorded) that has stayed the same for
+   ``[watch] debounce`` starts the pipelines with ``on = ["data"]`` of the services whose
+   data it is, once per change.
+
+At most one run per pipeline and service is open at a time (the ledger refuses a second); a
+change seen meanwhile starts its run once that one has ended. Runs are driven in this
+process, one at a time; SIGTERM stops the watcher after leaving the run in progress
+``interrupted``, to be resumed by the next watcher or `relman pipeline resume`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from core.config.durations import parse_duration
+from core.config.model import Project
+from core.errors import BlockedError, UsageError
+from core.host.processes import this_host
+from core.ledger.steps import Log
+from core.pipelines.definition import assigned, declared
+
+STATE_NAME = "watch.json"
+LOCK_NAME = "watch.lock"
+LOG_NAME = "watch.log"
+
+
+@dataclass
+class WatchState:
+    """What the watcher remembers between polls (and restarts)."""
+
+    head: str | None = None
+    branch: str | None = None
+    triggered: dict[str, str] = field(default_factory=dict)  # "pipeline/service" -> change
+    last_started: dict[str, Any] | None = None
+    pid: int | None = None
+    host: str | None = None
+    started: str | None = None
+    last_poll: str | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def state_path(project: Project) -> Path:
+    return project.state_dir / STATE_NAME
+
+
+def read_state(project: Project) -> WatchState:
+    """The watcher's state file, or an empty state (none yet, or unreadable)."""
+    try:
+        data = json.loads(state_path(project).read_text())
+    except (OSError, ValueError):
+        return WatchState()
+    known = set(WatchState.__dataclass_fields__)
+    return (
+        WatchState(**{k: v for k, v in data.items() if k in known})
+        if isinstance(data, dict)
+        else WatchState()
+    )
+
+
+def write_state(project: Project, state: WatchState) -> None:
+    """Replace the state file atomically (a reader never sees half of it)."""
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=project.state_dir, prefix=".watch-", suffix=".json", delete=False
+    ) as handle:
+        json.dump(state.to_dict(), handle, indent=1, sort_keys=True)
+        temporary = Path(handle.name)
+    os.replace(temporary, state_path(project))
+
+
+@contextlib.contextmanager
+def watcher_lock(project: Project) -> Iterator[IO[str]]:
+    """Hold the project's watcher lock; BlockedError (exit 1) when another watcher has it."""
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (project.state_dir / LOCK_NAME).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = read_state(project).pid
+            who = f" (pid {pid})" if pid else ""
+            raise BlockedError(
+                f"a watcher already runs for this project{who}; `relman down` stops it"
+            ) from None
+        yield handle
+    finally:
+        handle.close()
+
+
+def watcher_running(project: Project) -> bool:
+    """True while some process holds the watcher lock."""
+    path = project.state_dir / LOCK_NAME
+    if not path.exists():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=60
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+class Watcher:
+    """One project's watcher; :meth:`poll` does one round, :meth:`run` loops until stopped."""
+
+    def __init__(self, project: Project, *, log: Log, stop: threading.Event) -> None:
+        self.project = project
+        self.log = log
+        self.stop = stop
+        config = project.config
+        self.poll_seconds = parse_duration(config.watch.poll)
+        self.debounce = parse_duration(config.watch.debounce)
+        current = _git(project.root, "symbolic-ref", "--short", "-q", "HEAD")
+        self.branch = config.watch.branch or current
+        if not self.branch:
+            raise UsageError(
+                "relman watch: HEAD is detached; check out the branch to watch, or set "
+                "[watch] branch in relman.toml"
+            )
+        if current != self.branch:
+            raise UsageError(
+                f"relman watch: branch {self.branch} is not checked out (HEAD is "
+                f"{current or 'detached'}); check it out first: pipelines commit to it"
+            )
+        self.triggers: dict[str, list[tuple[str, str]]] = {"commit": [], "data": []}
+        pipelines = declared(config)
+        for service in config.services:
+            for name in assigned(config, service):
+                for trigger in pipelines[name].on:
+                    self.triggers[trigger].append((name, service))
+        self._data: dict[str, Any] = {}
+        self._first_seen: dict[str, tuple[str, float]] = {}
+        self.state = read_state(project)
+        if self.state.branch != self.branch:
+            self.state.head = None
+        self.state.branch = self.branch
+
+    # ------------------------------------------------------------------------------ loop
+
+    def run(self, *, once: bool = False) -> dict[str, Any]:
+        """Poll until stopped (or once); the watcher's final state as a document."""
+        with watcher_lock(self.project):
+            self.state.pid, self.state.host, self.state.started = os.getpid(), this_host(), _now()
+            write_state(self.project, self.state)
+            self.log(
+                f"watching {self.branch} every {self.poll_seconds:g} s: "
+                + ", ".join(
+                    f"{name} for {service} on {trigger}"
+                    for trigger, pairs in self.triggers.items()
+                    for name, service in pairs
+                )
+                if any(self.triggers.values())
+                else f"watching {self.branch}: no pipeline has on = [...]; only resuming runs"
+            )
+            started: list[dict[str, Any]] = []
+            while not self.stop.is_set():
+                started += self.poll()
+                if once:
+                    break
+                self.stop.wait(self.poll_seconds)
+            self.state.pid = None
+            write_state(self.project, self.state)
+        return {"ok": True, "branch": self.branch, "runs": started, "state": self.state.to_dict()}
+
+    def poll(self) -> list[dict[str, Any]]:
+        """One round: carry runs on, then start what new commits and data call for."""
+        documents: list[dict[str, Any]] = []
+        try:
+            documents += self._carry_on()
+            if not self.stop.is_set():
+                documents += self._commits()
+            if not self.stop.is_set():
+                documents += self._data_changes()
+            self.state.last_error = None
+        except Exception as exc:  # one bad round is logged, the watcher goes on
+            from core.errors import release_error
+
+            line = str(release_error(exc)) if _reported(exc) else f"{type(exc).__name__}: {exc}"
+            self.state.last_error = line
+            self.log(f"error: {line}")
+        self.state.last_poll = _now()
+        write_state(self.project, self.state)
+        return documents
+
+    # -------------------------------------------------------------------------- the rounds
+
+    def _carry_on(self) -> list[dict[str, Any]]:
+        from core.ledger.pipeline_runs import seen_status
+        from core.ledger.releases import open_ledger
+        from core.pipelines.runner import claim, drive, ready_to_resume
+
+        with open_ledger(self.project, read_only=False) as ledger:
+            candidates = [
+                run
+                for run in ledger.pipeline_runs(limit=200)
+                if run.status in ("running", "waiting", "interrupted")
+            ]
+        documents = []
+        for run in reversed(candidates):
+            status = seen_status(run)
+            if status == "running" or (
+                status == "waiting" and not ready_to_resume(self.project, run)
+            ):
+                continue
+            if status == "interrupted" and run.status == "interrupted" and run.pid == os.getpid():
+                continue  # this watcher stopped it itself
+            self.log(f"resuming run #{run.id} of {run.pipeline} for {run.service} ({status})")
+            try:
+                claim(self.project, run.id)
+            except BlockedError as exc:
+                self.log(str(exc))
+                continue
+            documents.append(self._drive(run.id, drive))
+        return documents
+
+    def _commits(self) -> list[dict[str, Any]]:
+        head = _git(self.project.root, "rev-parse", "-q", "--verify", f"refs/heads/{self.branch}")
+        if not head or head == self.state.head:
+            return []
+        first_sight = self.state.head is None
+        self.state.head = head
+        write_state(self.project, self.state)
+        if first_sight or not self.triggers["commit"]:
+            return []
+        subject = _git(self.project.root, "log", "-1", "--format=%s", head)
+        made_by = _git(
+            self.project.root,
+            "log",
+            "-1",
+            "--format=%(trailers:key=Relman-Pipeline,valueonly)",
+            head,
+        ).strip()
+        reason = f"new commit {head[:8]} on {self.branch}: {subject}"
+        documents = []
+        for name, service in self.triggers["commit"]:
+            if made_by == name:
+                self.log(f"{head[:8]} was made by pipeline {name}: not starting it again")
+                continue
+            documents += self._start(name, service, "commit", reason)
+        return documents
+
+    def _data_changes(self) -> list[dict[str, Any]]:
+        documents = []
+        by_service: dict[str, list[str]] = {}
+        for name, service in self.triggers["data"]:
+            by_service.setdefault(service, []).append(name)
+        now = time.monotonic()
+        for service, names in by_service.items():
+            changes = self._watch_of(service).poll()
+            if not changes:
+                for name in names:
+                    self._first_seen.pop(f"{name}/{service}", None)
+                continue
+            fingerprint = ";".join(sorted(f"{c.path}={c.current_md5}" for c in changes))
+            reason = "; ".join(change.reason() for change in changes)
+            for name in names:
+                key = f"{name}/{service}"
+                if self.state.triggered.get(key) == fingerprint:
+                    continue
+                seen = self._first_seen.get(key)
+                if seen is None or seen[0] != fingerprint:
+                    self._first_seen[key] = (fingerprint, now)
+                    if self.debounce > 0:
+                        self.log(f"{reason}: waiting {self.debounce:g} s for it to settle")
+                        continue
+                elif now - seen[1] < self.debounce:
+                    continue
+                started = self._start(name, service, "data", reason)
+                if started and started[0].get("run") is not None:
+                    self.state.triggered[key] = fingerprint
+                    write_state(self.project, self.state)
+                documents += started
+        return documents
+
+    def _watch_of(self, service: str) -> Any:
+        if service not in self._data:
+            from core.pipelines.data_changes import DataWatch, watched_data
+
+            self._data[service] = DataWatch(self.project.root, watched_data(self.project, service))
+        return self._data[service]
+
+    def _start(self, name: str, service: str, trigger: str, reason: str) -> list[dict[str, Any]]:
+        from core.pipelines.runner import drive, start_run
+        from store.errors import LedgerConflict
+
+        try:
+            run_id = start_run(self.project, name, service, trigger=trigger, reason=reason)
+        except LedgerConflict as exc:
+            self.log(f"not starting {name} for {service} yet: {exc}")
+            return []
+        self.log(f"started run #{run_id} of {name} for {service}: {reason}")
+        self.state.last_started = {
+            "run": run_id,
+            "pipeline": name,
+            "service": service,
+            "trigger": trigger,
+            "reason": reason,
+            "at": _now(),
+        }
+        write_state(self.project, self.state)
+        return [self._drive(run_id, drive)]
+
+    def _drive(self, run_id: int, drive: Any) -> dict[str, Any]:
+        document: dict[str, Any] = drive(self.project, run_id, log=self.log, cancel=self.stop)
+        self.log(
+            f"run #{run_id}: {document['status']}"
+            + (f": {document['detail']}" if document.get("detail") else "")
+        )
+        return document
+
+
+def _reported(exc: Exception) -> bool:
+    from core.errors import REPORTED
+
+    return isinstance(exc, REPORTED)
+
+
+def watch(
+    project: Project, *, once: bool = False, log: Log, stop: threading.Event
+) -> dict[str, Any]:
+    """Run the project's watcher in this process until ``stop`` is set (or one round)."""
+    return Watcher(project, log=log, stop=stop).run(once=once)
+
+
+def watcher_status(project: Project) -> dict[str, Any]:
+    """Whether a watcher runs, its pid and branch, what it last started and when it last
+    polled (the overview's line, ``relman pipeline runs``)."""
+    state = read_state(project)
+    running = watcher_running(project)
+    return {
+        "running": running,
+        "pid": state.pid if running else None,
+        "branch": state.branch,
+        "since": state.started if running else None,
+        "last_poll": state.last_poll,
+        "last_started": state.last_started,
+        "last_error": state.last_error,
+    }
