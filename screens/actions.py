@@ -20,7 +20,7 @@ from core.errors import ReadOnlyError, ReleaseError, UsageError
 from screens.common import command_line, label
 
 Log = Callable[[str], None]
-MUTATING_VERBS = frozenset({"promote", "approve", "rollback", "build", "down", "traffic"})
+MUTATING_VERBS = frozenset({"promote", "approve", "rollback", "build", "down", "traffic", "resume"})
 # How a notification names each verb: "Cannot roll back".
 VERB_WORDS = {"rollback": "roll back", "test": "run the tests"}
 OnEvent = Callable[[Any], None]

@@ -20,7 +20,8 @@ skipped while hidden.
 Above the table, what on-call must see first: the alerts firing and the environments a
 killed relman left interrupted, with the command that takes them over (the header counts
 them on every screen); under it, the selected row's whole story and what happened lately.
-The table is as tall as its rows, and what happened lately takes the rest.
+The table is as tall as its rows, and what happened lately takes the rest; the last line says
+whether the watcher (``relman watch``) runs and what it last started.
 
 What a poll reads is in screens/overview_poll.py; the cells, and the columns that fit the
 width, are made in screens/overview_rows.py; the lines around the table in
@@ -48,7 +49,7 @@ from screens.messages import (
     SignalsChanged,
     StatusLoaded,
 )
-from screens.overview_poll import OverviewPolls
+from screens.overview_poll import OverviewPolls, WatcherLoaded
 from screens.overview_rows import (
     CANDIDATE,
     NARROW,
@@ -130,6 +131,10 @@ class OverviewScreen(OverviewPolls, ActionScreen):
         yield table
         yield Static("", id="row-detail", markup=False)
         yield RecentPanel("", id="recent")
+        # Whether `relman watch` runs and what it last started (hidden until first read).
+        watcher = Static("", id="watcher", markup=False)
+        watcher.display = False
+        yield watcher
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -202,6 +207,20 @@ class OverviewScreen(OverviewPolls, ActionScreen):
     def on_recent_loaded(self, message: RecentLoaded) -> None:
         message.stop()
         self.query_one(RecentPanel).show(message.entries, message.error)
+
+    def on_watcher_loaded(self, message: WatcherLoaded) -> None:
+        """The line under what happened lately: ``watcher: running on main, last started run
+        #3 retrain for iris (data)`` or ``watcher: off (relman watch --detach)``."""
+        message.stop()
+        from screens.pipelines_view import watcher_line
+
+        if message.watcher is None:
+            line = f"watcher: {message.error}"
+        else:
+            line = watcher_line(message.watcher, read_only=self.read_only)
+        watcher = self.query_one("#watcher", Static)
+        watcher.update(line)
+        watcher.display = True
 
     def on_live_loaded(self, message: LiveLoaded) -> None:
         message.stop()

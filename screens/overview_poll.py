@@ -1,9 +1,9 @@
 """What one poll of the overview reads, in its thread worker (screens/overview.py): the
-environments (the ledger, and what really serves), their traffic, then, when due, the
-candidates (git and DVC) and the recent history. Each is posted as soon as it is read, so
-the table fills in as they arrive; a failure is posted as what the screen shows, never
-raised into the UI. :class:`OverviewPolls` is the screen's side: what is due at each poll,
-and the worker that reads it."""
+environments (the ledger, and what really serves), their traffic, the watcher (``relman
+watch``), then, when due, the candidates (git and DVC) and the recent history. Each is
+posted as soon as it is read, so the table fills in as they arrive; a failure is posted as
+what the screen shows, never raised into the UI. :class:`OverviewPolls` is the screen's
+side: what is due at each poll, and the worker that reads it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.message import Message
 
 from core.errors import ReleaseError
 from screens.live import PolledScreen
@@ -28,13 +29,24 @@ from screens.messages import (
 )
 
 if TYPE_CHECKING:
-    from textual.message import Message
-
     from core import api
 
 
 # History entries read for the lines under the table (more than fit at 80x24 or 120x40).
 RECENT = 30
+
+
+class WatcherLoaded(Message):
+    """``api.watcher_status``: whether ``relman watch`` runs and what it last started, or
+    why that could not be read (``error``). Only the latest matters."""
+
+    def __init__(self, watcher: dict[str, Any] | None, error: str = "") -> None:
+        super().__init__()
+        self.watcher = watcher
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WatcherLoaded)
 
 
 @dataclass(frozen=True)
@@ -52,9 +64,10 @@ def read_overview(
     previous: LiveFigures,
     post: Callable[[Message], object],
 ) -> None:
-    """Post ProjectLoaded (or ProjectLoadFailed, and nothing more), then LiveLoaded, then,
-    when due, StatusLoaded and RecentLoaded. ``read_project`` gives the project (read again
-    only when relman.toml changed); ``previous`` holds the figures that are not due."""
+    """Post ProjectLoaded (or ProjectLoadFailed, and nothing more), then LiveLoaded and
+    WatcherLoaded, then, when due, StatusLoaded and RecentLoaded. ``read_project`` gives the
+    project (read again only when relman.toml changed); ``previous`` holds the figures that
+    are not due."""
     from core import api  # the engine loads after the first paint
 
     try:
@@ -74,6 +87,12 @@ def read_overview(
     except Exception as error:
         live = LiveFigures(error=f"cannot read the metric store: {error}")
     post(LiveLoaded(live))
+    try:
+        post(WatcherLoaded(api.watcher_status(project)))
+    except ReleaseError as error:
+        post(WatcherLoaded(None, error.message))
+    except Exception as error:
+        post(WatcherLoaded(None, f"cannot read the watcher: {error}"))
     if not due.status:
         return
     try:

@@ -1,5 +1,6 @@
 """The views ``:`` jumps to and the palette's ``Go to`` opens: the overview, a release, the
-monitor and the logs of an environment, the alerts, the history, the last run, the keys.
+monitor and the logs of an environment, the alerts, the history, the pipeline runs, the last
+run, the keys.
 
 A jump replaces what is open above the overview (escape then leads back to it), as k9s
 switches its main view, so that jumping around never piles screens up. A view of one
@@ -160,6 +161,13 @@ VIEWS = (
         pushing("screens.audit", "AuditScreen"),
         "audit",
         aliases=("audit",),
+    ),
+    View(
+        "pipelines",
+        "Pipeline runs, their steps, and the watcher",
+        pushing("screens.pipelines", "PipelinesScreen"),
+        "pipelines",
+        aliases=("pipeline", "watcher"),
     ),
     View("run", "The run in progress, or the last one", go_run, "last_run", ("runs", "last")),
     View("help", "Every key of this screen", go_help, "help", ("keys",)),

@@ -82,6 +82,13 @@ class RelmanApp(App[None]):
             "l", "last_run", "Last run", tooltip="The run in progress, or the last one", show=False
         ),
         Binding(
+            "w",
+            "pipelines",
+            "Pipelines",
+            tooltip="Pipeline runs, their steps, and the watcher",
+            show=False,
+        ),
+        Binding(
             "exclamation_mark",
             "alerts",
             "Alerts",
@@ -202,6 +209,8 @@ class RelmanApp(App[None]):
             return not self.showing("screens.audit", "AuditScreen")
         if action == "alerts":
             return not self.showing("screens.alerts", "AlertsScreen")
+        if action == "pipelines":
+            return not self.showing("screens.pipelines", "PipelinesScreen")
         if action in ("jump", "filter", "logs"):
             # Not over a dialog; the logs, not over themselves.
             return not self.screen.is_modal and not (
@@ -227,6 +236,12 @@ class RelmanApp(App[None]):
 
         if not isinstance(self.screen, AlertsScreen):
             self.push_screen(AlertsScreen())
+
+    def action_pipelines(self) -> None:
+        from screens.pipelines import PipelinesScreen
+
+        if not isinstance(self.screen, PipelinesScreen):
+            self.push_screen(PipelinesScreen())
 
     def action_jump(self) -> None:
         """``:``: the prompt of a view's name, then that view (screens/views.py)."""

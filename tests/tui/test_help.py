@@ -50,7 +50,7 @@ async def test_only_relmans_keys_and_all_of_them(
         assert isinstance(app.screen, HelpScreen)
         rows = {row.keys: (row.group, row.description) for row in app.screen.rows}
         assert [keys for keys, (group, _d) in rows.items() if group == "App"] == [
-            "q", "?", "h", "l", "!", ":", "/", "o", "^p",
+            "q", "?", "h", "l", "w", "!", ":", "/", "o", "^p",
         ]  # fmt: skip
         assert rows["l"][1] == "Last run: The run in progress, or the last one"
         assert rows[":"][1] == "Jump: Go to a view by name"

@@ -80,7 +80,8 @@ async def test_an_unknown_view_says_which_there_are(
         await pilot.press("enter")
         assert isinstance(app.screen, OverviewScreen)
         assert notes(app)[-1] == (
-            "no view 'zz': views are overview, release, monitor, logs, alerts, history, run, help"
+            "no view 'zz': views are overview, release, monitor, logs, alerts, history, pipelines, "
+            "run, help"
         )
         await pilot.press("colon", "escape")
         assert isinstance(app.screen, OverviewScreen)

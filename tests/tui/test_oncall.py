@@ -165,7 +165,10 @@ async def test_the_overview_uses_the_room_the_table_leaves(
             lines[0] == f"  3m  promote {canned.CANDIDATE} (v1.4.0) to dev: done · ada@example.com"
         )
         assert len(lines) == len(canned.HISTORY)
-        assert recent.region.bottom == 30 - 1  # down to the footer: no row left unused
+        # Down to the watcher's line, the last above the footer: no row left unused.
+        watcher = app.screen.query_one("#watcher")
+        assert recent.region.bottom == watcher.region.y
+        assert watcher.region.bottom == 30 - 1
 
 
 async def test_the_monitor_shows_its_alerts_above_the_charts_at_80x24(
