@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from demo_env import RELMAN, clean_up, environment, run
 
@@ -77,15 +78,16 @@ def fresh_home(tmp: Path, label: str) -> str:
 # --------------------------------------------------------------------------- relman's side
 
 
-def relman_side(demo: Path, env: dict[str, str], home: str) -> tuple[float, dict[str, float]]:
+def timed_json(
+    args: list[str], demo: Path, env: dict[str, str], home: str
+) -> tuple[float, dict[str, Any]]:
+    """``relman --batch --json ARGS`` from a BentoML home of its own, timed from start to
+    exit, then ``relman down`` (untimed); its seconds and document. A failure ends the
+    benchmark."""
     env = {**env, "BENTOML_HOME": home}
     started = time.perf_counter()
     done = subprocess.run(
-        [RELMAN, "--batch", "--json", "release", "--to", "dev"],
-        cwd=demo,
-        env=env,
-        capture_output=True,
-        text=True,
+        [RELMAN, "--batch", "--json", *args], cwd=demo, env=env, capture_output=True, text=True
     )
     total = time.perf_counter() - started
     try:
@@ -94,7 +96,12 @@ def relman_side(demo: Path, env: dict[str, str], home: str) -> tuple[float, dict
         document = {"ok": False, "error": done.stderr.strip()[-300:]}
     run([RELMAN, "--batch", "down"], demo, env)  # untimed
     if done.returncode != 0 or not document.get("ok"):
-        raise SystemExit(f"relman release failed ({done.returncode}): {document.get('error')}")
+        raise SystemExit(f"relman {args[0]} failed ({done.returncode}): {document.get('error')}")
+    return total, document
+
+
+def relman_side(demo: Path, env: dict[str, str], home: str) -> tuple[float, dict[str, float]]:
+    total, document = timed_json(["release", "--to", "dev"], demo, env, home)
     built = [s for s in document["steps"] if s["name"] == "build"]
     if not built or "built" not in built[0]["detail"]:
         raise SystemExit(f"relman did not build a new Bento: {built}")

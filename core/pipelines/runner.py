@@ -137,6 +137,10 @@ def drive(
                     context.release = recorded.result.get("release")
                     context.version = recorded.result.get("version")
                 continue
+            if signal.is_set():  # stopped between two steps: the next one never began
+                detail = f"stopped before {step.name}; relman pipeline resume {run_id} goes on"
+                ledger.update_pipeline_run(run_id, status="interrupted", detail=detail)
+                return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
             outcome, attempts = _attempts(
                 ledger, context, step, recorded.result, on_step, recorded.status == "waiting"
             )
@@ -310,16 +314,13 @@ def run_document(
 ) -> dict[str, Any]:
     """A run as `relman --json pipeline runs` and `pipeline run` print it (docs/json.md)."""
     status = seen_status(record)
-    steps = []
+    steps: list[dict[str, Any]] = []
     for step in record.steps:
-        shown = step.status
-        if shown == "running" and status == "interrupted":
-            shown = "running"  # the step it was in when its driver died
         steps.append(
             {
                 "name": step.name,
                 "kind": step.kind,
-                "status": shown,
+                "status": step.status,
                 "seconds": step.seconds,
                 "detail": step.detail,
                 "attempts": step.attempts,
@@ -328,6 +329,8 @@ def run_document(
                 "output": list(step.output),
             }
         )
+        if step.result.get("cases"):
+            steps[-1]["cases"] = step.result["cases"]
     waiting = None
     if status == "waiting":
         current = next((s for s in record.steps if s.status == "waiting"), None)

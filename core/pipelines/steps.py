@@ -186,11 +186,15 @@ def test(context: Context, _step: ResolvedStep, deadline: _Deadline, _r: dict[st
         cancel=deadline,
     )
     lines = [f"{s.name}: {s.status}: {s.detail}" for s in report.suites]
+    # Each test, as `relman test` keeps them: the run's JUnit, FAILED lines and annotations.
+    cases = {"cases": [case for s in report.suites for case in s.to_step().get("cases", [])]}
     if report.ok:
         summary = ", ".join(f"{s.name} {s.detail}" for s in report.suites)
-        return Outcome("passed", summary or "no suites", lines=lines)
+        return Outcome("passed", summary or "no suites", lines=lines, result=cases)
     failed = next(s for s in report.suites if s.status != "passed")
-    return Outcome("failed", f"{failed.name}: {failed.detail}", lines=lines, exit_code=1)
+    return Outcome(
+        "failed", f"{failed.name}: {failed.detail}", lines=lines, result=cases, exit_code=1
+    )
 
 
 def gate(
@@ -404,9 +408,10 @@ def _drain(child: subprocess.Popen[str], lines: list[str], log: Log) -> None:
 
 
 def _stop(child: subprocess.Popen[str]) -> None:
-    from core.host.processes import end_processes
+    """End the command and everything it started (its own session: one process group)."""
+    from core.host.processes import stop_group
 
-    end_processes([child.pid])
+    stop_group(child.pid)
     child.wait(10)
 
 

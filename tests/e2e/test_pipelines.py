@@ -174,8 +174,9 @@ def test_new_data_retrains_and_serves_dev_under_the_watcher(served: Path) -> Non
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("at", ["test", "deploy:dev"])
 def test_a_watcher_killed_mid_run_is_finished_without_a_second_commit_or_deploy(
-    served: Path,
+    served: Path, at: str
 ) -> None:
     root = served
     _configure(root, RETRAIN)
@@ -183,14 +184,14 @@ def test_a_watcher_killed_mid_run_is_finished_without_a_second_commit_or_deploy(
     watcher = relman_json(root, "pipeline", "runs")["watcher"]["pid"]
     _add_rows(root, 30)
 
-    def in_test() -> dict | None:
+    def in_step() -> dict | None:
         runs = _runs(root)
         if not runs:
             return None
         steps = {s["name"]: s["status"] for s in runs[0]["steps"]}
-        return runs[0] if steps.get("test") == "running" else None
+        return runs[0] if steps.get(at) == "running" else None
 
-    run = wait_for(in_test, "the run to reach its test step", timeout=600, poll=0.2)
+    run = wait_for(in_step, f"the run to reach its {at} step", timeout=600, poll=0.05)
     os.kill(watcher, signal.SIGKILL)
     wait_for(lambda: _runs(root)[0]["status"] == "interrupted", "the run to show interrupted")
     assert len(_pipeline_commits(root, run["run"])) == 1
@@ -202,7 +203,9 @@ def test_a_watcher_killed_mid_run_is_finished_without_a_second_commit_or_deploy(
     assert commit["attempts"] == 1  # not done again: it had passed
     assert len(_pipeline_commits(root, run["run"])) == 1
     release = resumed["release"]
-    assert environments(root)["dev"]["release"] == release
+    dev = environments(root)["dev"]
+    assert dev["release"] == release and dev["state"] == "live"
+    assert predict(ports_of(root)["dev"]) == ["setosa", "virginica"]
     # A second resume, or a new watcher, starts nothing more for the same change.
     assert relman_json(root, "watch", "--once")["_exit"] == 0
     assert len(_runs(root)) == 1

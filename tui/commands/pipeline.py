@@ -110,11 +110,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _ended(args: argparse.Namespace, document: dict[str, Any]) -> int:
-    workflow_commands([])
+    workflow_commands(api.github_annotations(document))
     if args.json:
         emit(document)
     else:
         for line in describe(document):
+            out(line)
+        for line in api.failed_tests(document):
             out(line)
     if document.get("error"):
         _stderr(document["error"])
