@@ -82,7 +82,9 @@ def watched_data(project: Project, service: str) -> list[str]:
     ]
 
 
-def file_md5(path: Path, *, legacy: bool = False, rows: bool = False) -> tuple[str, int | None]:
+def file_md5(
+    path: str | Path, *, legacy: bool = False, rows: bool = False
+) -> tuple[str, int | None]:
     """DVC's md5 of a file and, when ``rows``, its rows as a table (lines minus the header).
 
     ``legacy``: the ``md5-dos2unix`` of records DVC 2 wrote (CRLF read as LF in text files).
@@ -103,7 +105,7 @@ def file_md5(path: Path, *, legacy: bool = False, rows: bool = False) -> tuple[s
     return digest.hexdigest(), _rows(lines, last) if rows else None
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(path: str | Path) -> int:
     lines, last = 0, b""
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -187,7 +189,8 @@ class DataWatch:
         entries, keys = [], []
         for rel, file_info in sorted(_walk(full), key=lambda item: item[0]):
             keys.append((rel, _key(file_info)))
-            hashed = self._file(f"{path}/{rel}", full / rel, file_info, legacy, False)
+            # A plain string: an idle poll of 1,000 files makes no Path object per file.
+            hashed = self._file(f"{path}/{rel}", os.path.join(full, rel), file_info, legacy, False)
             entries.append((rel, hashed.md5))
         self._keys[path] = (len(keys), hash(tuple(keys)))
         listing = tuple(entries)
@@ -198,7 +201,7 @@ class DataWatch:
         return known[1], None
 
     def _file(
-        self, path: str, full: Path, info: os.stat_result, legacy: bool, table: bool
+        self, path: str, full: str | Path, info: os.stat_result, legacy: bool, table: bool
     ) -> _Hashed:
         key = _key(info)
         known = self._hashed.get(path)

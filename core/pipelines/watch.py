@@ -45,6 +45,9 @@ from core.ledger.steps import Log
 from core.pipelines.definition import assigned, declared
 
 STATE_NAME = "watch.json"
+# An idle watcher looks at the ledger only when it changed, and at least this often (a run
+# whose relman died changes nothing in it); it writes its last poll time this often.
+RECHECK_SECONDS = 30.0
 LOCK_NAME = "watch.lock"
 LOG_NAME = "watch.log"
 
@@ -170,6 +173,17 @@ class Watcher:
                     self.triggers[trigger].append((name, service))
         self._data: dict[str, Any] = {}
         self._first_seen: dict[str, tuple[str, float]] = {}
+        self._seen_ledger: tuple[Any, ...] | None = None
+        self._checked_ledger = 0.0
+        self._seen_ref: tuple[Any, ...] | None = None
+        self._written = 0.0
+        common = _git(project.root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+        # Where the branch's ref lives (loose or packed): looked at before any git process.
+        self._refs = (
+            [Path(common) / "refs" / "heads" / self.branch, Path(common) / "packed-refs"]
+            if common
+            else []
+        )
         self.state = read_state(project)
         if self.state.branch != self.branch:
             self.state.head = None
@@ -181,7 +195,7 @@ class Watcher:
         """Poll until stopped (or once); the watcher's final state as a document."""
         with watcher_lock(self.project):
             self.state.pid, self.state.host, self.state.started = os.getpid(), this_host(), _now()
-            write_state(self.project, self.state)
+            self._save()
             self.log(
                 f"watching {self.branch} every {self.poll_seconds:g} s: "
                 + ", ".join(
@@ -199,7 +213,7 @@ class Watcher:
                     break
                 self.stop.wait(self.poll_seconds)
             self.state.pid = None
-            write_state(self.project, self.state)
+            self._save()
         return {"ok": True, "branch": self.branch, "runs": started, "state": self.state.to_dict()}
 
     def poll(self) -> list[dict[str, Any]]:
@@ -219,8 +233,13 @@ class Watcher:
             self.state.last_error = line
             self.log(f"error: {line}")
         self.state.last_poll = _now()
-        write_state(self.project, self.state)
+        if documents or time.monotonic() - self._written >= RECHECK_SECONDS:
+            self._save()
         return documents
+
+    def _save(self) -> None:
+        write_state(self.project, self.state)
+        self._written = time.monotonic()
 
     # -------------------------------------------------------------------------- the rounds
 
@@ -229,7 +248,14 @@ class Watcher:
         from core.ledger.releases import open_ledger
         from core.pipelines.runner import claim, drive, ready_to_resume
 
-        with open_ledger(self.project, read_only=False) as ledger:
+        ledger_files = [self.project.ledger_path, Path(f"{self.project.ledger_path}-wal")]
+        seen = _stats(ledger_files)
+        if seen == self._seen_ledger and time.monotonic() - self._checked_ledger < RECHECK_SECONDS:
+            return []  # nothing written since the last look: no approval, no new run
+        self._seen_ledger, self._checked_ledger = seen, time.monotonic()
+        if not self.project.ledger_path.exists():
+            return []
+        with open_ledger(self.project, read_only=True) as ledger:
             candidates = [
                 run
                 for run in ledger.pipeline_runs(limit=200)
@@ -254,12 +280,16 @@ class Watcher:
         return documents
 
     def _commits(self) -> list[dict[str, Any]]:
+        seen = _stats(self._refs)
+        if self._refs and seen == self._seen_ref and self.state.head is not None:
+            return []  # the branch's ref did not move: no git process spawned
+        self._seen_ref = seen
         head = _git(self.project.root, "rev-parse", "-q", "--verify", f"refs/heads/{self.branch}")
         if not head or head == self.state.head:
             return []
         first_sight = self.state.head is None
         self.state.head = head
-        write_state(self.project, self.state)
+        self._save()
         if first_sight or not self.triggers["commit"]:
             return []
         subject = _git(self.project.root, "log", "-1", "--format=%s", head)
@@ -308,7 +338,7 @@ class Watcher:
                 started = self._start(name, service, "data", reason)
                 if started and started[0].get("run") is not None:
                     self.state.triggered[key] = fingerprint
-                    write_state(self.project, self.state)
+                    self._save()
                 documents += started
         return documents
 
@@ -337,7 +367,7 @@ class Watcher:
             "reason": reason,
             "at": _now(),
         }
-        write_state(self.project, self.state)
+        self._save()
         return [self._drive(run_id, drive)]
 
     def _drive(self, run_id: int, drive: Any) -> dict[str, Any]:
@@ -347,6 +377,19 @@ class Watcher:
             + (f": {document['detail']}" if document.get("detail") else "")
         )
         return document
+
+
+def _stats(paths: list[Path]) -> tuple[Any, ...]:
+    """What changes when any of ``paths`` is written: size, mtime and inode of each."""
+    found: list[Any] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            found.append(None)
+            continue
+        found.append((info.st_size, info.st_mtime_ns, info.st_ino))
+    return tuple(found)
 
 
 def _reported(exc: Exception) -> bool:
