@@ -57,6 +57,7 @@ __all__ = [
     "metrics",
     "monitor",
     "overview",
+    "pipeline_cancel",
     "pipeline_explain",
     "pipeline_list",
     "pipeline_resume",
@@ -532,6 +533,14 @@ def pipeline_resume(
     from core.pipelines.runner import resume
 
     return resume(project, run_id, read_only=read_only, log=log or _quiet, cancel=cancel)
+
+
+def pipeline_cancel(project: Project, run_id: int, *, read_only: bool = False) -> dict[str, Any]:
+    """End run ``run_id`` for good (one that waits or was interrupted; no watcher resumes
+    it), as the acting user."""
+    from core.pipelines.runner import cancel_run
+
+    return cancel_run(project, run_id, read_only=read_only)
 
 
 def pipeline_runs(

@@ -123,6 +123,8 @@ class WatchConfig(Model):
 _ENV_KINDS = ("deploy", "approve", "soak")
 DEFAULT_SOAK = "10m"
 VOCABULARY = "repro, commit, test, gate, build, deploy:ENV, approve:ENV, soak:ENV, run"
+# The steps that need the release fixed (relman verifies the candidate before the first).
+RELEASE_KINDS = ("test", "gate", "build", "deploy", "approve", "soak")
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ def _check_steps(
     loc = ("pipelines", name, "steps")
     deployed: list[str] = []
     approved: list[str] = []
+    released = False  # a step that needs the release has come (verify runs before it)
+    reproduced = False  # a repro not committed yet
     for index, item in enumerate(pipeline.steps):
 
         def fail(problem: str, index: int = index) -> ConfigError:
@@ -263,15 +267,40 @@ def _check_steps(
         for text in (step.duration, step.own.timeout if step.own else None):
             if text is not None:
                 try:
-                    parse_duration(text)
+                    seconds = parse_duration(text)
                 except ValueError as exc:
                     raise fail(str(exc)) from None
+                if seconds <= 0:
+                    raise fail(f"{text!r} is no time at all; give a duration above 0")
+        if step.kind in ("repro", "commit") and released:
+            raise fail(
+                f"{step.kind} after a step that needs the release: the run would deploy the "
+                "release from before it; put repro and commit first"
+            )
+        if step.kind == "repro":
+            reproduced = True
+        elif step.kind == "commit":
+            reproduced = False
+        elif step.kind in RELEASE_KINDS:
+            if reproduced:
+                raise fail(
+                    f"{step.name} after repro with no commit between: what repro changed is "
+                    "no release until it is committed; put commit after repro"
+                )
+            released = True
         if step.kind == "deploy":
             assert step.env is not None
             if deployed and order.index(step.env) <= order.index(deployed[-1]):
                 raise fail(
                     f"deploy:{step.env} after deploy:{deployed[-1]} is out of order; "
                     f"environments are promoted {' -> '.join(order)}"
+                )
+            needed = approvals.get(step.env, 0)
+            if needed and step.env not in approved:
+                raise fail(
+                    f"deploy:{step.env} with no approve:{step.env} before it, and {step.env} "
+                    f"needs {needed} approval{'s' if needed > 1 else ''}; add "
+                    f'"approve:{step.env}" before it'
                 )
             deployed.append(step.env)
         elif step.kind == "approve":
@@ -281,8 +310,6 @@ def _check_steps(
                     f"approve:{step.env}, but {step.env} needs no approval (approvals = 0 in "
                     f"[environments.{step.env}]); remove the step or set approvals"
                 )
-            if step.env in deployed:
-                raise fail(f"approve:{step.env} comes after deploy:{step.env}; put it before")
             approved.append(step.env)
         elif step.kind == "soak":
             assert step.env is not None
@@ -319,6 +346,11 @@ def _table_problem(item: PipelineStepConfig) -> str | None:
 
 def _duration(text: str, loc: tuple[str, ...], where: str, line_of: LineOf, shown: str) -> float:
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"{shown}:{line_of(loc)}: {where}: {exc}") from None
+    if seconds <= 0 and not loc[-1] == "debounce":
+        raise ConfigError(
+            f"{shown}:{line_of(loc)}: {where}: {text!r} is no time at all; give a duration above 0"
+        )
+    return seconds

@@ -25,6 +25,7 @@ from core.config.durations import format_duration, parse_duration
 from core.config.model import RelmanConfig
 from core.config.pipelines import (
     DEFAULT_SOAK,
+    RELEASE_KINDS,
     PipelineConfig,
     PipelineParameters,
     StepDecl,
@@ -47,7 +48,7 @@ BUILT_IN_TIMEOUTS: dict[str, str] = {
 }
 # Steps that need the release fixed: the candidate is verified (clean tree, no lineage
 # problems) before the first of them runs.
-NEEDS_RELEASE = ("test", "gate", "build", "deploy", "approve", "soak")
+NEEDS_RELEASE = RELEASE_KINDS
 
 
 @dataclass(frozen=True)

@@ -174,18 +174,22 @@ def commit_and_push(
     reason: str,
     log: Log = _ignore,
     cancel: CancelSignal | None = None,
+    since: str = "",
 ) -> CommitResult:
     """Commit what DVC records for the service's stages and push their data to the remote.
 
     Staged: the dvc.lock and .dvc files of :func:`stage_scope`, the outputs git keeps
     (metrics, plots) and the params files; any other dirty file is left as it is. A commit of
-    ``run_id`` already among the last 20 of the branch is reused, not made again. Raises
+    ``run_id`` already among the last 20 of the branch is reused, not made again; ``since``
+    (the commit the run started from) narrows that to the commits after it, so a run of the
+    same number in another ledger (another machine, a CI job) is never taken for this one.
+    Raises
     BlockedError when code or a dvc.yaml the stages use has uncommitted changes (the commit
     would record a model trained on them), InfraError when git or the DVC remote fails.
     """
     root = project.root
     scope = stage_scope(project, service)
-    found = _run_commits(root, run_id, REUSE_DEPTH)
+    found = _run_commits(root, run_id, REUSE_DEPTH, since=since)
     subject = _subject(service, reason)
     where = f"(pipeline {pipeline}, run {run_id})"
     commit: str | None
@@ -213,9 +217,11 @@ def commits_of_run(root: Path, run_id: int) -> list[str]:
     return _run_commits(root, run_id, None)
 
 
-def _run_commits(root: Path, run_id: int, depth: int | None) -> list[str]:
+def _run_commits(root: Path, run_id: int, depth: int | None, *, since: str = "") -> list[str]:
     fmt = f"--format=%H%x1f%(trailers:key={RUN_TRAILER},valueonly,separator=%x1f)%x1e"
     args = ["log", fmt]
+    if since:
+        args.append(f"{since}..HEAD")
     if depth is None:
         args.append(f"--grep=^{RUN_TRAILER}: {run_id}$")
     else:

@@ -14,6 +14,7 @@ leaves the run ``interrupted`` at the step it was in, to be resumed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -86,6 +87,14 @@ def start_run(
         raise ReadOnlyError(f"read-only mode: pipeline run {name} refused")
     pipeline = resolve(project.config, name, service)
     steps = plan(pipeline)
+    from core.errors import ProjectError
+    from core.lineage.gitinfo import git
+
+    # The commit the run starts from: its own commit is looked for after it, never before.
+    try:
+        base = git(project.root, "rev-parse", "-q", "--verify", "HEAD").strip()
+    except ProjectError:  # no commit yet
+        base = ""
     with open_ledger(project, read_only=False) as ledger:
         record = ledger.begin_pipeline_run(
             name,
@@ -95,6 +104,7 @@ def start_run(
             steps=[(step.name, step.kind) for step in steps],
             pid=os.getpid(),
             host=this_host(),
+            context={"base": base},
         )
     return record.id
 
@@ -108,9 +118,46 @@ def drive(
     on_step: Callable[[int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Drive run ``run_id`` (already held by this process) from its first step not done to
-    its end, a wait for an approval, or a failure; the run document."""
+    its end, a wait for an approval, or a failure; the run document. Whatever escapes (a
+    bug, a pipeline gone from relman.toml, Ctrl-C) still ends the run in the ledger: failed
+    with its line, or interrupted, never left ``running`` under a live process."""
     signal = cancel if cancel is not None else _NEVER
     with open_ledger(project, read_only=False) as ledger:
+        try:
+            return _drive(project, ledger, run_id, log, signal, on_step)
+        except BaseException as exc:
+            from core.errors import REPORTED, release_error
+
+            line = (
+                str(release_error(exc))
+                if isinstance(exc, REPORTED)
+                else (" ".join(str(exc).split()) or type(exc).__name__)
+            )
+            with contextlib.suppress(Exception):
+                record = ledger.get_pipeline_run(run_id)
+                if record.open:
+                    stopped = isinstance(exc, KeyboardInterrupt | SystemExit)
+                    ledger.update_pipeline_run(
+                        run_id,
+                        status="interrupted" if stopped else "failed",
+                        detail=f"stopped: {line}" if stopped else f"error: {line}",
+                    )
+            if isinstance(exc, REPORTED):
+                document = run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=line)
+                document["exit_code"] = release_error(exc).exit_code
+                return document
+            raise
+
+
+def _drive(
+    project: Project,
+    ledger: Ledger,
+    run_id: int,
+    log: Log,
+    signal: CancelSignal,
+    on_step: Callable[[int, str], None] | None,
+) -> dict[str, Any]:
+    if True:  # one block: the body below reads as one state machine
         record = ledger.get_pipeline_run(run_id)
         pipeline = resolve(project.config, record.pipeline, record.service)
         steps = plan(pipeline)
@@ -130,6 +177,8 @@ def drive(
             reason=record.reason,
             log=log,
             cancel=signal,
+            base=str(record.context.get("base") or ""),
+            starter=record.actor,
         )
         for step, recorded in zip(steps, record.steps, strict=True):
             if recorded.status in ("passed", "skipped"):
@@ -193,6 +242,11 @@ def _attempts(
             context.run_id, step.position, status="running", attempt=not was_waiting
         )
         was_waiting = False
+
+        def note(values: dict[str, Any], position: int = step.position) -> None:
+            ledger.update_pipeline_step(context.run_id, position, status="running", result=values)
+
+        context.note = note
         if on_step is not None:
             on_step(step.position, "running")
         context.log(f"{step.name} ...")
@@ -284,29 +338,52 @@ def resume(
 
 def claim(project: Project, run_id: int) -> None:
     """Make this process the driver of ``run_id``, when it waits or its driver is gone."""
-    from store.errors import LedgerConflict, RecordNotFound
+    from store.errors import LedgerConflict
 
     with open_ledger(project, read_only=False) as ledger:
-        try:
-            record = ledger.get_pipeline_run(run_id)
-        except RecordNotFound as exc:
-            raise UsageError(str(exc)) from None
-        if record.status in ("passed", "failed", "cancelled"):
-            raise UsageError(
-                f"pipeline run #{run_id} already ended {record.status}: {record.detail}; "
-                f"start a new one with relman pipeline run {record.pipeline}"
-            )
-        if record.status == "running" and driver_alive(record):
-            raise BlockedError(
-                f"pipeline run #{run_id} is being driven by pid {record.pid} on {record.host}; "
-                "wait for it, or stop that relman first"
-            )
+        record = _open_run(ledger, run_id, "wait for it, or stop that relman first")
         try:
             ledger.claim_pipeline_run(
-                run_id, pid=os.getpid(), host=this_host(), replacing=record.pid
+                run_id, pid=os.getpid(), host=this_host(), seen=record.updated_at
             )
         except LedgerConflict as exc:
             raise BlockedError(str(exc)) from None
+
+
+def _open_run(ledger: Ledger, run_id: int, busy: str) -> PipelineRunRecord:
+    """Run ``run_id`` when it has not ended and no live relman drives it: UsageError for
+    one unknown or ended, BlockedError (``busy`` says what to do) for one being driven."""
+    from store.errors import RecordNotFound
+
+    try:
+        record = ledger.get_pipeline_run(run_id)
+    except RecordNotFound as exc:
+        raise UsageError(str(exc)) from None
+    if not record.open:
+        raise UsageError(
+            f"pipeline run #{run_id} already ended {record.status}: {record.detail}; "
+            f"start a new one with relman pipeline run {record.pipeline}"
+        )
+    if record.status == "running" and driver_alive(record):
+        raise BlockedError(
+            f"pipeline run #{run_id} is being driven by pid {record.pid} on {record.host}; " + busy
+        )
+    return record
+
+
+def cancel_run(project: Project, run_id: int, *, read_only: bool = False) -> dict[str, Any]:
+    """`relman pipeline cancel RUN`: end a run that waits or was interrupted, for good (no
+    watcher resumes it). Refused while a live relman drives it: stop that one first."""
+    if read_only:
+        raise ReadOnlyError(f"read-only mode: cancelling pipeline run #{run_id} refused")
+    with open_ledger(project, read_only=False) as ledger:
+        _open_run(
+            ledger, run_id, "stop that relman first (it leaves the run interrupted), then cancel it"
+        )
+        done = ledger.update_pipeline_run(
+            run_id, status="cancelled", detail=f"cancelled by {ledger.actor}"
+        )
+        return run_document(done, exit_code=0)
 
 
 def run_document(

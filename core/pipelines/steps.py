@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from core.cancel import Cancelled, CancelSignal
@@ -54,7 +54,12 @@ class Context:
     cancel: CancelSignal
     release: str | None = None
     version: str | None = None
-    soak_started: dict[int, float] = field(default_factory=dict)
+    # The commit the run started from, and who started it (four-eyes counts both).
+    base: str = ""
+    starter: str = ""
+    # Records part of the running step's result at once (when a soak began), so a driver
+    # that takes the run over knows it.
+    note: Callable[[dict[str, Any]], None] = field(default=lambda _values: None)
     _candidate: Candidate | None = None
 
     @property
@@ -152,7 +157,7 @@ def repro(
 
 
 def commit(
-    context: Context, step: ResolvedStep, _deadline: _Deadline, _r: dict[str, Any]
+    context: Context, step: ResolvedStep, deadline: _Deadline, _r: dict[str, Any]
 ) -> Outcome:
     from core.pipelines.retrain import commit_and_push
 
@@ -163,6 +168,8 @@ def commit(
         run_id=context.run_id,
         reason=context.reason,
         log=context.log,
+        cancel=deadline,
+        since=context.base,
     )
     context._candidate = None
     return Outcome(
@@ -178,11 +185,13 @@ def test(context: Context, _step: ResolvedStep, deadline: _Deadline, _r: dict[st
     envs = [s.env for s in context.pipeline.steps if s.kind == "deploy" and s.env]
     config = context.project.config
     needed = list(dict.fromkeys(n for env in envs for n in config.environments[env].suites))
+    cand = context.candidate()
+    _release(context, cand)  # the tests are of the run's release: the tree must hold it
     report = run_tests(
         context.project,
         needed or None,
         log=context.log,
-        lineage={context.service: context.candidate()},
+        lineage={context.service: cand},
         cancel=deadline,
     )
     lines = [f"{s.name}: {s.status}: {s.detail}" for s in report.suites]
@@ -207,7 +216,7 @@ def gate(
     envs = [s.env for s in context.pipeline.steps if s.kind == "deploy" and s.env]
     env = envs[0] if envs else context.project.config.environment_order[0]
     cand = context.candidate()
-    release = _release(context)
+    release = _release(context, cand)
     with open_ledger(context.project, read_only=False) as ledger:
         results = evaluate_release(
             context.project,
@@ -268,6 +277,14 @@ def deploy(
         cancel=deadline,
     )
     lines = [f"{s['status']} {s['name']}: {s.get('detail', '')}" for s in report.steps]
+    if not report.ok and deadline.expired and not context.cancel.is_set():
+        # A rollout hears the deadline as a stop and aborts to stable: say why it stopped.
+        return Outcome(
+            "failed",
+            f"timed out after {_seconds(step.timeout)}: {report.error or 'promotion stopped'}",
+            lines,
+            exit_code=3,
+        )
     if not report.ok:
         return Outcome(
             "failed", report.error or "promotion failed", lines, exit_code=report.exit_code
@@ -282,14 +299,26 @@ def approve(
     context: Context, step: ResolvedStep, _deadline: _Deadline, result: dict[str, Any]
 ) -> Outcome:
     """Passes once the release has its approvals in the step's env from people other than
-    the one driving the run (four-eyes); until then the run waits."""
-    from core.delivery.gating import approvals_result
+    the one driving the run and the one who started it (four-eyes: neither may let their
+    own run through); until then the run waits."""
+    from core.delivery.gates import evaluate_approvals
+    from core.ledger.identity import current_user
     from core.ledger.releases import open_ledger
 
     assert step.env is not None
     release = _release(context)
     with open_ledger(context.project, read_only=False) as ledger:
-        gate_result = approvals_result(context.project, ledger, release, step.env)
+        approvers = [approval.actor for approval in ledger.approvals(release, step.env)]
+    driver = current_user(context.project.root)
+    counted = [a for a in approvers if a != context.starter] if context.starter else approvers
+    required = context.project.config.environments[step.env].approvals
+    gate_result = evaluate_approvals(step.env, required, counted, driver, release=release[:12])
+    if gate_result.blocks and context.starter != driver and context.starter in approvers:
+        gate_result = replace(
+            gate_result,
+            detail=f"{gate_result.detail} ({context.starter} started this run: theirs does "
+            "not count)",
+        )
     if not gate_result.blocks:
         return Outcome("passed", f"{step.env}: {gate_result.detail}")
     waiting_since = float(result.get("waiting_since") or time.time())
@@ -310,25 +339,32 @@ def approve(
 def soak(
     context: Context, step: ResolvedStep, deadline: _Deadline, result: dict[str, Any]
 ) -> Outcome:
-    """Watch the env for ``duration``: any alert firing there for the release fails it.
-    Resumed, it goes on from when it began."""
+    """Watch the env for ``duration``: any alert firing there for the release fails it, and
+    so does nobody watching (the collector not running, its store unreadable): a soak passes
+    only when alerts could have fired. Resumed, it goes on from when it began."""
     from core.delivery.firing import firing_alerts
     from core.monitoring.collector_process import collector_pid
 
     assert step.env is not None and step.duration is not None
     release = _release(context)
-    if collector_pid(context.project) is None:
-        return Outcome(
-            "failed",
-            f"soak {step.env}: the collector is not running, so no alert could fire; start it "
-            "with relman monitor (a promotion starts it) and resume the run",
-            exit_code=1,
-        )
     began = float(result.get("began") or time.time())
+    if not result.get("began"):
+        context.note({"began": began})  # a driver that takes the run over goes on from here
     ends = began + step.duration
-    context.soak_started[step.position] = began
     while True:
+        blind = None
+        if collector_pid(context.project) is None:
+            blind = "the collector is not running, so no alert could fire"
         found, unread = firing_alerts(context.project)
+        blind = blind or unread
+        if blind:
+            return Outcome(
+                "failed",
+                f"soak {step.env}: {blind}; start the collector (relman monitor, or any "
+                "promotion) and resume the run",
+                result={"began": began},
+                exit_code=1,
+            )
         alerts = [a for a in found.get((context.service, step.env), []) if a["release"] == release]
         if alerts:
             lines = [f"{a['name']}: {a['detail']}" for a in alerts]
@@ -342,10 +378,9 @@ def soak(
             )
         left = ends - time.time()
         if left <= 0:
-            note = f"; {unread}" if unread else ""
             return Outcome(
                 "passed",
-                f"soak {step.env}: no alert fired in {_seconds(step.duration)}{note}",
+                f"soak {step.env}: no alert fired in {_seconds(step.duration)}",
                 result={"began": began},
             )
         if deadline.wait(min(SOAK_POLL, left)):
@@ -379,18 +414,22 @@ def run(context: Context, step: ResolvedStep, deadline: _Deadline, _r: dict[str,
     lines: list[str] = []
     reader = threading.Thread(target=_drain, args=(child, lines, context.log), daemon=True)
     reader.start()
-    while child.poll() is None:
-        if deadline.wait(0.2):
+    try:
+        while child.poll() is None:
+            if deadline.wait(0.2):
+                _stop(child)
+                reader.join(5)
+                if deadline.expired and not context.cancel.is_set():
+                    return Outcome(
+                        "failed",
+                        f"{step.decl.cmd}: timed out after {_seconds(step.timeout)}",
+                        lines,
+                        exit_code=1,
+                    )
+                raise Cancelled(f"{step.decl.cmd} stopped")
+    finally:
+        if child.poll() is None:  # Ctrl-C, or anything else that leaves here early
             _stop(child)
-            reader.join(5)
-            if deadline.expired and not context.cancel.is_set():
-                return Outcome(
-                    "failed",
-                    f"{step.decl.cmd}: timed out after {_seconds(step.timeout)}",
-                    lines,
-                    exit_code=1,
-                )
-            raise Cancelled(f"{step.decl.cmd} stopped")
     reader.join(5)
     if child.returncode == 0:
         return Outcome("passed", f"{step.decl.cmd}: exit 0", lines)

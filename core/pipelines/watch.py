@@ -40,7 +40,7 @@ from typing import IO, Any
 from core.config.durations import parse_duration
 from core.config.model import Project
 from core.errors import BlockedError, UsageError
-from core.host.processes import this_host
+from core.host.processes import pid_alive, this_host
 from core.ledger.steps import Log
 from core.pipelines.definition import assigned, declared
 
@@ -59,6 +59,8 @@ class WatchState:
     head: str | None = None
     branch: str | None = None
     triggered: dict[str, str] = field(default_factory=dict)  # "pipeline/service" -> change
+    # Commit runs refused while one of the pipeline was open: "pipeline/service" -> reason.
+    pending: dict[str, str] = field(default_factory=dict)
     last_started: dict[str, Any] | None = None
     pid: int | None = None
     host: str | None = None
@@ -101,31 +103,52 @@ def write_state(project: Project, state: WatchState) -> None:
 
 @contextlib.contextmanager
 def watcher_lock(project: Project) -> Iterator[IO[str]]:
-    """Hold the project's watcher lock; BlockedError (exit 1) when another watcher has it."""
+    """Hold the project's watcher lock (its pid written in it); BlockedError (exit 1) when
+    another watcher has it. A status probe holds it for an instant: that is waited out."""
     project.state_dir.mkdir(parents=True, exist_ok=True)
     handle = (project.state_dir / LOCK_NAME).open("a+")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = read_state(project).pid
-            who = f" (pid {pid})" if pid else ""
-            raise BlockedError(
-                f"a watcher already runs for this project{who}; `relman down` stops it"
-            ) from None
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                pid = lock_holder(project)
+                who = f" (pid {pid})" if pid else ""
+                raise BlockedError(
+                    f"a watcher already runs for this project{who}; `relman down` stops it"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
         yield handle
     finally:
         handle.close()
 
 
+def lock_holder(project: Project) -> int | None:
+    """The pid the watcher wrote in its lock file (None when there is none to read)."""
+    try:
+        text = (project.state_dir / LOCK_NAME).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def watcher_running(project: Project) -> bool:
-    """True while some process holds the watcher lock."""
+    """True while some process holds the watcher lock (probed with a shared lock, which
+    never keeps a watcher from taking it for longer than an instant)."""
     path = project.state_dir / LOCK_NAME
     if not path.exists():
         return False
     with path.open("a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -147,24 +170,42 @@ class Watcher:
     """One project's watcher; :meth:`poll` does one round, :meth:`run` loops until stopped."""
 
     def __init__(self, project: Project, *, log: Log, stop: threading.Event) -> None:
-        self.project = project
         self.log = log
         self.stop = stop
+        root = project.root
+        git_dir = _git(root, "rev-parse", "--absolute-git-dir")
+        common = _git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+        self._head_file = Path(git_dir) / "HEAD" if git_dir else None
+        self._common = Path(common) if common else None
+        self._configure(project)
+        problem = self._branch_problem()
+        if problem:
+            raise UsageError(f"relman watch: {problem}")
+        self.state = read_state(project)
+        if self.state.branch != self.branch:
+            self.state.head = None
+        self.state.branch = self.branch
+        self._first_seen: dict[str, tuple[str, float]] = {}
+        self._seen_ledger: tuple[Any, ...] | None = None
+        self._drivers: set[int] = set()
+        self._checked_ledger = 0.0
+        self._seen_ref: tuple[Any, ...] | None = None
+        self._checked_ref = 0.0
+        self._written = 0.0
+        self._last_problem: str | None = None
+
+    def _configure(self, project: Project) -> None:
+        """Take what relman.toml says: the branch, the poll, the debounce, the triggers."""
+        self.project = project
+        self._config_stat = _stats([project.config_path])
         config = project.config
         self.poll_seconds = parse_duration(config.watch.poll)
         self.debounce = parse_duration(config.watch.debounce)
-        current = _git(project.root, "symbolic-ref", "--short", "-q", "HEAD")
-        self.branch = config.watch.branch or current
-        if not self.branch:
-            raise UsageError(
-                "relman watch: HEAD is detached; check out the branch to watch, or set "
-                "[watch] branch in relman.toml"
-            )
-        if current != self.branch:
-            raise UsageError(
-                f"relman watch: branch {self.branch} is not checked out (HEAD is "
-                f"{current or 'detached'}); check it out first: pipelines commit to it"
-            )
+        # Unless relman.toml names it, the branch checked out when the watcher started (kept
+        # across reloads: a checkout of another branch stops the rounds, it is not followed).
+        self.branch = (
+            config.watch.branch or getattr(self, "branch", None) or self._checked_out() or ""
+        )
         self.triggers: dict[str, list[tuple[str, str]]] = {"commit": [], "data": []}
         pipelines = declared(config)
         for service in config.services:
@@ -172,22 +213,43 @@ class Watcher:
                 for trigger in pipelines[name].on:
                     self.triggers[trigger].append((name, service))
         self._data: dict[str, Any] = {}
-        self._first_seen: dict[str, tuple[str, float]] = {}
-        self._seen_ledger: tuple[Any, ...] | None = None
-        self._checked_ledger = 0.0
-        self._seen_ref: tuple[Any, ...] | None = None
-        self._written = 0.0
-        common = _git(project.root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+        # Each watched path's stat at the last poll, the changes it reported, and the stale
+        # ones (record moved, file did not) already said.
+        self._keys: dict[str, Any] = {}
+        self._changes: dict[str, tuple[str | None, str | None]] = {}
+        self._stale: dict[str, tuple[str | None, str | None]] = {}
         # Where the branch's ref lives (loose or packed): looked at before any git process.
         self._refs = (
-            [Path(common) / "refs" / "heads" / self.branch, Path(common) / "packed-refs"]
-            if common
+            [self._common / "refs" / "heads" / self.branch, self._common / "packed-refs"]
+            if self._common is not None and self.branch
             else []
         )
-        self.state = read_state(project)
-        if self.state.branch != self.branch:
-            self.state.head = None
-        self.state.branch = self.branch
+
+    def _checked_out(self) -> str | None:
+        """The branch checked out (from the HEAD file: no git process), None when detached."""
+        if self._head_file is None:
+            return _git(self.project.root, "symbolic-ref", "--short", "-q", "HEAD") or None
+        try:
+            text = self._head_file.read_text().strip()
+        except OSError:
+            return None
+        return text.removeprefix("ref: refs/heads/") if text.startswith("ref: ") else None
+
+    def _branch_problem(self) -> str | None:
+        """Why no pipeline may run now: the watched branch is not the one checked out
+        (pipelines commit to it, and test what the tree holds)."""
+        current = self._checked_out()
+        if not self.branch:
+            return (
+                "HEAD is detached; check out the branch to watch, or set [watch] branch in "
+                "relman.toml"
+            )
+        if current != self.branch:
+            return (
+                f"branch {self.branch} is not checked out (HEAD is {current or 'detached'}); "
+                "check it out first: pipelines commit to it"
+            )
+        return None
 
     # ------------------------------------------------------------------------------ loop
 
@@ -196,16 +258,7 @@ class Watcher:
         with watcher_lock(self.project):
             self.state.pid, self.state.host, self.state.started = os.getpid(), this_host(), _now()
             self._save()
-            self.log(
-                f"watching {self.branch} every {self.poll_seconds:g} s: "
-                + ", ".join(
-                    f"{name} for {service} on {trigger}"
-                    for trigger, pairs in self.triggers.items()
-                    for name, service in pairs
-                )
-                if any(self.triggers.values())
-                else f"watching {self.branch}: no pipeline has on = [...]; only resuming runs"
-            )
+            self.log(self._describe())
             started: list[dict[str, Any]] = []
             while not self.stop.is_set():
                 started += self.poll()
@@ -216,16 +269,33 @@ class Watcher:
             self._save()
         return {"ok": True, "branch": self.branch, "runs": started, "state": self.state.to_dict()}
 
+    def _describe(self) -> str:
+        pairs = [
+            f"{name} for {service} on {trigger}"
+            for trigger, found in self.triggers.items()
+            for name, service in found
+        ]
+        if not pairs:
+            return f"watching {self.branch}: no pipeline has on = [...]; only carrying runs on"
+        return f"watching {self.branch} every {self.poll_seconds:g} s: " + ", ".join(pairs)
+
     def poll(self) -> list[dict[str, Any]]:
-        """One round: carry runs on, then start what new commits and data call for."""
+        """One round: take a changed relman.toml, carry runs on, then start what new commits
+        and data call for. A round that cannot run says why in the log and the state."""
         documents: list[dict[str, Any]] = []
+        error_before = self.state.last_error
         try:
-            documents += self._carry_on()
-            if not self.stop.is_set():
+            problem = self._reload() or self._branch_problem()
+            if problem:
+                if problem != self._last_problem:
+                    self.log(f"not running pipelines: {problem}")
+                self._last_problem = self.state.last_error = problem
+            else:
+                self._last_problem = None
+                documents += self._carry_on()
                 documents += self._commits()
-            if not self.stop.is_set():
                 documents += self._data_changes()
-            self.state.last_error = None
+                self.state.last_error = None
         except Exception as exc:  # one bad round is logged, the watcher goes on
             from core.errors import release_error
 
@@ -233,9 +303,29 @@ class Watcher:
             self.state.last_error = line
             self.log(f"error: {line}")
         self.state.last_poll = _now()
-        if documents or time.monotonic() - self._written >= RECHECK_SECONDS:
+        changed = documents or self.state.last_error != error_before
+        if changed or time.monotonic() - self._written >= RECHECK_SECONDS:
             self._save()
         return documents
+
+    def _reload(self) -> str | None:
+        """relman.toml changed: take it (its triggers, branch, poll); a broken one is
+        reported and the round skipped, the pipelines of the last good one kept."""
+        seen = _stats([self.project.config_path])
+        if seen == self._config_stat:
+            return None
+        from core.config.model import load_project
+        from core.errors import ConfigError
+
+        try:
+            project = load_project(self.project.root)
+        except ConfigError as exc:
+            return f"{exc} (fix it: the watcher goes on with it once it loads)"
+        self._configure(project)
+        if self.state.branch != self.branch:
+            self.state.head, self.state.branch = None, self.branch
+        self.log(f"relman.toml changed: {self._describe()}")
+        return None
 
     def _save(self) -> None:
         write_state(self.project, self.state)
@@ -250,19 +340,24 @@ class Watcher:
 
         ledger_files = [self.project.ledger_path, Path(f"{self.project.ledger_path}-wal")]
         seen = _stats(ledger_files)
-        if seen == self._seen_ledger and time.monotonic() - self._checked_ledger < RECHECK_SECONDS:
-            return []  # nothing written since the last look: no approval, no new run
+        quiet = seen == self._seen_ledger and all(pid_alive(pid) for pid in self._drivers)
+        if quiet and time.monotonic() - self._checked_ledger < RECHECK_SECONDS:
+            return []  # nothing written, no driver gone since the last look: nothing to do
         self._seen_ledger, self._checked_ledger = seen, time.monotonic()
         if not self.project.ledger_path.exists():
             return []
         with open_ledger(self.project, read_only=True) as ledger:
-            candidates = [
-                run
-                for run in ledger.pipeline_runs(limit=200)
-                if run.status in ("running", "waiting", "interrupted")
-            ]
+            candidates = ledger.pipeline_runs(open_only=True, limit=10_000)
+        # The relmans driving runs here: one that ends is noticed at the next round.
+        self._drivers = {
+            run.pid
+            for run in candidates
+            if run.status == "running" and run.pid and run.host == this_host()
+        }
         documents = []
-        for run in reversed(candidates):
+        for run in reversed(candidates):  # oldest first
+            if self.stop.is_set():
+                break
             status = seen_status(run)
             if status == "running" or (
                 status == "waiting" and not ready_to_resume(self.project, run)
@@ -280,18 +375,22 @@ class Watcher:
         return documents
 
     def _commits(self) -> list[dict[str, Any]]:
+        documents = self._pending()
         seen = _stats(self._refs)
-        if self._refs and seen == self._seen_ref and self.state.head is not None:
-            return []  # the branch's ref did not move: no git process spawned
-        self._seen_ref = seen
+        fresh = time.monotonic() - self._checked_ref < RECHECK_SECONDS
+        if self._refs and seen == self._seen_ref and self.state.head is not None and fresh:
+            return documents  # the branch's ref did not move: no git process spawned
         head = _git(self.project.root, "rev-parse", "-q", "--verify", f"refs/heads/{self.branch}")
-        if not head or head == self.state.head:
-            return []
+        if not head:
+            return documents  # git failed: looked at again next round
+        self._seen_ref, self._checked_ref = seen, time.monotonic()
+        if head == self.state.head:
+            return documents
         first_sight = self.state.head is None
         self.state.head = head
         self._save()
         if first_sight or not self.triggers["commit"]:
-            return []
+            return documents
         subject = _git(self.project.root, "log", "-1", "--format=%s", head)
         made_by = _git(
             self.project.root,
@@ -301,22 +400,54 @@ class Watcher:
             head,
         ).strip()
         reason = f"new commit {head[:8]} on {self.branch}: {subject}"
-        documents = []
         for name, service in self.triggers["commit"]:
+            if self.stop.is_set():
+                break
+            key = f"{name}/{service}"
             if made_by == name:
                 self.log(f"{head[:8]} was made by pipeline {name}: not starting it again")
+                self.state.pending.pop(key, None)
                 continue
-            documents += self._start(name, service, "commit", reason)
+            # A newer commit stands for the older one still waiting for its turn.
+            self.state.pending[key] = reason
+            self._save()
+            documents += self._start_pending(key)
         return documents
 
+    def _pending(self) -> list[dict[str, Any]]:
+        """Commit runs refused while another run of the pipeline was open: tried again."""
+        documents: list[dict[str, Any]] = []
+        for key in list(self.state.pending):
+            if self.stop.is_set():
+                break
+            documents += self._start_pending(key)
+        return documents
+
+    def _start_pending(self, key: str) -> list[dict[str, Any]]:
+        name, _, service = key.partition("/")
+        if (name, service) not in self.triggers["commit"]:
+            self.state.pending.pop(key, None)  # no longer assigned in relman.toml
+            return []
+        run_id = self._begin(name, service, "commit", self.state.pending[key])
+        if run_id is None:
+            return []
+        self.state.pending.pop(key, None)
+        self._save()
+        from core.pipelines.runner import drive
+
+        return [self._drive(run_id, drive)]
+
     def _data_changes(self) -> list[dict[str, Any]]:
+        from core.pipelines.runner import drive
+
         documents = []
         by_service: dict[str, list[str]] = {}
         for name, service in self.triggers["data"]:
             by_service.setdefault(service, []).append(name)
-        now = time.monotonic()
         for service, names in by_service.items():
-            changes = self._watch_of(service).poll()
+            watch = self._watch_of(service)
+            changes = self._moved(watch, watch.poll())
+            now = time.monotonic()  # per service: a run driven above took its time
             if not changes:
                 for name in names:
                     self._first_seen.pop(f"{name}/{service}", None)
@@ -324,6 +455,8 @@ class Watcher:
             fingerprint = ";".join(sorted(f"{c.path}={c.current_md5}" for c in changes))
             reason = "; ".join(change.reason() for change in changes)
             for name in names:
+                if self.stop.is_set():
+                    break
                 key = f"{name}/{service}"
                 if self.state.triggered.get(key) == fingerprint:
                     continue
@@ -335,12 +468,41 @@ class Watcher:
                         continue
                 elif now - seen[1] < self.debounce:
                     continue
-                started = self._start(name, service, "data", reason)
-                if started and started[0].get("run") is not None:
-                    self.state.triggered[key] = fingerprint
-                    self._save()
-                documents += started
+                run_id = self._begin(name, service, "data", reason)
+                if run_id is None:
+                    continue
+                # Taken as soon as its run is recorded: a restart never starts it twice.
+                self.state.triggered[key] = fingerprint
+                self._save()
+                documents.append(self._drive(run_id, drive))
         return documents
+
+    def _moved(self, watch: Any, changes: list[Any]) -> list[Any]:
+        """The changes of files that moved. A change that appears while its file stayed as it
+        was is DVC's record moving (a `git pull` without `dvc checkout`): retraining on the
+        old file would undo the pulled update, so it is said once and left out."""
+        keys = {path: watch.stat_key(path) for path in watch.paths}
+        moved = []
+        for change in changes:
+            before_key = self._keys.get(change.path)
+            before = self._changes.get(change.path)
+            same_file = before_key is not None and before_key == keys.get(change.path)
+            new_record = before is None or before[0] != change.recorded_md5
+            pair = (change.recorded_md5, change.current_md5)
+            if same_file and new_record:
+                self.log(
+                    f"{change.path}: DVC's record changed but the file did not (a git pull "
+                    "without dvc checkout?); run dvc checkout: nothing started for it"
+                )
+                self._stale[change.path] = pair
+                continue
+            if self._stale.get(change.path) == pair:
+                continue
+            self._stale.pop(change.path, None)
+            moved.append(change)
+        self._keys.update(keys)
+        self._changes = {c.path: (c.recorded_md5, c.current_md5) for c in changes}
+        return moved
 
     def _watch_of(self, service: str) -> Any:
         if service not in self._data:
@@ -349,15 +511,17 @@ class Watcher:
             self._data[service] = DataWatch(self.project.root, watched_data(self.project, service))
         return self._data[service]
 
-    def _start(self, name: str, service: str, trigger: str, reason: str) -> list[dict[str, Any]]:
-        from core.pipelines.runner import drive, start_run
+    def _begin(self, name: str, service: str, trigger: str, reason: str) -> int | None:
+        """Record a run beginning (None when one of the pipeline is still open for the
+        service: its turn comes once that one has ended)."""
+        from core.pipelines.runner import start_run
         from store.errors import LedgerConflict
 
         try:
             run_id = start_run(self.project, name, service, trigger=trigger, reason=reason)
         except LedgerConflict as exc:
             self.log(f"not starting {name} for {service} yet: {exc}")
-            return []
+            return None
         self.log(f"started run #{run_id} of {name} for {service}: {reason}")
         self.state.last_started = {
             "run": run_id,
@@ -368,7 +532,7 @@ class Watcher:
             "at": _now(),
         }
         self._save()
-        return [self._drive(run_id, drive)]
+        return run_id
 
     def _drive(self, run_id: int, drive: Any) -> dict[str, Any]:
         document: dict[str, Any] = drive(self.project, run_id, log=self.log, cancel=self.stop)

@@ -13,7 +13,7 @@ import time
 from core.config.model import Project
 from core.errors import BlockedError, InfraError
 from core.host.processes import TAG_VARIABLE, pid_alive
-from core.pipelines.watch import LOG_NAME, read_state, watcher_running
+from core.pipelines.watch import LOG_NAME, lock_holder, read_state, watcher_running
 
 STOP_GRACE = 60.0  # a run's step (a promotion) may take a while to leave safely
 
@@ -26,7 +26,7 @@ def start_watcher(project: Project) -> int:
     """Start the watcher detached; its pid. BlockedError when one runs already; InfraError
     when it exits before taking its lock (its log's last line says why)."""
     if watcher_running(project):
-        pid = read_state(project).pid
+        pid = read_state(project).pid or lock_holder(project)
         raise BlockedError(
             f"a watcher already runs for this project (pid {pid}); `relman down` stops it"
         )
@@ -59,7 +59,7 @@ def stop_watcher(project: Project) -> bool:
     when one ran."""
     if not watcher_running(project):
         return False
-    pid = read_state(project).pid
+    pid = read_state(project).pid or lock_holder(project)
     if pid is None or not pid_alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)

@@ -226,7 +226,7 @@ def _v4_pipeline_runs(db: Database) -> None:
     """Pipeline runs as recorded state machines: one row per run (its pipeline, service,
     trigger and reason, status, the release it made, the process driving it) and one row per
     step (status, attempts, times, detail, kept output lines, what it produced). At most one
-    open (running or waiting) run per pipeline and service."""
+    open (running, waiting or interrupted) run per pipeline and service."""
     for statement in _V4_SQL:
         db.execute(statement)
 
@@ -255,7 +255,7 @@ _V4_SQL = [
     "CREATE INDEX pipeline_runs_by_time ON pipeline_runs (started_at, id)",
     "CREATE INDEX pipeline_runs_by_service ON pipeline_runs (service, started_at, id)",
     """CREATE UNIQUE INDEX pipeline_runs_open ON pipeline_runs (pipeline, service)
-        WHERE status IN ('running', 'waiting')""",
+        WHERE status IN ('running', 'waiting', 'interrupted')""",
     """CREATE TABLE pipeline_steps (
         run_id INTEGER NOT NULL REFERENCES pipeline_runs (id),
         position INTEGER NOT NULL CHECK (position >= 0),

@@ -19,10 +19,12 @@ from store.ledger.base import LedgerBase
 
 RunStatus = Literal["running", "waiting", "passed", "failed", "interrupted", "cancelled"]
 StepState = Literal["pending", "running", "passed", "failed", "waiting", "skipped"]
-OPEN_RUN: tuple[RunStatus, ...] = ("running", "waiting")
+# Not ended: driven, waiting for an approval, or stopped to be resumed (a second run of the
+# pipeline for the service is refused meanwhile).
+OPEN_RUN: tuple[RunStatus, ...] = ("running", "waiting", "interrupted")
 _STEP_STATES = get_args(StepState)
 _RUN_STATES = get_args(RunStatus)
-_OPEN_SQL = "status IN ('running', 'waiting')"
+_OPEN_SQL = "status IN ('running', 'waiting', 'interrupted')"
 KEEP_LINES = 200  # output lines a step keeps
 
 
@@ -91,9 +93,9 @@ class PipelinesMixin(LedgerBase):
             )
             if open_row is not None:
                 raise LedgerConflict(
-                    f"run #{open_row['id']} of pipeline {pipeline} for {service} is still "
-                    f"{open_row['status']}; `relman pipeline runs` shows it, `relman pipeline "
-                    f"resume {open_row['id']}` goes on with it"
+                    f"run #{open_row['id']} of pipeline {pipeline} for {service} has not ended "
+                    f"({open_row['status']}); `relman pipeline resume {open_row['id']}` goes on "
+                    f"with it, `relman pipeline cancel {open_row['id']}` ends it"
                 )
             run_id = self._db.execute(
                 "INSERT INTO pipeline_runs (pipeline, service, status, trigger, reason, context,"
@@ -226,23 +228,25 @@ class PipelinesMixin(LedgerBase):
             return self._pipeline_run(run_id)
 
     def claim_pipeline_run(
-        self, run_id: int, *, pid: int, host: str, replacing: int | None
+        self, run_id: int, *, pid: int, host: str, seen: str
     ) -> PipelineRunRecord:
-        """Make ``pid`` the run's driver, replacing ``replacing`` (the holder the caller saw,
-        which it found gone or waiting). Refused (:class:`LedgerConflict`) when the run ended,
-        or its holder changed meanwhile (another relman took it first)."""
+        """Make ``pid`` the run's driver. ``seen`` is the run's ``updated_at`` when the caller
+        found it waiting, interrupted, or held by a driver that died: refused
+        (:class:`LedgerConflict`) when the run ended or changed since (another relman took
+        it, or its driver moved it on), so two relmans never drive one run."""
         with self._writing(f"taking over pipeline run #{run_id}") as at:
             run = self._pipeline_run(run_id)
-            if run.status not in (*OPEN_RUN, "interrupted"):
+            if not run.open:
                 raise LedgerConflict(
                     f"pipeline run #{run_id} ended {run.status}; start a new run with "
                     f"`relman pipeline run {run.pipeline}`"
                 )
-            if run.pid != replacing:
+            if run.updated_at != seen:
                 raise LedgerConflict(
-                    f"pipeline run #{run_id} was taken over by pid {run.pid} meanwhile; "
+                    f"pipeline run #{run_id} changed meanwhile (driven by pid {run.pid}); "
                     "`relman pipeline runs` shows who drives it"
                 )
+            replacing = run.pid
             self._db.execute(
                 "UPDATE pipeline_runs SET pid = ?, host = ?, status = 'running', "
                 "finished_at = NULL, updated_at = ? WHERE id = ?",
@@ -272,7 +276,7 @@ class PipelinesMixin(LedgerBase):
         limit: int = 50,
     ) -> list[PipelineRunRecord]:
         """Runs, newest first, with their steps."""
-        sql = "SELECT id FROM pipeline_runs WHERE 1 = 1"
+        sql = "SELECT id FROM pipeline_runs WHERE 1 = 1"  # open_only: not ended
         params: list[Any] = []
         for column, value in (("pipeline", pipeline), ("service", service)):
             if value is not None:

@@ -175,7 +175,7 @@ def test_a_run_whose_driver_died_is_interrupted_and_taken_over(project: Project)
     assert api.pipeline_runs(project)["runs"][0]["status"] == "interrupted"
     entry = api.history(project)["entries"][0]
     assert entry["kind"] == "pipeline" and entry["status"] == "interrupted"
-    with pytest.raises(BlockedError, match="is still"):
+    with pytest.raises(BlockedError, match="has not ended"):
         api.pipeline_run(project, "check")  # one open run of a pipeline per service
     done = api.pipeline_resume(project, run_id)
     assert done["status"] == "passed" and done["driver"]["pid"] == os.getpid()
@@ -188,7 +188,8 @@ def test_a_run_driven_by_a_live_relman_is_not_taken(project: Project) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with open_ledger(project, read_only=False) as ledger:
-            ledger.claim_pipeline_run(run_id, pid=sleeper.pid, host=_host(), replacing=os.getpid())
+            seen = ledger.get_pipeline_run(run_id).updated_at
+            ledger.claim_pipeline_run(run_id, pid=sleeper.pid, host=_host(), seen=seen)
         with pytest.raises(BlockedError, match=f"is being driven by pid {sleeper.pid}"):
             api.pipeline_resume(project, run_id)
     finally:
@@ -241,10 +242,82 @@ def _orphan(project: Project, run_id: int) -> None:
         check=True,
     )
     with open_ledger(project, read_only=False) as ledger:
-        ledger.claim_pipeline_run(run_id, pid=int(dead.stdout), host=_host(), replacing=os.getpid())
+        seen = ledger.get_pipeline_run(run_id).updated_at
+        ledger.claim_pipeline_run(run_id, pid=int(dead.stdout), host=_host(), seen=seen)
 
 
 def _host() -> str:
     from core.host.processes import this_host
 
     return this_host()
+
+
+APPROVE_TOML = """
+[environments.staging]
+port = {port}
+approvals = 1
+
+[pipelines.ship]
+steps = ["approve:staging", "deploy:staging"]
+"""
+
+
+def test_neither_the_driver_nor_the_starter_may_approve_their_run(
+    project: Project, dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = dvc_repo.root / "relman.toml"
+    (port,) = worker_ports(1)
+    config.write_text(config.read_text() + APPROVE_TOML.format(port=port))
+    dvc_repo.commit("a staging that needs an approval")
+    project = load_project(dvc_repo.root)
+    waiting = api.pipeline_run(project, "ship")  # started by alice
+    assert waiting["status"] == "waiting" and waiting["exit_code"] == 1
+    release = waiting["release"]
+    assert waiting["waiting_for"]["command"] == f"relman approve {release[:12]} --env staging"
+    api.approve(project, release, "staging")  # alice's own
+    monkeypatch.setenv("RELMAN_USER", "bob")
+    still = api.pipeline_resume(project, waiting["run"])  # bob drives; alice approved
+    assert still["status"] == "waiting"
+    assert "alice started this run: theirs does not count" in still["detail"]
+    approve = next(s for s in still["steps"] if s["name"] == "approve:staging")
+    assert approve["attempts"] == 1  # looked at again, not attempted again
+    monkeypatch.setenv("RELMAN_USER", "carol")
+    api.approve(project, release, "staging")
+    monkeypatch.setenv("RELMAN_USER", "bob")
+    done = api.pipeline_resume(project, waiting["run"])
+    approve = next(s for s in done["steps"] if s["name"] == "approve:staging")
+    assert approve["status"] == "passed" and "carol" in approve["detail"]
+
+
+def test_a_cancelled_run_ends_for_good(project: Project, dvc_repo: DvcRepo) -> None:
+    stop = threading.Event()
+    stop.set()
+    stopped = api.pipeline_run(project, "check", cancel=stop)
+    assert stopped["status"] == "interrupted"
+    with pytest.raises(BlockedError, match=f"run #{stopped['run']} of pipeline check"):
+        api.pipeline_run(project, "check")  # interrupted is not ended: resume or cancel it
+    cancelled = api.pipeline_cancel(project, stopped["run"])
+    assert cancelled["status"] == "cancelled" and cancelled["detail"] == "cancelled by alice"
+    with pytest.raises(UsageError, match="already ended cancelled"):
+        api.pipeline_resume(project, stopped["run"])
+    with pytest.raises(UsageError, match="already ended cancelled"):
+        api.pipeline_cancel(project, stopped["run"])
+    assert api.pipeline_run(project, "check")["status"] == "passed"
+
+
+def test_a_run_whose_pipeline_is_gone_fails_with_that_line(
+    project: Project, dvc_repo: DvcRepo
+) -> None:
+    from core.pipelines.runner import start_run
+
+    run_id = start_run(project, "slow", "svc")
+    _orphan(project, run_id)
+    config = dvc_repo.root / "relman.toml"
+    text = config.read_text()
+    config.write_text(
+        text[: text.index("[pipelines.slow]")] + text[text.index("[pipelines.stop]") :]
+    )
+    done = api.pipeline_resume(load_project(dvc_repo.root), run_id)
+    assert done["status"] == "failed" and done["exit_code"] == 2
+    assert done["error"].startswith("no pipeline 'slow' in relman.toml")
+    assert api.pipeline_runs(project)["runs"][0]["status"] == "failed"  # never left running

@@ -162,3 +162,80 @@ def test_read_only_refuses_to_watch(dvc_repo: DvcRepo) -> None:
     with pytest.raises(ReadOnlyError):
         api.watch(project, once=True, read_only=True)
     assert not Path(project.state_dir / "watch.json").exists()
+
+
+def test_a_commit_refused_while_a_run_is_open_starts_once_it_ends(dvc_repo: DvcRepo) -> None:
+    import subprocess
+    import sys
+
+    from core.ledger.releases import open_ledger
+    from core.pipelines.runner import start_run
+
+    project = _project(dvc_repo)
+    watcher = _watcher(project)
+    watcher.poll()
+    busy = start_run(project, "on-commit", "svc")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        from core.host.processes import this_host
+
+        with open_ledger(project, read_only=False) as ledger:  # a live relman drives it
+            seen = ledger.get_pipeline_run(busy).updated_at
+            ledger.claim_pipeline_run(busy, pid=sleeper.pid, host=this_host(), seen=seen)
+        dvc_repo.write("notes.md", "hello\n")
+        head = dvc_repo.commit("write notes")
+        assert watcher.poll() == []
+        assert read_state(project).pending == {
+            "on-commit/svc": f"new commit {head[:8]} on main: write notes"
+        }
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # Its relman gone, the open run is carried on, then the commit's own run starts.
+    runs = wait_for(watcher.poll, "the runs to be carried on and started", timeout=120)
+    assert [run["run"] for run in runs] == [busy, busy + 1]
+    assert runs[1]["reason"] == f"new commit {head[:8]} on main: write notes"
+    assert read_state(project).pending == {}
+
+
+def test_a_record_that_moved_while_the_file_did_not_starts_nothing(dvc_repo: DvcRepo) -> None:
+    import yaml
+
+    project = _project(dvc_repo)
+    lines: list[str] = []
+    watcher = _watcher(project, lines)
+    watcher.poll()
+    # What a `git pull` of someone's new data does without `dvc checkout`: the record moves.
+    record = dvc_repo.root / "data" / "iris.csv.dvc"
+    document = yaml.safe_load(record.read_text())
+    document["outs"][0]["md5"] = "0" * 32
+    record.write_text(yaml.safe_dump(document))
+    assert watcher.poll() == [] and watcher.poll() == []
+    assert any("DVC's record changed but the file did not" in line for line in lines)
+    # The file then really changes: that is new data.
+    with (dvc_repo.root / "data" / "iris.csv").open("a") as data:
+        data.write("4.9,1.5,setosa\n")
+    runs = watcher.poll()
+    assert [run["pipeline"] for run in runs] == ["retrain"]
+
+
+def test_a_changed_relman_toml_is_taken_and_a_broken_one_reported(dvc_repo: DvcRepo) -> None:
+    project = _project(dvc_repo)
+    lines: list[str] = []
+    watcher = _watcher(project, lines)
+    watcher.poll()
+    config = dvc_repo.root / "relman.toml"
+    good = config.read_text()
+    config.write_text(good.replace('on = ["data"]', "on = [[["))
+    assert config.read_text() != good
+    assert watcher.poll() == []
+    assert "relman.toml:22: invalid TOML" in read_state(project).last_error
+    # Fixed, and the retrain pipeline no longer listens to data: taken at the next round.
+    config.write_text(good.replace('on = ["data"]\n', ""))
+    watcher.poll()
+    assert read_state(project).last_error is None
+    assert any(line.startswith("relman.toml changed: watching main") for line in lines)
+    assert ("retrain", "svc") not in watcher.triggers["data"]
+    with (dvc_repo.root / "data" / "iris.csv").open("a") as data:
+        data.write("4.9,1.5,setosa\n")
+    assert watcher.poll() == []

@@ -57,14 +57,28 @@ class Demo:
     messages: list[str]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """The demo project, created once per test module in an isolated environment."""
+@pytest.fixture(scope="session")
+def _pristine_demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo project, created once per test process (about 6 s of CPU) in an isolated
+    environment that is undone before any test runs; modules get copies of it."""
     from core.scaffold.demo import create_demo
 
-    base = tmp_path_factory.mktemp("demo-env")
+    base = tmp_path_factory.mktemp("demo-pristine")
     with pytest.MonkeyPatch.context() as mp:
         isolate_user(mp, base)
         messages: list[str] = []
         root = create_demo(base / "iris-demo", log=messages.append)
-        yield Demo(root=root, messages=messages)
+    return Demo(root=root, messages=messages)
+
+
+@pytest.fixture(scope="module")
+def demo(_pristine_demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A copy of the demo project (with its DVC remote beside it) for one test module, in an
+    isolated environment of its own: tests may change it freely."""
+    base = tmp_path_factory.mktemp("demo-env")
+    source = _pristine_demo.root.parent
+    for name in ("iris-demo", "iris-demo-dvc-remote"):
+        shutil.copytree(source / name, base / name, symlinks=True)
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_user(mp, base)
+        yield Demo(root=base / "iris-demo", messages=list(_pristine_demo.messages))

@@ -80,7 +80,8 @@ def test_a_pipeline_waits_for_a_second_persons_approval_then_completes(served: P
         root,
         """
 [pipelines.to-prod]
-steps = ["test", "build", "deploy:dev", "deploy:staging", "approve:prod", "deploy:prod"]
+steps = ["test", "build", "deploy:dev", "deploy:staging",
+         { step = "soak", env = "staging", duration = "3s" }, "approve:prod", "deploy:prod"]
 
 [[pipelines.assign]]
 match = { service = "iris" }
@@ -96,6 +97,8 @@ pipelines = ["to-prod"]
     assert listed["run"] == run and listed["status"] == "waiting"
     assert listed["waiting_for"]["env"] == "prod" and listed["waiting_for"]["command"]
     assert [s["status"] for s in listed["steps"]][-2:] == ["waiting", "pending"]
+    soak = next(s for s in listed["steps"] if s["name"] == "soak:staging")
+    assert soak["detail"] == "soak staging: no alert fired in 3s"  # the collector watched
     assert environments(root)["prod"]["state"] == "not deployed"
 
     # The one who drives it approving does not count; someone else's does.

@@ -66,23 +66,34 @@ def test_one_open_run_per_pipeline_and_service(tmp_path: Path) -> None:
         with pytest.raises(LedgerConflict, match=f"run #{first} of pipeline retrain for iris"):
             _begin(ledger)
         ledger.update_pipeline_run(first, status="waiting", detail="approval")
-        with pytest.raises(LedgerConflict, match="still waiting"):
+        with pytest.raises(LedgerConflict, match=r"has not ended \(waiting\)"):
             _begin(ledger)
         ledger.update_pipeline_run(first, status="failed", detail="no")
         assert _begin(ledger) != first
         assert [run.id for run in ledger.pipeline_runs(open_only=True)] == [first + 1]
 
 
-def test_a_takeover_replaces_only_the_holder_the_taker_saw(tmp_path: Path) -> None:
+def test_a_takeover_needs_the_run_as_the_taker_saw_it(tmp_path: Path) -> None:
     with open_ledger(tmp_path) as ledger:
         run_id = _begin(ledger, pid=111)
-        taken = ledger.claim_pipeline_run(run_id, pid=222, host="here", replacing=111)
+        seen = ledger.get_pipeline_run(run_id).updated_at
+        taken = ledger.claim_pipeline_run(run_id, pid=222, host="here", seen=seen)
         assert taken.pid == 222 and taken.status == "running"
-        with pytest.raises(LedgerConflict, match="taken over by pid 222"):
-            ledger.claim_pipeline_run(run_id, pid=333, host="here", replacing=111)
-        ledger.update_pipeline_run(run_id, status="failed")
-        with pytest.raises(LedgerConflict, match="ended failed"):
-            ledger.claim_pipeline_run(run_id, pid=333, host="here", replacing=222)
+        # a second taker that read it before the first claimed it is refused
+        with pytest.raises(LedgerConflict, match="changed meanwhile"):
+            ledger.claim_pipeline_run(run_id, pid=333, host="here", seen=seen)
+        # an interrupted run is still open: taken over, and a second run of it is refused
+        ledger.update_pipeline_run(run_id, status="interrupted", detail="stopped")
+        with pytest.raises(LedgerConflict, match="has not ended"):
+            _begin(ledger)
+        now = ledger.get_pipeline_run(run_id)
+        assert now.open and now.finished_at is None
+        again = ledger.claim_pipeline_run(run_id, pid=333, host="here", seen=now.updated_at)
+        assert again.status == "running" and again.pid == 333
+        ended = ledger.update_pipeline_run(run_id, status="cancelled", detail="by bob")
+        assert not ended.open and ended.finished_at
+        with pytest.raises(LedgerConflict, match="ended cancelled"):
+            ledger.claim_pipeline_run(run_id, pid=444, host="here", seen=ended.updated_at)
 
 
 def test_bad_requests_are_refused(tmp_path: Path) -> None:

@@ -134,8 +134,8 @@ def test_unknown_pipeline_or_service_is_a_usage_error() -> None:
             "relman.toml:26: [pipelines.x] steps #2: unknown step 'deplooy:dev'; steps are repro",
         ),
         (
-            '[pipelines.x]\nsteps = ["deploy:prod", "deploy:dev"]\n',
-            "steps #2: deploy:dev after deploy:prod is out of order; environments are promoted "
+            '[pipelines.x]\nsteps = ["deploy:staging", "deploy:dev"]\n',
+            "steps #2: deploy:dev after deploy:staging is out of order; environments are promoted "
             "dev -> staging -> prod",
         ),
         (
@@ -145,7 +145,24 @@ def test_unknown_pipeline_or_service_is_a_usage_error() -> None:
         ),
         (
             '[pipelines.x]\nsteps = ["deploy:prod", "approve:prod"]\n',
-            "approve:prod comes after deploy:prod; put it before",
+            "steps #1: deploy:prod with no approve:prod before it, and prod needs 1 approval; "
+            'add "approve:prod" before it',
+        ),
+        (
+            '[pipelines.x]\nsteps = ["repro", "test", "commit"]\n',
+            "steps #2: test after repro with no commit between",
+        ),
+        (
+            '[pipelines.x]\nsteps = ["test", "repro", "commit"]\n',
+            "steps #2: repro after a step that needs the release",
+        ),
+        (
+            '[pipelines.x]\nsteps = [{ step = "run", cmd = "true", timeout = "0s" }]\n',
+            "'0s' is no time at all",
+        ),
+        (
+            '[pipelines]\ntimeout = "0s"\n[pipelines.x]\nsteps = ["test"]\n',
+            "[pipelines] timeout: '0s' is no time at all",
         ),
         ('[pipelines.x]\nsteps = ["approve:prod"]\n', "approve:prod has no deploy:prod after it"),
         ('[pipelines.x]\nsteps = ["soak:dev"]\n', "soak:dev before any deploy:dev"),

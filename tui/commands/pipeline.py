@@ -48,6 +48,9 @@ def add_parsers(verbs: Any) -> None:
     )
     resume.add_argument("run", type=int, metavar="RUN")
     resume.set_defaults(handler=cmd_resume, mutates=True)
+    cancel = actions.add_parser("cancel", help="end a run that waits or was interrupted, for good")
+    cancel.add_argument("run", type=int, metavar="RUN")
+    cancel.set_defaults(handler=cmd_cancel, mutates=True)
     explain = actions.add_parser(
         "explain", help="each step's timeout, retries and strategy, and who set it"
     )
@@ -121,6 +124,17 @@ def _ended(args: argparse.Namespace, document: dict[str, Any]) -> int:
     if document.get("error"):
         _stderr(document["error"])
     return int(document.get("exit_code") or 0)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    document = api.pipeline_cancel(project, args.run, read_only=args.read_only)
+    if args.json:
+        emit(document)
+    else:
+        out(f"run #{document['run']} of {document['pipeline']} for {document['service']}: "
+            f"cancelled ({document['detail']})")  # fmt: skip
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
