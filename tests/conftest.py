@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SANDBOX is not None:
         shutil.rmtree(_SANDBOX, ignore_errors=True)
+
+
+# Here, not in tests/e2e/conftest.py: the TUI's tmux tests use the demo too, and a session
+# fixture is made once per test process only where every module sees the same definition.
+@pytest.fixture(scope="session")
+def _pristine_demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The demo project, created once per test process (about 6 s of CPU) in an isolated
+    environment that is undone before any test runs; modules get copies of it."""
+    from core.scaffold.demo import create_demo
+    from tests.e2e.conftest import Demo, isolate_user
+
+    base = tmp_path_factory.mktemp("demo-pristine")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_user(mp, base)
+        messages: list[str] = []
+        root = create_demo(base / "iris-demo", log=messages.append)
+    return Demo(root=root, messages=messages)

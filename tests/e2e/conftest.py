@@ -57,20 +57,6 @@ class Demo:
     messages: list[str]
 
 
-@pytest.fixture(scope="session")
-def _pristine_demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    """The demo project, created once per test process (about 6 s of CPU) in an isolated
-    environment that is undone before any test runs; modules get copies of it."""
-    from core.scaffold.demo import create_demo
-
-    base = tmp_path_factory.mktemp("demo-pristine")
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_user(mp, base)
-        messages: list[str] = []
-        root = create_demo(base / "iris-demo", log=messages.append)
-    return Demo(root=root, messages=messages)
-
-
 @pytest.fixture(scope="module")
 def demo(_pristine_demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A copy of the demo project (with its DVC remote beside it) for one test module, in an

@@ -138,7 +138,7 @@ steps = ["repro", "commit", "test", "gate", "build"]
 on = ["commit", "data"]
 
 [pipelines.nightly]
-steps = ["repro", "test"]
+steps = ["test", "gate"]
 on = ["data"]
 
 [[pipelines.assign]]
