@@ -468,9 +468,8 @@ def down(
     if env is None and not read_only and stop_watcher(project):
         say("stopped the watcher")
         document = _down(project, env, read_only=read_only, log=say)
-        document.setdefault("stopped", []).append(
-            {"service": None, "env": None, "stopped": True, "watcher": True}
-        )
+        watcher = {"service": None, "env": None, "stopped": True, "watcher": True}
+        document["environments"] = [watcher, *document.get("environments", [])]
         return document
     return _down(project, env, read_only=read_only, log=say)
 

@@ -173,6 +173,7 @@ def test_new_data_retrains_and_serves_dev_under_the_watcher(served: Path) -> Non
     assert status["running"] and status["last_started"]["run"] == run["run"]
     down = relman(root, "--batch", "down")
     assert down.returncode == 0 and "stopped the watcher" in down.stderr
+    assert "the pipeline watcher" in down.stdout
     assert not relman_json(root, "pipeline", "runs")["watcher"]["running"]
 
 

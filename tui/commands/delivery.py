@@ -235,6 +235,8 @@ def _stopped_name(entry: dict[str, Any]) -> str:
         return f"{entry['service']}/{entry['env']}"
     if entry.get("traffic"):
         return "the background traffic"
+    if entry.get("watcher"):
+        return "the pipeline watcher"
     return "the collector" if entry.get("collector") else "other processes of this project"
 
 
