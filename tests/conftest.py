@@ -41,6 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first (each a minute or more), the rest in their order: the
+    workers pick the long ones up at the start and fill in with short ones, instead of one
+    worker starting a two-minute test while the other has nothing left to do."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SANDBOX is not None:
         shutil.rmtree(_SANDBOX, ignore_errors=True)

@@ -72,6 +72,7 @@ def _automatic_rollback(root: Path) -> PromotionRecord | None:
     return done[0] if done and done[0].actor == COLLECTOR else None
 
 
+@pytest.mark.slow
 def test_an_error_burst_is_rolled_back_without_a_command(
     served: Path, hook: ThreadingHTTPServer
 ) -> None:

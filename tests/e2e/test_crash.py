@@ -39,6 +39,7 @@ BOUNDARIES = [
 ]
 
 
+@pytest.mark.slow
 def test_kill_9_at_every_step_boundary_then_status_and_recovery(served: Path) -> None:
     root = served
     first = relman_json(root, "release")

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 __all__ = ["served"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_leak_from_the_first_request_pages_before_the_load_ends(served: Path) -> None:
     root = served

@@ -114,6 +114,7 @@ def served_release(port: int) -> str | None:
     return found.group(1) if found else None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_healthy_canary_promoted_and_slow_canary_aborted(served: Path) -> None:
     root = served
@@ -170,6 +171,7 @@ BOUNDARIES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill_9_at_rollout_steps_then_status_and_next_promote(served: Path) -> None:
     root = served
