@@ -91,7 +91,10 @@ def test_orphans_of_a_killed_leader_are_found_and_stopped(tmp_path: Path, tree: 
     assert [pid for pid, _ in processes_mentioning(tmp_path)] == orphans
     assert stop_tagged(tag, tree.leader.pid, grace=30.0) is True
     assert tagged(tag) == []
-    assert not pid_alive(tree.same) and not pid_alive(tree.apart)
+    # Killed, they are gone once init has reaped them: a moment later on a loaded machine.
+    wait_for(
+        lambda: not pid_alive(tree.same) and not pid_alive(tree.apart), "the orphans to be reaped"
+    )
 
 
 def test_liveness_and_pid_files(tmp_path: Path) -> None:
