@@ -35,7 +35,6 @@ from core.pipelines.definition import (
     NEEDS_RELEASE,
     ResolvedPipeline,
     ResolvedStep,
-    assigned,
     resolve,
 )
 from core.pipelines.steps import Context, Outcome, run_step
@@ -157,72 +156,69 @@ def _drive(
     signal: CancelSignal,
     on_step: Callable[[int, str], None] | None,
 ) -> dict[str, Any]:
-    if True:  # one block: the body below reads as one state machine
-        record = ledger.get_pipeline_run(run_id)
-        pipeline = resolve(project.config, record.pipeline, record.service)
-        steps = plan(pipeline)
-        names = [step.name for step in steps]
-        if names != [step.name for step in record.steps]:
-            then = ", ".join(step.name for step in record.steps)
-            detail = (
-                f"relman.toml changed pipeline {record.pipeline} since run #{run_id} began "
-                f"({then} then, {', '.join(names)} now); start a new run"
-            )
-            ledger.update_pipeline_run(run_id, status="failed", detail=detail)
-            return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
-        context = Context(
-            project=project,
-            pipeline=pipeline,
-            run_id=run_id,
-            reason=record.reason,
-            log=log,
-            cancel=signal,
-            base=str(record.context.get("base") or ""),
-            starter=record.actor,
+    record = ledger.get_pipeline_run(run_id)
+    pipeline = resolve(project.config, record.pipeline, record.service)
+    steps = plan(pipeline)
+    names = [step.name for step in steps]
+    if names != [step.name for step in record.steps]:
+        then = ", ".join(step.name for step in record.steps)
+        detail = (
+            f"relman.toml changed pipeline {record.pipeline} since run #{run_id} began "
+            f"({then} then, {', '.join(names)} now); start a new run"
         )
-        for step, recorded in zip(steps, record.steps, strict=True):
-            if recorded.status in ("passed", "skipped"):
-                if step.kind == "verify":
-                    context.release = recorded.result.get("release")
-                    context.version = recorded.result.get("version")
-                continue
-            if signal.is_set():  # stopped between two steps: the next one never began
-                detail = f"stopped before {step.name}; relman pipeline resume {run_id} goes on"
-                ledger.update_pipeline_run(run_id, status="interrupted", detail=detail)
-                return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
-            outcome, attempts = _attempts(
-                ledger, context, step, recorded.result, on_step, recorded.status == "waiting"
-            )
-            if outcome.status == "passed":
-                continue
-            if outcome.status == "waiting":
-                ledger.update_pipeline_run(run_id, status="waiting", detail=outcome.detail)
-                return run_document(
-                    ledger.get_pipeline_run(run_id),
-                    exit_code=1,
-                    error=f"waiting at {step.name}: {outcome.detail}",
-                )
-            if signal.is_set():
-                ledger.update_pipeline_step(
-                    run_id, step.position, status="pending", detail=f"stopped: {outcome.detail}"
-                )
-                detail = (
-                    f"stopped at {step.name}; relman pipeline resume {run_id} goes on from there"
-                )
-                ledger.update_pipeline_run(run_id, status="interrupted", detail=detail)
-                return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
-            tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-            detail = f"{step.name}: {outcome.detail}{tries}"
-            ledger.update_pipeline_run(run_id, status="failed", detail=detail)
+        ledger.update_pipeline_run(run_id, status="failed", detail=detail)
+        return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
+    context = Context(
+        project=project,
+        pipeline=pipeline,
+        run_id=run_id,
+        reason=record.reason,
+        log=log,
+        cancel=signal,
+        base=str(record.context.get("base") or ""),
+        starter=record.actor,
+    )
+    for step, recorded in zip(steps, record.steps, strict=True):
+        if recorded.status in ("passed", "skipped"):
+            if step.kind == "verify":
+                context.release = recorded.result.get("release")
+                context.version = recorded.result.get("version")
+            continue
+        if signal.is_set():  # stopped between two steps: the next one never began
+            detail = f"stopped before {step.name}; relman pipeline resume {run_id} goes on"
+            ledger.update_pipeline_run(run_id, status="interrupted", detail=detail)
+            return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
+        outcome, attempts = _attempts(
+            ledger, context, step, recorded.result, on_step, recorded.status == "waiting"
+        )
+        if outcome.status == "passed":
+            continue
+        if outcome.status == "waiting":
+            ledger.update_pipeline_run(run_id, status="waiting", detail=outcome.detail)
             return run_document(
-                ledger.get_pipeline_run(run_id), exit_code=outcome.exit_code or 1, error=detail
+                ledger.get_pipeline_run(run_id),
+                exit_code=1,
+                error=f"waiting at {step.name}: {outcome.detail}",
             )
-        version = context.version or (context.release or "")[:12]
-        deployed = [s.env for s in steps if s.kind == "deploy" and s.env]
-        where = f", live in {', '.join(deployed)}" if deployed else ""
-        detail = f"{record.service} {version}{where}" if context.release else "all steps passed"
-        ledger.update_pipeline_run(run_id, status="passed", detail=detail)
-        return run_document(ledger.get_pipeline_run(run_id), exit_code=0)
+        if signal.is_set():
+            ledger.update_pipeline_step(
+                run_id, step.position, status="pending", detail=f"stopped: {outcome.detail}"
+            )
+            detail = f"stopped at {step.name}; relman pipeline resume {run_id} goes on from there"
+            ledger.update_pipeline_run(run_id, status="interrupted", detail=detail)
+            return run_document(ledger.get_pipeline_run(run_id), exit_code=1, error=detail)
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        detail = f"{step.name}: {outcome.detail}{tries}"
+        ledger.update_pipeline_run(run_id, status="failed", detail=detail)
+        return run_document(
+            ledger.get_pipeline_run(run_id), exit_code=outcome.exit_code or 1, error=detail
+        )
+    version = context.version or (context.release or "")[:12]
+    deployed = [s.env for s in steps if s.kind == "deploy" and s.env]
+    where = f", live in {', '.join(deployed)}" if deployed else ""
+    detail = f"{record.service} {version}{where}" if context.release else "all steps passed"
+    ledger.update_pipeline_run(run_id, status="passed", detail=detail)
+    return run_document(ledger.get_pipeline_run(run_id), exit_code=0)
 
 
 def _attempts(
@@ -453,10 +449,6 @@ def runs_document(
     with open_ledger(project, read_only=True) as ledger:
         records = ledger.pipeline_runs(pipeline=pipeline, service=service, limit=limit)
     return {"ok": True, "runs": [run_document(record) for record in records]}
-
-
-def assigned_to(project: Project, service: str) -> list[str]:
-    return assigned(project.config, service)
 
 
 def _write_reports(document: dict[str, Any], junit: Path | None, summary: Path | None) -> None:
