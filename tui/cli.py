@@ -7,8 +7,11 @@ and its exit code; a traceback only with --debug. No verb opens the TUI.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +23,8 @@ from tui.hangup import Hangup, Terminated
 from tui.output import emit, keep_stdout, out
 
 Handler = Callable[[argparse.Namespace], int]
+# 128 + SIGPIPE: what a shell tool whose reader went away exits with (docs/exit-codes.md).
+EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,6 +190,16 @@ def open_tui(args: argparse.Namespace) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one relman command; return its exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader of the answer went away (`relman --json status | head -1`): stop
+        # quietly, as a shell tool killed by SIGPIPE does; nothing more can be written there.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     wants_json = "--json" in argv
@@ -231,6 +246,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relman: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the answer's reader went away: run() ends quietly
     except Exception as exc:  # a bug or an unexpected tool failure: still one line
         if debug:
             traceback.print_exc()
@@ -241,6 +258,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_INFRA
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush finds nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(devnull)
+
+
 def _cancelled(exc: ReleaseError) -> bool:
     from core import api
 
@@ -249,4 +274,22 @@ def _cancelled(exc: ReleaseError) -> bool:
 
 def main() -> None:
     code = run()
-    sys.exit(code if code is not None else EXIT_USAGE)
+    leave(code if code is not None else EXIT_USAGE)
+
+
+def leave(code: int) -> None:
+    """Exit with ``code`` without tearing the interpreter down. What must happen at exit
+    still does (atexit handlers, which include weakref finalizers such as temporary
+    folders; flushed stdout and stderr); what is skipped is freeing every object and module
+    one by one, about 0.1 s after a command that loaded DVC and BentoML, and nothing anyone
+    sees. With another non-daemon thread alive, the usual exit waits for it instead."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+        pass
+    os._exit(code)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # The real stdout, kept for the answer. keep_stdout() takes it again before each command, so
 # whoever replaced sys.stdout before calling the command line (a test's capture) gets it.
@@ -27,6 +30,21 @@ def keep_stdout(stream: TextIO) -> None:
 def stdout() -> TextIO:
     """The real stdout, for a writer of its own (a rich Console)."""
     return _STDOUT
+
+
+def answer_console() -> Console:
+    """A rich Console on the real stdout, for answers drawn as tables. Plain text:
+    summaries quote relman.toml tables ("[environments.dev]"), never markup. A reader that
+    went away raises BrokenPipeError, which the command line turns into its quiet exit
+    (rich's own handling would silence stderr, which sys.stdout points at meanwhile)."""
+    from rich.console import Console
+
+    class _Answer(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Answer(file=_STDOUT, highlight=False, markup=False, soft_wrap=True)
 
 
 def emit(document: dict[str, Any]) -> None:

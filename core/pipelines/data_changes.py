@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.lineage.gitinfo import git
+from core.pipelines.change_feed import ChangeFeed
 from core.pipelines.stage_scope import stage_scope
 
 if TYPE_CHECKING:
@@ -137,11 +138,15 @@ class _Hashed:
 class DataWatch:
     """The watched paths of one project, compared with their DVC records at each poll."""
 
-    def __init__(self, root: Path, paths: Iterable[str]) -> None:
+    def __init__(self, root: Path, paths: Iterable[str], *, notify: bool = False) -> None:
+        """``notify``: walk a watched folder only when the kernel said something under it
+        changed (core/pipelines/change_feed.py), for a watch that polls on and on."""
         self.root = Path(root).resolve()
         self.paths = list(dict.fromkeys(Path(os.path.normpath(p)).as_posix() for p in paths))
         # Files hashed since this watch was made: an idle poll adds none.
         self.files_hashed = 0
+        # Folders walked (every file in them stat'ed) since this watch was made.
+        self.walks = 0
         self._hashed: dict[str, _Hashed] = {}
         self._listings: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}
         self._keys: dict[str, StatKey | None] = {}
@@ -151,22 +156,56 @@ class DataWatch:
         self._records: dict[str, _Record] = {}
         self._cached_rows: dict[str, int | None] = {}
         self._cache_dir = _cache_dir(self.root)
+        self._feed: ChangeFeed | None = None
+        if notify:
+            folders = [path for path in self.paths if (self.root / path).is_dir()]
+            self._feed = ChangeFeed(self.root, folders)
+        # What the last look at each path found, for a folder no notification concerns.
+        self._found: dict[tuple[str, bool], tuple[str | None, int | None]] = {}
 
     def poll(self) -> list[DataChange]:
         """Every watched path whose content differs from its record, now."""
         self._refresh_records()
+        quiet = self._quiet_folders()
         changes = []
         for path in self.paths:
             record = self._records.get(path)
             legacy = record.legacy if record else False
             table = path.lower().endswith(TABLE_SUFFIXES)
-            current, rows = self._current(path, legacy, table)
+            found = self._found.get((path, legacy)) if path in quiet else None
+            if found is None:
+                found = self._found[(path, legacy)] = self._current(path, legacy, table)
+            current, rows = found
             recorded = record.md5 if record else None
             if current == recorded:
                 continue
             recorded_rows = self._recorded_rows(recorded) if table and recorded else None
             changes.append(DataChange(path, recorded, current, recorded_rows, rows))
         return changes
+
+    def close(self) -> None:
+        """Stop the notifications of a ``notify`` watch."""
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+
+    @property
+    def notifications(self) -> str:
+        """How folders are watched, in words (the watcher's log)."""
+        if self._feed is None:
+            return "every poll stats every watched file"
+        if self._feed.failed:
+            return self._feed.failed
+        if not self._feed.paths:
+            return "no folders; each watched file is one stat a poll"
+        return f"file notifications for {len(self._feed.paths)} folder(s)"
+
+    def _quiet_folders(self) -> set[str]:
+        """The watched folders nothing was written under since the last poll (none without
+        ``notify``)."""
+        if self._feed is None:
+            return set()
+        return set(self._feed.paths) - self._feed.take()
 
     def stat_key(self, path: str) -> StatKey | None:
         """The stat of ``path`` at the last poll (for a directory, of every file in it); None
@@ -186,6 +225,7 @@ class DataWatch:
             self._keys[path] = _key(info)
             hashed = self._file(path, full, info, legacy, table)
             return hashed.md5, hashed.rows
+        self.walks += 1
         entries, keys = [], []
         for rel, file_info in sorted(_walk(full), key=lambda item: item[0]):
             keys.append((rel, _key(file_info)))

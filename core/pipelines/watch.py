@@ -172,6 +172,7 @@ class Watcher:
     def __init__(self, project: Project, *, log: Log, stop: threading.Event) -> None:
         self.log = log
         self.stop = stop
+        self._notify = False  # set by run(): a watch of one round needs no notifications
         root = project.root
         git_dir = _git(root, "rev-parse", "--absolute-git-dir")
         common = _git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
@@ -212,6 +213,7 @@ class Watcher:
             for name in assigned(config, service):
                 for trigger in pipelines[name].on:
                     self.triggers[trigger].append((name, service))
+        self._close_watches()  # a reloaded relman.toml: the watches of the last one end
         self._data: dict[str, Any] = {}
         # Each watched path's stat at the last poll, the changes it reported, and the stale
         # ones (record moved, file did not) already said.
@@ -260,11 +262,16 @@ class Watcher:
             self._save()
             self.log(self._describe())
             started: list[dict[str, Any]] = []
-            while not self.stop.is_set():
-                started += self.poll()
-                if once:
-                    break
-                self.stop.wait(self.poll_seconds)
+            # Polling on and on: folders are walked when the kernel says they changed.
+            self._notify = not once
+            try:
+                while not self.stop.is_set():
+                    started += self.poll()
+                    if once:
+                        break
+                    self.stop.wait(self.poll_seconds)
+            finally:
+                self._close_watches()
             self.state.pid = None
             self._save()
         return {"ok": True, "branch": self.branch, "runs": started, "state": self.state.to_dict()}
@@ -508,8 +515,15 @@ class Watcher:
         if service not in self._data:
             from core.pipelines.data_changes import DataWatch, watched_data
 
-            self._data[service] = DataWatch(self.project.root, watched_data(self.project, service))
+            paths = watched_data(self.project, service)
+            watch = DataWatch(self.project.root, paths, notify=self._notify)
+            self._data[service] = watch
+            self.log(f"watching the data of {service}: {watch.notifications}")
         return self._data[service]
+
+    def _close_watches(self) -> None:
+        for watch in getattr(self, "_data", {}).values():
+            watch.close()
 
     def _begin(self, name: str, service: str, trigger: str, reason: str) -> int | None:
         """Record a run beginning (None when one of the pipeline is still open for the

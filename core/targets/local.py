@@ -40,7 +40,7 @@ from core.host.processes import (
 from core.targets.base import Instance, SmokeResult
 
 if TYPE_CHECKING:
-    from core.targets.proxy_control import Routing
+    from core.targets.proxy_control import ProxyStart, Routing
 
 SIDE_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 12
@@ -58,11 +58,14 @@ class LocalTarget:
         self.service = service
         self.env = env
         self.config = project.config.environments[env]
+        self.port: int = self.config.port
         self.folder = project.state_dir / "envs" / service / env
+        # The proxy launched while the environment's first instance warms up (see start).
+        self._front: ProxyStart | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.config.port}"
+        return f"http://{self.config.host}:{self.port}"
 
     # ------------------------------------------------------------------ instances
 
@@ -118,6 +121,7 @@ class LocalTarget:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._launch_front()
         # The shell writes its pid (= the group) at once; wait for it, to hand back a pid.
         deadline = time.monotonic() + 5.0
         while read_pid(folder / "pid") is None and time.monotonic() < deadline:
@@ -229,6 +233,22 @@ class LocalTarget:
             return None
         return next((i for i in self.instances() if i.address == routing.canary), None)
 
+    def _launch_front(self) -> None:
+        """Launch the proxy of an environment that has none while its first instance warms
+        up, so that the switch finds it listening instead of starting it then (a Python
+        start-up, about 0.1 s). It serves 503 until the switch routes it; stopping the
+        instance before that ends it again (see :meth:`stop`). A port taken by another
+        program is left for the switch to report."""
+        from core.targets.proxy_control import proxy_pid, spawn_proxy
+
+        if self._front is not None or proxy_pid(self.folder) is not None:
+            return
+        if not port_is_free(self.port, self.config.host):
+            return
+        self._front = spawn_proxy(
+            self.folder, self.config.host, self.port, access_log=self.access_log
+        )
+
     def _ensure_proxy(self, *, routing: bool) -> None:
         """Start the environment's proxy unless it runs on the address relman.toml gives
         (and, with ``routing``, is one that applies a Routing)."""
@@ -239,8 +259,12 @@ class LocalTarget:
             stop_proxy,
         )
 
-        listen = f"{self.config.host}:{self.config.port}"
+        listen = f"{self.config.host}:{self.port}"
         listen_file = self.folder / "proxy.listen"
+        if self._front is not None:  # launched while the instance warmed up
+            front, self._front = self._front, None
+            front.wait()
+            listen_file.write_text(listen)
         if proxy_pid(self.folder) is not None and _read(listen_file) != listen:
             stop_proxy(self.folder)  # relman.toml moved the environment to another address
         if routing and proxy_pid(self.folder) is not None and not proxy_reads_routing(self.folder):
@@ -250,7 +274,7 @@ class LocalTarget:
             start_proxy(
                 self.folder,
                 self.config.host,
-                self.config.port,
+                self.port,
                 access_log=self.access_log,
             )
             listen_file.write_text(listen)
@@ -264,14 +288,14 @@ class LocalTarget:
         environment does not hold the new one)."""
         from core.targets.proxy_control import proxy_pid
 
-        listen = f"{self.config.host}:{self.config.port}"
+        listen = f"{self.config.host}:{self.port}"
         # No proxy.listen: a relman killed between starting the proxy and writing it; the
         # switch restarts that proxy, so its port counts as ours.
         held = _read(self.folder / "proxy.listen")
         ours = proxy_pid(self.folder) is not None and held in (None, listen)
-        if not ours and not port_is_free(self.config.port, self.config.host):
+        if not ours and not port_is_free(self.port, self.config.host):
             raise InfraError(
-                f"{self.config.host}:{self.config.port} ({self.env}) is in use by another "
+                f"{self.config.host}:{self.port} ({self.env}) is in use by another "
                 f"program; stop it, or change port in [environments.{self.env}] of relman.toml"
             )
 
@@ -295,13 +319,16 @@ class LocalTarget:
         return found
 
     def health(self) -> str | None:
-        status = _get_status(f"{self.config.host}:{self.config.port}", "/readyz", 5.0)
+        status = _get_status(f"{self.config.host}:{self.port}", "/readyz", 5.0)
         if status == 200:
             return None
         return f"{self.url}/readyz answered {status}" if status else f"{self.url} does not answer"
 
     def stop(self, instance: Instance) -> None:
         stop_tagged(str(_folder_of(instance)), instance.pid)
+        if self._front is not None:  # launched for an instance that never got to serve
+            front, self._front = self._front, None
+            front.cancel()
         self._prune()
 
     def sweep(self, keep: Instance | Sequence[Instance] | None) -> list[str]:

@@ -131,6 +131,57 @@ def start_proxy(
 ) -> int:
     """Start the proxy of ``env_dir`` on ``host:port``, detached; return its pid once it
     accepts connections. It serves what ``env_dir/upstream`` names (503 while nothing)."""
+    return spawn_proxy(env_dir, host, port, access_log=access_log).wait(timeout)
+
+
+@dataclass
+class ProxyStart:
+    """A proxy process started and not yet known to listen: :meth:`wait` says when it does.
+    The start is split so that a caller can do other work (an instance warming up) while the
+    proxy's interpreter starts."""
+
+    process: subprocess.Popen[bytes]
+    env_dir: Path
+    host: str
+    port: int
+    log_path: Path
+    offset: int
+
+    def wait(self, timeout: float = 10.0) -> int:
+        """The proxy's pid once it accepts connections on its address; InfraError (with the
+        proxy's own last words) when it exits first or does not listen in time."""
+        process = self.process
+        deadline = time.monotonic() + timeout
+        while True:
+            code = process.poll()
+            if code is not None:
+                line = _last_line(self.log_path, self.offset)
+                line = line or f"relman proxy exited with code {code}"
+                if code == EXIT_CANNOT_LISTEN:
+                    line += "; free the port or change port in relman.toml"
+                else:
+                    line += f"; see {self.log_path}"
+                raise InfraError(line)
+            if read_pid(self.env_dir / PID_FILE) == process.pid and _accepts(self.host, self.port):
+                return process.pid
+            if time.monotonic() >= deadline:
+                end_child(process, 0.0)
+                raise InfraError(
+                    f"relman proxy did not start listening on {self.host}:{self.port} within "
+                    f"{timeout:g} s; see {self.log_path}"
+                )
+            time.sleep(_POLL)
+
+    def cancel(self) -> None:
+        """End the proxy again (it never served anything)."""
+        end_child(self.process, 1.0)
+
+
+def spawn_proxy(
+    env_dir: Path, host: str, port: int, *, access_log: Path | None = None
+) -> ProxyStart:
+    """Launch the proxy of ``env_dir`` on ``host:port``, detached, without waiting for it
+    to listen (see :class:`ProxyStart`). InfraError when one already runs for ``env_dir``."""
     env_dir = env_dir.resolve()
     env_dir.mkdir(parents=True, exist_ok=True)
     running = proxy_pid(env_dir)
@@ -154,25 +205,7 @@ def start_proxy(
             start_new_session=True,
             close_fds=True,
         )
-    deadline = time.monotonic() + timeout
-    while True:
-        code = process.poll()
-        if code is not None:
-            line = _last_line(log_path, offset) or f"relman proxy exited with code {code}"
-            if code == EXIT_CANNOT_LISTEN:
-                line += "; free the port or change port in relman.toml"
-            else:
-                line += f"; see {log_path}"
-            raise InfraError(line)
-        if read_pid(env_dir / PID_FILE) == process.pid and _accepts(host, port):
-            return process.pid
-        if time.monotonic() >= deadline:
-            end_child(process, 0.0)
-            raise InfraError(
-                f"relman proxy did not start listening on {host}:{port} within {timeout:g} s; "
-                f"see {log_path}"
-            )
-        time.sleep(_POLL)
+    return ProxyStart(process, env_dir, host, port, log_path, offset)
 
 
 def proxy_pid(env_dir: Path) -> int | None:

@@ -8,7 +8,12 @@ metrics.json.
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.config.model import Project, parse_config
 from core.pipelines.data_changes import DataChange, DataWatch, watched_data
@@ -162,3 +167,87 @@ def test_a_path_nothing_records_is_reported(dvc_repo: DvcRepo) -> None:
 
     assert change.recorded_md5 is None and change.current_md5 == _md5(dvc_repo.root / path)
     assert change.reason() == f"{path} is not recorded by DVC yet: md5 {change.current_md5[:8]}"
+
+
+# ------------------------------------------------------------- with file notifications
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait for ``condition`` (checked every 20 ms): a notification arrives on its own time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
+        time.sleep(0.02)
+
+
+def test_a_notified_watch_walks_a_folder_only_when_something_under_it_changed(
+    dvc_repo: DvcRepo,
+) -> None:
+    watch = DataWatch(dvc_repo.root, ["data/iris.csv", "data/features"], notify=True)
+    try:
+        assert "file notifications for 1 folder" in watch.notifications
+        assert watch.poll() == []
+        assert watch.walks == 1
+        feed = watch._feed
+        assert feed is not None
+        features = dvc_repo.root / "data" / "features"
+
+        # Writes that change nothing, until one is notified: the kernel's watch is in place.
+        def notified() -> bool:
+            (features / "x.txt").write_text((features / "x.txt").read_text())
+            return "data/features" in feed._marked
+
+        _until(notified, "notification of a write")
+        feed._settled_at = 0.0
+        watch.poll()
+        walks = watch.walks
+
+        for _ in range(5):  # nothing written: the folder is not walked
+            assert watch.poll() == []
+        assert watch.walks == walks
+
+        (features / "z.txt").write_text("a new file\n")
+        changes: list[DataChange] = []
+
+        def seen() -> bool:
+            changes[:] = watch.poll()
+            return bool(changes)
+
+        _until(seen, "change of data/features")
+        assert [c.path for c in changes] == ["data/features"]
+        assert watch.walks > walks
+        # A single file is one stat a poll, notified or not.
+        (dvc_repo.root / "data" / "iris.csv").write_text(
+            (dvc_repo.root / "data" / "iris.csv").read_text() + NEW_ROWS
+        )
+        assert sorted(c.path for c in watch.poll()) == ["data/features", "data/iris.csv"]
+    finally:
+        watch.close()
+
+
+def test_without_notifications_every_poll_walks_as_before(
+    dvc_repo: DvcRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchfiles cannot be imported (or the kernel refuses watches): the feed says so and
+    every folder is walked at every poll; nothing is missed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_watchfiles(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "watchfiles":
+            raise ImportError("no watchfiles here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_watchfiles)
+    watch = DataWatch(dvc_repo.root, ["data/features"], notify=True)
+    try:
+        _until(lambda: watch._feed is not None and watch._feed.failed is not None, "failure")
+        assert "watchfiles is not installed" in watch.notifications
+        for count in range(1, 4):
+            assert watch.poll() == []
+            assert watch.walks == count
+        (dvc_repo.root / "data" / "features" / "z.txt").write_text("a new file\n")
+        assert [c.path for c in watch.poll()] == ["data/features"]
+    finally:
+        watch.close()

@@ -145,3 +145,37 @@ def test_history_prints_brackets_as_written(
     monkeypatch.setattr(api, "history", lambda *_a, **_k: page)
     assert run(["history"]) == 0
     assert summary in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("toml", "args"),
+    [
+        (BROKEN, ["--json", "status"]),
+        (BROKEN.replace("bogus_setting = true\n", ""), ["audit", "verify"]),
+    ],
+    ids=["error document", "rich answer"],
+)
+def test_a_reader_that_went_away_ends_relman_quietly_with_141(
+    tmp_path: Path, toml: str, args: list[str]
+) -> None:
+    """`relman ... | head -1`: the answer's pipe is closed before relman writes to it. No
+    traceback, nothing on stderr but what the command said before, exit 128 + SIGPIPE."""
+    import os
+
+    (tmp_path / "relman.toml").write_text(toml)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read the answer
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui", *args],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr

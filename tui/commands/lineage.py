@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import api
 from tui.columns import print_table
-from tui.output import emit, stdout
+from tui.output import emit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -65,10 +65,9 @@ def add_parsers(verbs: Any) -> None:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from tui.output import answer_console
 
-    # Plain text: summaries quote relman.toml tables ("[environments.dev]"), never markup.
-    return Console(file=stdout(), highlight=False, markup=False, soft_wrap=True)
+    return answer_console()
 
 
 def _size(size: int | None) -> str:
