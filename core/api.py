@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from core.cancel import Cancelled
 from core.config.model import Project, load_project, shown_path
-from core.errors import guard_entry_points
+from core.errors import ConfigError, ProjectError, guard_entry_points
 from core.ledger.steps import quiet as _quiet
 
 if TYPE_CHECKING:  # the --json documents (docs/json.md), as types
@@ -68,6 +68,7 @@ __all__ = [
     "progress_lines",
     "promote",
     "promote_detached",
+    "read_project",
     "recorded_overview",
     "release",
     "rollback",
@@ -92,7 +93,7 @@ class EnvironmentView:
     """What is known of one service in one environment."""
 
     name: str
-    url: str
+    url: str | None  # None: a stage relman reads and does not serve
     # None while nothing has been deployed there.
     release: str | None = None
     version: str | None = None
@@ -111,7 +112,7 @@ class EnvironmentView:
 @dataclass(frozen=True)
 class ServiceView:
     name: str
-    bento: str
+    bento: str | None  # None: lineage only, nothing to build yet
     environments: list[EnvironmentView]
 
 
@@ -126,7 +127,7 @@ def overview(project: Project) -> list[ServiceView]:
         envs = [
             EnvironmentView(
                 name=env_name,
-                url=str(known["url"]),
+                url=known["url"],
                 release=known["release"],
                 version=known["version"],
                 state=str(known["state"]),
@@ -154,7 +155,7 @@ def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[Se
     for name, service in project.config.services.items():
         envs = []
         for env_name, env in project.config.environments.items():
-            url = f"http://{env.host}:{env.port}"
+            url = env.url
             state = states.get((name, env_name))
             if state is None or state.release_id is None:
                 envs.append(EnvironmentView(name=env_name, url=url))
@@ -182,11 +183,22 @@ def create_demo(
     return _create(target, force=force, log=log)
 
 
-def init_project(root: Path, *, force: bool = False) -> Path:
-    """Write relman.toml for an existing DVC + BentoML repository; return its path."""
+def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> dict[str, Any]:
+    """Write relman.toml for an existing DVC repository (with a BentoML service or not; with
+    ``scaffold``, a minimal one is written first); the ``init`` document: ``config`` (its
+    path), ``services``, ``deployable``, ``next``."""
     from core.scaffold.init import init_project as _init
 
-    return _init(root, force=force)
+    written = _init(root, force=force, scaffold=scaffold)
+    return {
+        "ok": True,
+        "config": str(written.path),
+        "services": written.services,
+        "deployable": written.deployable,
+        "next": written.next,
+        "scaffolded": written.scaffolded,
+        "notes": written.notes,
+    }
 
 
 def status(project: Project) -> StatusDocument:
@@ -739,6 +751,44 @@ def drift(project: Project, service: str, env: str) -> dict[str, Any]:
     from core.monitoring.drift_live import live_drift
 
     return live_drift(project, service, env)
+
+
+def read_project(project_dir: Path | None = None) -> Project:
+    """The project, for a command that only reads: relman.toml when there is one; else, in a
+    git + DVC repository, what the repository declares (core/lineage/infer.py), with the rest
+    of the process made read-only (``project.inferred`` says so)."""
+    from core.config.model import MissingConfig
+
+    try:
+        return load_project(project_dir)
+    except MissingConfig as missing:
+        root = _repository_root(project_dir)
+        if root is None:
+            raise
+        from core.lineage.infer import infer_project
+
+        try:
+            project = infer_project(root)
+        except ProjectError as exc:
+            raise ConfigError(f"{missing}; nor can it be read without one: {exc}") from exc
+        forbid_writes()
+        return project
+
+
+def _repository_root(project_dir: Path | None) -> Path | None:
+    """The top of the git repository at ``project_dir`` (or the current folder), None when
+    it is not in one."""
+    import subprocess
+
+    where = Path(project_dir) if project_dir is not None else Path.cwd()
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
 
 
 def forbid_writes() -> None:

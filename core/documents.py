@@ -131,7 +131,7 @@ class SuiteRunDocument(RunDocument):
 
 # -------------------------------------------------------------------------------- status
 
-CacheState = Literal["local", "remote", "missing"]
+CacheState = Literal["local", "remote", "missing", "unknown"]
 
 
 class GitDocument(TypedDict):
@@ -161,6 +161,9 @@ class ArtifactDocument(TypedDict):
     in_cache: bool
     cache: CacheState
     source: str
+    # The DVC remote asked (null when local, or none is set); why it could not be asked.
+    remote: NotRequired[str | None]
+    remote_error: NotRequired[str | None]
 
 
 class CandidateDocument(TypedDict):
@@ -192,7 +195,7 @@ class EnvironmentDocument(TypedDict):
     release: str | None
     version: str | None
     state: str
-    url: str
+    url: str | None  # None: a stage relman reads and does not serve
     since: str | None
     note: NotRequired[str]
     # interrupted: the command that finishes or undoes it
@@ -260,6 +263,9 @@ class StatusDocument(TypedDict):
     root: str
     services: list[ServiceStatus]
     warnings: list[str]
+    # No relman.toml: services read from what the repository declares (core/lineage/infer.py).
+    inferred: NotRequired[bool]
+    reading: NotRequired[str]
 
 
 # ------------------------------------------------------------------------------- history

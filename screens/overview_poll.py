@@ -176,6 +176,7 @@ class OverviewPolls(PolledScreen):
             project, stamp = self.loaded
             if file_stamp(project.config_path) == stamp:
                 return project
-        project = api.load_project(self.project_dir)
+        # Without relman.toml: what the repository declares, until one is written.
+        project = api.read_project(self.project_dir)
         self.loaded = (project, file_stamp(project.config_path))
         return project

@@ -76,9 +76,10 @@ def row_key(service: str, environment: str) -> str:
     return f"{service}/{environment}"
 
 
-def url_text(url: str) -> str:
-    """``127.0.0.1:3100``: the scheme is left out when it is plain http, to fit 80 columns."""
-    return url.removeprefix("http://")
+def url_text(url: str | None) -> str:
+    """``127.0.0.1:3100``: the scheme is left out when it is plain http, to fit 80 columns;
+    ``—`` for a stage relman reads and does not serve."""
+    return "—" if url is None else url.removeprefix("http://")
 
 
 def rollout_of(environment: object) -> dict[str, Any] | None:
@@ -151,6 +152,8 @@ def first_cells(
                 release = Text(short(env.release))
                 if env.version:
                     release.append(f" {env.version}", style="dim")
+            elif env.version:  # a stage relman reads: the version its tags assign
+                release = Text(env.version, style="dim")
             else:
                 release = _NONE
             cells = (
@@ -281,6 +284,12 @@ def nothing_deployed(
 ) -> Content:
     """The line above the table while no environment of any service has a release (empty
     once one has): where to start."""
+    if project.inferred:
+        return Content.assemble(
+            "Reading without a relman.toml — ",
+            ("relman init", "bold"),
+            " writes one",
+        )
     if any(env.release for service in services for env in service.environments):
         return Content("")
     if read_only:

@@ -75,12 +75,18 @@ def build_parser(*, with_verbs: bool = True) -> argparse.ArgumentParser:
 
     init = verbs.add_parser(
         "init",
-        help="write relman.toml for an existing DVC + BentoML repository",
+        help="write relman.toml for an existing DVC repository",
         description="Write relman.toml for the repository in the current folder (or "
-        "--project DIR) from what it finds: dvc.yaml artifacts, the BentoML build config, "
-        "the test folders.",
+        "--project DIR) from what it finds: the models and data of its dvc.yaml files, the "
+        "stages of its GTO tags, the BentoML build config if there is one, the test folders.",
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing relman.toml")
+    init.add_argument(
+        "--scaffold-service",
+        action="store_true",
+        help="without a BentoML service, write a minimal one for the model (scikit-learn "
+        "pickle or joblib), its sample request and its tests",
+    )
     init.set_defaults(handler=cmd_init, mutates=True)
 
     from tui.commands import (
@@ -135,11 +141,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     from core import api
 
     root = args.project or Path.cwd()
-    path = api.init_project(root, force=args.force)
+    document = api.init_project(root, force=args.force, scaffold=args.scaffold_service)
     if args.json:
-        emit({"ok": True, "config": str(path)})
+        emit(document)
     else:
-        out(f"wrote {path}; review it, then run 'relman status'")
+        for path in document["scaffolded"]:
+            out(f"wrote {path}")
+        for note in document["notes"]:
+            out(f"  note: {note}")
+        out(f"wrote {document['config']}; {document['next']}")
     return 0
 
 
@@ -174,10 +184,12 @@ def open_tui(args: argparse.Namespace) -> int:
 
         # Fail fast on a missing or broken relman.toml, before the screen is taken over;
         # the app is handed the project, and paints its rows at once.
-        project = api.load_project(args.project)
+        project = api.read_project(args.project)
         from tui.app import RelmanApp
 
-        app = RelmanApp(project_dir=args.project, read_only=args.read_only, project=project)
+        # Without a relman.toml the interface reads what the repository declares, read-only.
+        read_only = args.read_only or project.inferred
+        app = RelmanApp(project_dir=args.project, read_only=read_only, project=project)
         app.run()
     finally:
         gc.enable()

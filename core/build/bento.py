@@ -137,6 +137,7 @@ def bentofile_path(project: Project, service: str) -> Path:
 def check_buildable(project: Project, service: str, candidate: Candidate) -> Path:
     """Refuse what must not be built (BlockedError: a dirty tree, a lineage problem;
     ConfigError: no build config); return the build config's path."""
+    project.config.require_service(service)
     if candidate.dirty:  # uncommitted changes elsewhere (relman.toml, a README) are not built
         files = candidate.dirty_files or candidate.git.dirty_files
         shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")

@@ -31,6 +31,8 @@ from core.config.schema import Model, SchemaError
 from core.errors import ConfigError, UsageError
 
 CONFIG_NAME = "relman.toml"
+# A stage name as GTO accepts it in a tag (gto/constants.py's name rule).
+GTO_STAGE_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?$"
 
 # The models are frozen, keyword-only dataclasses checked by core/config/schema.py: the annotation
 # says what a key holds, ``metadata`` its constraints.
@@ -141,8 +143,9 @@ class AssignRule(Model):
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceConfig(Model):
-    # BentoML service import path, as `bentoml build` / `bentoml serve` take it.
-    bento: str
+    # BentoML service import path, as `bentoml build` / `bentoml serve` take it. None: a
+    # service whose lineage, versions and stages relman tracks, with nothing to build yet.
+    bento: str | None = field(default=None, metadata={"min_length": 1})
     # The BentoML build config: a bentofile.yaml, or pyproject.toml with [tool.bentoml.build].
     build: str = "bentofile.yaml"
     # DVC artifacts (names from dvc.yaml `artifacts:` or paths) that are the model / the data.
@@ -162,7 +165,10 @@ class ServiceConfig(Model):
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig(Model):
     host: str = "127.0.0.1"
-    port: int = field(metadata={"ge": 1, "le": 65535})
+    # None: a stage relman reads (its GTO tags) and does not serve; deploying needs a port.
+    port: int | None = field(default=None, metadata={"ge": 1, "le": 65535})
+    # The GTO stage this environment is in the registry's tags (default: its own name).
+    stage: str | None = field(default=None, metadata={"pattern": GTO_STAGE_PATTERN})
     target: Literal["local"] = "local"
     # Suites that must have passed for the very release being promoted.
     suites: list[str] = field(default_factory=list)
@@ -176,6 +182,11 @@ class EnvironmentConfig(Model):
     monitoring: PolicyLayer = field(default_factory=PolicyLayer)
     # [environments.NAME.rollout]: how a promotion moves traffic (docs/rollouts.md).
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig())
+
+    @property
+    def url(self) -> str | None:
+        """Where the environment answers; None for a stage relman does not serve."""
+        return None if self.port is None else f"http://{self.host}:{self.port}"
 
 
 # ------------------------------------------------------------------- rollouts and analysis
@@ -326,14 +337,39 @@ class RelmanConfig(Model):
             known = ", ".join(self.environments)
             raise UsageError(f"no environment {env!r} in relman.toml (environments: {known})")
 
+    def stage_of(self, env: str) -> str:
+        """The GTO stage that stands for ``env`` in the registry's tags."""
+        return self.environments[env].stage or env
+
+    def require_service(self, service: str) -> None:
+        """UsageError (exit 2) naming what to add when ``service`` has no BentoML service to
+        build: relman tracks its lineage, versions and stages, and builds nothing."""
+        if self.services[service].bento is None:
+            raise UsageError(
+                f"service {service!r} has no BentoML service to build: add bento = "
+                f'"module:Class" (and its bentofile.yaml) to [services.{service}] in '
+                "relman.toml, or write a minimal one with 'relman init --scaffold-service'"
+            )
+
+    def require_port(self, env: str) -> None:
+        """UsageError (exit 2) when ``env`` is a stage relman reads but does not serve."""
+        if self.environments[env].port is None:
+            raise UsageError(
+                f"environment {env!r} has no port: relman reads its stage and serves nothing "
+                f"there; add port = N to [environments.{env}] in relman.toml to deploy to it"
+            )
+
 
 @dataclass(frozen=True)
 class Project:
-    """A loaded project: its root folder, its relman.toml and the validated config."""
+    """A loaded project: its root folder, its relman.toml and the validated config.
+    ``inferred``: there is no relman.toml; the config was read from the repository itself
+    (core/lineage/infer.py), for commands that only read."""
 
     root: Path
     config_path: Path
     config: RelmanConfig
+    inferred: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -368,10 +404,14 @@ def find_config(start: Path | None = None) -> Path:
         candidate = folder / CONFIG_NAME
         if candidate.is_file():
             return candidate
-    raise ConfigError(
+    raise MissingConfig(
         f"no {CONFIG_NAME} in {here} or any folder above it; run 'relman init' in the "
         "repository, or pass --project DIR"
     )
+
+
+class MissingConfig(ConfigError):
+    """There is no relman.toml where one was looked for (exit 2)."""
 
 
 def load_project(project_dir: Path | None = None) -> Project:
@@ -382,7 +422,7 @@ def load_project(project_dir: Path | None = None) -> Project:
             raise ConfigError(f"--project {path}: no such folder")
         config_path = path / CONFIG_NAME
         if not config_path.is_file():
-            raise ConfigError(
+            raise MissingConfig(
                 f"{shown_path(config_path)}: not found; run 'relman init' there, "
                 "or point --project at the folder that holds relman.toml"
             )
@@ -441,6 +481,8 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
                     )
     seen: dict[tuple[str, int], str] = {}
     for env_name, env in config.environments.items():
+        if env.port is None:
+            continue
         key = (env.host, env.port)
         if key in seen:
             line = line_of(("environments", env_name, "port"))

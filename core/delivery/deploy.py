@@ -363,9 +363,8 @@ def check_sample_request(project: Project, service: str) -> None:
         ) from exc
 
 
-def env_url(project: Project, env: str) -> str:
-    config = project.config.environments[env]
-    return f"http://{config.host}:{config.port}"
+def env_url(project: Project, env: str) -> str | None:
+    return project.config.environments[env].url
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -57,6 +57,7 @@ def down(
     from core.delivery.recovery import recover
 
     envs = [env] if env else project.config.environment_order
+    envs = [name for name in envs if project.config.environments[name].port is not None]
     stopped: list[dict[str, Any]] = []
     with open_ledger(project, read_only=False) as ledger:
         for service in project.config.services:

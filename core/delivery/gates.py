@@ -59,7 +59,8 @@ __all__ = [
 
 GateKind = Literal["metric", "baseline", "suites", "artifacts", "approvals", "order", "port"]
 GateStatus = Literal["passed", "failed", "skipped"]
-CacheState = Literal["local", "remote", "missing"]
+# As core.lineage.dvcinfo says it; "unknown": not local, and the remote could not be asked.
+CacheState = Literal["local", "remote", "missing", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class ArtifactPresence:
     path: str
     md5: str | None
     cache: CacheState
+    # The DVC remote asked for it, and why it could not be reached (cache "unknown").
+    remote: str | None = None
+    remote_error: str | None = None
 
 
 def blocking(results: Sequence[GateResult]) -> list[GateResult]:
@@ -349,13 +353,11 @@ def evaluate_artifacts(
     if not artifacts and not problems:
         return GateResult(name, "artifacts", "skipped", "no data or model artifacts to check")
     unhashed = [a.path for a in artifacts if a.md5 is None]
-    remote = [a.path for a in artifacts if a.md5 is not None and a.cache == "remote"]
     missing = [a.path for a in artifacts if a.md5 is not None and a.cache == "missing"]
     lines: list[str] = []
     if unhashed:
         lines.append(f"{_paths(unhashed)} not recorded by DVC (run dvc repro or dvc add)")
-    if remote:
-        lines.append(f"{_paths(remote)} not in the local cache (in the remote: run dvc pull)")
+    lines += _to_pull(artifacts)
     if missing:
         lines.append(f"{_paths(missing)} not in the local cache nor in the remote (run dvc repro)")
     # Lineage also reports cache state ("models/model.pkl: not in the local cache ..."):
@@ -368,6 +370,25 @@ def evaluate_artifacts(
     if len(lines) > 2:
         lines = [*lines[:2], f"and {_plural(len(lines) - 2, 'more problem')}"]
     return _result(name, "artifacts", False, "; ".join(lines))
+
+
+def _to_pull(artifacts: Sequence[ArtifactPresence]) -> list[str]:
+    """``needs dvc pull`` lines, one per remote: those it holds, and those it could not say."""
+    lines: list[str] = []
+    pulled = [a for a in artifacts if a.md5 is not None and a.cache in ("remote", "unknown")]
+    for remote in dict.fromkeys(a.remote for a in pulled):
+        held = [a.path for a in pulled if a.remote == remote and a.cache == "remote"]
+        unsure = [a for a in pulled if a.remote == remote and a.cache == "unknown"]
+        where = f"remote '{remote}'" if remote else "the remote"
+        if held:
+            lines.append(f"{_paths(held)} not in the local cache: needs dvc pull (in {where})")
+        if unsure:
+            reason = f" ({unsure[0].remote_error})" if unsure[0].remote_error else ""
+            lines.append(
+                f"{_paths([a.path for a in unsure])} not in the local cache: needs dvc pull, "
+                f"and {where} could not be reached{reason}"
+            )
+    return lines
 
 
 def evaluate_approvals(

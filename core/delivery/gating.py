@@ -130,7 +130,8 @@ def _packed(project: Project, record: ReleaseRecord) -> GateResult:
 def candidate_artifacts(cand: Candidate) -> GateResult:
     """Data and model of the candidate: in the local cache, no lineage problem."""
     artifacts = [
-        ArtifactPresence(info.path, info.md5, info.cache) for info in [*cand.model, *cand.data]
+        ArtifactPresence(info.path, info.md5, info.cache, info.remote, info.remote_error)
+        for info in [*cand.model, *cand.data]
     ]
     return evaluate_artifacts(artifacts, cand.problems)
 

@@ -21,6 +21,8 @@ def port_result(project: Project, service: str, env: str) -> GateResult:
     """``port``: passed when ``env`` can listen on its host and port, failed (blocking) with
     the target's own line when another program holds them."""
     config = project.config.environments[env]
+    if config.port is None:
+        return GateResult("port", "port", "failed", f"{env} has no port: it is not served")
     address = f"{config.host}:{config.port}"
     try:
         target_for(project, service, env).prepare()

@@ -52,6 +52,8 @@ def promote(
     gates. Blocked (exit 1) and failed (exit 3, previous release restored) promotions come
     back as a report with ``error`` set; usage errors raise."""
     project.config.check_names(service=service, env=env)
+    project.config.require_service(service)
+    project.config.require_port(env)
     check_sample_request(project, service)
     chosen = strategy_for(project, env, strategy)
     if chosen == "shadow" and project.config.services[service].sample_request is None:

@@ -200,7 +200,9 @@ class Observed:
 
 def observe(project: Project, service: str, env: str) -> Observed | None:
     """The truth of a locally served environment, read only; None when relman never
-    served it here (no folder), so the ledger's word stands."""
+    served it here (no folder, or a stage it does not serve), so the ledger's word stands."""
+    if project.config.environments[env].port is None:
+        return None
     target = target_for(project, service, env)
     folder = getattr(target, "folder", None)
     if folder is None or not folder.exists():

@@ -37,7 +37,8 @@ def check_tags(
     refs = tags(project.root)
     for name in model_names(ledger, record):
         try:
-            plan_promotion_tags(refs, name, record.version, env, record.git_commit)
+            stage = project.config.stage_of(env)
+            plan_promotion_tags(refs, name, record.version, stage, record.git_commit)
         except BlockedError as exc:
             steps.failed("tags", str(exc))
             raise
@@ -68,7 +69,7 @@ def write_tags(
                 project.root,
                 name,
                 record.version,
-                env,
+                project.config.stage_of(env),  # its GTO name ([environments.ENV] stage)
                 record.git_commit,
                 actor=current_user(project.root),
             )

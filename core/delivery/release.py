@@ -56,6 +56,11 @@ def release(
         raise ReadOnlyError("read-only mode: release refused")
     order = config.environment_order
     envs = order[: order.index(to) + 1] if to else order[:1]
+    # What cannot be built or served stops the release before its first step (exit 2).
+    for name in [service] if service else list(config.services):
+        config.require_service(name)
+    for env in envs:
+        config.require_port(env)
     for path, option in ((junit, "--junit"), (summary, "--summary")):
         _check_writable(path, option)
     # --strategy applies to the environment released to; the others keep their own.

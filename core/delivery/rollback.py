@@ -54,6 +54,7 @@ def rollback(
     the approvals of ``env`` when ``to`` was never live there (``force`` with a ``reason``
     instead), the other gates skipped, the health check not; the audit log says who and why."""
     project.config.check_names(service=service, env=env)
+    project.config.require_port(env)
     why = " ".join(reason.split())
     if force and not why:
         raise UsageError(

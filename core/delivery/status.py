@@ -62,7 +62,7 @@ def environments(
         per_env: dict[str, EnvironmentDocument] = {}
         for name, env in config.environments.items():
             state = states.get((service, name))
-            url = f"http://{env.host}:{env.port}"
+            url = env.url
             if state is None or state.release_id is None:
                 per_env[name] = {
                     "release": None,
@@ -79,13 +79,18 @@ def environments(
                     "url": state.url or url,
                     "since": state.since,
                 }
-            _observe(project, service, name, per_env[name], pending.get((service, name)))
+            if env.port is None:  # a stage relman reads: what the registry's tags say
+                per_env[name]["state"] = "not served"
+            else:
+                _observe(project, service, name, per_env[name], pending.get((service, name)))
             running = rollouts.get((service, name))
             if running is not None:
                 per_env[name]["rollout"] = _rollout_entry(running, versions.get(running.canary))
             if firing.get((service, name)):
                 per_env[name]["alerts"] = firing[(service, name)]
         found[service] = per_env
+    if any(env.port is None for env in config.environments.values()):
+        _stage_versions(project, found)
     return found
 
 
@@ -186,10 +191,39 @@ def build_status(project: Project) -> StatusDocument:
         )
         if runs.get(name):
             services[-1]["runs"] = runs[name]
-    return {
+    document: StatusDocument = {
         "ok": all(lineage[name].ok for name in config.services),
         "project": config.project.name,
         "root": str(project.root),
         "services": services,
         "warnings": [*warnings, *unread],
+        "inferred": project.inferred,
     }
+    if project.inferred:
+        document["reading"] = reading_line(project)
+    return document
+
+
+def _stage_versions(project: Project, found: dict[str, dict[str, EnvironmentDocument]]) -> None:
+    """An environment relman does not serve shows the version its GTO stage holds, of the
+    service's first model that has one there (the tags are read once, by git alone)."""
+    config = project.config
+    events, _warnings = gto_events(tags(project.root))
+    stages = current_stages(events)
+    for service, per_env in found.items():
+        held_by = [stages[m] for m in config.services[service].model if m in stages]
+        for env, entry in per_env.items():
+            stage = config.stage_of(env)
+            held = [versions[stage] for versions in held_by if stage in versions]
+            if config.environments[env].port is None and held:
+                entry["version"] = held[0]
+                entry["state"] = f"stage {stage} (git tags)"
+
+
+def reading_line(project: Project) -> str:
+    """What a screen says while it reads a repository without relman.toml."""
+    services = ", ".join(project.config.services)
+    return (
+        f"reading without a relman.toml: {len(project.config.services)} service(s) from dvc.yaml "
+        f"({services}); 'relman init' writes one"
+    )

@@ -49,8 +49,8 @@ def _gto_entry(event: GtoEvent) -> EntryDocument:
     what = {
         "register": f"registered {event.artifact} {event.version}",
         "deregister": f"deregistered {event.artifact} {event.version}",
-        "assign": f"assigned {event.artifact} to {event.stage}",
-        "unassign": f"unassigned {event.artifact} from {event.stage}",
+        "assign": f"assigned {event.artifact} {event.resolved_version} to {event.stage}",
+        "unassign": f"unassigned {event.artifact} {event.resolved_version} from {event.stage}",
         "deprecate": f"deprecated {event.artifact}",
     }[str(event.action)]
     return {
@@ -59,7 +59,7 @@ def _gto_entry(event: GtoEvent) -> EntryDocument:
         "service": None,
         "env": event.stage,
         "release": None,
-        "version": event.version,
+        "version": event.resolved_version,
         "actor": event.tagger,
         "status": "tag",
         "summary": f"{what} (git tag {event.tag} on {event.commit[:8]})",

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from core.errors import ProjectError
+from core.lineage.dvc_remote import RemoteChecks
 from core.lineage.metrics_file import flatten_metrics
 
 if TYPE_CHECKING:
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactDecl",
     "ArtifactInfo",
+    "CacheFacts",
     "CacheState",
     "DvcSession",
     "artifact_state",
+    "cache_facts",
     "cache_state",
     "check_project",
     "declared_artifacts",
@@ -41,7 +44,9 @@ __all__ = [
     "stage_address",
 ]
 
-CacheState = Literal["local", "remote", "missing"]
+# local: in .dvc/cache; remote: only in the output's DVC remote; missing: in neither;
+# unknown: not local, and the remote could not be asked (unreachable, no plugin, no answer).
+CacheState = Literal["local", "remote", "missing", "unknown"]
 # DVC 3 writes "md5"; files from DVC 2 carry "md5-dos2unix". Both are 32 hex digits.
 _MD5_RE = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
@@ -74,6 +79,10 @@ class ArtifactInfo:
     # Where the hash is recorded: "dvc.yaml:train" (via dvc.lock) or "data/iris.csv.dvc".
     source: str = ""
     hash_valid: bool = True
+    # The DVC remote asked for it (None when in the local cache or no remote is set), and
+    # why that remote could not be asked when the cache state is "unknown".
+    remote: str | None = None
+    remote_error: str | None = None
 
     @property
     def in_cache(self) -> bool:
@@ -81,7 +90,7 @@ class ArtifactInfo:
 
     def to_dict(self) -> ArtifactDocument:
         """A ``model`` or ``data`` entry of the ``status`` document (docs/json.md)."""
-        return {
+        doc: dict[str, Any] = {
             "name": self.name,
             "path": self.path,
             "type": self.type,
@@ -90,8 +99,21 @@ class ArtifactInfo:
             "nfiles": self.nfiles,
             "in_cache": self.in_cache,
             "cache": self.cache,
+            "remote": self.remote,
+            "remote_error": self.remote_error,
             "source": self.source,
         }
+        # A cast until core.documents' ArtifactDocument lists remote, remote_error, "unknown".
+        return cast("ArtifactDocument", doc)
+
+
+@dataclass(frozen=True)
+class CacheFacts:
+    """Where an output's content is: its cache state, the remote asked, why it did not answer."""
+
+    state: CacheState
+    remote: str | None = None
+    remote_error: str | None = None
 
 
 @dataclass
@@ -103,7 +125,15 @@ class DvcSession:
     # Files DVC could not parse ("dvc.yaml: ..."), reported as problems instead of raising.
     load_errors: list[str] = field(default_factory=list)
     _outputs: dict[str, tuple[Any, Any]] | None = None
-    _cache_states: dict[str, CacheState] = field(default_factory=dict)
+    _cache_states: dict[str, CacheFacts] = field(default_factory=dict)
+    _remotes: RemoteChecks | None = None
+
+    @property
+    def remotes(self) -> RemoteChecks:
+        """The DVC remotes asked in this session, each judged once (lineage/dvc_remote.py)."""
+        if self._remotes is None:
+            self._remotes = RemoteChecks(self.repo)
+        return self._remotes
 
     def rel(self, fs_path: str) -> str:
         """A path relative to the project root, POSIX style, whatever the current directory."""
@@ -150,10 +180,18 @@ def open_dvc(root: Path) -> Iterator[DvcSession]:
     session = DvcSession(root=root, repo=repo)
 
     def on_error(path: str, exc: Exception) -> None:
-        # DVC hands the path relative to the current directory; report it from the root.
-        where = session.rel(os.path.abspath(path))
+        # DVC hands the dvc.yaml it was collecting, relative to the current directory; the
+        # file it could not read may be another (its dvc.lock), which the error names.
+        broken = getattr(exc, "path", None) or path
+        folder = os.path.dirname(os.path.abspath(path))
+        where = session.rel(os.path.join(folder, os.path.basename(str(broken))))
         cause = exc.__cause__ or exc
-        reason = " ".join(str(cause).split()) or type(cause).__name__
+        mark = getattr(cause, "problem_mark", None)
+        if mark is not None:  # a YAML error: the line, and the problem without its excerpt
+            where += f":{mark.line + 1}"
+            reason = str(getattr(cause, "problem", "") or "").strip() or "not valid YAML"
+        else:
+            reason = " ".join(str(cause).split()) or type(cause).__name__
         session.load_errors.append(f"{where}: DVC cannot read it ({reason})")
 
     repo.stage_collection_error_handler = on_error
@@ -222,34 +260,36 @@ def _present(odb: Any, hash_info: Any, tree_odb: Any = None) -> bool:
 
 
 def cache_state(session: DvcSession, out: Any) -> CacheState:
-    """local (in .dvc/cache), remote (only on the default remote) or missing (nowhere)."""
+    """local (in .dvc/cache), remote (only in its DVC remote), missing (in neither) or
+    unknown (not local, and the remote could not be asked)."""
+    return cache_facts(session, out).state
+
+
+def cache_facts(session: DvcSession, out: Any) -> CacheFacts:
+    """The cache state of ``out`` and the remote asked. The local cache is looked at first;
+    only what it lacks is asked of the remote, with a bounded wait (core/lineage/dvc_remote.py)."""
     path = session.rel(out.fs_path)
     if path in session._cache_states:
         return session._cache_states[path]
-    state: CacheState = "missing"
+    facts = CacheFacts("missing")
     if out.use_cache and out.hash_info and out.hash_info.value and hash_is_valid(out):
         if _present(out.cache, out.hash_info):
-            state = "local"
-        elif (remote := _remote_odb(session, out.hash_info.name)) is not None:
-            local_listing = out.cache if out.cache.exists(out.hash_info.value) else None
-            if _present(remote, out.hash_info, local_listing):
-                state = "remote"
-    session._cache_states[path] = state
-    return state
+            facts = CacheFacts("local")
+        elif (name := remote_name(session, out)) is not None:
+            hash_info = out.hash_info
+            local_listing = out.cache if out.cache.exists(hash_info.value) else None
+            answer = session.remotes.lookup(
+                name, hash_info.name, lambda odb: _present(odb, hash_info, local_listing)
+            )
+            facts = CacheFacts(answer.state, answer.remote, answer.error)
+    session._cache_states[path] = facts
+    return facts
 
 
-def _remote_odb(session: DvcSession, hash_name: str) -> Any | None:
-    """The default remote's object store, or None when no usable remote is configured."""
-    from dvc.exceptions import DvcException
-
-    try:
-        return session.repo.cloud.get_remote_odb(None, "status", hash_name=hash_name)
-    except DvcException:  # NoRemoteError, RemoteConfigError, a missing fs plugin, ...
-        return None
-
-
-def has_remote(session: DvcSession) -> bool:
-    return bool(session.repo.config["core"].get("remote"))
+def remote_name(session: DvcSession, out: Any) -> str | None:
+    """The remote DVC pulls ``out`` from: its own ``remote:`` in dvc.yaml, else the default."""
+    name = getattr(out, "remote", None) or session.repo.config["core"].get("remote")
+    return str(name) if name else None
 
 
 def artifact_state(
@@ -263,16 +303,19 @@ def artifact_state(
     meta = out.meta
     valid = hash_is_valid(out)
     md5 = out.hash_info.value if out.hash_info else None
+    facts = cache_facts(session, out)
     return ArtifactInfo(
         path=session.rel(out.fs_path),
         md5=md5,
         size=meta.size if meta else None,
         nfiles=meta.nfiles if meta and out.hash_info and out.hash_info.isdir else None,
-        cache=cache_state(session, out),
+        cache=facts.state,
         name=decl.name if decl else None,
         type=decl.type if decl else None,
         source=stage_address(session, stage),
         hash_valid=valid,
+        remote=facts.remote,
+        remote_error=facts.remote_error,
     )
 
 
@@ -441,12 +484,22 @@ def _output_problems(session: DvcSession, out: Any, where: str, dvcfile: str) ->
     elif state is not None:
         lines.append(f"{where}: output {path} {state} (run 'dvc checkout {path}')")
     if out.use_cache:
-        cache = cache_state(session, out)
-        if cache == "remote":
-            lines.append(f"{path}: not in the local cache (in the remote: run 'dvc pull')")
-        elif cache == "missing":
-            elsewhere = "nor in the remote" if has_remote(session) else "and no DVC remote set"
-            lines.append(
-                f"{path}: not in the local cache, {elsewhere} (rebuild it with 'dvc repro')"
-            )
+        lines.extend(_cache_problems(path, cache_facts(session, out)))
     return lines
+
+
+def _cache_problems(path: str, facts: CacheFacts) -> list[str]:
+    """Each line starts ``PATH: not in the local cache``: the data-and-model gate says it once."""
+    if facts.state == "remote":
+        return [f"{path}: not in the local cache (in the remote: run 'dvc pull')"]
+    if facts.state == "unknown":
+        return [
+            f"{path}: not in the local cache, and remote '{facts.remote}' could not be reached "
+            f"({facts.remote_error}): run 'dvc pull' once it can"
+        ]
+    if facts.state == "missing":
+        elsewhere = "and no DVC remote set"
+        if facts.remote:
+            elsewhere = f"nor in the remote '{facts.remote}'"
+        return [f"{path}: not in the local cache, {elsewhere} (rebuild it with 'dvc repro')"]
+    return []

@@ -1,18 +1,21 @@
-"""GTO-style git tags: parse them into registry events, replay those into stage state, and
-write the tags of a promotion (:func:`write_promotion_tags`) as ``gto assign`` would.
+"""GTO-style git tags: parse them into registry events, replay those into the registry that
+``gto show`` reports, and write the tags of a promotion (:func:`write_promotion_tags`) as
+``gto assign`` would.
 
-The grammar follows GTO (``gto/constants.py: tag_re``, ``gto/tag.py``), so tags written by
-``gto`` and by relman read the same:
+The grammar and the replay are GTO's (docs/architecture.md, "lineage"), so tags written by
+``gto`` and by relman read the same in both tools:
 
 - ``NAME@vX.Y.Z[#N]``      registers version vX.Y.Z (SemVer, ``v`` prefix) at the tag's commit
 - ``NAME@vX.Y.Z![#N]``     deregisters that version
 - ``NAME#STAGE[#N]``       assigns STAGE to the version registered at the tag's commit
-- ``NAME#STAGE![#N]``      unassigns STAGE
+- ``NAME#STAGE![#N]``      unassigns STAGE from that version
 - ``NAME@deprecated[#N]``  deprecates the whole artifact
 
-``N`` is a counter per artifact that keeps tag names unique; the old form without it is still
-read. A tag that starts like one of these but breaks the grammar is skipped with a warning
-line: a stray tag in someone's repository must never stop ``relman status``.
+``N`` is a counter per artifact that keeps tag names unique; the form without it is read
+too. An artifact of a nested dvc.yaml is named ``DIR:NAME``, written ``DIR=NAME`` in tags.
+As GTO, relman reads annotated tags only. A tag GTO would not read (lightweight, or a bad
+name, version, stage or counter) is skipped with one warning line: a stray tag in someone's
+repository must never stop ``relman status``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +35,7 @@ from core.lineage.gitinfo import TagRef, git, tags
 
 __all__ = [
     "Action",
+    "ArtifactState",
     "GtoEvent",
     "GtoTag",
     "current_stages",
@@ -41,6 +45,7 @@ __all__ = [
     "next_counter",
     "parse_tag",
     "plan_promotion_tags",
+    "registry_state",
     "write_promotion_tags",
 ]
 
@@ -52,6 +57,16 @@ class Action(StrEnum):
     UNASSIGN = "unassign"
     DEPRECATE = "deprecate"
 
+
+# GTO's order of events of the same second (its ``priority``): ``gto history`` lists them so,
+# and at a tie a deregistration beats a registration, an unassignment an assignment.
+_PRIORITY = {
+    Action.DEPRECATE: 2,
+    Action.REGISTER: 3,
+    Action.DEREGISTER: 4,
+    Action.ASSIGN: 5,
+    Action.UNASSIGN: 6,
+}
 
 # Copied from GTO so that both tools accept exactly the same names.
 _NAME = r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?"
@@ -68,8 +83,8 @@ _TAG_RE = re.compile(
     rf"(?:(?:#(?P<stage>{_NAME})|@(?P<version>v{_SEMVER}))(?P<cancel>!?)|@(?P<deprecated>deprecated))"
     r"(?:#(?P<counter>[0-9]+))?$"
 )
-# Anything with a '@' or '#' after a plausible name was probably meant as a GTO tag.
-_LOOKS_LIKE_GTO = re.compile(rf"^{_ARTIFACT}[@#]")
+# A '@' or '#' after some name: probably meant as a GTO tag, so say why it is not read.
+_LOOKS_LIKE_GTO = re.compile(r"^[^@#]+[@#]")
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,12 @@ class GtoTag:
 
 @dataclass(frozen=True)
 class GtoEvent:
-    """One registry event: a parsed tag together with its commit, tagger and date."""
+    """One registry event: a parsed tag together with its commit, tagger and date.
+
+    ``version`` is the one the tag name holds; ``resolved_version`` is the version the
+    event is about as ``gto history`` reports it: for an assignment or unassignment, the one
+    registered at the tag's commit, else the commit abbreviated to 7 digits.
+    """
 
     tag: str
     artifact: str
@@ -100,6 +120,7 @@ class GtoEvent:
     version: str | None = None
     stage: str | None = None
     counter: int | None = None
+    resolved_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,18 +144,31 @@ def parse_tag(name: str) -> GtoTag | None:
     return GtoTag(name, artifact, action, stage=match["stage"], counter=counter)
 
 
+_NAME_RULE = "letters, digits, '-', '_', '/', starting and ending with a letter or digit"
+
+
 def _why_malformed(name: str) -> str:
-    if "@" in name and not name.endswith("@deprecated"):
-        version = name.split("@", 1)[1].split("#", 1)[0].rstrip("!")
-        if not version.startswith("v"):
-            return f"version '{version}' lacks the 'v' prefix (e.g. v1.2.3)"
-        return f"version '{version}' is not SemVer vMAJOR.MINOR.PATCH"
-    parts = name.split("#")
-    if len(parts) > 3:
+    """Why GTO does not read ``name``, a tag with a '@' or '#' after some text."""
+    at = min(i for i in (name.find("@"), name.find("#")) if i >= 0)
+    artifact, mark, rest = name[:at], name[at], name[at + 1 :]
+    if not re.fullmatch(_ARTIFACT, artifact):
+        return f"artifact name '{artifact}' is not valid ({_NAME_RULE}; DIR=NAME when nested)"
+    body, hashed, counter = rest.partition("#")
+    if "#" in counter:
         return "too many '#' parts"
-    if len(parts) == 3 and not parts[2].isdigit():
-        return f"counter '{parts[2]}' is not a number"
-    return "does not match NAME@vX.Y.Z, NAME#STAGE#N or NAME@deprecated"
+    if hashed and not counter.isdigit():
+        return f"counter '{counter}' is not a number"
+    body = body.removesuffix("!")
+    if mark == "#":
+        return f"stage '{body}' is not valid ({_NAME_RULE})"
+    if body == "deprecated":
+        return "'@deprecated' cannot be undone with '!'"
+    if body == "created":
+        # GTO 1.10 matches NAME@created but holds no event for it: `gto show` fails on it.
+        return "'@created' is no event GTO can read"
+    if not body.startswith("v"):
+        return f"version '{body}' lacks the 'v' prefix (e.g. v1.2.3)"
+    return f"version '{body}' is not SemVer vMAJOR.MINOR.PATCH"
 
 
 def _instant(date: str) -> datetime:
@@ -146,8 +180,37 @@ def _instant(date: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _versions_at(events: Iterable[GtoEvent]) -> dict[tuple[str, str], list[str]]:
+    """``{(artifact, commit): versions}`` of every registration and deregistration tag.
+
+    GTO indexes these before any assignment, whatever their dates: an assignment names the
+    version registered at its commit even when the registration came later.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    for event in events:
+        if event.action in (Action.REGISTER, Action.DEREGISTER) and event.version:
+            names = found.setdefault((event.artifact, event.commit), [])
+            if event.version in names:
+                names.remove(event.version)
+            names.append(event.version)
+    return found
+
+
+def _order(event: GtoEvent) -> tuple[datetime, int, int, str, str]:
+    # GTO orders by tag time, then by its priority; within the same second it has no order
+    # of its own, so the counter GTO wrote (the order the tags were made) decides.
+    return (
+        _instant(event.date),
+        _PRIORITY[event.action],
+        event.counter or 0,
+        event.artifact,
+        event.tag,
+    )
+
+
 def gto_events(tags: list[TagRef]) -> tuple[list[GtoEvent], list[str]]:
-    """Registry events of GTO-style tags, oldest first, and one warning per malformed tag.
+    """Registry events of GTO-style tags in GTO's order (oldest first, as ``gto history
+    --ascending``), and one warning per tag GTO would not read.
 
     Tags that do not look like GTO's at all (``v1.0``, ``release-3``) are ignored silently.
     """
@@ -158,6 +221,13 @@ def gto_events(tags: list[TagRef]) -> tuple[list[GtoEvent], list[str]]:
         if parsed is None:
             if _LOOKS_LIKE_GTO.match(ref.name):
                 warnings.append(f"tag '{ref.name}' skipped: {_why_malformed(ref.name)}")
+            continue
+        # gitinfo.tags() gives a lightweight tag neither the flag nor a tagger.
+        if not ref.annotated:
+            warnings.append(
+                f"tag '{ref.name}' skipped: a lightweight tag, and GTO reads annotated tags "
+                "only; recreate it with 'git tag -a'"
+            )
             continue
         events.append(
             GtoEvent(
@@ -172,38 +242,133 @@ def gto_events(tags: list[TagRef]) -> tuple[list[GtoEvent], list[str]]:
                 counter=parsed.counter,
             )
         )
-    # GTO orders events by tag time; the counter breaks ties between tags of the same second.
-    events.sort(key=lambda e: (_instant(e.date), e.artifact, e.counter or 0))
-    return events, warnings
+    events.sort(key=_order)
+    at_commit = _versions_at(events)
+    for (artifact, commit), names in sorted(at_commit.items()):
+        if len(names) > 1:
+            warnings.append(
+                f"{artifact}: commit {commit[:7]} carries versions {', '.join(names)} (GTO "
+                f"refuses to read such a registry); relman reads {names[-1]}: deregister the "
+                "others with 'gto deregister' or delete their tags"
+            )
+    return [_resolved(event, at_commit) for event in events], warnings
+
+
+def _resolved(event: GtoEvent, at_commit: dict[tuple[str, str], list[str]]) -> GtoEvent:
+    if event.action not in (Action.ASSIGN, Action.UNASSIGN):
+        return replace(event, resolved_version=event.version)
+    names = at_commit.get((event.artifact, event.commit))
+    return replace(event, resolved_version=names[-1] if names else event.commit[:7])
+
+
+@dataclass(frozen=True)
+class ArtifactState:
+    """One artifact as ``gto show`` reports it after replaying every event.
+
+    ``active`` is false while the artifact is deprecated (a later event revives it);
+    ``versions`` are the registered ones not deregistered, the greatest SemVer first;
+    ``stages`` maps each stage to the version it holds (a commit abbreviated to 7 digits
+    when nothing is registered there).
+    """
+
+    name: str
+    active: bool
+    versions: tuple[str, ...]
+    stages: dict[str, str]
+
+    @property
+    def latest(self) -> str | None:
+        return self.versions[0] if self.versions else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "latest": self.latest}
+
+
+@dataclass
+class _Version:
+    """One version of one artifact during the replay (GTO's ``Version``)."""
+
+    name: str
+    registered: bool = False
+    # The last of its registration/deregistration tags was a registration. A commit with no
+    # such tag, that only stage tags name, counts as active (GTO: "not explicit").
+    active: bool = True
+    # stage -> position (in event order) of the assignment that holds it
+    assigned: dict[str, int] = field(default_factory=dict)
+
+
+def registry_state(events: list[GtoEvent]) -> dict[str, ArtifactState]:
+    """Every artifact that ``events`` (in :func:`gto_events` order) name, replayed as GTO
+    does with its defaults (``gto show``: one version per stage, the last assignment wins).
+
+    Each version keeps its own stage assignments: unassigning a stage from the newest
+    version, or deregistering it, gives the stage back to the version assigned before, if
+    that one still holds it. Deprecation hides an artifact without undoing anything. Stage
+    tags at a commit with no registration name the commit itself; an unassignment there
+    undoes the assignment, where GTO 1.10 ignores it (only a hand-written tag can do that).
+    """
+    at_commit = _versions_at(events)
+    versions: dict[str, dict[tuple[str, ...], _Version]] = {}
+    last: dict[str, Action] = {}
+    for position, event in enumerate(events):
+        mine = versions.setdefault(event.artifact, {})
+        last[event.artifact] = event.action
+        if event.action is Action.DEPRECATE:
+            continue
+        if event.action in (Action.REGISTER, Action.DEREGISTER) and event.version:
+            version = mine.setdefault((event.version, event.commit), _Version(event.version))
+            version.registered = version.registered or event.action is Action.REGISTER
+            version.active = event.action is Action.REGISTER
+            continue
+        names = at_commit.get((event.artifact, event.commit))
+        if names:
+            version = mine.setdefault((names[-1], event.commit), _Version(names[-1]))
+        else:
+            # The one difference from GTO 1.10, on purpose: it indexes each stage tag at a
+            # commit with no registration as a version of its own, so an unassignment there
+            # (a hand-written tag: `gto unassign` refuses to write one) undoes nothing.
+            version = mine.setdefault((event.commit,), _Version(event.commit[:7]))
+        if event.stage and event.action is Action.ASSIGN:
+            version.assigned[event.stage] = position
+        elif event.stage:
+            version.assigned.pop(event.stage, None)
+    states: dict[str, ArtifactState] = {}
+    for artifact, mine in versions.items():
+        live = [version for version in mine.values() if version.active]
+        holders: dict[str, tuple[int, str]] = {}
+        for version in live:
+            for stage, position in version.assigned.items():
+                if stage not in holders or position > holders[stage][0]:
+                    holders[stage] = (position, version.name)
+        registered = {version.name for version in live if version.registered}
+        states[artifact] = ArtifactState(
+            name=artifact,
+            active=last[artifact] is not Action.DEPRECATE,
+            versions=tuple(sorted(registered, key=_semver_key, reverse=True)),
+            stages={stage: name for stage, (_, name) in sorted(holders.items())},
+        )
+    return states
 
 
 def current_stages(events: list[GtoEvent]) -> dict[str, dict[str, str]]:
-    """``{artifact: {stage: version}}`` after replaying ``events`` in order.
+    """``{artifact: {stage: version}}`` of the artifacts not deprecated that hold a stage,
+    as ``gto show`` reports them (see :func:`registry_state`)."""
+    return {
+        name: state.stages
+        for name, state in registry_state(events).items()
+        if state.active and state.stages
+    }
 
-    As in GTO, an assignment names the version registered at the tag's commit (the commit
-    itself, abbreviated, when none is), a stage holds one version at a time, and a deprecated
-    artifact has no stages left.
-    """
-    registered: dict[tuple[str, str], str] = {}  # (artifact, commit) -> version
-    stages: dict[str, dict[str, str]] = {}
-    for event in events:
-        key = (event.artifact, event.commit)
-        if event.action is Action.REGISTER and event.version:
-            registered[key] = event.version
-        elif event.action is Action.DEREGISTER:
-            registered.pop(key, None)
-            held = stages.get(event.artifact, {})
-            for stage in [s for s, v in held.items() if v == event.version]:
-                del held[stage]
-        elif event.action is Action.ASSIGN and event.stage:
-            version = registered.get(key, event.commit[:7])
-            stages.setdefault(event.artifact, {})[event.stage] = version
-        elif event.action is Action.UNASSIGN and event.stage:
-            stages.get(event.artifact, {}).pop(event.stage, None)
-        elif event.action is Action.DEPRECATE:
-            stages.pop(event.artifact, None)
-            registered = {k: v for k, v in registered.items() if k[0] != event.artifact}
-    return {name: held for name, held in stages.items() if held}
+
+def _semver_key(version: str) -> tuple[int, int, int, tuple[Any, ...]]:
+    """SemVer precedence of ``vX.Y.Z[-pre][+build]``: a pre-release sorts before its
+    release, numeric identifiers before alphanumeric ones; build metadata is ignored."""
+    core, _, pre = version.removeprefix("v").split("+", 1)[0].partition("-")
+    major, minor, patch = (int(part) for part in core.split("."))
+    if not pre:
+        return (major, minor, patch, (1,))
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    return (major, minor, patch, (0, parts))
 
 
 def _tag_name(artifact: str) -> str:
@@ -255,17 +420,18 @@ def next_counter(tags: list[TagRef], name: str) -> int:
 def _registered(
     refs: Sequence[TagRef], artifact: str
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """(active version -> commit, tag name -> commit, stage -> version) of one artifact."""
+    """(active version -> commit, tag name -> commit, stage -> version) of one artifact.
+
+    As GTO's own checks before it registers: a version stays registered at its commit while
+    the artifact is deprecated (a new stage tag revives the artifact).
+    """
     events, _warnings = gto_events(list(refs))
     mine = [event for event in events if event.artifact == artifact]
-    active: dict[str, str] = {}
+    last: dict[tuple[str, str], Action] = {}
     for event in mine:
-        if event.action is Action.REGISTER and event.version:
-            active[event.version] = event.commit
-        elif event.action is Action.DEREGISTER and event.version:
-            active.pop(event.version, None)
-        elif event.action is Action.DEPRECATE:
-            active.clear()
+        if event.action in (Action.REGISTER, Action.DEREGISTER) and event.version:
+            last[(event.version, event.commit)] = event.action
+    active = {name: commit for (name, commit), action in last.items() if action is Action.REGISTER}
     names = {ref.name: ref.commit for ref in refs}
     return active, names, current_stages(mine).get(artifact, {})
 
@@ -303,7 +469,7 @@ def plan_promotion_tags(
         if version_tag in names:
             raise BlockedError(
                 f"{artifact}: git tag '{version_tag}' exists but {version} was deregistered "
-                "or deprecated: release under another version"
+                "or deprecated, or the tag is lightweight: release under another version"
             )
         planned.append(version_tag)
     if stages.get(stage) == version and not planned:

@@ -86,6 +86,12 @@ def start_run(
         raise ReadOnlyError(f"read-only mode: pipeline run {name} refused")
     pipeline = resolve(project.config, name, service)
     steps = plan(pipeline)
+    # A step that builds or serves needs a service and a port: said before the run begins.
+    for step in steps:
+        if step.kind in ("build", "deploy"):
+            project.config.require_service(service)
+        if step.kind == "deploy" and step.env is not None:
+            project.config.require_port(step.env)
     from core.errors import ProjectError
     from core.lineage.gitinfo import git
 

@@ -1,24 +1,28 @@
-"""`relman init`: write relman.toml for an existing DVC + BentoML repository.
+"""`relman init`: write relman.toml for an existing DVC repository.
 
-Reads what the repository already says: the `artifacts:` of dvc.yaml (type model / dataset),
-the BentoML build config (bentofile.yaml or [tool.bentoml.build] in pyproject.toml) and the
-test folders. Writes nothing it cannot validate.
+Reads what the repository already says (core/lineage/infer.py): the models (`artifacts:` of
+type model in any dvc.yaml, else the outputs no stage reads), their data, the stages of its
+GTO tags; the BentoML build config (bentofile.yaml or [tool.bentoml.build] in
+pyproject.toml) and the test folders. Without a BentoML service the services track lineage,
+versions and stages, and the file says what to add to deploy (docs/adopting.md). Writes
+nothing it cannot validate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from core.config.model import CONFIG_NAME, parse_config
-from core.errors import ConfigError, ProjectError
+from core.errors import ConfigError, ProjectError, UsageError
 from core.host.ports import free_ports
+from core.lineage.infer import InferredService
 
 SUITE_KINDS = {"unit": "unit", "data": "data", "model": "model"}
 
@@ -28,52 +32,101 @@ class Findings:
     """What `relman init` learned from the repository."""
 
     name: str
-    bento: str
-    build: str
-    models: list[str]
-    datasets: list[str]
+    bento: str | None  # None: no BentoML service yet (lineage, versions and stages only)
+    build: str | None
+    services: list[InferredService]
+    stages: list[str]  # GTO stages its tags use; environments are named after them
     suites: dict[str, list[str]] = field(default_factory=dict)
     sample_request: str | None = None
+    # What --scaffold-service wrote (from the root), and what a person should check there.
+    scaffolded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def init_project(root: Path, *, force: bool = False) -> Path:
+@dataclass(frozen=True)
+class Written:
+    """What `relman init` wrote, and the one line a person needs next."""
+
+    path: Path
+    services: list[str]
+    deployable: bool
+    next: str
+    scaffolded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> Written:
+    """Write relman.toml; with ``scaffold``, first a minimal BentoML service for the model
+    when the repository has none (core/scaffold/service.py)."""
     root = root.resolve()
     target = root / CONFIG_NAME
     if target.exists() and not force:
         raise ConfigError(f"{target}: already exists; edit it, or pass --force to write a new one")
     findings = inspect_repository(root)
-    text = render_config(findings, ports=free_ports(3))
+    if scaffold and findings.bento is None:
+        findings = _scaffolded(root, findings)
+    envs = _environments(findings.stages)
+    text = render_config(findings, ports=free_ports(len(envs)))
     parse_config(text, target)  # never write a file relman itself would refuse
     tmp = target.with_suffix(".toml.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
-    return target
+    names = [service.name for service in findings.services]
+    if findings.bento is None:
+        nxt = (
+            "no BentoML service here yet: relman tracks lineage, versions and stages; to "
+            'deploy, add bento = "module:Class" and a bentofile.yaml to the service in '
+            "relman.toml (or run 'relman init --scaffold-service')"
+        )
+    else:
+        nxt = "review it, then run 'relman status'"
+    if findings.scaffolded:
+        nxt = "commit the service it wrote, then run 'relman release --to " + (
+            _environments(findings.stages)[0][0] + "'"
+        )
+    return Written(
+        target, names, findings.bento is not None, nxt, findings.scaffolded, findings.notes
+    )
+
+
+def _scaffolded(root: Path, findings: Findings) -> Findings:
+    """The findings once a minimal BentoML service is written for the one model."""
+    from core.scaffold.service import write_service
+
+    if len(findings.services) != 1:
+        names = ", ".join(service.name for service in findings.services)
+        raise UsageError(
+            f"--scaffold-service writes a service for one model; this repository has "
+            f"{len(findings.services)} ({names}): write the services yourself, then "
+            "name them in relman.toml"
+        )
+    service = findings.services[0]
+    written = write_service(root, service.name, service.model_paths[0], service.data_paths)
+    suites = {**findings.suites, written.suite: [written.suite_path]}
+    return dataclasses.replace(
+        findings,
+        bento=written.bento,
+        build=written.build,
+        sample_request=written.sample_request,
+        suites=suites,
+        scaffolded=list(written.files),
+        notes=list(written.notes),
+    )
 
 
 def inspect_repository(root: Path) -> Findings:
     if not (root / ".git").exists():
         raise ProjectError(f"{root}: not a git repository; run 'git init' first")
-    dvc_yaml = root / "dvc.yaml"
-    if not dvc_yaml.is_file():
+    from core.lineage.infer import read_repository
+
+    reading = read_repository(root)
+    if not reading.services:
         raise ProjectError(
-            f"{root}: no dvc.yaml; relman releases DVC pipelines: declare your stages and "
-            "artifacts there first (or try 'relman demo DIR' for an example)"
+            f"{root}: no model to release: declare one under 'artifacts:' in dvc.yaml "
+            "(type: model), or give a stage an output no other stage reads"
         )
-    try:
-        dvc_doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ProjectError(f"{dvc_yaml}{line}: not valid YAML; fix it and rerun") from exc
-    artifacts: dict[str, Any] = dvc_doc.get("artifacts") or {}
-    models = [name for name, spec in artifacts.items() if (spec or {}).get("type") == "model"]
-    datasets = [name for name, spec in artifacts.items() if (spec or {}).get("type") == "dataset"]
-    if not models:
-        raise ProjectError(
-            f"{dvc_yaml}: no artifact of 'type: model' under 'artifacts:'; declare the model "
-            "there so relman knows what a release ships"
-        )
-    bento, build = _find_bento(root)
+    found = _find_bento(root)
+    bento, build = found if found is not None else (None, None)
     sample = root / "sample_request.json"
     sample_request = None
     if sample.is_file():
@@ -86,14 +139,34 @@ def inspect_repository(root: Path) -> Findings:
         name=_slug(root.name),
         bento=bento,
         build=build,
-        models=models,
-        datasets=datasets,
+        services=reading.services,
+        stages=reading.stages,
         suites=_find_suites(root),
         sample_request=sample_request,
     )
 
 
-def _find_bento(root: Path) -> tuple[str, str]:
+def _environments(stages: list[str]) -> list[tuple[str, str | None, int]]:
+    """(name, GTO stage when it differs, approvals): the usual three, unless the tags use
+    stages of other names: then those. A stage named like production needs one approval."""
+    from core.lineage.infer import relman_name
+
+    usual: list[tuple[str, str | None, int]] = [
+        ("dev", None, 0),
+        ("staging", None, 0),
+        ("prod", None, 1),
+    ]
+    if set(stages) <= {"dev", "staging", "prod"}:
+        return usual
+    envs: list[tuple[str, str | None, int]] = []
+    for stage in stages:
+        name = relman_name(stage)
+        approvals = 1 if name in ("prod", "production") else 0
+        envs.append((name, None if name == stage else stage, approvals))
+    return envs
+
+
+def _find_bento(root: Path) -> tuple[str, str] | None:
     bentofile = root / "bentofile.yaml"
     if bentofile.is_file():
         try:
@@ -113,10 +186,7 @@ def _find_bento(root: Path) -> tuple[str, str]:
         build = doc.get("tool", {}).get("bentoml", {}).get("build", {})
         if build.get("service"):
             return str(build["service"]), "pyproject.toml"
-    raise ProjectError(
-        f"{root}: no BentoML build config (bentofile.yaml, or [tool.bentoml.build] with "
-        "'service' in pyproject.toml); add one so relman can build the service"
-    )
+    return None
 
 
 def _has_tests(folder: Path) -> bool:
@@ -161,17 +231,27 @@ def render_config(found: Findings, *, ports: list[int]) -> str:
         "",
         "[project]",
         f"name = {_q(found.name)}",
-        "",
-        f"[services.{found.name}]",
-        f"bento = {_q(found.bento)}",
-        f"build = {_q(found.build)}",
-        f"model = {_list(found.models)}",
-        f"data = {_list(found.datasets)}",
     ]
-    if found.sample_request:
-        lines.append(f"sample_request = {_q(found.sample_request)}")
-    for env, port, approvals in zip(("dev", "staging", "prod"), ports, (0, 0, 1), strict=True):
+    only_one = len(found.services) == 1
+    for service in found.services:
+        lines += ["", f"# {service.source}", f"[services.{service.name}]"]
+        if found.bento is not None and only_one:
+            lines += [f"bento = {_q(found.bento)}", f"build = {_q(found.build or '')}"]
+        else:
+            lines += [
+                "# No BentoML service yet: relman tracks this model's lineage, versions and",
+                "# stages. To build and deploy it, name the service and its build config:",
+                '# bento = "service:MyService"',
+                '# build = "bentofile.yaml"',
+                "# (or run 'relman init --scaffold-service' to write a minimal one)",
+            ]
+        lines += [f"model = {_list(service.model)}", f"data = {_list(service.data)}"]
+        if found.sample_request and found.bento is not None and only_one:
+            lines.append(f"sample_request = {_q(found.sample_request)}")
+    for (env, stage, approvals), port in zip(_environments(found.stages), ports, strict=True):
         lines += ["", f"[environments.{env}]", f"port = {port}", f"suites = {_list(suites)}"]
+        if stage is not None:
+            lines.append(f"stage = {_q(stage)}  # its name in the GTO tags")
         if approvals:
             lines.append(f"approvals = {approvals}  # from someone other than the promoter")
     for name, paths in found.suites.items():

@@ -57,8 +57,9 @@ class LocalTarget:
         self.project = project
         self.service = service
         self.env = env
+        project.config.require_port(env)
         self.config = project.config.environments[env]
-        self.port: int = self.config.port
+        self.port: int = self.config.port or 0  # set: require_port checked it
         self.folder = project.state_dir / "envs" / service / env
         # The proxy launched while the environment's first instance warms up (see start).
         self._front: ProxyStart | None = None

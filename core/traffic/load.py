@@ -289,9 +289,10 @@ def run_traffic(
     source = request_source(project, service)
     live = serving(project, service, env)
     faulted = live if target == "stable" else canary_serving(project, service, env)
+    project.config.require_port(env)
     config = project.config.environments[env]
     endpoint = "/" + project.config.services[service].endpoint.lstrip("/")
-    host, port = _client_host(config.host), config.port
+    host, port = _client_host(config.host), config.port or 0  # set: checked above
     report = TrafficReport(
         service=service,
         env=env,

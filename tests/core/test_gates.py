@@ -345,7 +345,7 @@ def test_artifact_only_in_the_remote_says_to_pull_once() -> None:
     result = evaluate_artifacts(artifacts, problems)
     assert (result.status, result.detail) == (
         "failed",
-        "models/model.pkl not in the local cache (in the remote: run dvc pull)",
+        "models/model.pkl not in the local cache: needs dvc pull (in the remote)",
     )
 
 
@@ -365,7 +365,7 @@ def test_many_artifact_problems_stay_one_line() -> None:
     result = evaluate_artifacts(artifacts, ["p1", "p2"])
     assert result.detail == (
         "a.pkl not recorded by DVC (run dvc repro or dvc add); "
-        "b not in the local cache (in the remote: run dvc pull); and 2 more problems"
+        "b not in the local cache: needs dvc pull (in the remote); and 2 more problems"
     )
 
 

@@ -226,7 +226,19 @@ def test_an_unreadable_dvc_file_is_a_problem_not_a_crash(dvc_repo: DvcRepo) -> N
 
     c = status(dvc_repo)
 
-    assert any(p.startswith("data/iris.csv.dvc: DVC cannot read it") for p in c.problems)
+    assert any(p.startswith("data/iris.csv.dvc:2: DVC cannot read it") for p in c.problems)
+
+
+def test_a_broken_dvc_lock_is_named_with_its_line_not_as_dvc_yaml(dvc_repo: DvcRepo) -> None:
+    lock = dvc_repo.root / "dvc.lock"
+    lines = lock.read_text().splitlines()
+    lock.write_text("\n".join([*lines[:3], "  broken: [", ""]))
+
+    c = status(dvc_repo)
+
+    said = [p for p in c.problems if "DVC cannot read it" in p]
+    assert said and said[0].startswith("dvc.lock:5: DVC cannot read it ("), said
+    assert not any(p.startswith("dvc.yaml") for p in said)
 
 
 def test_detached_head_is_noted(dvc_repo: DvcRepo) -> None:

@@ -115,7 +115,7 @@ def test_gto_tags_show_in_history_and_status(repo: Path) -> None:
     page = json.loads(out)
     summaries = [entry["summary"] for entry in page["entries"] if entry["kind"] == "gto"]
     assert any(s.startswith("registered iris-model v1.0.0") for s in summaries)
-    assert any(s.startswith("assigned iris-model to prod") for s in summaries)
+    assert any(s.startswith("assigned iris-model v1.0.0 to prod") for s in summaries)
     assert any("iris-model@v1.2" in w for w in page["warnings"])
     code, out, _err = relman(repo, "--json", "status")
     assert json.loads(out)["services"][0]["registry"] == {"iris-model": {"prod": "v1.0.0"}}

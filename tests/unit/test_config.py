@@ -110,10 +110,10 @@ def test_out_of_range_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_required_key_points_at_its_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = VALID.replace('bento = "service:Shop"\n', "")
+    text = VALID.replace('model = ["shop-model"]\n', "")
     line = text.splitlines().index("[services.shop]") + 1
     message = _error(tmp_path, text, monkeypatch)
-    assert message == f"relman.toml:{line}: missing key 'bento' in [services.shop]"
+    assert message == f"relman.toml:{line}: missing key 'model' in [services.shop]"
 
 
 def test_invalid_toml_names_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

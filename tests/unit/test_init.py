@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.config.model import load_config
-from core.errors import ConfigError, ProjectError
+from core.errors import ConfigError, ProjectError, UsageError
 from core.scaffold.init import init_project
 
 DVC_YAML = """\
 stages:
   train:
     cmd: python train.py
+    deps: [data/churn.csv]
     outs: [model.pkl]
 artifacts:
   churn-model:
@@ -31,6 +33,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "Churn Service"
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "bentofile.yaml").write_text('service: "service:Churn"\ninclude: ["*.py"]\n')
     (root / "sample_request.json").write_text('{"rows": [[1, 2]]}')
@@ -42,7 +45,9 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_writes_config_from_repository(repo: Path) -> None:
-    path = init_project(repo)
+    written = init_project(repo)
+    assert written.deployable and written.services == ["churn-service"]
+    path = written.path
     config = load_config(path)
     assert config.project.name == "churn-service"
     service = config.services["churn-service"]
@@ -68,7 +73,7 @@ def test_refuses_to_overwrite(repo: Path) -> None:
 def test_bento_from_pyproject(repo: Path) -> None:
     (repo / "bentofile.yaml").unlink()
     (repo / "pyproject.toml").write_text('[tool.bentoml.build]\nservice = "app:Svc"\n')
-    config = load_config(init_project(repo))
+    config = load_config(init_project(repo).path)
     assert config.services["churn-service"].bento == "app:Svc"
     assert config.services["churn-service"].build == "pyproject.toml"
 
@@ -77,12 +82,8 @@ def test_bento_from_pyproject(repo: Path) -> None:
     ("breakage", "message"),
     [
         (lambda r: (r / "dvc.yaml").unlink(), "no dvc.yaml"),
-        (lambda r: (r / "bentofile.yaml").unlink(), "no BentoML build config"),
-        (
-            lambda r: (r / "dvc.yaml").write_text("stages: {}\n"),
-            "no artifact of 'type: model'",
-        ),
-        (lambda r: (r / "dvc.yaml").write_text("stages: [\n"), "not valid YAML"),
+        (lambda r: (r / "dvc.yaml").write_text("stages: {}\n"), "no model to release"),
+        (lambda r: (r / "dvc.yaml").write_text("stages: [\n"), "dvc.yaml"),
         (lambda r: subprocess.run(["rm", "-rf", str(r / ".git")], check=True), "not a git"),
     ],
 )
@@ -92,3 +93,19 @@ def test_each_missing_piece_is_one_line(repo: Path, breakage, message: str) -> N
         init_project(repo)
     assert "\n" not in str(info.value)
     assert not (repo / "relman.toml").exists()
+
+
+def test_without_a_bentoml_service_it_writes_a_lineage_only_config(repo: Path) -> None:
+    """No build config: exit 0 all the same; the service tracks lineage, versions and stages,
+    and the file says in a comment what to add to deploy it."""
+    (repo / "bentofile.yaml").unlink()
+    written = init_project(repo)
+    assert not written.deployable
+    assert "no BentoML service here yet" in written.next
+    text = written.path.read_text()
+    assert '# bento = "service:MyService"' in text
+    config = load_config(written.path)
+    assert config.services["churn-service"].bento is None
+    assert config.services["churn-service"].model == ["churn-model"]
+    with pytest.raises(UsageError, match=r"add bento = .*--scaffold-service"):
+        config.require_service("churn-service")

@@ -43,7 +43,8 @@ COUNTERS = st.integers(1, 10**6)
 
 
 def event_of(tag: str) -> Any:
-    events, warnings = gto_events([TagRef(tag, "c" * 40, "T <t@x>", "2024-01-01T00:00:00Z")])
+    ref = TagRef(tag, "c" * 40, "T <t@x>", "2024-01-01T00:00:00Z", annotated=True)
+    events, warnings = gto_events([ref])
     assert warnings == []
     (event,) = events
     return event

@@ -75,8 +75,22 @@ def _size(size: int | None) -> str:
     return api.human_size(size) or "?"
 
 
+def _cache(item: dict[str, Any]) -> str:
+    """``local``, ``remote 'storage' (needs dvc pull)``, ``unknown (remote 'storage' could
+    not be reached: no answer within 5 s)``, ``missing``: where the content is."""
+    state, remote = item["cache"], item.get("remote")
+    if state == "remote":
+        return f"remote '{remote}' (needs dvc pull)"
+    if state == "unknown":
+        reason = f": {item['remote_error']}" if item.get("remote_error") else ""
+        return f"unknown (remote '{remote}' could not be reached{reason})"
+    if state == "missing" and remote:
+        return f"missing (nor in remote '{remote}')"
+    return str(state)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    project = api.load_project(args.project)
+    project = api.read_project(args.project)
     report = api.status(project)
     if args.json:
         emit(report)
@@ -84,6 +98,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     console = _console()
+    if report.get("reading"):
+        console.print(Text(report["reading"], style="italic"))
     for service in report["services"]:
         cand = service["candidate"]
         git = cand["git"]
@@ -100,7 +116,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             for item in cand[kind]:
                 console.print(
                     f"  {kind:<5} {item['path']}  md5 {item['md5'] or '?'}  "
-                    f"{_size(item['size'])}  cache {item['cache']}"
+                    f"{_size(item['size'])}  cache {_cache(item)}"
                 )
         metrics = ", ".join(
             f"{key} {value}"
@@ -135,7 +151,9 @@ def _environments(console: Console, environments: dict[str, Any]) -> None:
         firing = live.get("alerts", [])
         state = f"{live['state']}, {len(firing)} firing" if firing else live["state"]
         when = live["since"] or "—"
-        rows.append([env, live["release"] or "—", live["version"] or "—", state, when, live["url"]])
+        rows.append(
+            [env, live["release"] or "—", live["version"] or "—", state, when, live["url"] or "—"]
+        )
     print_table(console, ["env", "release", "version", "state", "since", "url"], rows)
     width = max(map(len, environments), default=0)
     for env, live in environments.items():
@@ -162,7 +180,7 @@ def _rollout_line(rollout: dict[str, Any]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    project = api.load_project(args.project)
+    project = api.read_project(args.project)
     if args.at:
         answer = api.live_at(project, args.at, service=args.service, env=args.env)
         if args.json:
@@ -215,7 +233,7 @@ def _delta(row: dict[str, Any]) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    project = api.load_project(args.project)
+    project = api.read_project(args.project)
     answer = api.diff(project, args.a, args.b)
     if args.json:
         emit(answer)

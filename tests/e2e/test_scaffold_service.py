@@ -1,0 +1,158 @@
+"""`relman init --scaffold-service` in a repository nobody configured, whose DVC stage trains
+a real scikit-learn model on a CSV: the service, sample request and tests it writes are
+released to dev with a real `bentoml build` and `bentoml serve`, and answer the sample."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.host.processes import end_processes
+from tests.e2e.conftest import isolate_user
+from tests.e2e.served import git, ports_of, processes_of, relman, relman_json
+from tests.ports import worker_ports
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+DVC_YAML = """\
+stages:
+  train:
+    cmd: python src/train.py
+    deps: [data/customers.csv, src/train.py]
+    outs: [models/model.pkl]
+"""
+
+# The project's own training code: the CSV read with the standard library, the id and the
+# label left out, a logistic regression pickled.
+TRAIN = """\
+import csv
+import pickle
+
+from sklearn.linear_model import LogisticRegression
+
+with open("data/customers.csv", newline="") as handle:
+    rows = list(csv.DictReader(handle))
+features = [[float(row[name]) for name in ("tenure", "monthly", "support_calls")] for row in rows]
+labels = [int(row["churned"]) for row in rows]
+model = LogisticRegression(max_iter=500).fit(features, labels)
+with open("models/model.pkl", "wb") as handle:
+    pickle.dump(model, handle)
+"""
+
+
+def _customers() -> str:
+    lines = ["customer_id,tenure,monthly,support_calls,churned"]
+    for i in range(1, 61):
+        tenure, monthly, calls = i % 48 + 1, 20 + (i * 7) % 80, i % 6
+        churned = int(calls > 3 or tenure < 6)
+        lines.append(f"{1000 + i},{tenure},{monthly}.5,{calls},{churned}")
+    return "\n".join(lines) + "\n"
+
+
+def _run(root: Path, *args: str) -> str:
+    # The stage runs `python`: the project's environment is the test's, as if activated.
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, f"{' '.join(args)}: {done.stderr.strip()[-800:]}"
+    return done.stdout
+
+
+@pytest.fixture
+def churn(tmp_path: Path) -> Iterator[Path]:
+    """A git + DVC repository with a trained model and no relman.toml nor BentoML service;
+    afterwards `relman down`, and nothing it started may still run."""
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_user(mp, tmp_path)
+        root = tmp_path / "churn"
+        (root / "data").mkdir(parents=True)
+        (root / "src").mkdir()
+        (root / "models").mkdir()
+        (root / "src" / "train.py").write_text(TRAIN)
+        (root / "data" / "customers.csv").write_text(_customers())
+        (root / "dvc.yaml").write_text(DVC_YAML)
+        _run(root, "git", "init", "-q", "-b", "main")
+        _run(root, "git", "config", "user.email", "ada@example.invalid")
+        _run(root, "git", "config", "user.name", "Ada")
+        _run(root, sys.executable, "-m", "dvc", "init", "-q")
+        _run(root, sys.executable, "-m", "dvc", "add", "-q", "data/customers.csv")
+        _run(root, sys.executable, "-m", "dvc", "repro", "-q")
+        _run(root, "git", "add", "-A")
+        _run(root, "git", "commit", "-qm", "train a churn model")
+        try:
+            yield root
+        finally:
+            relman(root, "--batch", "down", timeout=120)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: not processes_of(root), "the processes relman down stops to end")
+            left = processes_of(root)
+            end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
+            assert not left, f"processes left behind after relman down: {left}"
+
+
+def test_scaffolded_service_is_released_to_dev_and_answers_its_sample(churn: Path) -> None:
+    root = churn
+    done = relman(root, "init", "--scaffold-service")
+    assert done.returncode == 0, done.stderr
+    for written in ("service.py", "bentofile.yaml", "sample_request.json"):
+        assert (root / written).is_file(), written
+    assert (root / "tests" / "service" / "test_service.py").is_file()
+    config = (root / "relman.toml").read_text()
+    assert 'bento = "service:ChurnModel"' in config
+    assert 'sample_request = "sample_request.json"' in config
+    sample = json.loads((root / "sample_request.json").read_text())
+    # The CSV's first two rows, without its id (the model takes three columns) and label.
+    assert sample == {
+        "rows": [
+            {"tenure": 2, "monthly": 27.5, "support_calls": 1},
+            {"tenure": 3, "monthly": 34.5, "support_calls": 2},
+        ]
+    }
+
+    # Free ports of this test worker's own band, then everything committed: a clean release.
+    text = config
+    for (env, port), fresh in zip(ports_of(root).items(), worker_ports(3), strict=True):
+        text = text.replace(
+            f"[environments.{env}]\nport = {port}", f"[environments.{env}]\nport = {fresh}"
+        )
+    (root / "relman.toml").write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "relman init --scaffold-service")
+
+    released = relman_json(root, "release", "--to", "dev")
+    assert released["_exit"] == 0, released["_stderr"] or released.get("error")
+    names = [step["name"] for step in released["steps"]]
+    assert "test service" in names and "build" in names and "dev: switch" in names
+
+    port = ports_of(root)["dev"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=(root / "sample_request.json").read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+        predictions = json.loads(answer.read())
+    assert len(predictions) == 2 and set(predictions) <= {0, 1}
+
+    # A row missing a column is the caller's mistake: a 400 that names it.
+    bad = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=json.dumps({"rows": [{"tenure": 2}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=30)
+    assert refused.value.code == 400
+    assert re.search(r"no value for monthly, support_calls", refused.value.read().decode())
