@@ -3,6 +3,7 @@ these functions and nothing deeper; each returns plain data or raises a ReleaseE
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "load_project",
     "metrics",
     "monitor",
+    "one_dvc_session",
     "overview",
     "pipeline_cancel",
     "pipeline_explain",
@@ -147,16 +149,29 @@ def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[Se
     the standard library (no sqlite-utils), without upgrading an older ledger (that raises)
     nor looking at what really serves, which :func:`overview` does after. A ledger busy for
     ``busy_timeout`` seconds raises too."""
+    from core.lineage.stages_held import held_stages
     from store.ledger.snapshot import environment_states
 
     recorded = environment_states(project.ledger_path, busy_timeout=busy_timeout)
     states = {(state.service, state.env): state for state in recorded}
+    held = held_stages(project)  # the stages relman reads and does not serve
     services = []
     for name, service in project.config.services.items():
         envs = []
         for env_name, env in project.config.environments.items():
             url = env.url
             state = states.get((name, env_name))
+            if (name, env_name) in held:
+                version, stage = held[(name, env_name)]
+                envs.append(
+                    EnvironmentView(
+                        name=env_name, url=url, version=version, state=f"stage {stage} (git tags)"
+                    )
+                )
+                continue
+            if env.port is None:
+                envs.append(EnvironmentView(name=env_name, url=url, state="not served"))
+                continue
             if state is None or state.release_id is None:
                 envs.append(EnvironmentView(name=env_name, url=url))
                 continue
@@ -753,10 +768,11 @@ def drift(project: Project, service: str, env: str) -> dict[str, Any]:
     return live_drift(project, service, env)
 
 
-def read_project(project_dir: Path | None = None) -> Project:
+def read_project(project_dir: Path | None = None, *, quick: bool = False) -> Project:
     """The project, for a command that only reads: relman.toml when there is one; else, in a
     git + DVC repository, what the repository declares (core/lineage/infer.py), with the rest
-    of the process made read-only (``project.inferred`` says so)."""
+    of the process made read-only (``project.inferred`` says so). ``quick``: enough for a
+    first screen (its services' data are read again later, with the rest)."""
     from core.config.model import MissingConfig
 
     try:
@@ -768,11 +784,19 @@ def read_project(project_dir: Path | None = None) -> Project:
         from core.lineage.infer import infer_project
 
         try:
-            project = infer_project(root)
+            project = infer_project(root, quick=quick)
         except ProjectError as exc:
             raise ConfigError(f"{missing}; nor can it be read without one: {exc}") from exc
         forbid_writes()
         return project
+
+
+def one_dvc_session() -> contextlib.AbstractContextManager[None]:
+    """A block whose reads of one repository share one DVC session (its index built once):
+    ``with api.one_dvc_session(): status(read_project(...))``."""
+    from core.lineage.dvcinfo import shared_sessions
+
+    return shared_sessions()
 
 
 def _repository_root(project_dir: Path | None) -> Path | None:

@@ -133,8 +133,11 @@ class OverviewPolls(PolledScreen):
         self.alerts_read: float | None = None
         # The project and the stamp of its relman.toml (see read_project; the worker's).
         self.loaded: tuple[api.Project, tuple[int, int]] | None = None
-        if project is not None:  # read by the command line: the first poll need not again
+        if project is not None:  # read by the command line: the first poll need not again,
             self.loaded = (project, file_stamp(project.config_path))
+        # unless it was read quickly from a repository without relman.toml, for the first
+        # paint: its full reading (DVC's index) is the first poll's, in the worker.
+        self.read_fully = project is not None and project.inferred
 
     def action_refresh(self) -> None:
         """Read the project again, the candidate too (the table is updated in place)."""
@@ -172,10 +175,11 @@ class OverviewPolls(PolledScreen):
         """The project, read again only when relman.toml changed since the last poll."""
         from core import api  # the engine loads after the first paint
 
-        if self.loaded is not None:
+        if self.loaded is not None and not self.read_fully:
             project, stamp = self.loaded
             if file_stamp(project.config_path) == stamp:
                 return project
+        self.read_fully = False
         # Without relman.toml: what the repository declares, until one is written.
         project = api.read_project(self.project_dir)
         self.loaded = (project, file_stamp(project.config_path))

@@ -184,7 +184,7 @@ def open_tui(args: argparse.Namespace) -> int:
 
         # Fail fast on a missing or broken relman.toml, before the screen is taken over;
         # the app is handed the project, and paints its rows at once.
-        project = api.read_project(args.project)
+        project = api.read_project(args.project, quick=True)
         from tui.app import RelmanApp
 
         # Without a relman.toml the interface reads what the repository declares, read-only.

@@ -205,19 +205,12 @@ def build_status(project: Project) -> StatusDocument:
 
 
 def _stage_versions(project: Project, found: dict[str, dict[str, EnvironmentDocument]]) -> None:
-    """An environment relman does not serve shows the version its GTO stage holds, of the
-    service's first model that has one there (the tags are read once, by git alone)."""
-    config = project.config
-    events, _warnings = gto_events(tags(project.root))
-    stages = current_stages(events)
-    for service, per_env in found.items():
-        held_by = [stages[m] for m in config.services[service].model if m in stages]
-        for env, entry in per_env.items():
-            stage = config.stage_of(env)
-            held = [versions[stage] for versions in held_by if stage in versions]
-            if config.environments[env].port is None and held:
-                entry["version"] = held[0]
-                entry["state"] = f"stage {stage} (git tags)"
+    """An environment relman does not serve shows the version its GTO stage holds."""
+    from core.lineage.stages_held import held_stages
+
+    for (service, env), (version, stage) in held_stages(project).items():
+        found[service][env]["version"] = version
+        found[service][env]["state"] = f"stage {stage} (git tags)"
 
 
 def reading_line(project: Project) -> str:

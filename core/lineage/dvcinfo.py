@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ class DvcSession:
     load_errors: list[str] = field(default_factory=list)
     _outputs: dict[str, tuple[Any, Any]] | None = None
     _cache_states: dict[str, CacheFacts] = field(default_factory=dict)
+    # Each stage's problems, by id(stage): services share the stages upstream of them.
+    _stage_problems: dict[int, list[str]] = field(default_factory=dict)
     _remotes: RemoteChecks | None = None
 
     @property
@@ -161,10 +164,37 @@ def check_project(root: Path) -> None:
         )
 
 
+# The sessions of a `shared_sessions` block, per thread: {root: session}.
+_SHARED = threading.local()
+
+
+@contextmanager
+def shared_sessions() -> Iterator[None]:
+    """Within this block, every :func:`open_dvc` of this thread for one root is the same
+    session, closed when the block ends: one command that both reads a repository without
+    relman.toml (core/lineage/infer.py) and builds its candidates builds DVC's index of 200
+    stages once, not twice. Nested blocks are one block."""
+    if getattr(_SHARED, "sessions", None) is not None:
+        yield
+        return
+    _SHARED.sessions = {}
+    try:
+        yield
+    finally:
+        sessions, _SHARED.sessions = _SHARED.sessions, None
+        for session in sessions.values():
+            session.repo.close()
+
+
 @contextmanager
 def open_dvc(root: Path) -> Iterator[DvcSession]:
-    """Open the DVC repository at ``root`` once; close it (and its sqlite state) afterwards."""
+    """Open the DVC repository at ``root`` once; close it (and its sqlite state) afterwards
+    (inside :func:`shared_sessions`: when that block ends)."""
     root = root.resolve()
+    shared: dict[Path, DvcSession] | None = getattr(_SHARED, "sessions", None)
+    if shared is not None and root in shared:
+        yield shared[root]
+        return
     check_project(root)
     # DVC's analytics are sent by its CLI only; the variable also covers anything spawned.
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -195,10 +225,50 @@ def open_dvc(root: Path) -> Iterator[DvcSession]:
         session.load_errors.append(f"{where}: DVC cannot read it ({reason})")
 
     repo.stage_collection_error_handler = on_error
+    _read_params_once()
+    if shared is not None:
+        shared[root] = session  # closed by shared_sessions
+        yield session
+        return
     try:
         yield session
     finally:
         repo.close()
+
+
+_PARAMS: dict[tuple[str, int, int, int], Any] = {}
+
+
+def _read_params_once() -> None:
+    """Make DVC parse each params file once while it is unchanged, not once per stage that
+    reads it and again for its status (412 YAML parses for 200 stages sharing params.yaml,
+    most of a `relman status`). DVC's ParamsDependency reads through the module's
+    ``load_path``; the memo is keyed by the file's inode, size and mtime, and hands out
+    copies, so an edited file is read again and no caller sees another's changes."""
+    import copy
+
+    import dvc.dependency.param as param
+
+    if getattr(param.load_path, "relman_memo", False):
+        return
+    load = param.load_path
+
+    def load_path(fs_path: str, fs: Any, **kwargs: Any) -> Any:
+        if kwargs or type(fs).__name__ != "LocalFileSystem":  # another revision's files
+            return load(fs_path, fs, **kwargs)
+        try:
+            info = os.stat(fs_path)
+        except OSError:
+            return load(fs_path, fs, **kwargs)
+        key = (fs_path, info.st_ino, info.st_size, info.st_mtime_ns)
+        if key not in _PARAMS:
+            if len(_PARAMS) > 256:
+                _PARAMS.clear()
+            _PARAMS[key] = load(fs_path, fs)
+        return copy.deepcopy(_PARAMS[key])
+
+    load_path.relman_memo = True  # type: ignore[attr-defined]
+    param.load_path = load_path
 
 
 def declared_artifacts(session: DvcSession) -> dict[str, ArtifactDecl]:
@@ -424,7 +494,10 @@ def problems(
         if Path(path).name == "dvc.lock" or path.endswith(".dvc"):
             lines.append(f"{path}: not committed (run 'git add {path}' and commit)")
     for stage in session.repo.index.stages if stages is None else stages:
-        lines.extend(_stage_problems(session, stage))
+        known = session._stage_problems.get(id(stage))
+        if known is None:
+            known = session._stage_problems[id(stage)] = _stage_problems(session, stage)
+        lines.extend(known)
     return lines
 
 

@@ -28,8 +28,14 @@ async def test_the_overview_reads_the_repository_read_only(
     adopted: Adopted, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(adopted.root)
-    project = api.read_project(None)
-    assert project.inferred
+    # As the command line reads it for the first paint: the models, not yet their data.
+    project = api.read_project(None, quick=True)
+    assert project.inferred and project.config.services["churn"].data == []
+    # The first paint's rows already hold the stages' versions (the tags, no poll).
+    first = {
+        (s.name, e.name): e.version for s in api.recorded_overview(project) for e in s.environments
+    }
+    assert first[("churn", "dev")] == "v0.3.0" and first[("churn", "prod")] == "v0.1.0"
     app = RelmanApp(project_dir=None, read_only=project.inferred, project=project)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_workers(pilot)
@@ -41,4 +47,7 @@ async def test_the_overview_reads_the_repository_read_only(
         assert shown[("churn", "dev")] == "v0.3.0"
         assert shown[("churn", "staging")] == "v0.2.0"
         assert shown[("churn", "prod")] == "v0.1.0"
+        # The first poll read the repository fully, in its worker: the data is known now.
+        assert app.project is not None
+        assert app.project.config.services["churn"].data == ["data/raw.csv"]
     assert not (adopted.root / ".relman").exists()

@@ -90,8 +90,9 @@ def _cache(item: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    project = api.read_project(args.project)
-    report = api.status(project)
+    with api.one_dvc_session():  # inferring and the candidates: DVC's index built once
+        project = api.read_project(args.project)
+        report = api.status(project)
     if args.json:
         emit(report)
         return 0
