@@ -6,8 +6,12 @@ Imports core.build (the Bento it serves), core.config, core.host.
 
 from __future__ import annotations
 
-from core.config.model import Project
+from typing import TYPE_CHECKING
+
 from core.targets.base import Instance, SmokeResult, Target
+
+if TYPE_CHECKING:  # the proxy process imports this package and needs no config (~30 ms)
+    from core.config.model import Project
 
 
 def target_for(project: Project, service: str, env: str) -> Target:
