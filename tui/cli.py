@@ -294,10 +294,12 @@ def leave(code: int) -> None:
     still does (atexit handlers, which include weakref finalizers such as temporary
     folders; flushed stdout and stderr); what is skipped is freeing every object and module
     one by one, about 0.1 s after a command that loaded DVC and BentoML, and nothing anyone
-    sees. With another non-daemon thread alive, the usual exit waits for it instead."""
+    sees. With another non-daemon thread alive, or a profiler or tracer, the usual exit."""
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or tracer (cProfile, coverage) writes its data after us
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
