@@ -47,6 +47,7 @@ __all__ = [
     "failed_tests",
     "feedback",
     "firing_before",
+    "flat_metrics",
     "forbid_writes",
     "gate",
     "github_annotations",
@@ -221,6 +222,14 @@ def status(project: Project) -> StatusDocument:
     from core.delivery.status import build_status
 
     return build_status(project)
+
+
+def flat_metrics(by_file: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Metrics ``{file: {key: value}}`` (nested as in the files) as one flat view with dotted
+    keys, ``file:key`` where two files hold the same key."""
+    from core.lineage.dvcinfo import flat_view
+
+    return flat_view(by_file)
 
 
 def human_size(size: float | None) -> str:

@@ -154,3 +154,77 @@ def build_adopted(base: Path) -> Adopted:
     (root / ".dvc" / "cache" / "files" / "md5" / data_md5[:2] / data_md5[2:]).unlink()
     shutil.rmtree(remote)
     return Adopted(root, commits, model_md5, data_md5)
+
+
+SHAPES_DVC_YAML = """\
+vars:
+  - conf/extra.yaml
+stages:
+  stamp:
+    cmd: python -c "import time; open('stamp.txt', 'w').write(str(time.time()))"
+    always_changed: true
+    outs:
+      - stamp.txt:
+          cache: false
+  fit:
+    matrix:
+      size: ${models}
+      opt: [adam, sgd]
+    cmd: python src/fit.py ${item.size}-${item.opt}-${seed} models/${item.size}-${item.opt}.pkl
+    deps: [data/raw.csv, src/fit.py]
+    params: [train.lr]
+    outs:
+      - models/${item.size}-${item.opt}.pkl
+  evaluate:
+    cmd: python src/evaluate.py
+    deps: [models/small-adam.pkl, src/evaluate.py]
+    metrics:
+      - metrics.json:
+          cache: false
+      - eval.yaml:
+          cache: false
+  frozen-prep:
+    cmd: python src/fit.py frozen frozen.txt
+    deps: [data/raw.csv]
+    outs: [frozen.txt]
+artifacts:
+  small:
+    path: models/small-adam.pkl
+    type: model
+  large:
+    path: models/large-sgd.pkl
+    type: model
+"""
+
+SHAPES_SOURCES = {
+    "fit.py": "import os, sys\nkind, out = sys.argv[1], sys.argv[2]\n"
+    "os.makedirs(os.path.dirname(out) or '.', exist_ok=True)\n"
+    "open(out, 'w').write(kind + open('data/raw.csv').read())\n",
+    "evaluate.py": "import json\njson.dump({'acc': 0.9}, open('metrics.json', 'w'))\n"
+    "open('eval.yaml', 'w').write('loss:\\n  val: 0.2\\n')\n",
+}
+
+
+def build_shapes(base: Path) -> Path:
+    """A repository of other shapes: a ``matrix`` stage over a list from params.yaml, a
+    ``vars:`` file interpolated with ``${...}``, metrics in JSON and nested YAML, a frozen
+    stage and an ``always_changed`` one; two model artifacts; no GTO tag."""
+    root = base / "shapes"
+    for folder in ("data", "conf", "src"):
+        (root / folder).mkdir(parents=True)
+    _run(root, "git", "init", "-q", "-b", "main")
+    _run(root, "git", "config", "user.email", "ada@example.invalid")
+    _run(root, "git", "config", "user.name", "Ada")
+    _dvc(root, "init", "-q")
+    (root / "data" / "raw.csv").write_text("x,y\n1,2\n3,4\n")
+    _dvc(root, "add", "-q", "data/raw.csv")
+    (root / "params.yaml").write_text("train:\n  lr: 0.1\nmodels: [small, large]\n")
+    (root / "conf" / "extra.yaml").write_text("seed: 7\n")
+    for name, text in SHAPES_SOURCES.items():
+        (root / "src" / name).write_text(text)
+    (root / "dvc.yaml").write_text(SHAPES_DVC_YAML)
+    _dvc(root, "repro", "-q")
+    _dvc(root, "freeze", "frozen-prep")  # frozen once it has run, as a person freezes one
+    _run(root, "git", "add", "-A")
+    _run(root, "git", "commit", "-qm", "shapes")
+    return root

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.adopted import Adopted, adopted_in
+from tests.e2e.adopted import Adopted, adopted_in, build_shapes
+from tests.e2e.conftest import isolate_user
 
 pytestmark = pytest.mark.e2e
 
@@ -122,3 +123,28 @@ def test_init_without_a_bentoml_service_then_build_says_what_to_add(
     code, out, err = relman(root, "release", "--to", "dev")
     assert code == 2, err
     assert "has no BentoML service to build" in err
+
+
+def test_matrix_stages_vars_and_nested_yaml_metrics_read_as_they_are(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_user(mp, tmp_path)
+        root = build_shapes(tmp_path)
+        code, out, err = relman(root, "--json", "status")
+        assert code == 0, err
+        services = {s["name"]: s for s in json.loads(out)["services"]}
+        assert sorted(services) == ["large", "small"]
+        small = services["small"]["candidate"]
+        assert [m["path"] for m in small["model"]] == ["models/small-adam.pkl"]
+        assert [d["path"] for d in small["data"]] == ["data/raw.csv"]
+        assert small["problems"] == []  # frozen and always_changed stages stop nothing here
+        assert small["metrics"] == {
+            "metrics.json": {"acc": 0.9},
+            "eval.yaml": {"loss": {"val": 0.2}},
+        }
+        assert small["params"]["params.yaml"]["train"]["lr"] == 0.1
+        assert services["small"]["environments"] == {}  # no GTO tag assigns a stage
+
+        code, out, err = relman(root, "status")
+        assert code == 0, err
+        assert "metrics acc 0.9, loss.val 0.2" in out
+        assert "environments: none" in out

@@ -120,9 +120,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     f"{_size(item['size'])}  cache {_cache(item)}"
                 )
         metrics = ", ".join(
-            f"{key} {value}"
-            for by_file in cand["metrics"].values()
-            for key, value in by_file.items()
+            f"{key} {_figure(value)}" for key, value in api.flat_metrics(cand["metrics"]).items()
         )
         if metrics:
             console.print(f"  metrics {metrics}")
@@ -142,10 +140,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figure(value: Any) -> str:
+    """A metric as a person reads it: ``0.83``, not ``0.8300000000000001``."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _environments(console: Console, environments: dict[str, Any]) -> None:
     """What is live where, then what on-call acts on first: the alerts firing in each
     environment, and what an unusual state means with the command that resolves it."""
     from rich.text import Text
+
+    if not environments:  # a repository read as it is, whose tags assign no stage
+        console.print("  environments: none (no GTO tag assigns a stage; 'relman init' adds some)")
+        return
 
     rows = []
     for env, live in environments.items():
