@@ -107,6 +107,16 @@ def adopted_in(base: Path) -> Iterator[Adopted]:
         yield build_adopted(base)
 
 
+def _new_repository(root: Path, raw_csv: str) -> None:
+    """git and DVC in ``root``, Ada's identity, and ``data/raw.csv`` tracked by a .dvc file."""
+    _run(root, "git", "init", "-q", "-b", "main")
+    _run(root, "git", "config", "user.email", "ada@example.invalid")
+    _run(root, "git", "config", "user.name", "Ada")
+    _dvc(root, "init", "-q")
+    (root / "data" / "raw.csv").write_text(raw_csv)
+    _dvc(root, "add", "-q", "data/raw.csv")
+
+
 def build_adopted(base: Path) -> Adopted:
     """Make the repository in ``base/churn-project`` (its remote beside it, then removed)."""
     import gto.api
@@ -120,12 +130,7 @@ def build_adopted(base: Path) -> Adopted:
     (root / "src").mkdir()
     for name, text in SOURCES.items():
         (root / "src" / name).write_text(text)
-    _run(root, "git", "init", "-q", "-b", "main")
-    _run(root, "git", "config", "user.email", "ada@example.invalid")
-    _run(root, "git", "config", "user.name", "Ada")
-    _dvc(root, "init", "-q")
-    (root / "data" / "raw.csv").write_text("id,churned\n1,0\n2,1\n3,0\n")
-    _dvc(root, "add", "-q", "data/raw.csv")
+    _new_repository(root, "id,churned\n1,0\n2,1\n3,0\n")
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "sub" / "dvc.yaml").write_text(SUB_DVC_YAML)
     (root / ".gitignore").write_text("/features/\n/models/\n")
@@ -212,12 +217,7 @@ def build_shapes(base: Path) -> Path:
     root = base / "shapes"
     for folder in ("data", "conf", "src"):
         (root / folder).mkdir(parents=True)
-    _run(root, "git", "init", "-q", "-b", "main")
-    _run(root, "git", "config", "user.email", "ada@example.invalid")
-    _run(root, "git", "config", "user.name", "Ada")
-    _dvc(root, "init", "-q")
-    (root / "data" / "raw.csv").write_text("x,y\n1,2\n3,4\n")
-    _dvc(root, "add", "-q", "data/raw.csv")
+    _new_repository(root, "x,y\n1,2\n3,4\n")
     (root / "params.yaml").write_text("train:\n  lr: 0.1\nmodels: [small, large]\n")
     (root / "conf" / "extra.yaml").write_text("seed: 7\n")
     for name, text in SHAPES_SOURCES.items():
