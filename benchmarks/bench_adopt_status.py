@@ -52,9 +52,8 @@ from benchmarks.bench_tui import (  # noqa: E402
     RELMAN,
     TMUX,
     Terminal,
-    boot_seconds,
     isolate,
-    started_at,
+    time_to_row,
     use_bytecode_cache,
 )
 
@@ -263,16 +262,7 @@ def profile_breakdown(root: Path, folder: Path, top: int) -> None:
 
 def time_to_first_row(term: Terminal, command: list[str]) -> float:
     """Seconds from the start of ``command``'s process to churn's dev row on the screen."""
-    pid = term.run(command)
-    try:
-        try:
-            started = started_at(pid)
-        except FileNotFoundError:  # ended already: wait_for shows what it printed
-            started = boot_seconds()
-        term.wait_for(FIRST_ROW, pid)
-        return boot_seconds() - started
-    finally:
-        term.close()
+    return time_to_row(term, command, FIRST_ROW)
 
 
 def measure_tui(copies: dict[str, Path], folder: Path, runs: int) -> None:

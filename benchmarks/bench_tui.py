@@ -204,15 +204,15 @@ class Terminal:
             Path(self.socket_path).unlink(missing_ok=True)
 
 
-def time_to_row(term: Terminal, command: list[str]) -> float:
-    """Seconds from the start of ``command``'s process to iris's row on the screen."""
+def time_to_row(term: Terminal, command: list[str], row: re.Pattern[str] = ROW) -> float:
+    """Seconds from the start of ``command``'s process to ``row`` (iris's) on the screen."""
     pid = term.run(command)
     try:
         try:
             started = started_at(pid)
         except FileNotFoundError:  # ended already: wait_for shows what it printed
             started = boot_seconds()
-        term.wait_for(ROW, pid)
+        term.wait_for(row, pid)
         return boot_seconds() - started
     finally:
         term.close()

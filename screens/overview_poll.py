@@ -167,7 +167,12 @@ class OverviewPolls(PolledScreen):
         """Read relman.toml, the environments and their traffic, then (when due) the
         candidates, off the event loop; PollDone last, whatever happened."""
         try:
-            read_overview(self.read_project, due, previous, self.post_message)
+            from core import api
+
+            # A poll that reads a repository without relman.toml and then its candidates
+            # builds DVC's index once.
+            with api.one_dvc_session():
+                read_overview(self.read_project, due, previous, self.post_message)
         finally:
             self.post_message(PollDone())
 

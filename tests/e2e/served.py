@@ -124,11 +124,17 @@ def served(demo: Demo, tmp_path: Path) -> Iterator[Path]:
     try:
         yield root
     finally:
-        relman(root, "--batch", "down", timeout=120)
-        # Servers take a moment to exit after the signal: wait for that, and fail below with
-        # what is left if it never comes.
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda: not processes_of(root), "the processes relman down stops to end")
-        left = processes_of(root)
-        end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
-        assert not left, f"processes left behind after relman down: {left}"
+        down_and_check(root)
+
+
+def down_and_check(root: Path) -> None:
+    """`relman down` in ``root``; then nothing of it may still run (what does is ended by
+    pid, and the test fails naming it)."""
+    relman(root, "--batch", "down", timeout=120)
+    # Servers take a moment to exit after the signal: wait for that, and fail below with
+    # what is left if it never comes.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not processes_of(root), "the processes relman down stops to end")
+    left = processes_of(root)
+    end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
+    assert not left, f"processes left behind after relman down: {left}"

@@ -4,7 +4,6 @@ released to dev with a real `bentoml build` and `bentoml serve`, and answer the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from core.host.processes import end_processes
 from tests.e2e.conftest import isolate_user
-from tests.e2e.served import git, ports_of, processes_of, relman, relman_json
+from tests.e2e.served import down_and_check, git, ports_of, relman, relman_json
 from tests.ports import worker_ports
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -93,12 +90,7 @@ def churn(tmp_path: Path) -> Iterator[Path]:
         try:
             yield root
         finally:
-            relman(root, "--batch", "down", timeout=120)
-            with contextlib.suppress(AssertionError):
-                wait_for(lambda: not processes_of(root), "the processes relman down stops to end")
-            left = processes_of(root)
-            end_processes([pid for pid, _ in left], 2.0)  # clean up by pid, then fail
-            assert not left, f"processes left behind after relman down: {left}"
+            down_and_check(root)
 
 
 def test_scaffolded_service_is_released_to_dev_and_answers_its_sample(churn: Path) -> None:
