@@ -296,6 +296,11 @@ def nothing_deployed(
         return Content("Nothing deployed yet.")
     first = next(iter(project.config.environments), "dev")
     service = next(iter(project.config.services), "SERVICE")
+    if all(view.bento is None for view in services):  # lineage only: nothing to release yet
+        return Content.assemble(
+            "Nothing to deploy yet — add a BentoML service to relman.toml, or ",
+            ("relman init --scaffold-service", "bold"),
+        )
     return Content.assemble(
         "Nothing deployed yet — ",
         ("relman release", "bold"),

@@ -259,3 +259,18 @@ async def test_command_palette_offers_help_and_refresh(
 
         await run_from_palette(pilot, "Help")
         assert isinstance(app.screen, HelpScreen)
+
+
+async def test_a_project_without_a_bentoml_service_is_told_what_to_add(
+    project_dir: Path, wait_for_workers: WaitForWorkers
+) -> None:
+    """Lineage only (no bento =): the line above the table does not offer `relman release`,
+    which would refuse; it says what to add."""
+    toml = (project_dir / "relman.toml").read_text()
+    lines = [line for line in toml.splitlines() if not line.startswith("bento =")]
+    (project_dir / "relman.toml").write_text("\n".join(lines) + "\n")
+    app = RelmanApp(project_dir=project_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        said = status_text(app)
+        assert "add a BentoML service" in said and "relman release" not in said
