@@ -3,9 +3,9 @@
 A port handed out by ``free_ports`` is free when it is chosen, but an environment's port is
 often bound minutes later (prod, after staging). Two workers scanning the same numbers would
 both be handed it, and the later one finds it "in use by another program". So each worker
-owns a band below the kernel's ephemeral range (32768 and up, where ``bind(0)`` and outgoing
-connections take theirs), and within a worker a cursor never hands out the same port twice
-until the band wraps.
+owns a band below 20000: above it (to the kernel's ephemeral range) relman draws its
+instances' side ports, and in the ephemeral range ``bind(0)`` and outgoing connections take
+theirs. Within a worker a cursor never hands out the same port twice until the band wraps.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from core.host.ports import free_ports
 
-FIRST = 12000
-BAND = 4000  # workers gw0..gw4 fit below 32768
+FIRST = 10000
+BAND = 2000  # workers gw0..gw4 fit below 20000, where instances' side ports start
 _cursor: dict[int, int] = {}
 
 

@@ -13,6 +13,7 @@ killed between a 2xx answer and the deletion posts that one again when it restar
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -134,7 +135,7 @@ def send_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5) -> st
         return f"webhook {url}: HTTP {exc.code} {exc.reason}"
     except urllib.error.URLError as exc:
         return f"webhook {url}: {_reason(exc.reason)}"
-    except (TimeoutError, OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # not HTTP there, too
         return f"webhook {url}: {_reason(exc)}"
     if not 200 <= status < 300:
         return f"webhook {url}: HTTP {status}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 from core.errors import InfraError
 
@@ -56,3 +58,31 @@ def ephemeral_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+# Instances' side ports come from below the kernel's ephemeral range: a port taken there by
+# bind(0) is never handed to another program's bind(0) or outgoing connection in the second
+# before ``bentoml serve`` binds it (BentoML's own process manager binds several that way).
+SIDE_LOW = 20000
+_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def side_port(host: str = "127.0.0.1") -> int:
+    """A port free for any program, drawn at random between ``SIDE_LOW`` and the kernel's
+    ephemeral range, for a process that binds it a moment later; an ephemeral port where
+    that band does not exist (a range configured to start below it)."""
+    top = _ephemeral_low() - 1
+    if top - SIDE_LOW < 1000:
+        return ephemeral_port(host)
+    for _ in range(64):
+        port = random.randint(SIDE_LOW, top)
+        if port_is_free(port, host, reuse=False):
+            return port
+    return ephemeral_port(host)

@@ -520,10 +520,11 @@ class Collector:
 
         pid, host = os.getpid(), this_host()
         store = self._open_store()
+        signals = contextlib.ExitStack()
         try:
             claim_slot(store, pid, host, self.clock, self.log)
             self._pid = pid
-            stop = stop_on_signals()
+            stop = signals.enter_context(stop_on_signals())
             while True:
                 started = time.monotonic()
                 try:
@@ -559,6 +560,7 @@ class Collector:
                 if stop.is_set():
                     return 0
         finally:
+            signals.close()
             with contextlib.suppress(StoreFailure):
                 store.release_collector(pid)
             store.close()

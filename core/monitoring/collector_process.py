@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,13 +108,20 @@ def claim_slot(store: Any, pid: int, host: str, clock: Callable[[], float], log:
     log(f"took over from collector pid {holder.pid if holder else '?'}, gone")
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that SIGTERM and SIGINT set (from now on, in this process)."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set while the block runs; the handlers found before
+    are put back after it (a collector run in-process, as tests do, leaves none behind)."""
     event = threading.Event()
 
     def handler(_signum: int, _frame: Any) -> None:
         event.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
-    return event
+    previous = {
+        signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield event
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)

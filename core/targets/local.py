@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core.config.model import Project
 from core.errors import ConfigError, InfraError
-from core.host.ports import ephemeral_port, port_is_free
+from core.host.ports import port_is_free, side_port
 from core.host.processes import (
     TAG_VARIABLE,
     carries_tag,
@@ -77,7 +77,7 @@ class LocalTarget:
                 f"the project's interpreter {python} does not exist; fix "
                 "[project] python in relman.toml"
             )
-        port = ephemeral_port(SIDE_HOST)
+        port = side_port(SIDE_HOST)
         folder = self.folder / "instances" / f"{release}-{port}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "instance.json").write_text(
@@ -163,7 +163,7 @@ class LocalTarget:
         started = time.perf_counter()
         try:
             status, answer = _post(instance.address, path, body, 30.0)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise InfraError(f"smoke request to {path} failed: {exc}") from exc
         latency = (time.perf_counter() - started) * 1000
         if status != 200:
@@ -482,7 +482,7 @@ def _get_status(address: str, path: str, timeout: float) -> int | None:
     try:
         conn.request("GET", path)
         return conn.getresponse().status
-    except OSError:
+    except (OSError, http.client.HTTPException):  # nothing there, or not HTTP
         return None
     finally:
         conn.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -390,6 +391,14 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_a_collector_run_in_process_puts_back_the_signal_handlers_it_found(
+    world: World,
+) -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    assert world.collector().run(once=True) == 0
+    assert {signum: signal.getsignal(signum) for signum in before} == before
 
 
 def test_a_dead_holders_claim_is_taken_over(world: World) -> None:

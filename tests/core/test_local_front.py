@@ -41,11 +41,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
+# A server whose port answers something other than HTTP (a ZeroMQ greeting, as BentoML's
+# process manager sends on a port it bound) and whose service then fails to start.
+NOT_HTTP = f"""#!{sys.executable}
+import socket, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+server = socket.create_server(("127.0.0.1", port))
+for _ in range(3):
+    client, _ = server.accept()
+    client.recv(4096)  # read, so the close is a FIN, not a reset
+    client.sendall(bytes([0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F]))
+    client.close()
+print("RuntimeError: model store unreachable", flush=True)
+sys.exit(1)
+"""
+
 
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[LocalTarget]:
+def target(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
     fake = tmp_path / "fake-python"
-    fake.write_text(SERVE)
+    fake.write_text(getattr(request, "param", SERVE))
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     (port,) = worker_ports(1)
     (tmp_path / "relman.toml").write_text(
@@ -116,3 +131,13 @@ def test_a_port_taken_by_another_program_is_left_for_the_switch_to_report(
         target.stop(instance)
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("target", [NOT_HTTP], indirect=True)
+def test_a_port_answering_something_else_than_http_is_waited_on_until_the_error_shows(
+    target: LocalTarget,
+) -> None:
+    instance = target.start("p:1", "r1", log=lambda _line: None)
+    with pytest.raises(InfraError, match="model store unreachable"):
+        target.wait_ready(instance, 60)
+    target.stop(instance)

@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from core.host.ports import free_ports, port_is_free
+from core.host import ports
+from core.host.ports import free_ports, port_is_free, side_port
 
 
 def _listener() -> tuple[socket.socket, int]:
@@ -58,3 +59,32 @@ def test_an_ipv6_host_is_checked_on_ipv6() -> None:
         listener.bind(("::1", port))
         listener.listen()
         assert not port_is_free(port, "::1")
+
+
+def test_side_ports_come_from_below_the_ephemeral_range_and_are_free() -> None:
+    """bind(0) elsewhere (BentoML's process manager binds several ports so) never takes the
+    port an instance is about to bind."""
+    low = ports._ephemeral_low()
+    if low - ports.SIDE_LOW < 1000:
+        pytest.skip(f"this machine's ephemeral range starts at {low}")
+    drawn = {side_port() for _ in range(20)}
+    assert all(ports.SIDE_LOW <= port < low for port in drawn)
+    assert all(port_is_free(port, reuse=False) for port in drawn)
+    assert len(drawn) > 1  # drawn at random, not the lowest free one each time
+
+
+def test_a_side_port_skips_a_taken_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    server, port = _listener()
+    with server:
+        draws = iter([port, port + 1 if port_is_free(port + 1, reuse=False) else port + 2])
+        monkeypatch.setattr(ports, "_ephemeral_low", lambda: 65000)
+        monkeypatch.setattr(ports.random, "randint", lambda low, high: next(draws))
+        assert side_port() != port
+
+
+def test_without_room_below_the_ephemeral_range_a_side_port_is_an_ephemeral_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_low = ports._ephemeral_low()
+    monkeypatch.setattr(ports, "_ephemeral_low", lambda: ports.SIDE_LOW + 10)
+    assert side_port() >= real_low
