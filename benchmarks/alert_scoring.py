@@ -86,6 +86,7 @@ def score_series(
     interval: int = 60,
     probation: float = PROBATION,
     weights: Weights = STANDARD,
+    labelled_windows: Sequence[tuple[int, int]] | None = None,
 ) -> SeriesScore:
     """Score ``detections`` (point indexes) on a series of ``length`` points whose anomalies
     start at ``labels``. Detections in the first ``probation`` of the series are ignored (NAB's
@@ -94,8 +95,13 @@ def score_series(
     each costs ``weights.fp`` scaled by the sigmoid of its distance past the previous window
     (a full 0.11 before the first window or 3 widths past one); each window without a
     detection costs ``weights.fn``. A delay is minutes from the anomaly's start (the label)
-    to the window's first detection, 0 if that came before the start."""
-    wins = windows(length, labels)
+    to the window's first detection, 0 if that came before the start. ``labelled_windows``:
+    a recorded series' own windows (NAB's), each label its window's centre."""
+    wins = (
+        [(first, last, (first + last) // 2) for first, last in labelled_windows]
+        if labelled_windows is not None
+        else windows(length, labels)
+    )
     lasts = [w[1] for w in wins]
     skip = int(probation * length)
     hit: list[int | None] = [None] * len(wins)
@@ -284,7 +290,9 @@ def run(series: Iterable[LabelledSeries], detectors: Mapping[str, Detector]) -> 
     for s in series:
         for name, detect in detectors.items():
             found = detect(s)
-            score = score_series(len(s.values), s.labels, found, interval=s.interval)
+            score = score_series(
+                len(s.values), s.labels, found, interval=s.interval, labelled_windows=s.windows
+            )
             out.append(Result(s, name, score))
     return out
 

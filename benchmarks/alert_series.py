@@ -11,6 +11,7 @@ at any interval; anomalies are multiplicative: ``step`` (a level shift for hours
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Callable
@@ -69,6 +70,10 @@ class LabelledSeries:
     start: int  # Unix seconds
     values: tuple[float, ...]
     anomalies: tuple[Anomaly, ...]
+    # A recorded series (benchmarks/nab_series.py): each point's own time (gaps kept), and
+    # its labelled windows as (first, last) point indexes, scored as they are.
+    times: tuple[int, ...] | None = None
+    windows: tuple[tuple[int, int], ...] | None = None
 
     @property
     def labels(self) -> list[int]:
@@ -81,10 +86,14 @@ class LabelledSeries:
 
     def points(self) -> list[tuple[int, float]]:
         """``(unix seconds, value)`` rows, as `relman policy backtest` reads them."""
+        if self.times is not None:
+            return list(zip(self.times, self.values, strict=True))
         return [(self.start + i * self.interval, v) for i, v in enumerate(self.values)]
 
     def index(self, t: int) -> int:
         """The point index that holds time ``t`` (Unix seconds)."""
+        if self.times is not None:
+            return max(0, bisect.bisect_right(self.times, t) - 1)
         return (t - self.start) // self.interval
 
 

@@ -151,9 +151,12 @@ def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[Se
     nor looking at what really serves, which :func:`overview` does after. A ledger busy for
     ``busy_timeout`` seconds raises too."""
     from core.lineage.stages_held import held_stages
-    from store.ledger.snapshot import environment_states
 
-    recorded = environment_states(project.ledger_path, busy_timeout=busy_timeout)
+    recorded = []
+    if project.ledger_path.exists():  # else nothing was recorded: spare the store's imports
+        from store.ledger.snapshot import environment_states
+
+        recorded = environment_states(project.ledger_path, busy_timeout=busy_timeout)
     states = {(state.service, state.env): state for state in recorded}
     held = held_stages(project)  # the stages relman reads and does not serve
     services = []
@@ -811,9 +814,17 @@ def one_dvc_session() -> contextlib.AbstractContextManager[None]:
 def _repository_root(project_dir: Path | None) -> Path | None:
     """The top of the git repository at ``project_dir`` (or the current folder), None when
     it is not in one."""
+    import os
     import subprocess
 
     where = Path(project_dir) if project_dir is not None else Path.cwd()
+    if not {"GIT_DIR", "GIT_WORK_TREE"} & set(os.environ):
+        # Where git takes its repository from the folders alone: found as git finds it
+        # (a .git folder, or a .git file in a worktree), sparing the TUI's first paint a git.
+        for folder in (where.resolve(), *where.resolve().parents):
+            if (folder / ".git").exists():
+                return folder
+        return None
     done = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"],
         cwd=where,

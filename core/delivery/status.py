@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.config.model import Project
-from core.lineage.candidate import project_candidates
 from core.lineage.gitinfo import tags
 from core.lineage.gto import current_stages, gto_events
 
@@ -166,6 +165,10 @@ def _note_port_taken(project: Project, service: str, env: str, entry: Environmen
 
 def build_status(project: Project) -> StatusDocument:
     """The `status` document (docs/json.md); ``ok`` is false while any candidate has problems."""
+    # Here, not at the top: the TUI's first paint reads only environments() (no DVC, no
+    # build context), and the candidate's modules cost it ~40 ms of imports.
+    from core.lineage.candidate import project_candidates
+
     config = project.config
     lineage = project_candidates(project)
     unread: list[str] = []

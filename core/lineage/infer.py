@@ -42,11 +42,6 @@ if TYPE_CHECKING:  # DVC's side is loaded by the full reading only, not by the q
 
 __all__ = ["InferredService", "Reading", "infer_project", "read_repository", "relman_name"]
 
-try:  # libyaml's loader where PyYAML was built with it: a dvc.yaml of 200 stages in ms
-    from yaml import CSafeLoader as _LOADER
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _LOADER  # type: ignore[assignment]
-
 # Stages in the order a promotion goes through them, when the tags use these names.
 _KNOWN_ORDER = ("dev", "development", "test", "qa", "staging", "stage", "prod", "production")
 
@@ -111,8 +106,7 @@ def quick_reading(root: Path) -> Reading | None:
     pipeline takes a second): the model artifacts of the dvc.yaml files git tracks, read as
     plain YAML, and the GTO stages; no data. None when that is not enough: no model artifact
     declared, or a file that plain YAML cannot read (:func:`read_repository` then)."""
-    import yaml
-
+    from core.lineage.artifacts_block import artifacts_section
     from core.lineage.gitinfo import git, tags
     from core.lineage.gto import gto_events
 
@@ -121,10 +115,16 @@ def quick_reading(root: Path) -> Reading | None:
     models: list[tuple[str, str]] = []  # (GTO name, path)
     for dvcfile in sorted(path for path in listed if path):
         try:
-            doc = yaml.load((root / dvcfile).read_text(), Loader=_LOADER) or {}
-        except (OSError, yaml.YAMLError):
+            text = (root / dvcfile).read_text()
+        except (OSError, UnicodeDecodeError):
             return None
-        artifacts = doc.get("artifacts") if isinstance(doc, dict) else None
+        # As text where it is plain block style (no YAML library to import, no stage to
+        # build); as YAML otherwise.
+        artifacts: Any = artifacts_section(text)
+        if artifacts is None:
+            artifacts = _yaml_artifacts(text)
+            if artifacts is False:
+                return None
         folder = Path(dvcfile).parent.as_posix()
         for name, spec in (artifacts or {}).items():
             if isinstance(spec, dict) and spec.get("type") == "model" and "path" in spec:
@@ -148,6 +148,30 @@ def quick_reading(root: Path) -> Reading | None:
     events, _warnings = gto_events(tags(root))
     stages = _ordered(event.stage for event in events if event.stage)
     return Reading(project, services, stages)
+
+
+def _yaml_artifacts(text: str) -> Any:
+    """The ``artifacts:`` of a dvc.yaml loaded as YAML (None where there is none), or
+    False where YAML cannot read the file."""
+    import yaml
+
+    try:
+        doc = yaml.load(text, Loader=_loader()) or {}
+    except yaml.YAMLError:
+        return False
+    return doc.get("artifacts") if isinstance(doc, dict) else None
+
+
+def _loader() -> Any:
+    """libyaml's loader where PyYAML was built with it: a dvc.yaml of 200 stages in ms."""
+    try:
+        from yaml import CSafeLoader
+
+        return CSafeLoader
+    except ImportError:  # pragma: no cover - depends on how PyYAML was built
+        from yaml import SafeLoader
+
+        return SafeLoader
 
 
 def infer_project(root: Path, *, quick: bool = False) -> Project:
