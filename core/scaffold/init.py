@@ -37,6 +37,8 @@ class Findings:
     services: list[InferredService]
     stages: list[str]  # GTO stages its tags use; environments are named after them
     suites: dict[str, list[str]] = field(default_factory=dict)
+    # The service the BentoML service serves: the one model, or the one --service names.
+    serves: str | None = None
     sample_request: str | None = None
     # What --scaffold-service wrote (from the root), and what a person should check there.
     scaffolded: list[str] = field(default_factory=list)
@@ -51,18 +53,22 @@ class Written:
     services: list[str]
     deployable: bool
     next: str
+    serves: str | None = None  # the service given the BentoML service, if any
     scaffolded: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> Written:
+def init_project(
+    root: Path, *, force: bool = False, scaffold: bool = False, service: str | None = None
+) -> Written:
     """Write relman.toml; with ``scaffold``, first a minimal BentoML service for the model
-    when the repository has none (core/scaffold/service.py)."""
+    when the repository has none (core/scaffold/service.py). ``service`` names the one of
+    several models the BentoML service (found or scaffolded) serves."""
     root = root.resolve()
     target = root / CONFIG_NAME
     if target.exists() and not force:
         raise ConfigError(f"{target}: already exists; edit it, or pass --force to write a new one")
-    findings = inspect_repository(root)
+    findings = _served(inspect_repository(root), service, scaffold=scaffold)
     if scaffold and findings.bento is None:
         findings = _scaffolded(root, findings)
     envs = _environments(findings.stages)
@@ -76,7 +82,13 @@ def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> 
         nxt = (
             "no BentoML service here yet: relman tracks lineage, versions and stages; to "
             'deploy, add bento = "module:Class" and a bentofile.yaml to the service in '
-            "relman.toml (or run 'relman init --scaffold-service')"
+            f"relman.toml (or {_scaffold_hint(names)})"
+        )
+    elif findings.serves is None:
+        nxt = (
+            f"{findings.build} builds {findings.bento}, but this repository has "
+            f"{len(names)} models ({', '.join(names)}): say which it serves with "
+            "'relman init --force --service NAME'"
         )
     else:
         nxt = "review it, then run 'relman status'"
@@ -85,22 +97,50 @@ def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> 
             _environments(findings.stages)[0][0] + "'"
         )
     return Written(
-        target, names, findings.bento is not None, nxt, findings.scaffolded, findings.notes
+        target,
+        names,
+        findings.bento is not None and findings.serves is not None,
+        nxt,
+        findings.serves,
+        findings.scaffolded,
+        findings.notes,
     )
 
 
-def _scaffolded(root: Path, findings: Findings) -> Findings:
-    """The findings once a minimal BentoML service is written for the one model."""
-    from core.scaffold.service import write_service
+def _scaffold_hint(names: list[str]) -> str:
+    """How to write a minimal BentoML service once relman.toml exists (hence --force)."""
+    if len(names) == 1:
+        return "run 'relman init --force --scaffold-service'"
+    return "run 'relman init --force --scaffold-service --service NAME' for one of " + ", ".join(
+        names
+    )
 
-    if len(findings.services) != 1:
-        names = ", ".join(service.name for service in findings.services)
+
+def _served(findings: Findings, service: str | None, *, scaffold: bool) -> Findings:
+    """The findings with the service the BentoML service serves: the one model, or the one
+    ``service`` names (UsageError for a name that is not one; with ``scaffold`` and several
+    models, a name is needed)."""
+    names = [found.name for found in findings.services]
+    if service is not None and service not in names:
+        raise UsageError(
+            f"--service {service}: no such model in this repository (its services: "
+            f"{', '.join(names)}); name one of them"
+        )
+    if service is None and len(names) == 1:
+        service = names[0]
+    if service is None and scaffold and findings.bento is None:
         raise UsageError(
             f"--scaffold-service writes a service for one model; this repository has "
-            f"{len(findings.services)} ({names}): write the services yourself, then "
-            "name them in relman.toml"
+            f"{len(names)} ({', '.join(names)}): name one with --service NAME"
         )
-    service = findings.services[0]
+    return dataclasses.replace(findings, serves=service)
+
+
+def _scaffolded(root: Path, findings: Findings) -> Findings:
+    """The findings once a minimal BentoML service is written for the model it serves."""
+    from core.scaffold.service import write_service
+
+    service = next(found for found in findings.services if found.name == findings.serves)
     written = write_service(root, service.name, service.model_paths[0], service.data_paths)
     suites = {**findings.suites, written.suite: [written.suite_path]}
     return dataclasses.replace(
@@ -232,21 +272,25 @@ def render_config(found: Findings, *, ports: list[int]) -> str:
         "[project]",
         f"name = {_q(found.name)}",
     ]
-    only_one = len(found.services) == 1
+    several = len(found.services) > 1
     for service in found.services:
         lines += ["", f"# {service.source}", f"[services.{service.name}]"]
-        if found.bento is not None and only_one:
-            lines += [f"bento = {_q(found.bento)}", f"build = {_q(found.build or '')}"]
+        served = found.bento is not None and service.name == found.serves
+        if served:
+            lines += [f"bento = {_q(found.bento or '')}", f"build = {_q(found.build or '')}"]
         else:
+            scaffold = "relman init --force --scaffold-service" + (
+                f" --service {service.name}" if several else ""
+            )
             lines += [
                 "# No BentoML service yet: relman tracks this model's lineage, versions and",
                 "# stages. To build and deploy it, name the service and its build config:",
                 '# bento = "service:MyService"',
                 '# build = "bentofile.yaml"',
-                "# (or run 'relman init --scaffold-service' to write a minimal one)",
+                f"# (or run '{scaffold}' to write a minimal one)",
             ]
         lines += [f"model = {_list(service.model)}", f"data = {_list(service.data)}"]
-        if found.sample_request and found.bento is not None and only_one:
+        if found.sample_request and served:
             lines.append(f"sample_request = {_q(found.sample_request)}")
     for (env, stage, approvals), port in zip(_environments(found.stages), ports, strict=True):
         lines += ["", f"[environments.{env}]", f"port = {port}", f"suites = {_list(suites)}"]

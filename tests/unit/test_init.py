@@ -109,3 +109,69 @@ def test_without_a_bentoml_service_it_writes_a_lineage_only_config(repo: Path) -
     assert config.services["churn-service"].model == ["churn-model"]
     with pytest.raises(UsageError, match=r"add bento = .*--scaffold-service"):
         config.require_service("churn-service")
+
+
+TWO_MODELS = """\
+stages:
+  train:
+    cmd: python train.py
+    deps: [data/churn.csv]
+    outs: [model.pkl, encoder.pkl]
+artifacts:
+  churn-model:
+    path: model.pkl
+    type: model
+  encoder:
+    path: encoder.pkl
+    type: model
+"""
+
+
+def test_several_models_without_a_service_suggest_naming_one(repo: Path) -> None:
+    """Several models: what init says to run next is a command that then works (--service
+    names the one to scaffold); --scaffold-service alone says to name one."""
+    (repo / "bentofile.yaml").unlink()
+    (repo / "dvc.yaml").write_text(TWO_MODELS)
+    written = init_project(repo)
+    assert not written.deployable and written.serves is None
+    assert (
+        "run 'relman init --force --scaffold-service --service NAME' for one of "
+        "churn-model, encoder" in written.next
+    )
+    text = written.path.read_text()
+    assert "# (or run 'relman init --force --scaffold-service --service encoder'" in text
+    config = load_config(written.path)
+    assert config.scaffold_command("encoder") == (
+        "relman init --force --scaffold-service --service encoder"
+    )
+    with pytest.raises(UsageError, match="--scaffold-service --service churn-model'"):
+        config.require_service("churn-model")
+
+    with pytest.raises(UsageError, match=r"has 2 \(churn-model, encoder\): name one with"):
+        init_project(repo, force=True, scaffold=True)
+    with pytest.raises(UsageError, match=r"--service nope: no such model .*churn-model, encoder"):
+        init_project(repo, force=True, scaffold=True, service="nope")
+
+
+def test_one_model_suggests_the_command_without_a_name(repo: Path) -> None:
+    (repo / "bentofile.yaml").unlink()
+    written = init_project(repo)
+    assert "(or run 'relman init --force --scaffold-service')" in written.next
+    config = load_config(written.path)
+    assert config.scaffold_command("churn-service") == "relman init --force --scaffold-service"
+
+
+def test_a_build_config_goes_to_the_model_service_names(repo: Path) -> None:
+    """Several models and one bentofile: it serves none until --service names one."""
+    (repo / "dvc.yaml").write_text(TWO_MODELS)
+    written = init_project(repo)
+    assert not written.deployable
+    assert "bentofile.yaml builds service:Churn, but this repository has 2 models" in written.next
+    assert load_config(written.path).services["encoder"].bento is None
+
+    written = init_project(repo, force=True, service="encoder")
+    assert written.deployable and written.serves == "encoder"
+    config = load_config(written.path)
+    assert config.services["encoder"].bento == "service:Churn"
+    assert config.services["encoder"].sample_request == "sample_request.json"
+    assert config.services["churn-model"].bento is None
