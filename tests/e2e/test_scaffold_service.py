@@ -126,3 +126,11 @@ def test_scaffolded_service_is_released_to_dev_and_answers_its_sample(churn: Pat
         urllib.request.urlopen(bad, timeout=30)
     assert refused.value.code == 400
     assert re.search(r"no value for monthly, support_calls", refused.value.read().decode())
+
+    # relman traffic sends rows of the training data in the sample's {"rows": [{...}]} shape.
+    load = ["traffic", "churn", "--env", "dev", "--rate", "4", "--duration", "2", "--inject"]
+    report = relman_json(root, *load, "drift")
+    assert report["_exit"] == 0, report["_stderr"]
+    assert report["rows_from"] == "data/customers.csv (60 rows)"
+    assert report["sent"] >= 1 and report["succeeded"] == report["sent"], report
+    assert set(report["predictions"]) <= {"0", "1"}
