@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -290,6 +291,60 @@ def test_metrics_come_from_stage_outputs_and_the_top_level_section(dvc_repo: Dvc
         "metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}},
         "eval/extra.json": {"auc": 0.9, "note": "ok"},
     }
+
+
+STAMP_AND_PREP = """\
+  stamp:
+    cmd: {stamp}
+    always_changed: true
+    outs:
+      - stamp.txt:
+          cache: false
+  prep:
+    cmd: {prep}
+    deps: [src/prep.py]
+    outs: [prep.txt]
+"""
+
+
+def test_an_always_changed_and_a_frozen_stage_upstream_read_as_dvc_status_does(
+    dvc_repo: DvcRepo,
+) -> None:
+    """`dvc status` lists an always_changed stage as "always changed" whatever happens,
+    and checks no dependency of a frozen one: neither makes the model look stale, and the
+    candidate says what DVC does with them."""
+    python = shlex.quote(Path(sys.executable).as_posix())
+    stages = STAMP_AND_PREP.format(
+        stamp=json.dumps(f"{python} src/stamp.py"), prep=json.dumps(f"{python} src/prep.py")
+    )
+    text = (dvc_repo.root / "dvc.yaml").read_text().replace("stages:\n", "stages:\n" + stages, 1)
+    text = text.replace(
+        "deps: [src/train.py, data/iris.csv]",
+        "deps: [src/train.py, data/iris.csv, stamp.txt, prep.txt]",
+    )
+    dvc_repo.write("dvc.yaml", text)
+    dvc_repo.write("src/prep.py", "open('prep.txt', 'w').write('prepared')\n")
+    dvc_repo.write("src/stamp.py", "import time\nopen('stamp.txt', 'w').write(str(time.time()))\n")
+    dvc_repo.dvc("reproduce")
+    dvc_repo.dvc("freeze", "prep")
+    dvc_repo.commit("a stamp before training, a frozen preparation")
+    dvc_repo.write("src/prep.py", "open('prep.txt', 'w').write('prepared again')\n")
+    dvc_repo.commit("prep.py edited, its stage frozen")
+
+    assert dvc_repo.dvc("status") == {"stamp": ["always changed"]}
+    c = status(dvc_repo)
+    assert c.problems == []
+    assert c.notes == [
+        "stage stamp: always_changed: 'dvc status' always lists it and 'dvc repro' reruns it "
+        "and the stages after it; the release is what dvc.lock recorded",
+        "stage prep: frozen: its dependencies are not checked, as 'dvc status' does not check "
+        "them ('dvc unfreeze prep' to check them again)",
+    ]
+
+    dvc_repo.dvc("unfreeze", "prep")  # unfrozen, the edit shows in both
+    dvc_repo.commit("prep unfrozen")
+    assert dvc_repo.dvc("status")["prep"] == [{"changed deps": {"src/prep.py": "modified"}}]
+    assert status(dvc_repo).problems == ["prep: dependency src/prep.py changed"]
 
 
 # ------------------------------------------------------------------ what the release id follows
