@@ -197,7 +197,7 @@ def _build(
         params=params,
         metrics=metrics,
         problems=_unique(lines),
-        notes=_notes(info, served) + _stage_notes(session, stages),
+        notes=_notes(info, served) + _stage_notes(session, stages) + session.metric_notes,
         dirty_files=served,
     )
 

@@ -347,6 +347,40 @@ def test_an_always_changed_and_a_frozen_stage_upstream_read_as_dvc_status_does(
     assert status(dvc_repo).problems == ["prep: dependency src/prep.py changed"]
 
 
+def test_tsv_and_csv_metrics_are_what_dvc_reads_of_them_and_named_in_a_note(
+    dvc_repo: DvcRepo,
+) -> None:
+    """DVC 3 reads a metrics file as JSON, TOML or YAML by its extension: a TSV is a YAML
+    error ('dvc metrics show' shows '-'), a CSV one line of text; relman shows no values
+    from either, and a note says why."""
+    dvc_repo.write("eval/scores.tsv", "auc\tloss\n0.9\t0.2\n")
+    dvc_repo.write("eval/scores.csv", "auc,loss\n0.9,0.2\n")
+    dvc_repo.write(
+        "dvc.yaml",
+        (dvc_repo.root / "dvc.yaml").read_text()
+        + "metrics:\n- eval/scores.tsv\n- eval/scores.csv\n",
+    )
+    dvc_repo.commit("metrics in TSV and CSV")
+    from dvc.repo import Repo
+    from dvc.repo.metrics.show import show
+
+    with Repo(str(dvc_repo.root)) as repo:
+        shown = show(repo)[""]["data"]
+    assert "error" in shown["eval/scores.tsv"]
+    assert shown["eval/scores.csv"] == {"data": "auc,loss 0.9,0.2"}
+
+    c = status(dvc_repo)
+    assert c.metrics == {"metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}}}
+    assert c.problems == []
+    read_as = "it reads metrics files as JSON, TOML or YAML (by extension, any other as YAML)"
+    assert [note for note in c.notes if note.startswith("metrics ")] == [
+        f"metrics eval/scores.tsv: not shown: DVC 3 cannot parse it ('dvc metrics show' shows "
+        f"'-'); {read_as}: write them so to see them here",
+        "metrics eval/scores.csv: not shown: DVC 3 reads it as YAML: one line of text ('dvc "
+        f"metrics show' shows that text); {read_as}: write them so to see them here",
+    ]
+
+
 # ------------------------------------------------------------------ what the release id follows
 
 BENTOFILE = 'service: "service:Svc"\ninclude:\n  - "service.py"\n  - "src/**/*.py"\n'
