@@ -202,18 +202,22 @@ def create_demo(
     return _create(target, force=force, log=log)
 
 
-def init_project(root: Path, *, force: bool = False, scaffold: bool = False) -> dict[str, Any]:
+def init_project(
+    root: Path, *, force: bool = False, scaffold: bool = False, service: str | None = None
+) -> dict[str, Any]:
     """Write relman.toml for an existing DVC repository (with a BentoML service or not; with
-    ``scaffold``, a minimal one is written first); the ``init`` document: ``config`` (its
-    path), ``services``, ``deployable``, ``next``."""
+    ``scaffold``, a minimal one is written first; ``service``: the one of several models it
+    serves); the ``init`` document: ``config`` (its path), ``services``, ``deployable``,
+    ``serves``, ``next``."""
     from core.scaffold.init import init_project as _init
 
-    written = _init(root, force=force, scaffold=scaffold)
+    written = _init(root, force=force, scaffold=scaffold, service=service)
     return {
         "ok": True,
         "config": str(written.path),
         "services": written.services,
         "deployable": written.deployable,
+        "serves": written.serves,
         "next": written.next,
         "scaffolded": written.scaffolded,
         "notes": written.notes,

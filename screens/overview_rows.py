@@ -299,7 +299,7 @@ def nothing_deployed(
     if all(view.bento is None for view in services):  # lineage only: nothing to release yet
         return Content.assemble(
             "Nothing to deploy yet — add a BentoML service to relman.toml, or ",
-            ("relman init --scaffold-service", "bold"),
+            (project.config.scaffold_command(service), "bold"),
         )
     return Content.assemble(
         "Nothing deployed yet — ",

@@ -87,6 +87,11 @@ def build_parser(*, with_verbs: bool = True) -> argparse.ArgumentParser:
         help="without a BentoML service, write a minimal one for the model (scikit-learn "
         "pickle or joblib), its sample request and its tests",
     )
+    init.add_argument(
+        "--service",
+        metavar="NAME",
+        help="of several models, the one the BentoML service (found or scaffolded) serves",
+    )
     init.set_defaults(handler=cmd_init, mutates=True)
 
     from tui.commands import (
@@ -141,7 +146,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from core import api
 
     root = args.project or Path.cwd()
-    document = api.init_project(root, force=args.force, scaffold=args.scaffold_service)
+    document = api.init_project(
+        root, force=args.force, scaffold=args.scaffold_service, service=args.service
+    )
     if args.json:
         emit(document)
     else:

@@ -47,6 +47,7 @@ from core.config.lines import key_lines
 from core.config.model import Project, shown_path
 from core.errors import BlockedError, ConfigError, InfraError, ReadOnlyError
 from core.ledger.steps import step
+from core.lineage.build_context import context_folder
 from core.lineage.candidate import Candidate, project_candidates
 
 if TYPE_CHECKING:
@@ -187,7 +188,9 @@ def build_release(
             project,
             {
                 "bentofile": str(bentofile),
-                "root": str(project.root),
+                # BentoML's build context: the build config's folder, or the root
+                # (core/lineage/build_context.py, as the release id counts it).
+                "root": str(project.root / context_folder(project.root, str(bentofile))),
                 "version": candidate.release,
                 "labels": labels,
                 "service": project.config.services[service].bento,

@@ -348,8 +348,14 @@ class RelmanConfig(Model):
             raise UsageError(
                 f"service {service!r} has no BentoML service to build: add bento = "
                 f'"module:Class" (and its bentofile.yaml) to [services.{service}] in '
-                "relman.toml, or write a minimal one with 'relman init --scaffold-service'"
+                f"relman.toml, or write a minimal one with '{self.scaffold_command(service)}'"
             )
+
+    def scaffold_command(self, service: str) -> str:
+        """The command that writes a minimal BentoML service for ``service`` (its relman.toml
+        rewritten: --force); ``--service`` names it where there are several."""
+        named = f" --service {service}" if len(self.services) > 1 else ""
+        return f"relman init --force --scaffold-service{named}"
 
     def require_port(self, env: str) -> None:
         """UsageError (exit 2) when ``env`` is a stage relman reads but does not serve."""

@@ -1,13 +1,19 @@
 """The build context of a service: the files its Bento is built from, as git records them.
 
-BentoML copies into a Bento every file of the build context (the project root) that the
-build config's ``include`` patterns match (default: everything) and that neither its
-``exclude`` patterns, a ``.bentoignore`` file, nor its fixed exclusions (``.git/``,
-``.venv/``, ``venv/``, ``__pycache__/``, ``.DS_Store``) leave out: gitignore-style patterns
-relative to the build context. relman applies the same rule to the files git tracks at HEAD
-and hashes their blob ids (``git ls-tree``: no file is read), together with the build config
-itself (the bentofile, or the ``[tool.bentoml.build]`` table of pyproject.toml) and the files
-it names (requirements, conda environment, setup script, Dockerfile template).
+BentoML copies into a Bento every file of the build context that the build config's
+``include`` patterns match (default: everything) and that neither its ``exclude`` patterns, a
+``.bentoignore`` file, nor its fixed exclusions (``.git/``, ``.venv/``, ``venv/``,
+``__pycache__/``, ``.DS_Store``) leave out: gitignore-style patterns relative to the build
+context. relman applies the same rule to the files git tracks at HEAD and hashes their blob
+ids (``git ls-tree``: no file is read), together with the build config itself (the
+bentofile, or the ``[tool.bentoml.build]`` table of pyproject.toml with the ``[project]``
+dependencies BentoML adds to it) and the files it names (requirements, conda environment,
+setup script, Dockerfile template).
+
+The build context is the build config's folder, as ``bentoml build FOLDER`` takes it
+(``serving/bentofile.yaml`` naming ``service:Svc`` in ``serving/service.py``), unless the
+service's module is not there but at the project root (``serving.service:Svc``: built with
+``bentoml build -f serving/bentofile.yaml .``); :func:`context_folder` says which.
 
 relman.toml is never part of it, even when the patterns match it: it says where and how a
 release runs (ports, monitoring, approvals), not what the release serves. A build config
@@ -31,7 +37,7 @@ from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 from core.lineage.gitinfo import git
 from core.lineage.release_id import canonical_json
 
-__all__ = ["BuildContext", "TrackedFiles", "build_context", "tracked_files"]
+__all__ = ["BuildContext", "TrackedFiles", "build_context", "context_folder", "tracked_files"]
 
 # core.config.model's CONFIG_NAME, without importing the config machinery into lineage.
 CONFIG_NAME = "relman.toml"
@@ -90,6 +96,8 @@ class BuildContext:
     config_files: frozenset[str]
     tracked: TrackedFiles
     rules: _Rules
+    # The build context's folder from the root: "" (the root itself) or "serving/".
+    folder: str = ""
 
     def serves(self, repo_path: str) -> bool:
         """Whether a file (as git status names it) is part of what the release serves: in
@@ -97,9 +105,38 @@ class BuildContext:
         path = self.tracked.relative(repo_path)
         if path is None or path == CONFIG_NAME:
             return False
-        if path in self.config_files or PurePosixPath(path).name == _IGNORE_FILE:
+        if path in self.config_files:
             return True
-        return self.rules.includes(path)
+        if not path.startswith(self.folder):
+            return False
+        inner = path[len(self.folder) :]
+        return PurePosixPath(inner).name == _IGNORE_FILE or self.rules.includes(inner)
+
+
+def context_folder(root: Path, build: str) -> str:
+    """The folder, from ``root``, that BentoML builds the Bento of build config ``build``
+    from: "" (``root`` itself) or ``"serving/"``. The build config's own folder, as
+    ``bentoml build FOLDER`` takes it, unless the service it names is a module found at the
+    root and not there (then ``-f FOLDER/bentofile.yaml .`` is how it builds)."""
+    config_path = Path(build) if Path(build).is_absolute() else root / build
+    folder = _inside(root, config_path.parent)
+    if folder is None or folder == ".":
+        return ""
+    module = str(_read_options(config_path).get("service") or "").partition(":")[0].strip()
+    module = module.removesuffix(".py").replace("/", ".")
+    if module and not _has_module(root / folder, module) and _has_module(root, module):
+        return ""
+    return folder + "/"
+
+
+def _has_module(folder: Path, module: str) -> bool:
+    """Whether ``module`` (dotted) imports from ``folder`` (or its ``src/``, a src layout)."""
+    relative = Path(*module.split("."))
+    return any(
+        (base / relative).with_suffix(".py").is_file()
+        or (base / relative / "__init__.py").is_file()
+        for base in (folder, folder / "src")
+    )
 
 
 def build_context(root: Path, build: str, tracked: TrackedFiles) -> BuildContext:
@@ -107,21 +144,28 @@ def build_context(root: Path, build: str, tracked: TrackedFiles) -> BuildContext
     to ``root``, or absolute), as relman.toml's ``[services.NAME] build`` names it."""
     config_path = Path(build) if Path(build).is_absolute() else root / build
     options = _read_options(config_path)
+    folder = context_folder(root, build)
     rules = _Rules(
         _spec(_patterns(options.get("include"), ["*"])),
         _spec(_patterns(options.get("exclude"), [])),
         tuple(
-            (str(PurePosixPath(path).parent), _spec(_read_lines(root / path)))
+            (str(PurePosixPath(path[len(folder) :]).parent), _spec(_read_lines(root / path)))
             for path in tracked.entries
-            if PurePosixPath(path).name == _IGNORE_FILE
+            if PurePosixPath(path).name == _IGNORE_FILE and path.startswith(folder)
         ),
     )
     config_rel = _inside(root, config_path)
-    named = {_inside(root, root / value) for value in _named_files(options)}
+    named = {_inside(root, root / folder / value) for value in _named_files(options)}
     config_files = frozenset(path for path in {config_rel, *named} if path is not None)
 
     files = tuple(
-        sorted(path for path in tracked.entries if path != CONFIG_NAME and rules.includes(path))
+        sorted(
+            path
+            for path in tracked.entries
+            if path != CONFIG_NAME
+            and path.startswith(folder)
+            and rules.includes(path[len(folder) :])
+        )
     )
     # pyproject.toml counts by its build table (below), not by the blob of the whole file.
     by_blob = config_files - {config_rel} if config_path.name == "pyproject.toml" else config_files
@@ -131,7 +175,7 @@ def build_context(root: Path, build: str, tracked: TrackedFiles) -> BuildContext
         "files": [[path, tracked.entries[path]] for path in listed],
     }
     digest = hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-    return BuildContext(digest, files, config_files, tracked, rules)
+    return BuildContext(digest, files, config_files, tracked, rules, folder)
 
 
 def _spec(lines: list[str]) -> _Spec:
@@ -181,12 +225,17 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _read_options(config_path: Path) -> dict[str, Any]:
-    """The build options of a bentofile or of pyproject.toml's [tool.bentoml.build];
+    """The build options of a bentofile or of pyproject.toml's [tool.bentoml.build] (with
+    the ``[project]`` dependencies BentoML adds to its packages, as ``project_dependencies``);
     empty (BentoML's defaults) when the file is missing or unreadable."""
     try:
         text = config_path.read_text(encoding="utf-8")
         if config_path.name == "pyproject.toml":
-            doc: Any = tomllib.loads(text).get("tool", {}).get("bentoml", {}).get("build", {})
+            whole = tomllib.loads(text)
+            doc: Any = whole.get("tool", {}).get("bentoml", {}).get("build", {})
+            dependencies = whole.get("project", {}).get("dependencies")
+            if isinstance(doc, dict) and dependencies:
+                doc = {**doc, "project_dependencies": dependencies}
         else:
             doc = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError):
@@ -215,8 +264,9 @@ def _inside(root: Path, path: Path) -> str | None:
 def _config_identity(
     config_path: Path, rel: str | None, options: dict[str, Any], tracked: TrackedFiles
 ) -> str:
-    """The build config as part of the hash: pyproject.toml by its build table only (the rest
-    of the file does not shape the Bento), a bentofile by its blob id when git tracks it."""
+    """The build config as part of the hash: pyproject.toml by its build table and project
+    dependencies only (the rest of the file does not shape the Bento), a bentofile by its
+    blob id when git tracks it."""
     if config_path.name == "pyproject.toml":
         return "table " + canonical_json(options)
     if rel is not None and rel in tracked.entries:

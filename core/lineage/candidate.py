@@ -197,7 +197,7 @@ def _build(
         params=params,
         metrics=metrics,
         problems=_unique(lines),
-        notes=_notes(info, served),
+        notes=_notes(info, served) + _stage_notes(session, stages) + session.metric_notes,
         dirty_files=served,
     )
 
@@ -287,6 +287,27 @@ def _notes(info: GitInfo, served: list[str]) -> list[str]:
             f"uncommitted changes outside what the release serves ({shown}): they do not "
             "change the release id"
         )
+    return notes
+
+
+def _stage_notes(session: DvcSession, stages: list[Any]) -> list[str]:
+    """What a stage upstream of the service does that `dvc status` says, without stopping
+    a release: an always_changed stage is "always changed" there (its recorded outputs are
+    what the release serves; `dvc repro` reruns it and what depends on it), a frozen one is
+    not checked against its dependencies."""
+    notes = []
+    for stage in stages:
+        where = dvcinfo.stage_address(session, stage)
+        if getattr(stage, "always_changed", False) and not stage.frozen:
+            notes.append(
+                f"stage {where}: always_changed: 'dvc status' always lists it and 'dvc repro' "
+                "reruns it and the stages after it; the release is what dvc.lock recorded"
+            )
+        if stage.frozen and getattr(stage, "cmd", None):
+            notes.append(
+                f"stage {where}: frozen: its dependencies are not checked, as 'dvc status' "
+                f"does not check them ('dvc unfreeze {where}' to check them again)"
+            )
     return notes
 
 

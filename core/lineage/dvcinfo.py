@@ -125,6 +125,8 @@ class DvcSession:
     repo: Any  # dvc.repo.Repo; Any so that DVC is not imported to type-check callers
     # Files DVC could not parse ("dvc.yaml: ..."), reported as problems instead of raising.
     load_errors: list[str] = field(default_factory=list)
+    # Metrics files DVC cannot read as key: value pairs (a TSV, a CSV), one line each.
+    metric_notes: list[str] = field(default_factory=list)
     _outputs: dict[str, tuple[Any, Any]] | None = None
     _cache_states: dict[str, CacheFacts] = field(default_factory=dict)
     # Each stage's problems, by id(stage): services share the stages upstream of them.
@@ -428,7 +430,10 @@ def metrics(session: DvcSession) -> dict[str, dict[str, Any]]:
     The files are those ``dvc metrics show`` reads (stage outputs marked as metrics, and the
     top-level ``metrics:`` of each dvc.yaml), read from the already collected index: DVC's
     own ``metrics.show()`` collects the stages again, a fifth of the whole ``relman status``.
-    A file that is missing or unreadable is left out, as DVC's show does.
+    A file that is missing or unreadable is left out, as DVC's show does; one that is there
+    and that DVC's loader cannot read as key: value pairs (DVC 3 reads ``.json``, ``.toml``
+    and everything else as YAML: a TSV is an error, a CSV one line of text) is named in
+    ``session.metric_notes``.
     """
     from dvc.utils.serialize import load_path
 
@@ -439,13 +444,34 @@ def metrics(session: DvcSession) -> dict[str, dict[str, Any]]:
         files.extend(repo.fs.normpath(repo.fs.join(folder, str(name))) for name in listed)
     by_file: dict[str, dict[str, Any]] = {}
     for fs_path in dict.fromkeys(files):
+        shown = session.rel(fs_path)
         try:
             values = load_path(fs_path, repo.fs)
+        except FileNotFoundError:
+            continue
         except Exception:
+            if repo.fs.isfile(fs_path):
+                found = "cannot parse it ('dvc metrics show' shows '-')"
+                session.metric_notes.append(_unread_metrics(shown, found))
             continue
         if isinstance(values, dict):
-            by_file[session.rel(fs_path)] = _scalars(values)
+            by_file[shown] = _scalars(values)
+        elif values is not None:
+            found = "reads it as YAML: " + (
+                "one line of text ('dvc metrics show' shows that text)"
+                if isinstance(values, str)
+                else ("a list" if isinstance(values, list) else "one value")
+                + ", no key: value pairs"
+            )
+            session.metric_notes.append(_unread_metrics(shown, found))
     return by_file
+
+
+def _unread_metrics(shown: str, found: str) -> str:
+    return (
+        f"metrics {shown}: not shown: DVC 3 {found}; it reads metrics files as JSON, TOML or "
+        "YAML (by extension, any other as YAML): write them so to see them here"
+    )
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from core.errors import UsageError
 from core.scaffold.service_sample import Sample, build_sample
 from core.scaffold.service_text import ServiceText, bentofile_text, service_text, tests_text
 
-__all__ = ["Framework", "ScaffoldedService", "tell_framework", "write_service"]
+__all__ = ["Framework", "ScaffoldedService", "run_probe", "tell_framework", "write_service"]
 
 SERVICE_FILE = "service.py"
 BUILD_FILE = "bentofile.yaml"
@@ -227,11 +227,17 @@ def file_kind(path: Path) -> str:
 def probe_model(root: Path, model_path: str, loader: str, python: str) -> dict[str, Any]:
     """model_probe's document for the model, read by ``python`` in ``root`` (unpickling
     runs the project's code: never in relman's process)."""
+    return run_probe(PROBE, [model_path, loader], cwd=root, python=python)
+
+
+def run_probe(script: Path, args: list[str], *, cwd: Path, python: str) -> dict[str, Any]:
+    """The one JSON document a probe script (model_probe.py, service_probe.py) prints, run
+    as ``python -c`` in ``cwd``; ``{"ok": false, "error"}`` when it says nothing readable."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     try:
         done = subprocess.run(
-            [python, "-c", PROBE.read_text(encoding="utf-8"), model_path, loader],
-            cwd=root,
+            [python, "-c", script.read_text(encoding="utf-8"), *args],
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -240,7 +246,7 @@ def probe_model(root: Path, model_path: str, loader: str, python: str) -> dict[s
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"loading it took over {PROBE_TIMEOUT:.0f} s"}
+        return {"ok": False, "error": f"it took over {PROBE_TIMEOUT:.0f} s"}
     except OSError as exc:
         return {"ok": False, "error": f"cannot run {python}: {exc.strerror}"}
     lines = done.stdout.strip().splitlines()

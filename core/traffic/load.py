@@ -3,10 +3,10 @@
 Requests go to the environment's own address (its proxy), like a client's: one row per POST
 to ``/ENDPOINT``, each sampled from the service's training data (its ``data`` artifact from
 dvc.yaml, a CSV) in the shape of its ``sample_request``, or the sample request's own rows
-when there is no such CSV at hand. Pacing is open-loop: request ``i`` leaves at
-``start + i / rate`` whatever the answers before it took, from a small thread pool, so a slow
-service meets the same load a real one would (up to ``MAX_PENDING_PER_WORKER`` requests
-waiting per thread; later ones are skipped and counted).
+when there is no such CSV at hand (core/traffic/bodies.py). Pacing is open-loop: request
+``i`` leaves at ``start + i / rate`` whatever the answers before it took, from a small
+thread pool, so a slow service meets the same load a real one would (up to
+``MAX_PENDING_PER_WORKER`` requests waiting per thread; later ones are skipped and counted).
 
 A fault (``--inject``, core.traffic.faults) changes the requests (``drift``) or, through a fault
 file the demo's service reads, how the service answers them: the stable instance's, or with
@@ -16,15 +16,12 @@ and what came back is counted in core.traffic.report.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import http.client
 import json
 import math
 import os
 import random
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from core.config.model import Project
 from core.errors import BlockedError, InfraError, ReadOnlyError, UsageError
 from core.targets import target_for
 from core.targets.proxy_control import current_upstream, proxy_pid, write_atomic
+from core.traffic.bodies import request_source
 from core.traffic.faults import (
-    DRIFT_NOISE,
-    DRIFT_SCALE,
     FAULT_FILE,
     FAULT_SETTLE,
     FAULTS,
@@ -63,114 +57,6 @@ MAX_WORKERS = 64
 MAX_PENDING_PER_WORKER = 4
 # Wait for the requests still in flight at the end, at most this long.
 DRAIN_SECONDS = REQUEST_TIMEOUT + 1
-
-
-# ------------------------------------------------------------------------------ requests
-
-
-@dataclass(frozen=True)
-class RequestSource:
-    """Where request bodies come from: rows of numbers sent as ``{key: [row]}``."""
-
-    key: str
-    rows: list[list[float]]
-    columns: list[str] | None
-    origin: str  # for a person: "data/iris.csv (150 rows)"
-
-    def body(self, rng: random.Random, *, drift: bool = False) -> bytes:
-        row = list(rng.choice(self.rows))
-        if drift:
-            column = self.drift_column()
-            spread = self.spread(column)
-            row[column] = round(row[column] * DRIFT_SCALE + rng.gauss(0, DRIFT_NOISE * spread), 2)
-        return json.dumps({self.key: [row]}).encode()
-
-    def drift_column(self) -> int:
-        """The feature ``drift`` shifts: the one with the widest spread in the data."""
-        widths = [self.spread(i) for i in range(len(self.rows[0]))]
-        return widths.index(max(widths))
-
-    def spread(self, column: int) -> float:
-        values = [row[column] for row in self.rows]
-        return statistics.pstdev(values) if len(values) > 1 else abs(values[0]) * 0.1
-
-
-def sample_shape(body: Any) -> tuple[str, list[list[float]]] | None:
-    """``{"features": [[5.1, ...], ...]}`` -> ("features", rows): a request holding one list
-    of equally long rows of numbers; None for any other shape."""
-    if not isinstance(body, dict) or len(body) != 1:
-        return None
-    ((key, rows),) = body.items()
-    if not isinstance(rows, list) or not rows:
-        return None
-    if not all(isinstance(row, list) and row for row in rows):
-        return None
-    if len({len(row) for row in rows}) != 1:
-        return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for row in rows for v in row):
-        return None
-    return str(key), [[float(v) for v in row] for row in rows]
-
-
-def numeric_columns(path: Path) -> tuple[list[str], list[list[float]]]:
-    """The columns of a CSV whose every value is a number, and its rows of those columns."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        records = list(csv.DictReader(handle))
-    if not records:
-        return [], []
-    names = []
-    for name in records[0]:
-        try:
-            for record in records:
-                float(record[name])
-        except (TypeError, ValueError):
-            continue
-        names.append(name)
-    return names, [[float(record[name]) for name in names] for record in records]
-
-
-def data_files(project: Project, service: str) -> list[Path]:
-    """The files of the service's ``data`` artifacts: dvc.yaml ``artifacts:`` names (also
-    ``dir:name`` of a nested dvc.yaml) or paths; a folder stands for the CSVs in it."""
-    found: list[Path] = []
-    for name in project.config.services[service].data:
-        folder, _, short = name.rpartition(":")
-        base = project.root / folder
-        path = base / name if not folder else None
-        with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, TypeError):
-            artifacts = yaml.safe_load((base / "dvc.yaml").read_text()).get("artifacts") or {}
-            if short in artifacts:
-                path = base / str(artifacts[short]["path"])
-        if path is None:
-            continue
-        found.extend(sorted(path.glob("*.csv")) if path.is_dir() else [path])
-    return [path for path in found if path.suffix.lower() == ".csv" and path.is_file()]
-
-
-def request_source(project: Project, service: str) -> RequestSource:
-    """Rows of the training data in the shape of the sample request, or else the sample's."""
-    config = project.config.services[service]
-    sample: tuple[str, list[list[float]]] | None = None
-    if config.sample_request:
-        path = project.root / config.sample_request
-        try:
-            sample = sample_shape(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{config.sample_request}: cannot be read ({exc})") from exc
-    if sample is None:
-        raise UsageError(
-            f"relman traffic needs a sample request for {service}: set sample_request in "
-            f'[services.{service}] of relman.toml to a JSON body like {{"features": [[1, 2]]}}'
-        )
-    key, sample_rows = sample
-    width = len(sample_rows[0])
-    for path in data_files(project, service):
-        columns, rows = numeric_columns(path)
-        if rows and len(columns) == width:
-            origin = f"{path.relative_to(project.root)} ({len(rows)} rows)"
-            return RequestSource(key, rows, columns, origin)
-    origin = f"{config.sample_request} ({len(sample_rows)} rows)"
-    return RequestSource(key, sample_rows, None, origin)
 
 
 # ------------------------------------------------------------------------------- pacing

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.lineage.build_context import BuildContext, build_context, tracked_files
+from core.lineage.build_context import BuildContext, build_context, context_folder, tracked_files
 from core.lineage.gitinfo import git
 
 BENTOFILE = """\
@@ -160,3 +160,62 @@ def test_a_project_in_a_subfolder_of_the_repository(repo: Path) -> None:
     assert ctx.files == ("service.py",)
     # git status names files from the repository's top
     assert ctx.serves("svc/service.py") and not ctx.serves("service.py")
+
+
+def test_a_build_config_in_a_subfolder_builds_from_that_folder(repo: Path) -> None:
+    """serving/bentofile.yaml naming service:Svc of serving/service.py: the context is
+    serving/ (`bentoml build serving`), its patterns and named files relative to it."""
+    write(
+        repo,
+        "serving/bentofile.yaml",
+        'service: "service:Svc"\ninclude: ["*.py", "model.pkl"]\n'
+        "python:\n  requirements_txt: requirements.txt\n",
+    )
+    write(repo, "serving/service.py", "svc = 1\n")
+    write(repo, "serving/model.pkl", "weights\n")
+    write(repo, "serving/requirements.txt", "numpy\n")
+    write(repo, "serving/notes.md", "# not included\n")
+    commit(repo)
+    ctx = context(repo, "serving/bentofile.yaml")
+    assert context_folder(repo, "serving/bentofile.yaml") == "serving/"
+    # service.py at the root matches "*.py" from the root, not from serving/
+    assert ctx.files == ("serving/model.pkl", "serving/service.py")
+    assert ctx.config_files == {"serving/bentofile.yaml", "serving/requirements.txt"}
+    assert ctx.serves("serving/service.py") and ctx.serves("serving/requirements.txt")
+    assert not ctx.serves("service.py") and not ctx.serves("serving/notes.md")
+
+    before = ctx.digest
+    write(repo, "service.py", "svc = 2\n")  # the root's service.py is not this Bento's
+    commit(repo)
+    assert context(repo, "serving/bentofile.yaml").digest == before
+    write(repo, "serving/model.pkl", "other weights\n")
+    commit(repo)
+    assert context(repo, "serving/bentofile.yaml").digest != before
+
+
+def test_a_subfolder_config_naming_a_module_of_the_root_builds_from_the_root(
+    repo: Path,
+) -> None:
+    """serving/bentofile.yaml naming serving.service:Svc: built with `bentoml build -f
+    serving/bentofile.yaml .`, from the root, its patterns relative to the root."""
+    write(repo, "serving/bentofile.yaml", 'service: "serving.service:Svc"\ninclude: ["*.py"]\n')
+    write(repo, "serving/service.py", "svc = 1\n")
+    write(repo, "serving/__init__.py", "")
+    commit(repo)
+    assert context_folder(repo, "serving/bentofile.yaml") == ""
+    ctx = context(repo, "serving/bentofile.yaml")
+    assert "service.py" in ctx.files and "serving/service.py" in ctx.files
+    # a service named by no module found anywhere: BentoML's own way, the config's folder
+    write(repo, "other/bentofile.yaml", 'service: "nowhere:Svc"\n')
+    assert context_folder(repo, "other/bentofile.yaml") == "other/"
+
+
+def test_pyproject_dependencies_count_as_bentoml_adds_them_to_the_packages(repo: Path) -> None:
+    (repo / "bentofile.yaml").unlink()
+    table = '\n[tool.bentoml.build]\nservice = "service:Svc"\ninclude = ["service.py"]\n'
+    write(repo, "pyproject.toml", '[project]\nname = "svc"\ndependencies = ["numpy"]\n' + table)
+    commit(repo)
+    before = context(repo, "pyproject.toml").digest
+    write(repo, "pyproject.toml", '[project]\nname = "svc"\ndependencies = ["pandas"]\n' + table)
+    commit(repo)
+    assert context(repo, "pyproject.toml").digest != before

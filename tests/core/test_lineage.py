@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -290,6 +291,94 @@ def test_metrics_come_from_stage_outputs_and_the_top_level_section(dvc_repo: Dvc
         "metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}},
         "eval/extra.json": {"auc": 0.9, "note": "ok"},
     }
+
+
+STAMP_AND_PREP = """\
+  stamp:
+    cmd: {stamp}
+    always_changed: true
+    outs:
+      - stamp.txt:
+          cache: false
+  prep:
+    cmd: {prep}
+    deps: [src/prep.py]
+    outs: [prep.txt]
+"""
+
+
+def test_an_always_changed_and_a_frozen_stage_upstream_read_as_dvc_status_does(
+    dvc_repo: DvcRepo,
+) -> None:
+    """`dvc status` lists an always_changed stage as "always changed" whatever happens,
+    and checks no dependency of a frozen one: neither makes the model look stale, and the
+    candidate says what DVC does with them."""
+    python = shlex.quote(Path(sys.executable).as_posix())
+    stages = STAMP_AND_PREP.format(
+        stamp=json.dumps(f"{python} src/stamp.py"), prep=json.dumps(f"{python} src/prep.py")
+    )
+    text = (dvc_repo.root / "dvc.yaml").read_text().replace("stages:\n", "stages:\n" + stages, 1)
+    text = text.replace(
+        "deps: [src/train.py, data/iris.csv]",
+        "deps: [src/train.py, data/iris.csv, stamp.txt, prep.txt]",
+    )
+    dvc_repo.write("dvc.yaml", text)
+    dvc_repo.write("src/prep.py", "open('prep.txt', 'w').write('prepared')\n")
+    dvc_repo.write("src/stamp.py", "import time\nopen('stamp.txt', 'w').write(str(time.time()))\n")
+    dvc_repo.dvc("reproduce")
+    dvc_repo.dvc("freeze", "prep")
+    dvc_repo.commit("a stamp before training, a frozen preparation")
+    dvc_repo.write("src/prep.py", "open('prep.txt', 'w').write('prepared again')\n")
+    dvc_repo.commit("prep.py edited, its stage frozen")
+
+    assert dvc_repo.dvc("status") == {"stamp": ["always changed"]}
+    c = status(dvc_repo)
+    assert c.problems == []
+    assert c.notes == [
+        "stage stamp: always_changed: 'dvc status' always lists it and 'dvc repro' reruns it "
+        "and the stages after it; the release is what dvc.lock recorded",
+        "stage prep: frozen: its dependencies are not checked, as 'dvc status' does not check "
+        "them ('dvc unfreeze prep' to check them again)",
+    ]
+
+    dvc_repo.dvc("unfreeze", "prep")  # unfrozen, the edit shows in both
+    dvc_repo.commit("prep unfrozen")
+    assert dvc_repo.dvc("status")["prep"] == [{"changed deps": {"src/prep.py": "modified"}}]
+    assert status(dvc_repo).problems == ["prep: dependency src/prep.py changed"]
+
+
+def test_tsv_and_csv_metrics_are_what_dvc_reads_of_them_and_named_in_a_note(
+    dvc_repo: DvcRepo,
+) -> None:
+    """DVC 3 reads a metrics file as JSON, TOML or YAML by its extension: a TSV is a YAML
+    error ('dvc metrics show' shows '-'), a CSV one line of text; relman shows no values
+    from either, and a note says why."""
+    dvc_repo.write("eval/scores.tsv", "auc\tloss\n0.9\t0.2\n")
+    dvc_repo.write("eval/scores.csv", "auc,loss\n0.9,0.2\n")
+    dvc_repo.write(
+        "dvc.yaml",
+        (dvc_repo.root / "dvc.yaml").read_text()
+        + "metrics:\n- eval/scores.tsv\n- eval/scores.csv\n",
+    )
+    dvc_repo.commit("metrics in TSV and CSV")
+    from dvc.repo import Repo
+    from dvc.repo.metrics.show import show
+
+    with Repo(str(dvc_repo.root)) as repo:
+        shown = show(repo)[""]["data"]
+    assert "error" in shown["eval/scores.tsv"]
+    assert shown["eval/scores.csv"] == {"data": "auc,loss 0.9,0.2"}
+
+    c = status(dvc_repo)
+    assert c.metrics == {"metrics.json": {"accuracy": 0.95, "loss": {"train": 0.1}}}
+    assert c.problems == []
+    read_as = "it reads metrics files as JSON, TOML or YAML (by extension, any other as YAML)"
+    assert [note for note in c.notes if note.startswith("metrics ")] == [
+        f"metrics eval/scores.tsv: not shown: DVC 3 cannot parse it ('dvc metrics show' shows "
+        f"'-'); {read_as}: write them so to see them here",
+        "metrics eval/scores.csv: not shown: DVC 3 reads it as YAML: one line of text ('dvc "
+        f"metrics show' shows that text); {read_as}: write them so to see them here",
+    ]
 
 
 # ------------------------------------------------------------------ what the release id follows

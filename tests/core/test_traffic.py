@@ -25,6 +25,7 @@ import pytest
 from core.config.model import Project, load_project
 from core.errors import BlockedError, ReadOnlyError, UsageError
 from core.scaffold.demo import TEMPLATE_DIR
+from core.traffic import bodies
 from core.traffic import load as traffic
 from tests.ports import worker_ports
 from tests.waiting import wait_for
@@ -66,12 +67,13 @@ port = {port}
 
 # ------------------------------------------------------------------------------ requests
 
+ROW = {"a": 9, "b": "z"}
+
 
 def test_sample_shape_takes_one_list_of_equal_numeric_rows() -> None:
-    assert traffic.sample_shape({"features": [[1, 2.5], [3, 4]]}) == (
-        "features",
-        [[1.0, 2.5], [3.0, 4.0]],
-    )
+    shape, rows = bodies.sample_shape({"features": [[1, 2.5], [3, 4]]}) or (None, None)
+    assert shape == bodies.BodyShape("lists", "features", ["x0", "x1"])
+    assert rows == [{"x0": 1, "x1": 2.5}, {"x0": 3, "x1": 4}]
     for bad in (
         [[1, 2]],
         {"a": [[1]], "b": [[2]]},
@@ -79,33 +81,94 @@ def test_sample_shape_takes_one_list_of_equal_numeric_rows() -> None:
         {"features": [[1, 2], [3]]},
         {"features": [["x", 1]]},
         {"features": [[True, 1]]},
-        {"text": "hello"},
+        {"text": "hello"},  # no number to vary
+        {"rows": [{"a": 1}, {"b": 2}]},  # rows of other fields
+        {"rows": [{"a": [1]}]},
+        {"customer": {"address": {"city": "x"}}},  # nested models: not a row
+        {"df": {"a": [1, 2], "b": [3]}},
     ):
-        assert traffic.sample_shape(bad) is None, bad
+        assert bodies.sample_shape(bad) is None, bad
+
+
+@pytest.mark.parametrize(
+    ("sample", "kind", "sent"),
+    [
+        # relman init --scaffold-service, a DataFrame (records), a list of pydantic models
+        ({"rows": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}, "records", {"rows": [ROW]}),
+        ({"customer": {"a": 1, "b": "x"}}, "object", {"customer": ROW}),
+        ({"df": {"a": [1, 2], "b": ["x", "y"]}}, "columns", {"df": {"a": [9], "b": ["z"]}}),
+        ({"a": 1, "b": "x"}, "flat", ROW),  # a pydantic model that is the whole body
+    ],
+)
+def test_sample_shapes_of_rows_with_named_fields(
+    sample: dict[str, Any], kind: str, sent: dict[str, Any]
+) -> None:
+    shape, rows = bodies.sample_shape(sample) or (None, [])
+    assert shape is not None and shape.kind == kind and shape.names == ["a", "b"]
+    assert rows[0] == {"a": 1, "b": "x"}
+    assert shape.render(ROW) == sent
 
 
 def test_rows_come_from_the_data_artifact_in_the_sample_requests_shape(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
-    source = traffic.request_source(project, "iris")
-    assert source.key == "features"
+    source = bodies.request_source(project, "iris")
+    assert source.shape.key == "features"
     assert source.columns == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert len(source.rows) == 30 and source.origin == "data/iris.csv (30 rows)"
     body = json.loads(source.body(random.Random(1)))
     assert list(body) == ["features"] and len(body["features"]) == 1
-    assert body["features"][0] in source.rows
+    assert body["features"][0] in [list(row.values()) for row in source.rows]
+
+
+def test_the_scaffolded_rows_shape_gets_typed_rows_of_the_data(tmp_path: Path) -> None:
+    """{"rows": [{...}]} (relman init --scaffold-service): each request one row of the CSV,
+    by column name, each cell typed like the sample's value; a field the CSV lacks keeps
+    the sample's value."""
+    project = make_project(tmp_path / "p")
+    (project.root / "sample_request.json").write_text(
+        '{"rows": [{"petal_width": 0.2, "species": "setosa", "sepal_length": 5, "n": 3}]}'
+    )
+    (project.root / "data" / "iris.csv").write_text(
+        "sepal_length,Petal Width,species\n5,0.2,setosa\n6,1.1,virginica\n5.5,1.0,versicolor\n"
+    )
+    source = bodies.request_source(project, "iris")
+    assert source.shape.kind == "records"
+    assert source.columns == ["Petal Width", "species", "sepal_length"]
+    # 5.5 is no integer like the sample's sepal_length 5: that row is left out
+    assert source.rows == [
+        {"petal_width": 0.2, "species": "setosa", "sepal_length": 5, "n": 3},
+        {"petal_width": 1.1, "species": "virginica", "sepal_length": 6, "n": 3},
+    ]
+    assert source.origin == "data/iris.csv (2 rows)"
+    body = json.loads(source.body(random.Random(3)))
+    assert body == {"rows": [source.rows[0]]} or body == {"rows": [source.rows[1]]}
+    drifted = json.loads(source.body(random.Random(3), drift=True))["rows"][0]
+    assert source.drift_column() == "sepal_length"  # pstdev 0.5 (petal_width: 0.45)
+    assert isinstance(drifted["sepal_length"], int) and drifted["species"] in (
+        "setosa",
+        "virginica",
+    )
+
+
+def test_a_csv_without_the_samples_fields_is_not_used(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project.root / "sample_request.json").write_text('{"customer": {"tenure": 3}}')
+    source = bodies.request_source(project, "iris")
+    assert source.rows == [{"tenure": 3}] and source.columns is None
+    assert json.loads(source.body(random.Random(0))) == {"customer": {"tenure": 3}}
 
 
 def test_data_given_as_a_path_or_a_folder(tmp_path: Path) -> None:
-    assert traffic.request_source(make_project(tmp_path / "a", data='["data/iris.csv"]'), "iris")
-    source = traffic.request_source(make_project(tmp_path / "b", data='["data"]'), "iris")
+    assert bodies.request_source(make_project(tmp_path / "a", data='["data/iris.csv"]'), "iris")
+    source = bodies.request_source(make_project(tmp_path / "b", data='["data"]'), "iris")
     assert source.columns is not None and len(source.rows) == 30
 
 
 def test_without_the_data_at_hand_the_sample_rows_are_sent(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     (project.root / "data" / "iris.csv").unlink()  # not pulled from the DVC remote
-    source = traffic.request_source(project, "iris")
-    assert source.rows == [[5.1, 3.5, 1.4, 0.2]] and source.columns is None
+    source = bodies.request_source(project, "iris")
+    assert source.rows == [{"x0": 5.1, "x1": 3.5, "x2": 1.4, "x3": 0.2}] and source.columns is None
     assert source.origin == "sample_request.json (1 rows)"
 
 
@@ -113,12 +176,12 @@ def test_a_request_of_another_shape_is_refused(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     (project.root / "sample_request.json").write_text('{"text": "hello"}')
     with pytest.raises(UsageError, match="needs a sample request for iris"):
-        traffic.request_source(project, "iris")
+        bodies.request_source(project, "iris")
 
 
 def test_drift_scales_the_widest_feature(tmp_path: Path) -> None:
-    source = traffic.request_source(make_project(tmp_path / "p"), "iris")
-    assert source.drift_column() == 2  # petal_length
+    source = bodies.request_source(make_project(tmp_path / "p"), "iris")
+    assert source.drift_column() == "x2"  # petal_length
     rng = random.Random(7)
     plain = [json.loads(source.body(rng))["features"][0] for _ in range(400)]
     drifted = [json.loads(source.body(rng, drift=True))["features"][0] for _ in range(400)]

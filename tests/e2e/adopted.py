@@ -95,6 +95,23 @@ def _dvc(root: Path, *args: str) -> str:
     return _run(root, sys.executable, "-m", "dvc", *args)
 
 
+def trained_repository(root: Path, files: dict[str, str], data: str) -> Path:
+    """``files`` (path from ``root``: text) in a new git + DVC repository, Ada's, with the
+    CSV ``data`` tracked by a .dvc file; its pipeline reproduced and everything committed."""
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    _run(root, "git", "init", "-q", "-b", "main")
+    _run(root, "git", "config", "user.email", "ada@example.invalid")
+    _run(root, "git", "config", "user.name", "Ada")
+    _dvc(root, "init", "-q")
+    _dvc(root, "add", "-q", data)
+    _dvc(root, "repro", "-q")
+    _run(root, "git", "add", "-A")
+    _run(root, "git", "commit", "-qm", "a trained model")
+    return root
+
+
 @contextmanager
 def adopted_in(base: Path) -> Iterator[Adopted]:
     """The repository built in ``base`` by a user of its own (tests/e2e/conftest.py)."""

@@ -60,18 +60,24 @@ def ports_of(root: Path) -> dict[str, int]:
     return {env: int(port) for env, port in found}
 
 
-def copy_demo(demo: Demo, root: Path) -> Path:
-    """A private copy of the demo whose environments listen on ports free right now."""
-    shutil.copytree(demo.root, root, symlinks=True)
+def use_worker_ports(root: Path) -> str:
+    """relman.toml's environments moved to ports of this test worker's own band, free right
+    now; the file's new text."""
     config = root / "relman.toml"
     text = config.read_text()
     old = ports_of(root)
-    new = worker_ports(len(old))
-    for (env, port), fresh in zip(old.items(), new, strict=True):
+    for (env, port), fresh in zip(old.items(), worker_ports(len(old)), strict=True):
         text = text.replace(
             f"[environments.{env}]\nport = {port}", f"[environments.{env}]\nport = {fresh}"
         )
     config.write_text(text)
+    return text
+
+
+def copy_demo(demo: Demo, root: Path) -> Path:
+    """A private copy of the demo whose environments listen on ports free right now."""
+    shutil.copytree(demo.root, root, symlinks=True)
+    use_worker_ports(root)
     git(root, "commit", "-qam", "ports of this test")
     return root
 

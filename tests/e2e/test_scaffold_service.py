@@ -5,10 +5,7 @@ released to dev with a real `bentoml build` and `bentoml serve`, and answer the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.adopted import trained_repository
 from tests.e2e.conftest import isolate_user
-from tests.e2e.served import down_and_check, git, ports_of, relman, relman_json
-from tests.ports import worker_ports
+from tests.e2e.served import (
+    down_and_check,
+    git,
+    ports_of,
+    relman,
+    relman_json,
+    use_worker_ports,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -57,36 +61,15 @@ def _customers() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run(root: Path, *args: str) -> str:
-    # The stage runs `python`: the project's environment is the test's, as if activated.
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    done = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False, env=env)
-    assert done.returncode == 0, f"{' '.join(args)}: {done.stderr.strip()[-800:]}"
-    return done.stdout
-
-
 @pytest.fixture
 def churn(tmp_path: Path) -> Iterator[Path]:
     """A git + DVC repository with a trained model and no relman.toml nor BentoML service;
     afterwards `relman down`, and nothing it started may still run."""
     with pytest.MonkeyPatch.context() as mp:
         isolate_user(mp, tmp_path)
-        root = tmp_path / "churn"
-        (root / "data").mkdir(parents=True)
-        (root / "src").mkdir()
-        (root / "models").mkdir()
-        (root / "src" / "train.py").write_text(TRAIN)
-        (root / "data" / "customers.csv").write_text(_customers())
-        (root / "dvc.yaml").write_text(DVC_YAML)
-        _run(root, "git", "init", "-q", "-b", "main")
-        _run(root, "git", "config", "user.email", "ada@example.invalid")
-        _run(root, "git", "config", "user.name", "Ada")
-        _run(root, sys.executable, "-m", "dvc", "init", "-q")
-        _run(root, sys.executable, "-m", "dvc", "add", "-q", "data/customers.csv")
-        _run(root, sys.executable, "-m", "dvc", "repro", "-q")
-        _run(root, "git", "add", "-A")
-        _run(root, "git", "commit", "-qm", "train a churn model")
+        (tmp_path / "churn" / "models").mkdir(parents=True)
+        files = {"src/train.py": TRAIN, "data/customers.csv": _customers(), "dvc.yaml": DVC_YAML}
+        root = trained_repository(tmp_path / "churn", files, "data/customers.csv")
         try:
             yield root
         finally:
@@ -113,12 +96,7 @@ def test_scaffolded_service_is_released_to_dev_and_answers_its_sample(churn: Pat
     }
 
     # Free ports of this test worker's own band, then everything committed: a clean release.
-    text = config
-    for (env, port), fresh in zip(ports_of(root).items(), worker_ports(3), strict=True):
-        text = text.replace(
-            f"[environments.{env}]\nport = {port}", f"[environments.{env}]\nport = {fresh}"
-        )
-    (root / "relman.toml").write_text(text)
+    use_worker_ports(root)
     git(root, "add", "-A")
     git(root, "commit", "-qm", "relman init --scaffold-service")
 
@@ -148,3 +126,11 @@ def test_scaffolded_service_is_released_to_dev_and_answers_its_sample(churn: Pat
         urllib.request.urlopen(bad, timeout=30)
     assert refused.value.code == 400
     assert re.search(r"no value for monthly, support_calls", refused.value.read().decode())
+
+    # relman traffic sends rows of the training data in the sample's {"rows": [{...}]} shape.
+    load = ["traffic", "churn", "--env", "dev", "--rate", "4", "--duration", "2", "--inject"]
+    report = relman_json(root, *load, "drift")
+    assert report["_exit"] == 0, report["_stderr"]
+    assert report["rows_from"] == "data/customers.csv (60 rows)"
+    assert report["sent"] >= 1 and report["succeeded"] == report["sent"], report
+    assert set(report["predictions"]) <= {"0", "1"}

@@ -338,18 +338,25 @@ def test_class_names() -> None:
     assert class_name("sub_encoder") == "SubEncoderModel"
 
 
-def test_init_with_scaffold_writes_a_releasable_config(tmp_path: Path) -> None:
-    root = tmp_path / "churn"
+def _dvc_project(root: Path, dvc_yaml: str) -> Path:
+    """A git + DVC repository of _project's files, its CSV added to DVC, ``dvc_yaml`` its
+    pipeline."""
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
     _project(root, _fitted())
-    (root / "dvc.yaml").write_text(
-        "stages:\n  train:\n    cmd: python src/train.py\n"
-        "    deps: [data/customers.csv, src/train.py]\n    outs: [models/model.pkl]\n"
-    )
+    (root / "dvc.yaml").write_text(dvc_yaml)
     subprocess.run(
         [sys.executable, "-m", "dvc", "add", "-q", "data/customers.csv"], cwd=root, check=True
+    )
+    return root
+
+
+def test_init_with_scaffold_writes_a_releasable_config(tmp_path: Path) -> None:
+    root = _dvc_project(
+        tmp_path / "churn",
+        "stages:\n  train:\n    cmd: python src/train.py\n"
+        "    deps: [data/customers.csv, src/train.py]\n    outs: [models/model.pkl]\n",
     )
     written = init_project(root, scaffold=True)
     assert written.deployable
@@ -359,3 +366,27 @@ def test_init_with_scaffold_writes_a_releasable_config(tmp_path: Path) -> None:
     assert service.sample_request == "sample_request.json"
     assert config.suites["service"].paths == ["tests/service"]
     assert "service" in config.environments["dev"].suites
+
+
+def test_of_several_models_the_one_named_is_scaffolded(tmp_path: Path) -> None:
+    root = _dvc_project(
+        tmp_path / "churn",
+        "stages:\n  train:\n    cmd: python src/train.py\n"
+        "    deps: [data/customers.csv, src/train.py]\n"
+        "    outs: [models/model.pkl, models/other.pkl]\n"
+        "artifacts:\n  churn:\n    path: models/model.pkl\n    type: model\n"
+        "  other:\n    path: models/other.pkl\n    type: model\n",
+    )
+    (root / "models" / "other.pkl").write_bytes(pickle.dumps(_fitted()))
+    written = init_project(root, scaffold=True, service="other")
+    assert written.deployable and written.serves == "other"
+    config = load_config(written.path)
+    assert (config.services["other"].bento, config.services["churn"].bento) == (
+        "service:OtherModel",
+        None,
+    )
+    assert (
+        'MODEL_PATH = Path(__file__).resolve().parent / "models/other.pkl"'
+        in (root / "service.py").read_text()
+    )
+    assert config.services["other"].sample_request == "sample_request.json"
