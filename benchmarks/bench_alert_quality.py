@@ -211,8 +211,10 @@ def table(groups: dict[str, dict[str, Summary]]) -> list[str]:
         f"{'FA/day':>9}{'tp':>5}{'fp':>6}{'fn':>5}"
     ]
     for group, by_detector in groups.items():
+        if len(group) > 12:  # a recorded series' name: a line of its own
+            lines.append(group)
         for i, (name, summary) in enumerate(by_detector.items()):
-            lines.append(_row(group if i == 0 else "", name, summary))
+            lines.append(_row(group if i == 0 and len(group) <= 12 else "", name, summary))
     return lines
 
 
