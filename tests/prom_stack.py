@@ -49,17 +49,32 @@ class Server:
 
     def get(self, path: str, **params: str) -> Any:
         """GET ``path`` with ``params`` (URL-encoded: a ``[5s]`` is no glob here): its JSON."""
+        query = path + ("?" + urlencode(params) if params else "")
+        return json.loads(self._call("GET", query, None))
+
+    def get_text(self, path: str) -> str:
+        """GET ``path``: its text (e.g. ``/metrics``)."""
+        return self._call("GET", path, None).decode()
+
+    def post(self, path: str, document: Any) -> Any:
+        """POST ``document`` as JSON to ``path`` (e.g. a silence to Alertmanager): its JSON."""
+        return json.loads(self._call("POST", path, json.dumps(document)))
+
+    def _call(self, method: str, path: str, body: str | None) -> bytes:
         host, port = self.url.removeprefix("http://").rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         try:
-            conn.request("GET", path + ("?" + urlencode(params) if params else ""))
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body, headers)
             response = conn.getresponse()
-            body = response.read()
+            answer = response.read()
         finally:
             conn.close()
         if response.status != 200:
-            raise AssertionError(f"{self.name} {path}: HTTP {response.status}: {body[:300]!r}")
-        return json.loads(body)
+            raise AssertionError(
+                f"{self.name} {method} {path}: HTTP {response.status}: {answer[:300]!r}"
+            )
+        return answer
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result (Prometheus only)."""
@@ -174,9 +189,12 @@ def running_prometheus(folder: Path, config: dict[str, Any]) -> Iterator[Server]
 
 
 @contextmanager
-def running_alertmanager(folder: Path, receiver_url: str | None = None) -> Iterator[Server]:
-    """Alertmanager on a free port, off the network (no cluster), grouping at once; routed
-    to ``receiver_url`` (a webhook) when given, else to no receiver. Stopped on exit."""
+def running_alertmanager(
+    folder: Path, receiver_url: str | None = None, port: int | None = None
+) -> Iterator[Server]:
+    """Alertmanager on a free port (or ``port``), off the network (no cluster), grouping at
+    once; routed to ``receiver_url`` (a webhook) when given, else to no receiver. Stopped
+    on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     receiver: dict[str, Any] = {"name": "default"}
     if receiver_url:
@@ -191,7 +209,8 @@ def running_alertmanager(folder: Path, receiver_url: str | None = None) -> Itera
         "receivers": [receiver],
     }
     (path := folder / "alertmanager.yml").write_text(json.dumps(config, indent=1))
-    (port,) = worker_ports(1)
+    if port is None:
+        (port,) = worker_ports(1)
     server = _start(
         "alertmanager",
         [
