@@ -397,6 +397,17 @@ class RolloutDocument(TypedDict):
 AlertState = Literal["pending", "firing", "resolved"]
 
 
+class SilenceEntry(TypedDict):
+    """An Alertmanager silence covering an alert: its id, who made it, until when, why, and
+    its matchers as amtool writes them (`service="iris", env=~"dev|staging"`)."""
+
+    id: str
+    by: str
+    until: str
+    comment: str
+    matchers: str
+
+
 class AlertEntry(TypedDict):
     """An alert: the rule, where, its state since when, and its one-line explanation."""
 
@@ -414,6 +425,17 @@ class AlertEntry(TypedDict):
     baseline: NotRequired[float | None]
     # The rule of the same cause whose incident this alert joined (it paged, this did not).
     grouped_with: NotRequired[str]
+    # The Alertmanager silence that covers this open alert ([monitoring] alertmanager_url).
+    silence: NotRequired[SilenceEntry]
+
+
+class AlertmanagerReading(TypedDict):
+    """What `relman alerts` read from Alertmanager: how many silences are active, or (null)
+    the line that says why they are unknown."""
+
+    url: str
+    silences: int | None
+    problem: str | None
 
 
 class AlertsDocument(TypedDict):
@@ -423,6 +445,10 @@ class AlertsDocument(TypedDict):
     alerts: list[AlertEntry]
     firing: int
     collector: int | None
+    # Firing alerts an Alertmanager silence covers (not counted in `firing`).
+    silenced: NotRequired[int]
+    # Present when [monitoring] alertmanager_url is set.
+    alertmanager: NotRequired[AlertmanagerReading]
 
 
 # -------------------------------------------------------------------- JSON Schema export

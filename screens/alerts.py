@@ -1,5 +1,6 @@
 """The alerts: firing, pending and past ones (``api.alerts``), each with its one-line
-explanation and the exact rollback command; the selected one can be rolled back through the
+explanation and the exact rollback command, and the Alertmanager silence that covers it (a
+firing alert silenced there is shown ``silenced``); the selected one can be rolled back through the
 confirmation and the run screen (screens/base.py), or, in read-only mode, the engine refuses
 and the app shows the command to run from a session that may act.
 
@@ -50,16 +51,23 @@ def alert_key(alert: dict[str, Any]) -> str:
     return f"{alert['name']}|{alert['service']}|{alert['env']}|{alert.get('since') or ''}"
 
 
-STATES = {"firing": 0, "pending": 1, "resolved": 2}
+STATES = {"firing": 0, "silenced": 1, "pending": 2, "resolved": 3}
+
+
+def shown_state(alert: dict[str, Any]) -> str:
+    """The alert's state as a person reads it: ``silenced`` for one firing that an
+    Alertmanager silence covers."""
+    state = str(alert.get("state"))
+    return "silenced" if state == "firing" and alert.get("silence") else state
 
 
 def alert_order(alert: dict[str, Any]) -> tuple[object, ...]:
-    """Firing, then pending, then past; within a state, the newest first. (The engine's
-    order follows each alert's last update, which moves at every pass of the collector:
-    rows that swapped places at each poll would be hard to point at.)"""
+    """Firing, then silenced, then pending, then past; within a state, the newest first.
+    (The engine's order follows each alert's last update, which moves at every pass of the
+    collector: rows that swapped places at each poll would be hard to point at.)"""
     moment = parse_moment(alert.get("since"))
     newest_first = -moment.timestamp() if moment else 0.0
-    return (STATES.get(str(alert.get("state")), len(STATES)), newest_first, alert_key(alert))
+    return (STATES.get(shown_state(alert), len(STATES)), newest_first, alert_key(alert))
 
 
 def command_reason(command: str) -> str:
@@ -74,21 +82,21 @@ def command_reason(command: str) -> str:
 
 
 def summary(document: dict[str, Any]) -> tuple[str, str]:
-    """``2 firing · 1 pending · 4 resolved · collector pid 812``, and its status."""
+    """``2 firing · 1 silenced · 1 pending · 4 resolved · collector pid 812``, and its
+    status; then, when the Alertmanager's silences could not be read, the line saying so."""
     alerts = document.get("alerts") or []
     collector = document.get("collector")
+    problem = (document.get("alertmanager") or {}).get("problem")
+    unknown = f"\n{problem}; firing alerts shown firing" if problem else ""
     if not alerts:
         if collector is None:
-            return f"No alerts: {NO_DATA}", "stale"
-        return f"No alerts · the collector (pid {collector}) is watching", "passed"
-    counts = [
-        f"{sum(a['state'] == state for a in alerts)} {state}"
-        for state in ("firing", "pending", "resolved")
-        if any(a["state"] == state for a in alerts)
-    ]
+            return f"No alerts: {NO_DATA}{unknown}", "stale"
+        return f"No alerts · the collector (pid {collector}) is watching{unknown}", "passed"
+    states = [shown_state(a) for a in alerts]
+    counts = [f"{states.count(state)} {state}" for state in STATES if state in states]
     watching = f"collector pid {collector}" if collector else "the collector is not running"
     firing = document.get("firing") or 0
-    return " · ".join([*counts, watching]), "firing" if firing else "passed"
+    return " · ".join([*counts, watching]) + unknown, "firing" if firing else "passed"
 
 
 class AlertTable(StatusTable):
@@ -195,7 +203,7 @@ class AlertsScreen(PolledScreen, ActionScreen):
         several = len({alert["service"] for alert in self.alerts}) > 1
         rows = {
             alert_key(alert): (
-                status_text(table, str(alert["state"])),
+                status_text(table, shown_state(alert)),
                 Text(age(alert.get("since"))),
                 Text(f"{alert['service']}/{alert['env']}" if several else str(alert["env"])),
                 Text(str(alert["name"])),
@@ -235,10 +243,17 @@ class AlertsScreen(PolledScreen, ActionScreen):
         since = clock(alert.get("since"))
         release = alert.get("release") or NONE
         lines = Text.assemble(
-            status_text(detail, str(alert["state"])),
+            status_text(detail, shown_state(alert)),
             f" since {since} · {alert['service']} in {alert['env']} · release {release}\n",
             str(alert.get("detail") or ""),
         )
+        silence = alert.get("silence")
+        if silence:
+            said = f": {silence['comment']}" if silence.get("comment") else ""
+            lines.append(
+                f"\nsilenced in Alertmanager by {silence.get('by') or 'someone'} until "
+                f"{clock(silence.get('until'))}{said}"
+            )
         command = alert.get("rollback")
         if command:
             lines.append("\nrollback: ")

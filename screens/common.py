@@ -40,6 +40,7 @@ STATUS_CLASS = {
     "firing": "status--bad",
     "pending": "status--warn",
     "resolved": "status--muted",
+    "silenced": "status--muted",  # firing, and muted in Alertmanager
     "skipped": "status--muted",
     "not deployed": "status--muted",
     "loading": "status--muted",

@@ -6,9 +6,14 @@ fails.
 the metric store (``webhook_outbox``), queued in the very transaction that stores the alert
 changes they announce, so neither a failing endpoint nor a collector killed before
 delivery loses one: each pass tries them again in order, once, and stops at the first
-failure; a delivered post is deleted from the store at once. Beyond ``MAX_PENDING_POSTS``
-the oldest are dropped, with a line that says so. Delivery is at least once: a collector
-killed between a 2xx answer and the deletion posts that one again when it restarts.
+failure of each endpoint (the others go on); a delivered post is deleted from the store at
+once. Beyond ``MAX_PENDING_POSTS`` the oldest are dropped, with a line that says so.
+Delivery is at least once: a collector killed between a 2xx answer and the deletion posts
+that one again when it restarts.
+
+Posts to ``[monitoring] alertmanager_url`` go through the same outbox: the alert's entry is
+kept, and its Alertmanager payload built when it is sent (core.alerts.alertmanager_relay),
+which also posts the firing alerts again while they fire.
 """
 
 from __future__ import annotations
@@ -20,50 +25,71 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from core.alerts.alertmanager import Alertmanager, alerts_url, is_alerts_url
+from core.alerts.alertmanager_relay import Relay
+
 # Webhook posts held while the endpoint fails; the oldest are dropped beyond.
 MAX_PENDING_POSTS = 100
+# The firing alerts an Alertmanager is posted again, at most.
+MAX_REPOSTED = 1000
+
+Announce = Callable[[Sequence[str | None]], list[tuple[str, dict[str, Any]]]]
 
 
 def announcer(
-    url: str, states: Sequence[str], documents: Sequence[dict[str, Any]]
-) -> Callable[[Sequence[str | None]], list[tuple[str, dict[str, Any]]]]:
-    """The posts to ``url`` of a minute's alert transitions (their ``states`` and
-    ``documents``), given the state each one found its alert in, in the transaction that
-    stores them (store.metrics.store.MetricStore.record_minute). On-call hears of an alert that
-    starts firing and of the resolution of one that fired; not of a pending one that
-    cleared, nor twice of a change the store already holds (a minute judged again after a
-    crash finds its own state: its posts were queued the first time). Changes stored after
-    the transitions (the refreshed lines of open alerts) announce nothing, nor does a
-    transition ``grouped_with`` a rule of the same cause that already paged."""
+    url: str | None,
+    states: Sequence[str],
+    documents: Sequence[dict[str, Any]],
+    alertmanager: str | None = None,
+) -> Announce | None:
+    """The posts to the webhook ``url`` and to the Alertmanager at ``alertmanager`` (its
+    base URL) of a minute's alert transitions (their ``states`` and ``documents``), given the
+    state each one found its alert in, in the transaction that stores them
+    (store.metrics.store.MetricStore.record_minute); None when there is neither. On-call
+    hears of an alert that starts firing and of the resolution of one that fired; not of a
+    pending one that cleared, nor twice of a change the store already holds (a minute judged
+    again after a crash finds its own state: its posts were queued the first time). Changes
+    stored after the transitions (the refreshed lines of open alerts) announce nothing, nor
+    does a transition ``grouped_with`` a rule of the same cause that already paged, to the
+    webhook (Alertmanager gets every alert: its routes group them)."""
+    if not url and not alertmanager:
+        return None
+    manager = alerts_url(alertmanager) if alertmanager else None
 
     def announce(before: Sequence[str | None]) -> list[tuple[str, dict[str, Any]]]:
-        return [
-            (url, document)
-            for state, document, was in zip(states, documents, before[: len(states)], strict=True)
-            if not document.get("grouped_with")
-            and (
+        posts: list[tuple[str, dict[str, Any]]] = []
+        for state, document, was in zip(states, documents, before[: len(states)], strict=True):
+            if not (
                 (state == "firing" and was != "firing") or (state == "resolved" and was == "firing")
-            )
-        ]
+            ):
+                continue
+            if url and not document.get("grouped_with"):
+                posts.append((url, document))
+            if manager:
+                posts.append((manager, document))
+        return posts
 
     return announce
 
 
 class PostStore(Protocol):
-    """Where the posts wait (store.metrics.store.MetricStore)."""
+    """Where the posts wait, and the alerts (store.metrics.store.MetricStore)."""
 
     def webhook_posts(self) -> list[Any]: ...
 
     def remove_webhook_posts(self, ids: Sequence[int]) -> None: ...
 
+    def alerts(self, state: str | None = None, *, limit: int = 100) -> list[Any]: ...
+
 
 class Outbox:
-    """The webhook posts a store holds, delivered in order."""
+    """The webhook and Alertmanager posts a store holds, delivered in order."""
 
-    def __init__(self, store: PostStore) -> None:
+    def __init__(self, store: PostStore, relay: Relay | None = None) -> None:
         self.store = store
         # Delivered (or dropped) but not deleted yet: the store was locked just then.
         self._gone: list[int] = []
+        self.relay = relay if relay is not None else Relay()
 
     @property
     def posts(self) -> list[Any]:
@@ -71,9 +97,13 @@ class Outbox:
         gone = set(self._gone)
         return [post for post in self.store.webhook_posts() if post.id not in gone]
 
-    def deliver(self) -> list[str]:
-        """Post the documents waiting, oldest first; the first failure keeps it and those
-        after it for the next call (in order, one try per call). The problem lines."""
+    def deliver(
+        self, alertmanager: Alertmanager | None = None, now: float | None = None
+    ) -> list[str]:
+        """Post the documents waiting, oldest first; the first failure of an endpoint keeps
+        it and the endpoint's posts after it for the next call (in order, one try per
+        call). Then, unless it just failed, the firing alerts are posted again to
+        ``alertmanager`` when due at ``now`` (the collector's clock). The problem lines."""
         problems: list[str] = []
         free = self._forget()
         posts = self.posts
@@ -85,14 +115,56 @@ class Outbox:
                 f"webhook: the {dropped} oldest undelivered alert post(s) dropped; "
                 f"{MAX_PENDING_POSTS} are kept while the endpoint fails"
             )
+        failed: set[str] = set()  # endpoints whose posts wait for the next call
         for done, post in enumerate(posts):
-            problem = send_webhook(post.url, post.document)
-            if problem:
-                problems.append(f"{problem}; {len(posts) - done} post(s) kept, tried again")
-                break
+            # An Alertmanager's posts go to the one relman.toml names now (it may have moved).
+            url = post.url
+            if alertmanager is not None and is_alerts_url(url):
+                url = alertmanager.alerts_url
+            if url in failed:
+                continue
+            if is_alerts_url(url):
+                lines, delivered = self._to_alertmanager(url, post, alertmanager)
+                problems.extend(lines)
+            else:
+                problem = send_webhook(post.url, post.document)
+                delivered = problem is None
+                if problem:
+                    kept = sum(later.url == post.url for later in posts[done:])
+                    problems.append(f"{problem}; {kept} post(s) kept, tried again")
+            if not delivered:
+                failed.add(url)
+                continue
             # Deleted at once: a collector killed now would post it again on restart.
             free = self._forget([post.id], free)
+        if alertmanager is not None and alertmanager.alerts_url not in failed:
+            when = now if now is not None else self.relay.wall()
+            problems.extend(self.relay.repost(alertmanager, self._firing, when))
         return problems
+
+    def _to_alertmanager(
+        self, url: str, post: Any, alertmanager: Alertmanager | None
+    ) -> tuple[list[str], bool]:
+        """One post to the Alertmanager at ``url``: the lines to log, and whether it is done
+        with (taken, or refused as wrong: it would be refused again, and would hold up those
+        after it)."""
+        posted = self.relay.send(url, post.document, alertmanager)
+        if posted.problem is None:
+            return self.relay.answered(url), True
+        if posted.refused:
+            name, state = post.document.get("name"), post.document.get("state")
+            return [f"{posted.problem}; the post of {name} {state} dropped"], True
+        return self.relay.failed(url, posted.problem), False
+
+    def _firing(self) -> list[dict[str, Any]]:
+        """The firing alerts of the store (none while it is locked: posted next time)."""
+        from store.metrics.store import MetricStoreBusy
+
+        try:
+            rows = self.store.alerts(state="firing", limit=MAX_REPOSTED)
+        except MetricStoreBusy:
+            return []
+        return [row.to_dict() for row in rows]
 
     def _forget(self, ids: Sequence[int] = (), free: bool = True) -> bool:
         """Delete ``ids`` and those a locked store kept before from the store, unless it

@@ -56,6 +56,7 @@ _POSITIVE = {"gt": 0}
 _COUNT = {"ge": 1}
 _SHARE = {"ge": 0, "le": 1}
 _URL = {"pattern": r"^https?://\S+$"}
+_LABEL = {"pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,10 +282,24 @@ COLLECTION_DEFAULTS: dict[str, float | str | None] = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class PrometheusLabels(Model):
+    """[monitoring.labels]: the Prometheus label names that tell which relman service,
+    environment and release a series belongs to (docs/prometheus.md). ``service`` and ``env``
+    are the labels relman's file_sd list gives each target; ``release`` is the one BentoML
+    puts on its own metrics (the Bento's version, which relman sets to the release id)."""
+
+    service: str = field(default="service", metadata=_LABEL)
+    env: str = field(default="env", metadata=_LABEL)
+    release: str = field(default="service_version", metadata=_LABEL)
+
+
+@dataclass(frozen=True, kw_only=True)
 class MonitoringConfig(PolicyLayer):
     """[monitoring]: project-wide parameters (above the built-in defaults), the templates
     and the rules that assign them. Read effective values with core.alerts.policies, not here:
-    the four collection keys keep their defaults only for readers of this table alone."""
+    the four collection keys keep their defaults only for readers of this table alone.
+    ``source`` and the keys after it say where the metrics come from and where alerts go
+    beyond this machine (docs/prometheus.md); they are the project's, not a policy's."""
 
     scrape_interval: float = field(default=5.0, metadata=_POSITIVE)
     raw_retention_hours: float = field(default=6.0, metadata=_POSITIVE)
@@ -299,6 +314,16 @@ class MonitoringConfig(PolicyLayer):
     )
     # [[monitoring.assign]], in file order: later rules override earlier ones.
     assign: list[AssignRule] = field(default_factory=list)
+    # "scrape": the collector scrapes each environment's /metrics; "prometheus": it reads
+    # the same counters from prometheus_url's HTTP API.
+    source: Literal["scrape", "prometheus"] = "scrape"
+    prometheus_url: str | None = field(default=None, metadata=_URL)
+    labels: PrometheusLabels = field(default_factory=PrometheusLabels)
+    # A Prometheus file_sd target list of the live environments, kept by the collector
+    # (relative to the project's root).
+    file_sd: str | None = field(default=None, metadata={"min_length": 1})
+    # Alertmanager's base URL: relman's alerts posted to its v2 API, its silences read.
+    alertmanager_url: str | None = field(default=None, metadata=_URL)
 
 
 def _default_environments() -> dict[str, EnvironmentConfig]:
@@ -569,8 +594,15 @@ def _check_rollouts(
 def _check_monitoring(
     config: RelmanConfig, line_of: Callable[[tuple[str, ...]], int], shown: str
 ) -> None:
-    """Assign rules name declared templates; env and target patterns match something."""
+    """Assign rules name declared templates; env and target patterns match something; a
+    Prometheus source has its URL."""
     monitoring = config.monitoring
+    if monitoring.source == "prometheus" and monitoring.prometheus_url is None:
+        line = line_of(("monitoring", "source"))
+        raise ConfigError(
+            f'{shown}:{line}: [monitoring] source = "prometheus" needs prometheus_url '
+            '(e.g. prometheus_url = "http://127.0.0.1:9090")'
+        )
     for index, rule in enumerate(monitoring.assign):
         for name in rule.templates:
             if name not in monitoring.templates:

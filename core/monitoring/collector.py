@@ -57,6 +57,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.alerts.alertmanager import Alertmanager
 from core.alerts.webhook import Outbox, announcer
 from core.config.model import Project
 from core.errors import BlockedError, InfraError, ReleaseError
@@ -207,7 +208,7 @@ class Collector:
                     self.last_prune = now
                 except MetricStoreBusy:
                     report.busy = True  # pruned next pass
-            report.problems.extend(outbox.deliver())
+            report.problems.extend(outbox.deliver(Alertmanager.of(self.project), now))
         finally:
             save_state(self.project.state_dir, self.watches)
             for line in report.problems:
@@ -457,7 +458,8 @@ class Collector:
             documents: list[dict[str, Any]] = [t.document() for t in transitions]
             webhook = visit.policy.get("webhook")
             states = [t.state for t in transitions]
-            announce = announcer(str(webhook), states, documents) if webhook else None
+            manager = self.project.config.monitoring.alertmanager_url  # docs/prometheus.md
+            announce = announcer(str(webhook) if webhook else None, states, documents, manager)
             # The rollup, the alert changes of the minute and their posts: all stored, or none.
             store.record_minute([rolled] if rolled is not None else [], changes, announce)
             watch.rules, watch.last_minute = rules, minute

@@ -45,7 +45,9 @@ def metrics(project: Project, service: str, env: str, range_: str = "1h") -> Met
 
 
 def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> AlertsDocument:
-    """The ``alerts`` document (docs/json.md): open ones first, then the past ones."""
+    """The ``alerts`` document (docs/json.md): open ones first, then the past ones. With
+    ``[monitoring] alertmanager_url``, the open ones its silences cover carry their
+    ``silence``, and a silenced firing alert is not counted as firing."""
     from core.alerts.alert_state import alert_document
     from core.monitoring.collector_process import metrics_path, running_collector
     from store.metrics.store import MetricStore
@@ -54,15 +56,46 @@ def alerts(project: Project, *, state: str | None = None, limit: int = 100) -> A
         rows = store.alerts(state=state, limit=limit)
         claim = store.collector()
     documents = [alert_document(row.to_dict()) for row in rows]
-    order = {"firing": 0, "pending": 1, "resolved": 2}
-    documents.sort(key=lambda a: (order.get(a["state"], 3), a["since"] or ""), reverse=False)
-    firing = [a for a in documents if a["state"] == "firing"]
-    return {
-        "ok": not firing,
+    document: AlertsDocument = {
+        "ok": True,
         "alerts": documents,
-        "firing": len(firing),
+        "firing": 0,
         "collector": running_collector(project, claim),
     }
+    _silences(project, document)
+    # Firing first (the silenced ones after the others), then pending, then resolved.
+    order = {"firing": 0, "pending": 2, "resolved": 4}
+    documents.sort(key=lambda a: (order.get(a["state"], 5) + ("silence" in a), a["since"] or ""))
+    firing = [a for a in documents if a["state"] == "firing" and "silence" not in a]
+    document["ok"], document["firing"] = not firing, len(firing)
+    document["silenced"] = sum(a["state"] == "firing" and "silence" in a for a in documents)
+    return document
+
+
+def _silences(project: Project, document: AlertsDocument) -> None:
+    """The silences of the project's Alertmanager on the open alerts they cover, and what
+    was read there (``alertmanager``); nothing without one. Waits at most a couple of
+    seconds (core.alerts.alertmanager.SILENCES_TIMEOUT)."""
+    from core.alerts.alertmanager import Alertmanager
+    from core.alerts.silences import covering
+
+    manager = Alertmanager.of(project)
+    if manager is None:
+        return
+    read = manager.silences()
+    document["alertmanager"] = {
+        "url": manager.url,
+        "silences": None
+        if read.silences is None
+        else sum(silence.state == "active" for silence in read.silences),
+        "problem": None if read.problem is None else f"silences unknown: {read.problem}",
+    }
+    for alert in document["alerts"]:
+        if read.silences is None or alert["state"] == "resolved":
+            continue
+        silence = covering(manager.labels(alert), read.silences)
+        if silence is not None:
+            alert["silence"] = silence.entry()
 
 
 def feedback(

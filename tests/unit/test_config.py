@@ -415,3 +415,57 @@ def test_key_lines_index_arrays_of_tables() -> None:
     assert lines[("a", "r", "2")] == 9
     assert lines[("a", "r", "k")] == 4  # the unindexed path still names the first
     assert lines[("b", "y")] == 11
+
+
+BEYOND = """
+[monitoring]
+source = "prometheus"
+prometheus_url = "http://127.0.0.1:9090"
+file_sd = ".relman/targets.json"
+alertmanager_url = "http://127.0.0.1:9093"
+
+[monitoring.labels]
+env = "environment"
+"""
+
+
+def test_prometheus_and_alertmanager_keys_load(tmp_path: Path) -> None:
+    monitoring = load_config(_write(tmp_path, VALID + BEYOND)).monitoring
+    assert monitoring.source == "prometheus"
+    assert monitoring.prometheus_url == "http://127.0.0.1:9090"
+    assert monitoring.file_sd == ".relman/targets.json"
+    assert monitoring.alertmanager_url == "http://127.0.0.1:9093"
+    labels = monitoring.labels
+    assert (labels.service, labels.env, labels.release) == (
+        "service",
+        "environment",
+        "service_version",
+    )
+    assert monitoring.parameters() == {}  # the project's keys, no policy's
+    plain = load_config(_write(tmp_path, VALID)).monitoring
+    assert (plain.source, plain.prometheus_url, plain.alertmanager_url) == ("scrape", None, None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            'prometheus_url = "http://127.0.0.1:9090"\n',
+            "",
+            'source = "prometheus" needs prometheus_url',
+        ),
+        ('source = "prometheus"', 'source = "promql"', "source"),
+        ('env = "environment"', 'env = "environment-name"', "env"),
+        (
+            'alertmanager_url = "http://127.0.0.1:9093"',
+            'alertmanager_url = "127.0.0.1:9093"',
+            "alertmanager_url",
+        ),
+    ],
+)
+def test_bad_prometheus_keys_name_their_line(
+    old: str, new: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VALID + BEYOND.replace(old, new)
+    message = _error(tmp_path, text, monkeypatch)
+    assert message.startswith("relman.toml:") and says in message

@@ -38,9 +38,13 @@ def add_parsers(verbs: Any) -> None:
         "alerts",
         help="firing and past alerts",
         description="Firing, pending and resolved alerts with their one-line explanation and "
-        "the rollback command. --check exits 1 while one fires (for CI soak steps).",
+        "the rollback command; with [monitoring] alertmanager_url, the silences that cover "
+        "them. --check exits 1 while one fires (for CI soak steps); a silenced one does not "
+        "count.",
     )
-    alerts.add_argument("--check", action="store_true", help="exit 1 while an alert fires")
+    alerts.add_argument(
+        "--check", action="store_true", help="exit 1 while an alert fires (not silenced)"
+    )
     alerts.set_defaults(handler=cmd_alerts)
 
     feedback = verbs.add_parser(
@@ -97,15 +101,34 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         for alert in document["alerts"]:
             grouped = alert.get("grouped_with")
             joined = f"  (one incident with {grouped}: not paged)" if grouped else ""
+            silence = alert.get("silence")
+            state = "silenced" if silence and alert["state"] == "firing" else alert["state"]
             out(
-                f"{alert['state']:<8} {alert['name']:<14} {alert['service']}/{alert['env']}  "
+                f"{state:<8} {alert['name']:<14} {alert['service']}/{alert['env']}  "
                 f"since {alert['since']}  {alert['detail']}{joined}"
             )
+            if silence:
+                said = f": {silence['comment']}" if silence["comment"] else ""
+                out(
+                    f"         silenced by {silence['by'] or 'someone'} until "
+                    f"{_utc(silence['until'])}{said} ({silence['matchers']})"
+                )
             if alert["state"] != "resolved" and alert.get("rollback") and not grouped:
                 out(f"         to roll back: {alert['rollback']}")
         if document["collector"] is None:
             _stderr("no collector is running: `relman monitor` (promote starts one)")
+        reading = document.get("alertmanager")
+        problem = reading["problem"] if reading else None
+        if problem:
+            _stderr(f"{problem}; firing alerts are counted as firing")
     return 1 if args.check and document["firing"] else 0
+
+
+def _utc(moment: str) -> str:
+    """Alertmanager's ``2026-12-07T20:14:42.000Z`` as ``2026-12-07 20:14:42 UTC``."""
+    if len(moment) >= 19 and moment[10] == "T":
+        return f"{moment[:10]} {moment[11:19]} UTC"
+    return moment
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
