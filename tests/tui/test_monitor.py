@@ -250,12 +250,11 @@ async def test_monitor_says_what_is_wrong_with_the_collectors_source(
         return {**document, "source": {"name": "prometheus", "problem": line}}
 
     monkeypatch.setattr(api, "metrics", metrics)
-    app = RelmanApp(project_dir=canned_project)
-    async with app.run_test(size=SIZE) as pilot:
+    async with RelmanApp(project_dir=canned_project).run_test(size=SIZE) as pilot:
         await wait_for_workers(pilot)
-        await pilot.press("down", "down", "m")  # prod
+        await pilot.press("m")  # dev, which has data: the line says why it may stop
         await wait_for_workers(pilot)
-        note = app.screen.query_one("#monitor-note", Static)
+        note = pilot.app.screen.query_one("#monitor-note", Static)
         assert note.display and str(note.render()) == f"the collector's source: {line}"
 
 
