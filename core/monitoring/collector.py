@@ -29,7 +29,16 @@ interval it visits each (service, environment) recorded live in the ledger:
 4. posts each firing alert, and the resolution of one that fired, to the policy's webhook
    from the store's outbox; a post that fails is tried again next pass, in order
    (core.alerts.webhook);
-5. prunes what is older than the retention, now and then.
+5. prunes what is older than the retention, now and then; keeps ``[monitoring] file_sd``'s
+   list of the running instances (core.monitoring.file_sd), rewritten when it changes and
+   once more on the way out (after `relman down`: empty).
+
+With ``[monitoring] source = "prometheus"`` step 1 reads the counters from Prometheus
+instead of ``/metrics`` (core.monitoring.prom_feed): the samples since the last row stored,
+of the release live then, as the same rows; a minute is judged once Prometheus answered
+past its end, so one that is down or slow holds the minutes back (one line, said once)
+and they are caught up when it answers (docs/prometheus.md). What is wrong with the
+source now goes to ``.relman/collector-problems.json`` for `relman metrics` and the TUI.
 
 Where the effective policy sets ``auto_rollback``, an alert that starts firing is handed to
 the action the collector was given (``on_firing``, core.monitoring.firing_action) before
