@@ -246,34 +246,23 @@ class Collector:
         return report
 
     def _keep_file_sd(self, ledger: Any, states: list[Any], report: PassReport) -> None:
-        """Rewrite [monitoring] file_sd's list when the running instances changed; a list
-        that cannot be written is said once (until that changes)."""
-        from core.monitoring.file_sd import FileSd, file_sd_path, target_groups
+        """Rewrite [monitoring] file_sd's list when the running instances changed
+        (core.monitoring.file_sd); a list that cannot be written is said once, until that
+        changes."""
+        from core.monitoring.file_sd import FileSd, file_sd_path
 
         path = file_sd_path(self.project)
         if path is None:
             return
         if self.file_sd is None or self.file_sd.path != path:
             self.file_sd = FileSd(path)
-        versions: dict[str, str | None] = {}  # asked of the ledger once a pass each
-
-        def version_of(release: str) -> str | None:
-            if release not in versions:
-                versions[release] = _version(ledger, release)
-            return versions[release]
-
         try:
-            groups = target_groups(self.project, states, version_of)
-            if self.file_sd.update(groups):
-                names = self.project.config.monitoring.labels
-                shown = ", ".join(
-                    f"{g['labels'][names.service]}/{g['labels'][names.env]} {g['targets'][0]}"
-                    for g in groups
-                )
-                self.log(f"file_sd list {path.name} rewritten: {shown or 'no targets'}")
+            written = self.file_sd.keep(self.project, ledger, states)
             problem = None
         except OSError as exc:
-            problem = f"cannot write the file_sd list {path}: {exc.strerror or exc}"
+            written, problem = None, f"cannot write the file_sd list {path}: {exc.strerror or exc}"
+        if written is not None:
+            self.log(written)
         if problem is not None and problem != self.source.file_sd_problem:
             report.problems.append(problem)
         self.source.file_sd_problem = problem
@@ -411,7 +400,7 @@ class Collector:
         marked; a gap is one line, several series or none one line until that changes.
         Prometheus down or slow: nothing is read (this pass asks it no more), and the
         minutes wait for it (the watch's ``prom.final``)."""
-        from core.monitoring.prom_feed import read_feed, start_cursor
+        from core.monitoring.prom_feed import read_feed, release_at, start_cursor
         from core.monitoring.prom_source import PrometheusError
 
         watch, source = visit.watch, self.source
@@ -430,7 +419,7 @@ class Collector:
                 cursor=watch.prom,
                 now=visit.now,
                 interval=float(visit.policy["scrape_interval"]),
-                release_at=_release_at(ledger, visit, state),
+                release_at=release_at(ledger, visit.service, visit.env, visit.release, state.since),
                 catch_up=CATCH_UP_SECONDS,
                 serving=serving,
             )
@@ -727,44 +716,6 @@ def _samples(latency: Any, metric: str) -> dict[str, list[float | None]] | None:
     field = metric.removesuffix("_ms")
     values = [float(getattr(b, field)) if b is not None else None for b in latency.sub]
     return {metric: values} if any(v is not None for v in values) else None
-
-
-def _release_at(ledger: Any, visit: Visit, state: Any) -> Callable[[int], str | None]:
-    """The release (service, env) served at a time: the one it serves now since the ledger
-    recorded its state; before, the last promotion or rollback done by then (read once,
-    only when a time before is asked: a catch-up across a promotion)."""
-    from datetime import datetime
-
-    try:
-        since = datetime.fromisoformat(state.since).timestamp()
-    except (TypeError, ValueError):
-        since = -math.inf
-    done: list[tuple[float, str]] | None = None
-
-    def at(t: int) -> str | None:
-        nonlocal done
-        if t >= since:
-            return visit.release
-        if done is None:
-            done = [
-                (datetime.fromisoformat(p.finished_at).timestamp(), p.release_id)
-                for p in ledger.done_promotions(visit.service, visit.env)
-                if p.finished_at
-            ]
-        return next((release for finished, release in done if finished <= t), visit.release)
-
-    return at
-
-
-def _version(ledger: Any, release: str) -> str | None:
-    """The version of ``release`` in the ledger (None: none, or not recorded there)."""
-    from store.errors import InvalidRequest
-
-    try:
-        version = ledger.get_release(release).version
-    except InvalidRequest:
-        return None
-    return str(version) if version else None
 
 
 def _mtime(path: Path) -> float | None:

@@ -68,6 +68,26 @@ class FileSd:
         except OSError:
             self._written = None
 
+    def keep(self, project: Project, ledger: Any, states: list[Any]) -> str | None:
+        """The list of ``states``' running instances (versions from ``ledger``), written
+        when it changed: the line that says so, else None. OSError when it cannot be."""
+        versions: dict[str, str | None] = {}  # asked of the ledger once each
+
+        def version_of(release: str) -> str | None:
+            if release not in versions:
+                versions[release] = release_version(ledger, release)
+            return versions[release]
+
+        groups = target_groups(project, states, version_of)
+        if not self.update(groups):
+            return None
+        names = project.config.monitoring.labels
+        shown = ", ".join(
+            f"{g['labels'][names.service]}/{g['labels'][names.env]} {g['targets'][0]}"
+            for g in groups
+        )
+        return f"file_sd list {self.path.name} rewritten: {shown or 'no targets'}"
+
     def update(self, groups: list[dict[str, Any]]) -> bool:
         """Write ``groups`` unless the file holds them already; True when written.
         OSError when it cannot be written."""
@@ -88,3 +108,14 @@ class FileSd:
             raise
         self._written = text
         return True
+
+
+def release_version(ledger: Any, release: str) -> str | None:
+    """The version of ``release`` in the ledger (None: none, or not recorded there)."""
+    from store.errors import InvalidRequest
+
+    try:
+        version = ledger.get_release(release).version
+    except InvalidRequest:
+        return None
+    return str(version) if version else None

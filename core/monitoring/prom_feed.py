@@ -13,6 +13,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from core.config.model import PrometheusLabels
 from core.monitoring.prom_source import (
@@ -70,6 +72,34 @@ def start_cursor(last_stored: int | None, now: float, catch_up: int) -> Cursor:
     if last_stored is not None and last_stored >= floor:
         return Cursor(after_ms=last_stored * 1000 + 999, last_row=last_stored, started=now)
     return Cursor(after_ms=floor * 1000, started=now)
+
+
+def release_at(
+    ledger: Any, service: str, env: str, release: str | None, since: str | None
+) -> Callable[[int], str | None]:
+    """The release (service, env) served at a time: ``release`` (the one it serves now)
+    since the ledger recorded its state (``since``, ISO); before, the last promotion or
+    rollback done by then (read once, only when a time before is asked: a catch-up across
+    a promotion)."""
+    try:
+        start = datetime.fromisoformat(since).timestamp() if since else -math.inf
+    except ValueError:
+        start = -math.inf
+    done: list[tuple[float, str]] | None = None
+
+    def at(t: int) -> str | None:
+        nonlocal done
+        if t >= start:
+            return release
+        if done is None:
+            done = [
+                (datetime.fromisoformat(p.finished_at).timestamp(), p.release_id)
+                for p in ledger.done_promotions(service, env)
+                if p.finished_at
+            ]
+        return next((r for finished, r in done if finished <= t), release)
+
+    return at
 
 
 def read_feed(

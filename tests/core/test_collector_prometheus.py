@@ -225,3 +225,29 @@ def test_what_is_wrong_with_the_source_is_in_the_metrics_document(pw: PromWorld)
     pw.prom.start()
     pw.passes(collector, 2, 2)
     assert source_problem(state_dir, "iris", "dev") is None
+
+
+def test_a_catch_up_across_a_promotion_reads_the_release_live_at_each_time() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from core.monitoring.prom_feed import release_at
+
+    def iso(t: int) -> str:
+        return datetime.fromtimestamp(t, UTC).isoformat()
+
+    done = [  # newest first, as the ledger gives them
+        SimpleNamespace(release_id="new", finished_at=iso(T0 + 300)),
+        SimpleNamespace(release_id="old", finished_at=iso(T0)),
+    ]
+    asked: list[tuple[str, str]] = []
+
+    class Ledger:
+        def done_promotions(self, service: str, env: str) -> list[SimpleNamespace]:
+            asked.append((service, env))
+            return done
+
+    at = release_at(Ledger(), "iris", "dev", "new", iso(T0 + 300))
+    assert at(T0 + 400) == "new" and asked == []  # since the state: no ledger read
+    assert [at(T0 + 10), at(T0 + 299), at(T0 + 300)] == ["old", "old", "new"]
+    assert asked == [("iris", "dev")]  # read once
