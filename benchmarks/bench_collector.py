@@ -1,4 +1,5 @@
-"""CPU of `relman monitor` (the collector) at one scrape a second with three live environments.
+"""CPU of `relman monitor` (the collector) with three live environments: scraping them once a
+second, or (``--source prometheus``) reading them from Prometheus every 5 s.
 
 The demo (``relman demo``, made in a temp dir) gets ``[monitoring] scrape_interval = 1.0``
 in its relman.toml (committed), then goes live in all three environments as a user would:
@@ -27,6 +28,15 @@ steady passes of that same minute, one a second; each profile shows its top func
 cumulative time.
 
     python benchmarks/bench_collector.py [--seconds 60] [--rate 5] [--profile]
+    python benchmarks/bench_collector.py --source prometheus [--minutes 3]
+
+With ``--source prometheus`` a real Prometheus (tests/prom_stack.py: Debian's package on a
+free loopback port, scraping every second) reads the file_sd list the collector keeps,
+relman.toml gets ``source = "prometheus"``, its URL and the list, and ``scrape_interval =
+5.0``; the goal is under 2% of one core with load. Then, under the same load, a scraping
+collector runs beside it in this process, and the per-minute rollups of ``--minutes``
+whole minutes are printed side by side (benchmarks/collector_compare.py says what may
+differ and by how much).
 
 Everything lives in one temp dir with its own BENTOML_HOME; at the end ``relman down``
 runs, and every process still naming the temp dir (command line or environment: the Bento
@@ -36,11 +46,13 @@ servers, the proxies, the collector, the traffic) is stopped by pid and reported
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
 import pstats
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,23 +67,31 @@ MARKER = "RELMAN_BENCH_COLLECTOR"
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@relman.invalid"]
 ENVS = ("dev", "staging", "prod")
 SERVICE = "iris"
-INTERVAL = 1.0
-GOAL = 5.0  # % of one core
+INTERVAL = 1.0  # seconds between passes; --source prometheus: PROM_INTERVAL
+GOAL = 5.0  # % of one core; --source prometheus: PROM_GOAL
+PROM_INTERVAL = 5.0
+PROM_GOAL = 2.0
+FILE_SD = ".relman/prometheus-targets.json"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------ set-up
 
 
-def set_interval(demo: Path, env: dict[str, str]) -> None:
+def set_interval(demo: Path, env: dict[str, str], prometheus_url: str | None = None) -> None:
+    """``scrape_interval = INTERVAL`` under [monitoring]; with ``prometheus_url``, the
+    Prometheus source and the file_sd list too. Committed."""
     path = demo / "relman.toml"
-    text, count = re.subn(
-        r"(?m)^scrape_interval\s*=\s*[0-9.]+", f"scrape_interval = {INTERVAL}", path.read_text()
-    )
+    line = f"scrape_interval = {INTERVAL}"
+    if prometheus_url is not None:
+        line += (
+            f'\nsource = "prometheus"\nprometheus_url = "{prometheus_url}"\nfile_sd = "{FILE_SD}"'
+        )
+    text, count = re.subn(r"(?m)^scrape_interval\s*=\s*[0-9.]+", line, path.read_text())
     if count != 1:
         raise SystemExit("relman.toml: no 'scrape_interval = ...' line under [monitoring]")
     path.write_text(text)
-    run(["git", *IDENTITY, "commit", "-qam", f"bench: scrape_interval {INTERVAL}"], demo, env)
+    run(["git", *IDENTITY, "commit", "-qam", f"bench: {line}"], demo, env)
 
 
 def go_live(demo: Path, tmp: Path) -> str:
@@ -241,49 +261,109 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="profile even under the goal")
     parser.add_argument("--passes", type=int, default=10, help="steady passes profiled (<= 50)")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
+    parser.add_argument(
+        "--source", choices=("scrape", "prometheus"), default="scrape", help="the collector's"
+    )
+    parser.add_argument(
+        "--minutes", type=int, default=3, help="--source prometheus: whole minutes compared"
+    )
     args = parser.parse_args()
     if not 1 <= args.passes <= 50:
         parser.error("--passes: 1 to 50 (the steady passes stay inside one minute)")
     sys.path.insert(0, str(ROOT))
+    if args.source == "prometheus":
+        global INTERVAL, GOAL
+        INTERVAL, GOAL = PROM_INTERVAL, PROM_GOAL
+        from tests.prom_stack import MISSING, PROMETHEUS
+
+        if shutil.which(PROMETHEUS) is None:
+            raise SystemExit(f"--source prometheus {MISSING}")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relman-bench-")))
+        prometheus_url = None
+        if args.source == "prometheus":  # its own folder: clean_up ends what names tmp
+            from tests.prom_stack import prometheus_config, running_prometheus
+
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-prom-")))
+            config = prometheus_config(file_sd=[tmp / "demo" / FILE_SD])
+            server = stack.enter_context(running_prometheus(folder, config))
+            prometheus_url = server.url
+            print(f"Prometheus {server.url} (pid {server.process.pid}), scraping every 1 s")
+        bench(args, tmp, prometheus_url)
+    return 0
+
+
+def bench(args: argparse.Namespace, tmp: Path, prometheus_url: str | None) -> None:
+    """The demo live in three environments, the collector's CPU measured idle and under
+    load; with ``prometheus_url``, both sources' rollups compared."""
     from core.config.model import load_project
 
-    with tempfile.TemporaryDirectory(prefix="relman-bench-collector-") as name:
-        tmp = Path(name)
-        env = environment(tmp, MARKER)
-        demo = tmp / "demo"
-        traffic: list = []
-        try:
-            print(f"creating the demo in {demo} ...", file=sys.stderr)
-            run([RELMAN, "demo", str(demo)], tmp, env)
-            set_interval(demo, env)
-            print("release --to staging, approve (bob), promote --to prod ...", file=sys.stderr)
-            release = go_live(demo, tmp)
-            project = load_project(demo)
-            pid = wait_collector(project)
-            print(
-                f"release {release[:12]} live in {', '.join(ENVS)}; collector pid {pid}; "
-                f"scrape_interval {INTERVAL:g} s; {os.cpu_count()} CPUs"
-            )
-            time.sleep(5.0)  # the collector's first passes (imports, readers) are behind it
-            idle = measure("no load", pid, project, args.seconds)
+    env = environment(tmp, MARKER)
+    demo = tmp / "demo"
+    traffic: list = []
+    beside = None
+    try:
+        print(f"creating the demo in {demo} ...", file=sys.stderr)
+        run([RELMAN, "demo", str(demo)], tmp, env)
+        set_interval(demo, env, prometheus_url)
+        print("release --to staging, approve (bob), promote --to prod ...", file=sys.stderr)
+        release = go_live(demo, tmp)
+        project = load_project(demo)
+        pid = wait_collector(project)
+        print(
+            f"release {release[:12]} live in {', '.join(ENVS)}; collector pid {pid}; "
+            f"scrape_interval {INTERVAL:g} s; {os.cpu_count()} CPUs"
+        )
+        time.sleep(5.0)  # the collector's first passes (imports, readers) are behind it
+        idle = measure("no load", pid, project, args.seconds)
 
-            traffic = start_traffic(demo, env, args.rate, 10 * args.seconds + 600)
-            time.sleep(5.0)
-            for child in traffic:
-                if child.poll() is not None:
-                    tail = (tmp / f"traffic-{ENVS[traffic.index(child)]}.log").read_text()
-                    raise SystemExit(f"relman traffic exited {child.returncode}: {tail[-300:]}")
-            print(f"load: relman traffic --rate {args.rate:g} on each of {', '.join(ENVS)}")
-            loaded = measure("load", pid, project, args.seconds)
+        traffic = start_traffic(demo, env, args.rate, 10 * args.seconds + 600)
+        time.sleep(5.0)
+        for child in traffic:
+            if child.poll() is not None:
+                tail = (tmp / f"traffic-{ENVS[traffic.index(child)]}.log").read_text()
+                raise SystemExit(f"relman traffic exited {child.returncode}: {tail[-300:]}")
+        print(f"load: relman traffic --rate {args.rate:g} on each of {', '.join(ENVS)}")
+        if prometheus_url is not None:  # the scraping collector beside, same traffic
+            from collector_compare import Beside
 
-            verdict = "met" if max(idle, loaded) < GOAL else "MISSED"
-            print(f"goal: under {GOAL:g}% of one core with load: {verdict} ({loaded:.2f}%)")
-            if args.profile or max(idle, loaded) >= GOAL:
-                profile_passes(project, args.passes, args.top)
-        finally:
-            stop_traffic(traffic)
-            clean_up(demo, env, tmp)
-    return 0
+            beside = Beside(project, tmp / "scraping", INTERVAL)
+        loaded = measure("load", pid, project, args.seconds)
+
+        verdict = "met" if max(idle, loaded) < GOAL else "MISSED"
+        print(
+            f"goal: under {GOAL:g}% of one core with load ({args.source}, "
+            f"{INTERVAL:g} s interval): {verdict} ({loaded:.2f}%)"
+        )
+        if beside is not None:
+            agreed = compare_minutes(project, beside, args.minutes)
+            print(f"rollups of both sources agree: {'yes' if agreed else 'NO'}")
+        if args.profile or max(idle, loaded) >= GOAL:
+            profile_passes(project, args.passes, args.top)
+    finally:
+        if beside is not None:
+            beside.stop()
+        stop_traffic(traffic)
+        clean_up(demo, env, tmp)
+
+
+def compare_minutes(project: object, beside: object, count: int) -> bool:
+    """Wait for ``count`` whole minutes after the scraping collector's first, both rolled
+    up, and print them side by side."""
+    from collector_compare import compare
+
+    first = int(beside.started) // 60 * 60 + 60  # type: ignore[attr-defined]
+    minutes = [first + 60 * i for i in range(count)]
+    done = minutes[-1] + 60 + 3 * INTERVAL + 6  # both judged it (the access log's 6 s too)
+    print(f"waiting {max(0, done - time.time()):.0f} s for {count} whole minutes of both ...")
+    time.sleep(max(0.0, done - time.time()))
+    return compare(
+        project.metrics_path,  # type: ignore[attr-defined]
+        beside.store,  # type: ignore[attr-defined]
+        SERVICE,
+        ENVS,
+        minutes,
+    )
 
 
 if __name__ == "__main__":

@@ -311,6 +311,14 @@ class MetricsPoint(TypedDict):
     latency_source: NotRequired[Literal["proxy", "histogram"]]
 
 
+class MetricsSource(TypedDict):
+    """Where the collector reads the counters (``[monitoring] source``), and what the
+    running collector last said is wrong with it for this environment (null: nothing)."""
+
+    name: Literal["scrape", "prometheus"]
+    problem: str | None
+
+
 class MetricsDocument(TypedDict):
     """``relman metrics SERVICE --env ENV``: one point a minute that had a rollup."""
 
@@ -319,6 +327,7 @@ class MetricsDocument(TypedDict):
     env: str
     range: str
     points: list[MetricsPoint]
+    source: NotRequired[MetricsSource]
 
 
 # ------------------------------------------------------------------------------ rollouts

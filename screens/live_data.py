@@ -167,6 +167,8 @@ class MonitorView:
     alerts: list[dict[str, Any]]  # this environment's, firing first
     collector: int | None
     environment: EnvironmentView | None = None
+    # What the running collector says is wrong with its source here (Prometheus down, ...).
+    source_problem: str | None = None
 
     def series(self, field: str, minutes: int) -> list[float | None]:
         """``field`` of each of the last ``minutes`` minutes, oldest first, up to the last
@@ -187,6 +189,14 @@ def read_monitor(project: api.Project, service: str, env: str, range_: str) -> M
     series = api.metrics(project, service, env, range_)
     alerts = api.alerts(project)
     mine = [a for a in alerts["alerts"] if a["service"] == service and a["env"] == env]
+    source = series.get("source")
     return MonitorView(
-        service, env, range_, list(series["points"]), mine, alerts.get("collector"), environment
+        service,
+        env,
+        range_,
+        list(series["points"]),
+        mine,
+        alerts.get("collector"),
+        environment,
+        source["problem"] if source is not None else None,
     )

@@ -112,6 +112,8 @@ def note(view: MonitorView) -> tuple[str, str]:
         return f"nothing is deployed in {view.env}: no traffic to chart", "skipped"
     if not view.points and view.collector is None:
         return NO_DATA, "stale"
+    if not view.points and view.source_problem:
+        return f"no data: the collector's source: {view.source_problem}", "stale"
     if not view.points:
         return (
             f"no traffic in the last {RANGES[view.range_]}: the collector (pid "
@@ -121,6 +123,8 @@ def note(view: MonitorView) -> tuple[str, str]:
     if view.collector is None:
         last = clock(view.points[-1]["t"])
         return f"the collector is not running: these figures stop at {last}; {NO_DATA}", "stale"
+    if view.source_problem:
+        return f"the collector's source: {view.source_problem}", "stale"
     return "", "skipped"
 
 

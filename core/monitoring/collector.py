@@ -29,7 +29,16 @@ interval it visits each (service, environment) recorded live in the ledger:
 4. posts each firing alert, and the resolution of one that fired, to the policy's webhook
    from the store's outbox; a post that fails is tried again next pass, in order
    (core.alerts.webhook);
-5. prunes what is older than the retention, now and then.
+5. prunes what is older than the retention, now and then; keeps ``[monitoring] file_sd``'s
+   list of the running instances (core.monitoring.file_sd), rewritten when it changes and
+   once more on the way out (after `relman down`: empty).
+
+With ``[monitoring] source = "prometheus"`` step 1 reads the counters from Prometheus
+instead of ``/metrics`` (core.monitoring.prom_feed): the samples since the last row stored,
+of the release live then, as the same rows; a minute is judged once Prometheus answered
+past its end, so one that is down or slow holds the minutes back (one line, said once)
+and they are caught up when it answers (docs/prometheus.md). What is wrong with the
+source now goes to ``.relman/collector-problems.json`` for `relman metrics` and the TUI.
 
 Where the effective policy sets ``auto_rollback``, an alert that starts firing is handed to
 the action the collector was given (``on_firing``, core.monitoring.firing_action) before
@@ -67,12 +76,14 @@ from core.ledger.steps import quiet as _quiet
 from core.monitoring.collector_process import claim_slot, metrics_path, stop_on_signals
 from core.monitoring.collector_state import (
     PassReport,
+    PassSource,
     Visit,
     Watch,
     load_state,
     restore_watch,
     save_state,
     take_over_progress,
+    write_problems,
 )
 from core.monitoring.firing_action import ACT_WITHIN_SECONDS, FiringAction, run_action
 from core.monitoring.history import StoreHistory
@@ -80,9 +91,13 @@ from store.errors import StoreFailure
 
 if TYPE_CHECKING:
     from core.alerts.alert_state import Transition
+    from core.monitoring.file_sd import FileSd
 
 PRUNE_EVERY = 600  # seconds between retention passes
 CATCH_UP_SECONDS = 60 * 60  # after a long stop, the minutes judged go back this far
+# A minute's rollup starts from the last scrape before it when that is this recent; older,
+# the minute is measured from its own scrapes (a gap's requests are no one minute's).
+BRIDGE_SECONDS = 120
 HEALTHY = ("live",)
 # Scrapes held per environment while the store is locked: over an hour at the 5 s default.
 MAX_PENDING_SCRAPES = 1000
@@ -97,8 +112,15 @@ class Collector:
         clock: Callable[[], float] = time.time,
         busy_timeout: float | None = None,
         on_firing: FiringAction | None = None,
+        state_dir: Path | None = None,
+        store_path: Path | None = None,
     ) -> None:
+        """``state_dir`` and ``store_path``: where its collector.json and metric store are
+        (the project's ``.relman/`` by default; a benchmark's second collector keeps its own,
+        it never runs()."""
         self.project = project
+        self.state_dir = state_dir or project.state_dir
+        self.store_path = store_path
         self.on_firing = on_firing
         self._pid: int | None = None  # the claim's, while run() holds it: heartbeats
         self.log = log
@@ -109,10 +131,13 @@ class Collector:
         self.last_prune = 0.0
         self._store: Any = None  # store.metrics.store.MetricStore, opened on the first pass
         self._config_mtime = _mtime(project.config_path)
-        self._saved = load_state(project.state_dir)
+        self._saved = load_state(self.state_dir)
         self._offsets: dict[tuple[str, str], dict[str, Any]] = {}  # stored, at the open
         self._access_offsets: dict[tuple[str, str], dict[str, Any]] = {}  # likewise
         self.outbox: Outbox | None = None  # the store's, once open
+        self.source = PassSource(project)
+        self.file_sd: FileSd | None = None  # [monitoring] file_sd's list, once a pass runs
+        self._problems: dict[str, Any] | None = None  # PROBLEMS_FILE as last written
         for service in project.config.services:
             for env in project.config.environments:
                 self.policies[(service, env)] = _policy(project, service, env)
@@ -137,6 +162,7 @@ class Collector:
             self.log(f"relman.toml changed but does not load ({exc}); keeping the last one")
             return
         self.project, self.policies = project, policies
+        self.source.configure(project)
         for key, watch in self.watches.items():
             if key in policies:
                 watch.rules = Rules.from_dict(watch.rules.to_dict(), policies[key])
@@ -150,7 +176,7 @@ class Collector:
         from store.metrics.store import MetricStore
 
         if self._store is None:  # one open per process: a write open checks the whole file
-            path = metrics_path(self.project)
+            path = self.store_path or metrics_path(self.project)
             self._store = (
                 MetricStore.open(path)
                 if self.busy_timeout is None
@@ -163,7 +189,7 @@ class Collector:
         reads or posts anything (and after run()'s claim: only the project's collector
         takes over an older collector.json's offsets and posts)."""
         if self.outbox is None:
-            self._saved, line = take_over_progress(store, self.project.state_dir, self._saved)
+            self._saved, line = take_over_progress(store, self.state_dir, self._saved)
             if line:
                 self.log(line)
             self._offsets = store.reader_offsets()
@@ -185,9 +211,11 @@ class Collector:
         self._reload_if_changed()
         store = self._open_store()
         outbox = self._resume(store)
+        self.source.begin_pass()
         try:
             with open_ledger(self.project, read_only=True) as ledger:
-                states = {(s.service, s.env): s for s in ledger.environment_states()}
+                found = ledger.environment_states()
+                states = {(s.service, s.env): s for s in found}
                 for (service, env), policy in self.policies.items():
                     state = states.get((service, env))
                     if state is None or state.release_id is None:
@@ -199,6 +227,8 @@ class Collector:
                     except Exception as exc:
                         line = " ".join(f"{type(exc).__name__}: {exc}".split())
                         report.problems.append(f"{service}/{env}: {line}")
+                self._keep_file_sd(ledger, found, report)
+            self.source.end_pass(report)
             if now - self.last_prune >= PRUNE_EVERY and not report.busy:
                 # The longest retention any environment asks for: nothing is pruned early.
                 raw = max(float(p["raw_retention_hours"]) for p in self.policies.values())
@@ -210,10 +240,65 @@ class Collector:
                     report.busy = True  # pruned next pass
             report.problems.extend(outbox.deliver(Alertmanager.of(self.project), now))
         finally:
-            save_state(self.project.state_dir, self.watches)
+            save_state(self.state_dir, self.watches)
+            self._write_problems()
             for line in report.problems:
                 self.log(line)
         return report
+
+    def _keep_file_sd(self, ledger: Any, states: list[Any], report: PassReport) -> None:
+        """Rewrite [monitoring] file_sd's list when the running instances changed
+        (core.monitoring.file_sd); a list that cannot be written is said once, until that
+        changes."""
+        from core.monitoring.file_sd import FileSd, file_sd_path
+
+        path = file_sd_path(self.project)
+        if path is None:
+            return
+        if self.file_sd is None or self.file_sd.path != path:
+            self.file_sd = FileSd(path)
+        try:
+            written = self.file_sd.keep(self.project, ledger, states)
+            problem = None
+        except OSError as exc:
+            written, problem = None, f"cannot write the file_sd list {path}: {exc.strerror or exc}"
+        if written is not None:
+            self.log(written)
+        if problem is not None and problem != self.source.file_sd_problem:
+            report.problems.append(problem)
+        self.source.file_sd_problem = problem
+
+    def _last_file_sd(self) -> None:
+        """The file_sd list once more as the collector stops: after `relman down` (which
+        stops it) nothing runs, and Prometheus should stop scraping too."""
+        from core.ledger.releases import open_ledger
+
+        if self.project.config.monitoring.file_sd is None:
+            return
+        report = PassReport(int(self.clock()))
+        try:
+            with open_ledger(self.project, read_only=True) as ledger:
+                self._keep_file_sd(ledger, ledger.environment_states(), report)
+        except Exception as exc:  # stopping: one line, never a crash of the way out
+            report.problems.append(f"file_sd list not updated on the way out: {exc}")
+        for line in report.problems:
+            self.log(line)
+
+    def _write_problems(self) -> None:
+        """PROBLEMS_FILE, when what is wrong with the source changed."""
+        document = {
+            "source": self.project.config.monitoring.source,
+            "problem": self.source.said,
+            "environments": {
+                f"{service}/{env}": watch.source_problem
+                for (service, env), watch in self.watches.items()
+                if watch.source_problem
+            },
+        }
+        if document != self._problems:
+            with contextlib.suppress(OSError):
+                write_problems(self.state_dir, document)
+                self._problems = document
 
     def _visit(
         self,
@@ -238,8 +323,11 @@ class Collector:
         rows: dict[str, list[Any]] = {}
         latencies_stored = False
         try:
+            if self.source.client is not None:
+                self._read_prometheus(store, ledger, visit, state, serving is not None)
             if serving is not None:
-                self._scrape(visit, serving.address)
+                if self.source.client is None:
+                    self._scrape(visit, serving.address)
                 self._read_logs(visit, serving.log, rows)
             elif stopped:
                 # Nor are the minutes in which a scrape failed while it was being stopped.
@@ -286,6 +374,7 @@ class Collector:
         except InfraError as exc:
             visit.problem(str(exc))
             watch.failed_minutes.add(now - now % 60)
+            watch.source_problem = str(exc)
             return
         problems = "; ".join(scrape.problems)
         warning = None
@@ -302,7 +391,51 @@ class Collector:
             warning = f"/metrics of {address}: {problems}" if problems else None
         if warning is not None and warning != watch.scrape_warning:
             visit.problem(warning)
-        watch.scrape_warning = warning
+        watch.scrape_warning = watch.source_problem = warning
+
+    def _read_prometheus(
+        self, store: Any, ledger: Any, visit: Visit, state: Any, serving: bool
+    ) -> None:
+        """The environment's samples since the last read, from Prometheus (core.monitoring.
+        prom_feed): its rows join the pending batch, the minutes whose scrape failed are
+        marked; a gap is one line, several series or none one line until that changes.
+        Prometheus down or slow: nothing is read (this pass asks it no more), and the
+        minutes wait for it (the watch's ``prom.final``)."""
+        from core.monitoring.prom_feed import read_feed, release_at, start_cursor
+        from core.monitoring.prom_source import PrometheusError
+
+        watch, source = visit.watch, self.source
+        if source.failed is not None or source.client is None:
+            return
+        if watch.prom is None:
+            last = store.last_scrape(visit.service, visit.env)
+            stored = last.t if last is not None else None
+            watch.prom = start_cursor(stored, visit.now, CATCH_UP_SECONDS)
+        try:
+            feed = read_feed(
+                source.client,
+                self.project.config.monitoring.labels,
+                service=visit.service,
+                env=visit.env,
+                cursor=watch.prom,
+                now=visit.now,
+                interval=float(visit.policy["scrape_interval"]),
+                release_at=release_at(ledger, visit.service, visit.env, visit.release, state.since),
+                catch_up=CATCH_UP_SECONDS,
+                serving=serving,
+            )
+        except PrometheusError as exc:
+            source.failed = str(exc)
+            return
+        watch.pending.extend(feed.rows)
+        watch.failed_minutes |= feed.failed
+        if feed.rows:
+            visit.report.scraped.append(visit.name)
+        for line in feed.gaps:
+            visit.problem(line)
+        if feed.warning is not None and feed.warning != watch.scrape_warning:
+            visit.problem(feed.warning)
+        watch.scrape_warning = watch.source_problem = feed.warning
 
     def _read_logs(self, visit: Visit, log: str | None, rows: dict[str, list[Any]]) -> None:
         """The new monitor rows of the instance into ``rows``, by folder (the readers move
@@ -379,7 +512,7 @@ class Collector:
         del watch.pending[: len(pending)]
         watch.reader_states.update(read)
         watch.access_state = access
-        if pending and pending[-1].t == visit.now:
+        if pending and pending[-1].t == visit.now and visit.name not in visit.report.scraped:
             visit.report.scraped.append(visit.name)
         if watch.dropped:
             visit.problem(
@@ -402,6 +535,9 @@ class Collector:
         # A minute is judged once the access log is read past its end by the lines'
         # disorder: its latencies are all counted (core.monitoring.latency_log).
         final = watch.access.final(visit.now) if watch.access is not None else math.inf
+        if self.source.client is not None:  # and Prometheus read past its end
+            prom = watch.prom.final if watch.prom is not None else None
+            final = min(final, -math.inf if prom is None else prom)
         if not math.isfinite(final) and final < 0:
             end = watch.last_minute + 60  # no time read from the log yet: nothing is judged
         else:
@@ -410,6 +546,8 @@ class Collector:
         minutes = list(range(max(watch.last_minute + 60, current - CATCH_UP_SECONDS), end, 60))
         for minute in minutes:
             previous = store.last_scrape(service, env, before=minute)
+            if previous is not None and minute - previous.t > BRIDGE_SECONDS:
+                previous = None  # across a gap: the minute is measured from its own scrapes
             scrapes = store.scrapes(service, env, minute, minute + 60)
             rolled = rollup(previous, scrapes, minute) if scrapes else None
             latency = store.latency_minute(service, env, minute)
@@ -563,6 +701,7 @@ class Collector:
                     return 0
         finally:
             signals.close()
+            self._last_file_sd()
             with contextlib.suppress(StoreFailure):
                 store.release_collector(pid)
             store.close()

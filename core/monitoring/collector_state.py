@@ -5,8 +5,10 @@ A watch holds the environment's alert rules and the last minute judged, its moni
 readers and its access-log reader (core.monitoring.latency_log) and the offsets of what is
 stored, the scrapes not stored yet (the store was
 locked), the minutes whose scrape failed, and its model-quality measures
-(core.monitoring.model_quality). A pass visits each watched environment (:class:`Visit`) and says
-what it did in a :class:`PassReport`.
+(core.monitoring.model_quality), and with the Prometheus source how far it is read. A pass
+visits each watched environment (:class:`Visit`) and says what it did in a
+:class:`PassReport`; what is wrong with the source now goes to ``PROBLEMS_FILE`` for the
+readers (`relman metrics`, the monitor screen).
 
 What was consumed is not here: the readers' offsets (the access log's too) and the webhook
 posts not delivered yet live in the metric store, written in the transactions that store
@@ -33,6 +35,8 @@ from typing import Any
 from core.monitoring.model_quality import ModelQuality
 
 STATE_FILE = "collector.json"
+# What is wrong with the collector's source now, for the readers of the metric store.
+PROBLEMS_FILE = "collector-problems.json"
 
 
 @dataclass
@@ -56,6 +60,51 @@ class Watch:
     dropped: int = 0  # pending scrapes dropped over the cap since the store last took some
     said: set[str] = field(default_factory=set)  # lines logged once
     scrape_warning: str | None = None  # the last one logged: repeats are not
+    # With source = "prometheus": how far it is read (core.monitoring.prom_feed.Cursor).
+    prom: Any = None
+    # What is wrong with the source now (a scrape that failed, Prometheus' series), for
+    # the TUI and `relman metrics` (PROBLEMS_FILE); None: nothing.
+    source_problem: str | None = None
+
+
+class PassSource:
+    """Where the counters come from: Prometheus' client with source = "prometheus" (None:
+    the collector scrapes), whether it failed this pass (the other environments do not ask
+    it again) and what was last said of it, which is said again only when it changes."""
+
+    def __init__(self, project: Any) -> None:
+        self.client: Any = None  # core.monitoring.prom_source.PromClient
+        self.failed: str | None = None  # this pass
+        self.said: str | None = None
+        self.file_sd_problem: str | None = None
+        self.configure(project)
+
+    def configure(self, project: Any) -> None:
+        monitoring = project.config.monitoring
+        if monitoring.source == "prometheus" and monitoring.prometheus_url:
+            from core.monitoring.prom_source import PromClient
+
+            self.client = PromClient(monitoring.prometheus_url)
+        else:
+            self.client = None
+
+    def begin_pass(self) -> None:
+        self.failed = None
+
+    def end_pass(self, report: PassReport) -> None:
+        """Say that Prometheus failed, or answers again, when that changed."""
+        if self.client is None or self.failed == self.said:
+            return
+        if self.failed is not None:
+            report.problems.append(
+                f"{self.failed}; no minute is judged until it answers, then the minutes "
+                "missed are caught up (at most an hour)"
+            )
+        else:
+            report.problems.append(
+                f"Prometheus at {self.client.url} answers again; the minutes missed are caught up"
+            )
+        self.said = self.failed
 
 
 @dataclass
@@ -218,3 +267,28 @@ def write_state(state_dir: Path, state: Mapping[str, Any]) -> None:
                 f"{display_path(path)}: disk full; free space, the collector stops"
             ) from exc
         raise
+
+
+def write_problems(state_dir: Path, document: Mapping[str, Any]) -> None:
+    """Replace PROBLEMS_FILE with ``document`` (``{"source", "problem", "environments":
+    {"SERVICE/ENV": line}}``), all at once."""
+    path = state_dir / PROBLEMS_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document))
+    os.replace(temporary, path)
+
+
+def source_problem(state_dir: Path, service: str, env: str) -> str | None:
+    """What the collector last said is wrong with the source of (service, env): the
+    source's own problem (Prometheus down) first, else the environment's; None when
+    nothing is, or nothing was written."""
+    try:
+        document = json.loads((state_dir / PROBLEMS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    environments = document.get("environments")
+    mine = environments.get(f"{service}/{env}") if isinstance(environments, dict) else None
+    line = document.get("problem") or mine
+    return line if isinstance(line, str) else None

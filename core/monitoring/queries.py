@@ -27,7 +27,8 @@ def parse_range(text: str) -> int:
 
 def metrics(project: Project, service: str, env: str, range_: str = "1h") -> MetricsDocument:
     """The ``metrics`` document (docs/json.md): one point a minute over the range."""
-    from core.monitoring.collector_process import metrics_path
+    from core.monitoring.collector_process import metrics_path, running_collector
+    from core.monitoring.collector_state import source_problem
     from store.metrics.store import MetricStore
 
     project.config.check_names(service=service, env=env)
@@ -35,12 +36,17 @@ def metrics(project: Project, service: str, env: str, range_: str = "1h") -> Met
     now = int(time.time())
     with MetricStore.open(metrics_path(project), readonly=True) as store:
         points = store.series(service, env, now - seconds, now)
+        claim = store.collector()
+    # What the collector said of its source, while it runs (stopped, it is said so).
+    running = claim is not None and running_collector(project, claim) is not None
+    problem = source_problem(project.state_dir, service, env) if running else None
     return {
         "ok": True,
         "service": service,
         "env": env,
         "range": range_,
         "points": [point.to_dict() for point in points],
+        "source": {"name": project.config.monitoring.source, "problem": problem},
     }
 
 

@@ -34,13 +34,26 @@ from __future__ import annotations
 import http.client
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import InfraError
 
-__all__ = ["INFRA_ENDPOINTS", "Scrape", "fetch_metrics", "parse_scrape"]
+__all__ = [
+    "BUCKET",
+    "DOCS_PREFIX",
+    "INFRA_ENDPOINTS",
+    "IN_PROGRESS",
+    "REQUESTS",
+    "Sample",
+    "Scrape",
+    "fetch_metrics",
+    "http_get",
+    "parse_scrape",
+    "summed",
+]
 
 REQUESTS = "bentoml_service_request_total"
 IN_PROGRESS = "bentoml_service_request_in_progress"
@@ -49,6 +62,8 @@ BUCKET = f"{HISTOGRAM}_bucket"
 # BentoML's own endpoints, not the service's API (and the docs: /docs, /docs.json, ...).
 INFRA_ENDPOINTS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
 DOCS_PREFIX = "/docs"
+# One sample: its metric name, its labels, its value.
+Sample = tuple[str, dict[str, str], float]
 # Problem lines kept per scrape; a text of garbage would otherwise make one per line.
 MAX_PROBLEMS = 5
 
@@ -90,22 +105,31 @@ def fetch_metrics(address: str, timeout: float = 2.0) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InfraError(f"cannot scrape {address!r}: not a host:port address")
     where = f"{parts.scheme}://{parts.netloc}/metrics"
+    try:
+        status, reason, body = http_get(url, "/metrics", "text/plain", timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        raise InfraError(f"scrape of {where} failed: {line}") from exc
+    if status != 200:
+        raise InfraError(f"scrape of {where} answered {status} {reason}")
+    return body.decode("utf-8", errors="replace")
+
+
+def http_get(url: str, target: str, accept: str, timeout: float) -> tuple[int, str, bytes]:
+    """``GET target`` (a path and query) of the host ``url`` names: (status, reason, body).
+    OSError (TimeoutError when it took over ``timeout`` seconds) or HTTPException when no
+    whole answer came."""
+    parts = urlsplit(url)
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        connection.request("GET", "/metrics", headers={"Accept": "text/plain"})
+        connection.request("GET", target, headers={"Accept": accept})
         response = connection.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise InfraError(f"scrape of {where} failed: {reason}") from exc
+        return response.status, response.reason, response.read()
     finally:
         connection.close()
-    if response.status != 200:
-        raise InfraError(f"scrape of {where} answered {response.status} {response.reason}")
-    return body.decode("utf-8", errors="replace")
 
 
 def parse_scrape(text: str, t: int) -> Scrape:
@@ -119,33 +143,7 @@ def parse_scrape(text: str, t: int) -> Scrape:
     if parsed.bad and not parsed.valid:
         raise InfraError(f"/metrics is not Prometheus text: {parsed.first_bad}")
     damaged = parsed.damaged
-    requests = errors = in_progress = 0.0
-    buckets: dict[str, float] = {}
-    series: dict[tuple[tuple[str, str], ...], set[str]] = {}  # histogram series -> its les
-    releases: dict[str, float] = {}
-    for name, labels, value in parsed.samples:
-        if name.startswith("bentoml_service_") and (version := labels.get("service_version")):
-            releases.setdefault(version, 0.0)
-        if name not in (REQUESTS, IN_PROGRESS, BUCKET) or not _is_api(labels.get("endpoint")):
-            continue
-        if not math.isfinite(value):
-            _add(damaged, f"{name}{_show(labels)}: value {value} ignored")
-            continue
-        if name == REQUESTS:
-            requests += value
-            if not _is_success(labels.get("http_response_code")):
-                errors += value
-            if version := labels.get("service_version"):
-                releases[version] += value
-        elif name == IN_PROGRESS:
-            in_progress += value
-        elif (le := labels.get("le")) is not None:
-            buckets[le] = buckets.get(le, 0.0) + value
-            key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
-            series.setdefault(key, set()).add(le)
-    for key, les in series.items():
-        if "+Inf" not in les:
-            _add(damaged, f"latency histogram {_show(dict(key))} without its +Inf bucket")
+    sums = _sum(parsed.samples, damaged)
     problems = list(damaged)
     if parsed.skipped:
         problems.insert(0, _skipped_line(parsed.skipped))
@@ -154,22 +152,76 @@ def parse_scrape(text: str, t: int) -> Scrape:
         # restart, and the next scrape's whole counters as one minute's traffic.
         damaged.append("empty answer: no metrics at all")
         problems.append(damaged[-1])
+    releases = sums.releases
     if len(releases) > 1:
         problems.append(f"several service versions in one scrape: {', '.join(sorted(releases))}")
     release = max(releases, key=lambda v: releases[v]) if releases else None
-    return Scrape(
-        t=t,
-        requests=requests,
-        errors=errors,
-        in_progress=in_progress,
-        buckets=dict(sorted(buckets.items(), key=lambda item: _le_order(item[0]))),
-        release=release,
-        problems=problems,
-        complete=not damaged,
-    )
+    return sums.scrape(t, release, problems, complete=not damaged)
 
 
-Sample = tuple[str, dict[str, str], float]
+def summed(samples: Iterable[Sample], t: int) -> Scrape:
+    """One target's samples of one scrape time (as Prometheus stored them: name, labels,
+    value) summed by the rules a /metrics text is: API endpoints only, errors outside 2xx.
+    Incomplete when a value is not finite or a histogram series lacks its +Inf bucket."""
+    damaged: list[str] = []
+    sums = _sum(samples, damaged)
+    return sums.scrape(t, None, list(damaged), complete=not damaged)
+
+
+@dataclass
+class _Sums:
+    """The three families summed over the API endpoints and the codes."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+    in_progress: float = 0.0
+    buckets: dict[str, float] = field(default_factory=dict)
+    releases: dict[str, float] = field(default_factory=dict)  # service_version -> requests
+
+    def scrape(self, t: int, release: str | None, problems: list[str], *, complete: bool) -> Scrape:
+        return Scrape(
+            t=t,
+            requests=self.requests,
+            errors=self.errors,
+            in_progress=self.in_progress,
+            buckets=dict(sorted(self.buckets.items(), key=lambda item: _le_order(item[0]))),
+            release=release,
+            problems=problems,
+            complete=complete,
+        )
+
+
+def _sum(samples: Iterable[Sample], damaged: list[str]) -> _Sums:
+    """The sums of ``samples``; what makes them incomplete is added to ``damaged``."""
+    sums = _Sums()
+    buckets, releases = sums.buckets, sums.releases
+    series: dict[tuple[tuple[str, str], ...], set[str]] = {}  # histogram series -> its les
+    for name, labels, value in samples:
+        if name.startswith("bentoml_service_") and (version := labels.get("service_version")):
+            releases.setdefault(version, 0.0)
+        if name not in (REQUESTS, IN_PROGRESS, BUCKET) or not _is_api(labels.get("endpoint")):
+            continue
+        if not math.isfinite(value):
+            _add(damaged, f"{name}{_show(labels)}: value {value} ignored")
+            continue
+        if name == REQUESTS:
+            sums.requests += value
+            if not _is_success(labels.get("http_response_code")):
+                sums.errors += value
+            if version := labels.get("service_version"):
+                releases[version] += value
+        elif name == IN_PROGRESS:
+            sums.in_progress += value
+        elif (le := labels.get("le")) is not None:
+            buckets[le] = buckets.get(le, 0.0) + value
+            key = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            series.setdefault(key, set()).add(le)
+    for key, les in series.items():
+        if "+Inf" not in les:
+            _add(damaged, f"latency histogram {_show(dict(key))} without its +Inf bucket")
+    return sums
+
+
 # The families relman sums, by the names their lines start with (TYPE/HELP or samples).
 _FAMILY_OF = {
     REQUESTS: REQUESTS,

@@ -240,6 +240,24 @@ async def test_monitor_without_data_says_how_to_get_some(
         assert stats == ["no data"] * 5
 
 
+async def test_monitor_says_what_is_wrong_with_the_collectors_source(
+    canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = "Prometheus at http://127.0.0.1:9090 cannot be reached: [Errno 111] Connection refused"
+
+    def metrics(project: api.Project, service: str, env: str, range_: str = "1h") -> Any:
+        document = canned_live.metrics(project, service, env, range_)
+        return {**document, "source": {"name": "prometheus", "problem": line}}
+
+    monkeypatch.setattr(api, "metrics", metrics)
+    async with RelmanApp(project_dir=canned_project).run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        await pilot.press("m")  # dev, which has data: the line says why it may stop
+        await wait_for_workers(pilot)
+        note = pilot.app.screen.query_one("#monitor-note", Static)
+        assert note.display and str(note.render()) == f"the collector's source: {line}"
+
+
 async def test_monitor_polls_never_overlap_and_pause_while_covered(
     canned_project: Path, wait_for_workers: WaitForWorkers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
