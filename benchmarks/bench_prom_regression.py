@@ -8,8 +8,8 @@ profile), plus false alarms a day on noise with a daily cycle (benchmarks/alert_
 The exported rule, emulated point by point of the series (Prometheus at one evaluation per
 point): the level is the median, over the last 7 days (``season`` auto or daily; 3 weeks for
 weekly), of the median of each day's points within +-5 minutes of this time
-(``quantile_over_time(0.5, ...[10m] offset Nd-5m)``, both ends included as in Prometheus
-2.x); it breaches where ``value >= max(regression_ratio, 1 + regression_z * 0.05) * level``
+(the rule reads a 10-minute median recorded once a minute at an offset of N days less 5
+minutes: its window may sit up to a minute earlier than here); it breaches where ``value >= max(regression_ratio, 1 + regression_z * 0.05) * level``
 and ``value - level >= regression_z * leak_min_sigma_ms``, and once open (pending or firing)
 at half of each (relman's hysteresis, through Prometheus' ALERTS series); it fires once the
 breach held ``for`` (``max(2, regression_for_minutes)`` minutes, counted from the first
