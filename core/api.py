@@ -68,6 +68,7 @@ __all__ = [
     "pipeline_runs",
     "policy_backtest",
     "policy_explain",
+    "policy_export",
     "progress_lines",
     "promote",
     "promote_detached",
@@ -739,6 +740,23 @@ def policy_explain(project: Project, service: str, env: str) -> dict[str, Any]:
     from core.alerts.policies import explain
 
     return explain(project, service, env)
+
+
+def policy_export(project: Project, format_: str, *, out: Path | None = None) -> dict[str, Any]:
+    """The effective policies of every service and environment as a rule file of
+    ``format_`` (``prometheus``; another is a UsageError), written atomically to ``out`` when
+    given (else its text is in the document): docs/prometheus.md, docs/json.md."""
+    from core.alerts.prom_rules import compile_rules
+    from core.alerts.prom_yaml import export_document, render, write_atomic
+    from core.errors import UsageError
+
+    if format_ != "prometheus":
+        raise UsageError(f"policy export: unknown format {format_!r}; the one format is prometheus")
+    rule_file = compile_rules(project.config)
+    text = render(rule_file)
+    if out is not None:
+        write_atomic(out, text)
+    return export_document(rule_file, text, out)
 
 
 def monitor(

@@ -43,6 +43,18 @@ from core.alerts.seasonal import Expectation
 from core.alerts.trend import Trend
 
 Kind = Literal["sudden", "regression", "trend", "leak", "drift", "performance", "down"]
+# The ``severity`` label an alert of each kind carries beyond relman (Prometheus rules,
+# Alertmanager): a broken limit a person set, or an environment down, is critical; a move
+# away from the past, a trend, a leak, a drift or a drop of accuracy warns.
+SEVERITY: dict[Kind, str] = {
+    "sudden": "critical",
+    "down": "critical",
+    "regression": "warning",
+    "trend": "warning",
+    "leak": "warning",
+    "drift": "warning",
+    "performance": "warning",
+}
 # Floor of the error-rate baseline's spread: a healthy service often has exactly 0 errors,
 # and one failed request among a few dozen must not read as many sigmas.
 ERROR_RATE_MIN_SIGMA = 0.005

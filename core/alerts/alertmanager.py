@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core.alerts.alert_rules import SEVERITY
 from core.alerts.silences import Silence, parse_silences
 
 if TYPE_CHECKING:
@@ -33,20 +34,13 @@ SILENCES_TIMEOUT = 2.0
 
 # relman's kinds of rule and the severity label they carry: what takes a service down or
 # makes it answer wrong now pages; a slow drift from the usual warns.
-SEVERITY = {
-    "down": "critical",
-    "sudden": "critical",
-    "leak": "critical",
-    "performance": "critical",
-    "regression": "warning",
-    "trend": "warning",
-    "drift": "warning",
-}
 
 
 def severity(kind: str) -> str:
-    """The ``severity`` label of a rule's kind (``critical`` or ``warning``)."""
-    return SEVERITY.get(kind, "warning")
+    """The ``severity`` label of a rule's kind (``critical`` or ``warning``): the one the
+    exported Prometheus rules carry (core/alerts/alert_rules.py), so one routing tree fits
+    both."""
+    return next((level for name, level in SEVERITY.items() if name == kind), "warning")
 
 
 def iso(t: float) -> str:

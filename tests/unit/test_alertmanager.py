@@ -74,8 +74,9 @@ def test_labels_say_rule_service_env_severity_kind_and_release() -> None:
     ("kind", "expected"),
     [
         ("down", "critical"),
-        ("leak", "critical"),
-        ("performance", "critical"),
+        ("sudden", "critical"),
+        ("leak", "warning"),
+        ("performance", "warning"),
         ("regression", "warning"),
         ("trend", "warning"),
         ("drift", "warning"),

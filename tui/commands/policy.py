@@ -1,9 +1,7 @@
 """`relman policy explain`: the effective monitoring parameters of a service in an environment
-and the layer of relman.toml that set each (core/alerts/policies.py). Read-only.
-
-`relman policy backtest SERVICE ENV --series CSV --metric NAME` joins this module later: its
-parser goes in :func:`add_parsers` under "backtest", its handler next to
-:func:`cmd_policy_explain`.
+and the layer of relman.toml that set each (core/alerts/policies.py); `policy backtest`: a
+recorded series replayed through them; `policy export --format prometheus`: all of them as a
+Prometheus rule file (docs/prometheus.md). Read-only (export writes only the file it is given).
 """
 
 from __future__ import annotations
@@ -56,6 +54,28 @@ def add_parsers(verbs: Any) -> None:
         "--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document"
     )
     backtest.set_defaults(handler=cmd_policy_backtest)
+
+    export = actions.add_parser(
+        "export",
+        help="every service and environment's policy as Prometheus recording and alerting rules",
+        description="Compile the effective monitoring policy of every service and environment "
+        "into a Prometheus rule file (recording and alerting rules over BentoML's metrics, "
+        "with relman's limits, for durations, labels, explanation and rollback command); what "
+        "PromQL cannot express is said in the file's header (docs/prometheus.md).",
+    )
+    export.add_argument(
+        "--format", required=True, metavar="FORMAT", help="prometheus (the one format)"
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the rules there, atomically (default: stdout)",
+    )
+    export.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document"
+    )
+    export.set_defaults(handler=cmd_policy_export)
 
 
 def format_value(value: Any) -> str:
@@ -113,4 +133,25 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
     pages = report.get("pages")
     if alerts and pages is not None:
         out(f"{pages} page(s): alerts of one cause page once")
+    return 0
+
+
+def cmd_policy_export(args: argparse.Namespace) -> int:
+    project = api.load_project(args.project)
+    report = api.policy_export(project, args.format, out=args.out)
+    if args.json:
+        emit(report)
+        return 0
+    if args.out is None:
+        out(report["text"].removesuffix("\n"))
+        return 0
+    approximated = sorted({name for pair in report["pairs"] for name in pair["approximated"]})
+    out(
+        f"wrote {report['rules']} rules to {args.out}: {report['alerting']} alerting, "
+        f"{report['recording']} recording, for {len(report['pairs'])} service/environment "
+        "pair(s)"
+    )
+    if approximated:
+        out(f"approximated: {', '.join(approximated)} (docs/prometheus.md)")
+    out(f"check it: promtool check rules {args.out}")
     return 0
