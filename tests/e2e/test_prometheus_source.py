@@ -16,13 +16,46 @@ from core.config.model import load_project
 from store.metrics.store import MetricStore
 from tests.e2e.served import git, ports_of, relman, relman_json, served
 from tests.e2e.test_monitoring import _requests
-from tests.prom_stack import needs_prometheus, prometheus_config, running_prometheus
+from tests.prom_stack import Server, needs_prometheus, prometheus_config, running_prometheus
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, needs_prometheus]
 __all__ = ["served"]
 
 FILE_SD = ".relman/prometheus-targets.json"
+MONITORING = "[monitoring]\nscrape_interval = 5.0\n"
+
+
+def release_read_from_prometheus(
+    root: Path, prom: Server, *, scrape_interval: float = 5.0, more: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """The demo's relman.toml set to read from ``prom`` through the file_sd list (with
+    ``more`` lines of [monitoring]), committed and released to dev, and Prometheus
+    scraping dev: the release and dev's ``up`` series."""
+    config = root / "relman.toml"
+    text = config.read_text()
+    assert MONITORING in text
+    config.write_text(
+        text.replace(
+            MONITORING,
+            f"[monitoring]\nscrape_interval = {scrape_interval}\n"
+            f'source = "prometheus"\nprometheus_url = "{prom.url}"\nfile_sd = "{FILE_SD}"\n' + more,
+        )
+    )
+    git(root, "commit", "-qam", "metrics from Prometheus")
+    done = relman_json(root, "release")  # to dev; the promotion starts the collector
+    assert done["_exit"] == 0, done["_stderr"]
+    release: str = done["release"]
+
+    # the collector lists dev's instance; Prometheus scrapes it with the list's labels
+    [up] = wait_for(
+        lambda: prom.query('up{service="iris", env="dev"} == 1'),
+        "Prometheus to scrape dev through the collector's file_sd list",
+        120,
+        0.5,
+    )
+    assert up["metric"]["service_version"] == release
+    return release, up
 
 
 def test_the_demo_in_dev_is_read_from_prometheus_through_the_file_sd_list(
@@ -31,29 +64,7 @@ def test_the_demo_in_dev_is_read_from_prometheus_through_the_file_sd_list(
     root = served
     listed = root / FILE_SD
     with running_prometheus(tmp_path / "prom", prometheus_config(file_sd=[listed])) as prom:
-        config = root / "relman.toml"
-        text = config.read_text()
-        assert "[monitoring]\nscrape_interval = 5.0\n" in text
-        config.write_text(
-            text.replace(
-                "[monitoring]\nscrape_interval = 5.0\n",
-                "[monitoring]\nscrape_interval = 5.0\n"
-                f'source = "prometheus"\nprometheus_url = "{prom.url}"\nfile_sd = "{FILE_SD}"\n',
-            )
-        )
-        git(root, "commit", "-qam", "metrics from Prometheus")
-        done = relman_json(root, "release")  # to dev; the promotion starts the collector
-        assert done["_exit"] == 0, done["_stderr"]
-        release = done["release"]
-
-        # the collector lists dev's instance; Prometheus scrapes it with the list's labels
-        [up] = wait_for(
-            lambda: prom.query('up{service="iris", env="dev"} == 1'),
-            "Prometheus to scrape dev through the collector's file_sd list",
-            120,
-            0.5,
-        )
-        assert up["metric"]["service_version"] == release
+        release, up = release_read_from_prometheus(root, prom)
         assert up["metric"]["version"].startswith("v")
         [group] = json.loads(listed.read_text())
         assert group["targets"] == [up["metric"]["instance"]]
