@@ -56,6 +56,10 @@ class Server:
         """GET ``path``: its text (e.g. ``/metrics``)."""
         return self._call("GET", path, None).decode()
 
+    def reload(self) -> None:
+        """Prometheus reads its configuration and rule files again (``/-/reload``)."""
+        self._call("POST", "/-/reload", None)
+
     def post(self, path: str, document: Any) -> Any:
         """POST ``document`` as JSON to ``path`` (e.g. a silence to Alertmanager): its JSON."""
         return json.loads(self._call("POST", path, json.dumps(document)))

@@ -4,6 +4,8 @@ collector keeps, and a real Alertmanager at ``alertmanager_url``. An injected er
 shows in `relman metrics` (read from Prometheus), fires `error_rate` in relman, arrives at
 Alertmanager with its service and env labels, is shown silenced by `relman alerts` once a
 silence for iris/dev is created there, and resolves in both when clean traffic follows.
+The same Prometheus, loaded with `relman policy export --format prometheus`, fires the
+exported error-rate rule under the same burst.
 
 The policy's windows are the shortest the rules allow (one minute to fire, one clear minute
 to resolve, no cooldown; the collector reads every second), so the chain takes about three
@@ -68,9 +70,12 @@ def test_an_error_burst_read_from_prometheus_fires_in_relman_and_alertmanager(
 ) -> None:
     root = served
     listed = root / FILE_SD
+    rules = tmp_path / "relman-rules.yml"
+    rules.write_text("groups: []\n")  # relman's export replaces it once relman.toml is set
+    config = prometheus_config(file_sd=[listed], rule_files=[rules])
     with (
         running_alertmanager(tmp_path / "am") as am,
-        running_prometheus(tmp_path / "prom", prometheus_config(file_sd=[listed])) as prom,
+        running_prometheus(tmp_path / "prom", config) as prom,
     ):
         release, _up = release_read_from_prometheus(
             root,
@@ -78,6 +83,21 @@ def test_an_error_burst_read_from_prometheus_fires_in_relman_and_alertmanager(
             scrape_interval=1.0,
             more=f'alertmanager_url = "{am.url}"\n'
             "error_for_minutes = 1\nresolve_for_minutes = 1\ncooldown_minutes = 0\n",
+        )
+        exported = relman_json(
+            root, "policy", "export", "--format", "prometheus", "--out", str(rules)
+        )
+        assert exported["_exit"] == 0 and exported["alerting"] > 0, exported
+        prom.reload()
+        wait_for(
+            lambda: any(
+                rule.get("name") == "RelmanErrorRate"
+                for group in prom.get("/api/v1/rules")["data"]["groups"]
+                for rule in group["rules"]
+            ),
+            "Prometheus to load the exported rules",
+            60,
+            0.5,
         )
 
         _traffic(root, "--rate", "10", "--duration", "0", "--inject", "error-burst", "--detach")
@@ -98,6 +118,22 @@ def test_an_error_burst_read_from_prometheus_fires_in_relman_and_alertmanager(
         assert posted["labels"]["release"] == release
         assert posted["labels"]["severity"] == "critical"
         assert posted["status"]["state"] == "active", posted
+
+        # Prometheus, with relman's exported rules, fires the error-rate rule as well
+        def exported_firing() -> list[dict[str, Any]]:
+            return [
+                alert
+                for alert in prom.get("/api/v1/alerts")["data"]["alerts"]
+                if alert["labels"].get("alertname") == "RelmanErrorRate"
+                and alert["labels"].get("service") == "iris"
+                and alert["labels"].get("env") == "dev"
+                and alert["state"] == "firing"
+            ]
+
+        [exported_alert] = wait_for(exported_firing, "the exported error-rate rule to fire", 180, 1)
+        assert exported_alert["annotations"]["rollback"].startswith(
+            "relman rollback iris --env dev"
+        )
 
         # a silence of iris/dev created in Alertmanager: relman shows the alert silenced
         now = time.time()
