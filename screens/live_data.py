@@ -103,8 +103,13 @@ def figures(
     )
 
 
+def _paging(alert: dict[str, Any]) -> bool:
+    """Firing and not silenced in Alertmanager (docs/prometheus.md): what the header counts."""
+    return alert.get("state") == "firing" and not alert.get("silence")
+
+
 def firing_counts(alerts: Iterable[dict[str, Any]]) -> Counter[str]:
-    return Counter(f"{a['service']}/{a['env']}" for a in alerts if a.get("state") == "firing")
+    return Counter(f"{a['service']}/{a['env']}" for a in alerts if _paging(a))
 
 
 def firing_alerts(alerts: Iterable[dict[str, Any]]) -> tuple[FiringAlert, ...]:
@@ -112,7 +117,7 @@ def firing_alerts(alerts: Iterable[dict[str, Any]]) -> tuple[FiringAlert, ...]:
         sorted(
             FiringAlert(str(a["service"]), str(a["env"]), str(a["name"]), str(a.get("detail", "")))
             for a in alerts
-            if a.get("state") == "firing"
+            if _paging(a)
         )
     )
 

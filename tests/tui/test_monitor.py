@@ -333,3 +333,18 @@ async def test_minutes_without_a_point_are_gaps_on_one_time_axis(
         assert len(rows) == 2 and all(len(row) == width for row in rows)
         gaps = [value is None for value in columns(data, width)]
         assert any(gaps) and [cell == " " for cell in rows[1]] == gaps
+
+
+def test_an_alert_silenced_in_alertmanager_is_not_counted_as_firing() -> None:
+    """The header and the overview's banner count what pages: a silenced alert is listed on
+    the alerts screen, not counted as firing (docs/prometheus.md)."""
+    from screens.live_data import firing_alerts, firing_counts
+
+    alerts = [
+        {"service": "iris", "env": "dev", "name": "error_rate", "state": "firing",
+         "silence": {"id": "s1", "by": "ada"}},
+        {"service": "iris", "env": "prod", "name": "latency_p99", "state": "firing"},
+        {"service": "iris", "env": "staging", "name": "error_rate", "state": "resolved"},
+    ]  # fmt: skip
+    assert firing_counts(alerts) == {"iris/prod": 1}
+    assert [(a.env, a.name) for a in firing_alerts(alerts)] == [("prod", "latency_p99")]
