@@ -22,8 +22,10 @@ from typing import Any
 import pytest
 
 from core.alerts.alertmanager import iso
+from core.config.model import load_project
+from store.metrics.store import MetricStore
+from tests.e2e.prometheus_setup import FILE_SD, release_read_from_prometheus
 from tests.e2e.served import relman, relman_json, served
-from tests.e2e.test_prometheus_source import FILE_SD, release_read_from_prometheus
 from tests.prom_stack import (
     Server,
     needs_prometheus,
@@ -77,7 +79,7 @@ def test_an_error_burst_read_from_prometheus_fires_in_relman_and_alertmanager(
         running_alertmanager(tmp_path / "am") as am,
         running_prometheus(tmp_path / "prom", config) as prom,
     ):
-        release, _up = release_read_from_prometheus(
+        release, up = release_read_from_prometheus(
             root,
             prom,
             scrape_interval=1.0,
@@ -112,6 +114,18 @@ def test_an_error_burst_read_from_prometheus_fires_in_relman_and_alertmanager(
         assert metrics["_exit"] == 0 and metrics["source"]["name"] == "prometheus", metrics
         points = [p for p in metrics["points"] if p["rps"] > 0 and p["p95_ms"] is not None]
         assert points and max(p["error_rate"] for p in points) > 0.05, metrics["points"]
+        assert metrics["source"] == {"name": "prometheus", "problem": None}
+        # the list names dev's instance with its version; what the collector stored is what
+        # Prometheus holds at that scrape's time
+        assert up["metric"]["version"].startswith("v")
+        [group] = json.loads(listed.read_text())
+        assert group["targets"] == [up["metric"]["instance"]]
+        with MetricStore.open(load_project(root).metrics_path, readonly=True) as store:
+            row = store.last_scrape("iris", "dev")
+        assert row is not None and row.release == release
+        query = 'sum(bentoml_service_request_total{service="iris", env="dev", endpoint="/predict"})'
+        [held] = prom.get("/api/v1/query", query=query, time=f"{row.t + 0.999}")["data"]["result"]
+        assert float(held["value"][1]) == row.requests
 
         # Alertmanager lists it under the labels a routing tree reads, not silenced
         [posted] = wait_for(lambda: _am_alerts(am), "the firing alert in Alertmanager", 60, 0.5)
