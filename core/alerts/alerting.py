@@ -52,6 +52,11 @@ DEFAULTS: dict[str, PolicyValue] = {
     "regression_ratio": 1.5,
     "regression_z": 4.0,
     "regression_for_minutes": 3,
+    "regression_severe_ratio": 2.0,
+    "regression_severe_z": 5.0,
+    "regression_severe_for_minutes": 2,
+    "drop_ratio": 2.0,
+    "drop_for_minutes": 15,
     "trend_window_minutes": 30,
     "trend_min_slope": 0.01,
     "trend_p_max": 0.001,
@@ -80,11 +85,22 @@ DESCRIPTIONS: dict[str, str] = {
     "resolve_for_minutes": "consecutive clear minutes before a firing alert resolves",
     "cooldown_minutes": "minutes after a resolution during which a breach re-opens it",
     "season": "which earlier days the baselines compare with: auto (the season that "
-    "predicted the last day best), daily, weekly, or none (only the hour before the release)",
+    "predicted the last day best; for the regression rules the last hours' level competes), "
+    "daily, weekly, recent (the last 3 hours, regression rules only), or none (only the "
+    "hour before the release)",
     "regression_ratio": "latency_regression breaches at this many times the baseline "
     "(and regression_z spreads above it)",
     "regression_z": "spreads (robust sigmas) above the baseline latency_regression needs",
     "regression_for_minutes": "minutes latency_regression must breach before firing",
+    "regression_severe_ratio": "latency_regression fires without waiting at this many times "
+    "the baseline (and regression_severe_z spreads above it)",
+    "regression_severe_z": "spreads above the baseline the severe tier of latency_regression "
+    "needs (the spread read from the usual peak where the series is bursty)",
+    "regression_severe_for_minutes": "minutes the severe tier must hold (one point of "
+    "five-minute data, two of one-minute data)",
+    "drop_ratio": "latency_drop fires when the median of its window is this many times below "
+    "the baseline (and regression_z standard errors)",
+    "drop_for_minutes": "minutes whose median latency_drop compares with the baseline",
     "trend_window_minutes": "minutes of the release the latency_trend test looks back over",
     "trend_min_slope": "rise per minute, as a fraction of the level, latency_trend needs "
     "(0.01: 1%/min)",
@@ -114,6 +130,8 @@ _INT_PARAMS = {
     "cooldown_minutes": 0,
     "leak_baseline_minutes": 2,
     "regression_for_minutes": 1,
+    "regression_severe_for_minutes": 1,
+    "drop_for_minutes": 1,
     "trend_window_minutes": 3,
     "drift_window_minutes": 1,
     "drift_min_records": 1,
@@ -125,10 +143,16 @@ _POSITIVE = {
     "leak_h",
     "drift_psi_max",
     "regression_z",
+    "regression_severe_z",
     "trend_min_slope",
 }
 # Parameters with bounds of their own: (low, high), exclusive.
-_BETWEEN = {"regression_ratio": (1.0, math.inf), "trend_p_max": (0.0, 1.0)}
+_BETWEEN = {
+    "regression_ratio": (1.0, math.inf),
+    "regression_severe_ratio": (1.0, math.inf),
+    "drop_ratio": (1.0, math.inf),
+    "trend_p_max": (0.0, 1.0),
+}
 _NON_NEGATIVE = {"leak_k", "leak_min_sigma_ms", "accuracy_max_drop"}
 
 
@@ -223,6 +247,7 @@ class Rules:
         for rule in standard_rules(self.policy, self.interval):
             self._add(rule)
         self._seasonal = Seasonal(str(self.policy["season"]), interval=self.interval)
+        self._resolve_for = points(int(self.policy["resolve_for_minutes"]), self.interval)
         # Per metric: (time, value / expected level) of the last TODAY_WINDOW[0] seconds.
         self._ratios: dict[str, _Ratios] = {}
 
@@ -299,20 +324,30 @@ class Rules:
         # the past as it was.
         anchored: dict[str, Expectation] = {}
         leaks = {rule.metric for rule in self._rules.values() if rule.kind == "leak"}
-        for name, found in expected.items():
-            if name not in leaks or found.season not in ("daily", "weekly"):
+        for (name, recent), found in expected.items():
+            if recent or name not in leaks or found.season not in ("daily", "weekly"):
                 continue  # "before the release" is today's level already
             today = self._today(name, minute, point.get(name), found)
             if today != 1.0:
                 level = found.level * today
-                anchored[name] = Expectation(level, found.spread, found.season, found.lags, today)
+                anchored[name] = Expectation(
+                    level,
+                    found.spread,
+                    found.season,
+                    found.lags,
+                    today,
+                    peak=found.peak,
+                    low=found.low,
+                    upper=found.upper,
+                    lower=found.lower,
+                )
         out: list[Transition] = []
         for rule in self._rules.values():
             metric = rule.metric
             if rule.kind == "leak" and metric in anchored:
                 past: Expectation | None = anchored[metric]
             else:
-                past = expected.get(metric) if metric else None
+                past = expected.get((metric, rule.kind == "regression")) if metric else None
             verdict = rule.verdict(
                 minute,
                 point,
@@ -324,6 +359,8 @@ class Rules:
                 expected=past,
                 samples=samples.get(metric) if samples and metric else None,
             )
+            if not verdict.breaching and rule.alert.status not in ("pending", "firing"):
+                continue  # nothing open, nothing opens: the alert holds (AlertState.step)
             before = rule.alert.detail
             transition = self._step(rule, verdict, minute, release)
             if transition is not None:
@@ -332,22 +369,33 @@ class Rules:
                 self.refreshed.append(self._open_alert(rule, minute))
         return out
 
-    def _expectations(self, minute: int, history: History | None) -> dict[str, Expectation]:
-        """What the environment's past expects of each metric a baseline rule reads."""
+    def _expectations(
+        self, minute: int, history: History | None
+    ) -> dict[tuple[str, bool], Expectation]:
+        """What the environment's past expects of each metric a baseline rule reads, by
+        (metric, whether the recent level may serve: for the regression rules, not for the
+        trend and leak rules, whose baseline must not follow a leak)."""
         if history is None:
             return {}
-        out: dict[str, Expectation] = {}
+        out: dict[tuple[str, bool], Expectation] = {}
+        done: set[tuple[str, bool]] = set()
         for rule in self._rules.values():
-            if (
-                rule.kind in ("regression", "trend", "leak")
-                and rule.metric
-                and rule.metric not in out
-            ):
-                found = self._seasonal.expect(
-                    history, rule.metric, minute, release_start=self.release_start
-                )
-                if found is not None:
-                    out[rule.metric] = found
+            if rule.kind not in ("regression", "trend", "leak") or not rule.metric:
+                continue
+            key = (rule.metric, rule.kind == "regression")
+            if key in done:
+                continue
+            done.add(key)
+            # The same expectation serves both, but for the recent level (regression only).
+            shared = out.get((rule.metric, not key[1]))
+            if shared is not None and shared.season != "recent":
+                out[key] = shared
+                continue
+            found = self._seasonal.expect(
+                history, rule.metric, minute, release_start=self.release_start, recent=key[1]
+            )
+            if found is not None:
+                out[key] = found
         return out
 
     def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
@@ -397,7 +445,7 @@ class Rules:
             verdict,
             minute,
             opening_release=release if release is not None else self.release,
-            resolve_for=points(int(self.policy["resolve_for_minutes"]), self.interval),
+            resolve_for=self._resolve_for,
             cooldown_minutes=int(self.policy["cooldown_minutes"]),
             interval=self.interval,
         )
