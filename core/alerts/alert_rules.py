@@ -43,6 +43,8 @@ from core.alerts.regression import Regression
 from core.alerts.seasonal import Expectation
 from core.alerts.trend import Trend
 
+# The detectors judged against an expectation, with quiet verdicts (Rule.verdict).
+_AGAINST_THE_PAST = (Regression, Cusum)
 Kind = Literal["sudden", "regression", "trend", "leak", "drift", "performance", "down"]
 # Floor of the error-rate baseline's spread: a healthy service often has exactly 0 errors,
 # and one failed request among a few dozen must not read as many sigmas.
@@ -92,7 +94,7 @@ class Rule:
         if self.metric is not None:
             value = point.get(self.metric)
             detector = self.detector
-            if isinstance(detector, Regression | Cusum):
+            if isinstance(detector, _AGAINST_THE_PAST):
                 # With no open alert a verdict that does not breach is never read: its line
                 # need not be worded (a month of minutes replays faster).
                 quiet = self.alert.status not in ("pending", "firing")

@@ -248,6 +248,9 @@ class Rules:
             self._add(rule)
         self._seasonal = Seasonal(str(self.policy["season"]), interval=self.interval)
         self._resolve_for = points(int(self.policy["resolve_for_minutes"]), self.interval)
+        # Fixed by the rules (drift rules, added later, read no baseline).
+        self._baseline_keys: list[tuple[str, bool]] | None = None
+        self._leak_metrics = {r.metric for r in self._rules.values() if r.kind == "leak"}
         # Per metric: (time, value / expected level) of the last TODAY_WINDOW[0] seconds.
         self._ratios: dict[str, _Ratios] = {}
 
@@ -323,7 +326,7 @@ class Rules:
         # The leak rule's level follows today's (:meth:`_today`); the others compare with
         # the past as it was.
         anchored: dict[str, Expectation] = {}
-        leaks = {rule.metric for rule in self._rules.values() if rule.kind == "leak"}
+        leaks = self._leak_metrics
         for (name, recent), found in expected.items():
             if recent or name not in leaks or found.season not in ("daily", "weekly"):
                 continue  # "before the release" is today's level already
@@ -378,25 +381,31 @@ class Rules:
         if history is None:
             return {}
         out: dict[tuple[str, bool], Expectation] = {}
-        done: set[tuple[str, bool]] = set()
-        for rule in self._rules.values():
-            if rule.kind not in ("regression", "trend", "leak") or not rule.metric:
-                continue
-            key = (rule.metric, rule.kind == "regression")
-            if key in done:
-                continue
-            done.add(key)
+        for key in self._baselines:
+            metric, recent = key
             # The same expectation serves both, but for the recent level (regression only).
-            shared = out.get((rule.metric, not key[1]))
+            shared = out.get((metric, not recent))
             if shared is not None and shared.season != "recent":
                 out[key] = shared
                 continue
             found = self._seasonal.expect(
-                history, rule.metric, minute, release_start=self.release_start, recent=key[1]
+                history, metric, minute, release_start=self.release_start, recent=recent
             )
             if found is not None:
                 out[key] = found
         return out
+
+    @property
+    def _baselines(self) -> list[tuple[str, bool]]:
+        """(metric, regression rule) of every rule with a baseline from the past, once."""
+        if self._baseline_keys is None:
+            keys = {
+                (rule.metric, rule.kind == "regression"): None
+                for rule in self._rules.values()
+                if rule.kind in ("regression", "trend", "leak") and rule.metric
+            }
+            self._baseline_keys = list(keys)
+        return self._baseline_keys
 
     def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
         """How today runs against the past (:data:`TODAY_WINDOW`): the median ratio of the
