@@ -265,7 +265,8 @@ class Regression(Streak):
             return False
         state = data.get("state", {})
         self.severe_streak = int(state.get("severe_streak", 0))
-        self.recent = deque(float(v) for v in state.get("recent", [])[-self.window_points :])
+        kept = state.get("recent", [])[-self.window_points :] if self.window_points else []
+        self.recent = deque(float(v) for v in kept)
         self._ordered = sorted(self.recent)
         return True
 
