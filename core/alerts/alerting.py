@@ -31,10 +31,14 @@ from typing import Any
 from core.alerts.alert_rules import Rule, drift_rule, points, standard_rules
 from core.alerts.alert_state import AlertState, State, Transition, rollback_command
 from core.alerts.detect import Verdict
+from core.alerts.regression import Regression
 from core.alerts.seasonal import Expectation, History, Seasonal
 from core.errors import ConfigError
 
 PolicyValue = float | str | bool
+# Seconds from a release's start over which its level against the past is learned (the
+# drop rule's scale: Rules._as_release_runs).
+RELEASE_RUNS = 3600
 # (oldest, newest) seconds before now whose values tell how today runs against the past.
 TODAY_WINDOW = (3 * 3600, 30 * 60)
 # An effective policy: parameter name -> value (None, or a missing name: the default).
@@ -251,6 +255,14 @@ class Rules:
         # Fixed by the rules (drift rules, added later, read no baseline).
         self._baseline_keys: list[tuple[str, bool]] | None = None
         self._leak_metrics = {r.metric for r in self._rules.values() if r.kind == "leak"}
+        self._drops = {
+            r.name
+            for r in self._rules.values()
+            if isinstance(r.detector, Regression) and r.detector.direction == "below"
+        }
+        # Per metric: value / expected level over the first RELEASE_RUNS seconds of the
+        # release live now (the drop rule's scale).
+        self._release_runs: dict[str, list[float]] = {}
         # Per metric: (time, value / expected level) of the last TODAY_WINDOW[0] seconds.
         self._ratios: dict[str, _Ratios] = {}
 
@@ -318,6 +330,7 @@ class Rules:
                 # A new release replaced one seen live: the minutes before this one are
                 # what the environment did before it.
                 self.release_start = minute
+                self._release_runs = {}
             self.release = release
         if drift:
             for feature in drift:
@@ -351,6 +364,8 @@ class Rules:
                 past: Expectation | None = anchored[metric]
             else:
                 past = expected.get((metric, rule.kind == "regression")) if metric else None
+            if past is not None and metric and rule.name in self._drops:
+                past = self._as_release_runs(metric, minute, point.get(metric), past)
             verdict = rule.verdict(
                 minute,
                 point,
@@ -406,6 +421,24 @@ class Rules:
             }
             self._baseline_keys = list(keys)
         return self._baseline_keys
+
+    def _as_release_runs(
+        self, metric: str, minute: int, value: float | None, past: Expectation
+    ) -> Expectation:
+        """``past`` scaled down to how the release live now runs against it: the median
+        ratio of its values to their expectations over its first RELEASE_RUNS seconds (so
+        far), at most 1. A release that answers faster from its start is a release, not a
+        drop (the error rules watch one that fails fast); a drop later in its life is."""
+        if self.release_start is None:
+            return past  # no release change seen: the past is this release's
+        runs = self._release_runs.setdefault(metric, [])
+        if minute < self.release_start + RELEASE_RUNS and value is not None and past.level > 0:
+            bisect.insort(runs, value / past.level)
+        if not runs:
+            return past
+        n = len(runs)
+        median = runs[n // 2] if n % 2 else (runs[n // 2 - 1] + runs[n // 2]) / 2
+        return past.as_release_runs(median) if median < 1.0 else past
 
     def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
         """How today runs against the past (:data:`TODAY_WINDOW`): the median ratio of the
@@ -552,6 +585,9 @@ class Rules:
             # How today ran against the past (the leak rule's scale), so that a restart
             # does not forget it for three hours.
             "today": {metric: window.to_list() for metric, window in self._ratios.items()},
+            # How the release live now ran against the past in its first hour (the drop
+            # rule's scale).
+            "release_runs": self._release_runs,
             "rules": {
                 name: {
                     "metric": rule.metric,
@@ -580,6 +616,8 @@ class Rules:
         rules.release_start = int(start) if start is not None else None
         for metric, saved in dict(data.get("today") or {}).items():
             rules._ratios[str(metric)] = _Ratios.from_list(saved)
+        for metric, runs in dict(data.get("release_runs") or {}).items():
+            rules._release_runs[str(metric)] = sorted(float(r) for r in runs)
         last = data.get("last_minute")
         rules.last_minute = int(last) if last is not None else None
         release = data.get("release")

@@ -89,6 +89,7 @@ class Regression(Streak):
         self.calm = f"{label} within {sign}{self.ratio:g} of the baseline"
         self.streak = 0
         self.severe_streak = 0
+        self.release: str | None = None
         # The last window_points values, in time order and sorted, for the shift tier.
         self.recent: deque[float] = deque()
         self._ordered: list[float] = []
@@ -109,7 +110,11 @@ class Regression(Streak):
     ) -> Verdict:
         """Feed one point; ``expected``: the baseline. ``quiet``: nobody reads the line of a
         verdict that does not breach (no open alert), so it is left unworded (``calm``)."""
-        del minute, release  # the expectation carries the past
+        del minute  # the expectation carries the past
+        if release is not None and release != self.release:
+            if self.release is not None:
+                self.reset()  # a window of another release's points says nothing of this one
+            self.release = release
         if value is None or math.isnan(value):
             return Verdict(
                 self.streak > 0 or self.severe_streak > 0,
@@ -258,6 +263,7 @@ class Regression(Streak):
         saved = super().to_dict()
         saved["state"]["severe_streak"] = self.severe_streak
         saved["state"]["recent"] = list(self.recent)
+        saved["state"]["release"] = self.release
         return saved
 
     def load_state(self, data: Mapping[str, Any]) -> bool:
@@ -265,6 +271,8 @@ class Regression(Streak):
             return False
         state = data.get("state", {})
         self.severe_streak = int(state.get("severe_streak", 0))
+        release = state.get("release")
+        self.release = str(release) if release is not None else None
         kept = state.get("recent", [])[-self.window_points :] if self.window_points else []
         self.recent = deque(float(v) for v in kept)
         self._ordered = sorted(self.recent)

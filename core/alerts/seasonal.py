@@ -137,13 +137,35 @@ class Expectation:
     # noise (:func:`with_range`); None: ``spread``.
     upper: float | None = None
     lower: float | None = None
+    # The level scaled by how the release live now runs against the past (the drop rule's;
+    # 1: not scaled).
+    release: float = 1.0
 
     def words(self) -> str:
         """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
         the last 6 days``, ``this hour last week``, ``the hour before the release``, and
-        ``, today x1.08`` when scaled to today's level."""
+        ``, today x1.08`` (``, this release x0.50``) when scaled to today's level (to how
+        the release runs)."""
         scaled = f", today x{self.today:.2f}" if round(self.today, 2) != 1.0 else ""
+        if round(self.release, 2) != 1.0:
+            scaled += f", this release x{self.release:.2f}"
         return self._words() + scaled
+
+    def as_release_runs(self, factor: float) -> Expectation:
+        """The expectation of a release that runs at ``factor`` times the past: level,
+        spreads, usual peak and low all scaled."""
+        return Expectation(
+            self.level * factor,
+            self.spread * factor,
+            self.season,
+            self.lags,
+            self.today,
+            peak=_times(self.peak, factor),
+            low=_times(self.low, factor),
+            upper=_times(self.upper, factor),
+            lower=_times(self.lower, factor),
+            release=factor,
+        )
 
     def _words(self) -> str:
         if self.season == "daily":
@@ -155,6 +177,10 @@ class Expectation:
         if self.season == "recent":
             return f"over the last {self.lags} hours"
         return "before the release"
+
+
+def _times(value: float | None, factor: float) -> float | None:
+    return value * factor if value is not None else None
 
 
 @functools.cache

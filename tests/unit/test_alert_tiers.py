@@ -280,3 +280,25 @@ def test_the_new_parameters_are_checked_and_cascade() -> None:
     assert rows["regression_severe_z"]["source"] == "[monitoring]"
     with pytest.raises(ConfigError, match=r"relman.toml:\d+: .*drop_ratio"):
         parse_config(text.replace("drop_ratio = 3.0", "drop_ratio = 1.0"), Path("relman.toml"))
+
+
+def test_a_release_that_answers_faster_from_its_start_is_no_drop() -> None:
+    # Two days of r1 at 40 ms; r2, twice as fast, from day 2 10:00; an hour later it
+    # collapses to a tenth: that, and only that, is a drop, against how r2 runs.
+    rng = random.Random(2)
+    rules = Rules({}, service="s", env="e")
+    history = SeriesHistory()
+    start = T0 + 2 * DAY + 10 * 3600
+    fired = []
+    for t in range(T0, start + 3 * 3600, 60):
+        release = "r1" if t < start else "r2"
+        value = 40.0 if t < start else 20.0 if t < start + 2 * 3600 else 2.0
+        value *= math.exp(rng.gauss(0, 0.03))
+        changes = rules.evaluate(t, {"p95_ms": value}, release=release, up=True, history=history)
+        fired += [(t, c) for c in changes if c.rule == "latency_drop" and c.state == "firing"]
+        history.add("p95_ms", t, value)
+    assert [t for t, _ in fired] and all(t >= start + 2 * 3600 for t, _ in fired), fired
+    assert "vs 20 ms this hour, last 2 days, this release x0.50 (/9." in fired[0][1].detail
+    # Saved and resumed, the rules remember how r2 runs.
+    again = Rules.from_dict(rules.to_dict())
+    assert again._release_runs == rules._release_runs and rules._release_runs["p95_ms"]
