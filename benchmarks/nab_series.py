@@ -6,6 +6,11 @@ The data is not in this repository (its licence is not ours to relicense): point
 at a checkout or a copy of the files you have. Each CSV becomes a
 :class:`~benchmarks.alert_series.LabelledSeries` with its own timestamps (gaps kept) and
 NAB's windows as point indexes; its unit is told from the file name.
+
+Tuning and held-out halves (:func:`half`): a file is in the tuning half when the CRC-32 of
+its key (``group/file.csv``, as NAB's label file names it) is even, held out when odd. The
+split depends on the name alone, so it is fixed before any score is seen and stays the same
+as files are added; rules are tuned on the first half only, and both are reported.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import csv
 import itertools
 import json
 import statistics
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +34,17 @@ UNITS = (
     ("disk", "disk"),
     ("temperature", "temperature"),
 )
+
+
+TUNING = "tuning"
+HELD_OUT = "held-out"
+
+
+def half(name: str) -> str:
+    """:data:`TUNING` or :data:`HELD_OUT` for a series named ``group/file`` (with or without
+    ``.csv``): the parity of the CRC-32 of ``group/file.csv`` (module docstring)."""
+    key = name if name.endswith(".csv") else f"{name}.csv"
+    return TUNING if zlib.crc32(key.encode()) % 2 == 0 else HELD_OUT
 
 
 def _seconds(text: str) -> int:

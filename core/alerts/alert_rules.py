@@ -6,7 +6,8 @@ The rules a checked policy makes (:func:`standard_rules`), in order:
   the absolute limits (SLOs) a person sets;
 - ``latency_regression`` (``regression``, on ``leak_metric``): far above what the
   environment did at this time before (core.alerts.regression, core.alerts.seasonal), by a
-  ratio and in spreads, whatever the unit;
+  ratio and in spreads, whatever the unit, for a few minutes, or at once when extreme;
+- ``latency_drop`` (``regression``): the median of a window far below it;
 - ``latency_trend`` (``trend``): rising significantly since the release, or over the last
   ``trend_window_minutes`` (core.alerts.trend), for a release worse from its first request;
 - ``latency_leak`` and ``error_leak`` (``leak``): the CUSUM of core.alerts.detect, against
@@ -42,6 +43,8 @@ from core.alerts.regression import Regression
 from core.alerts.seasonal import Expectation
 from core.alerts.trend import Trend
 
+# The detectors judged against an expectation, with quiet verdicts (Rule.verdict).
+_AGAINST_THE_PAST = (Regression, Cusum)
 Kind = Literal["sudden", "regression", "trend", "leak", "drift", "performance", "down"]
 # The ``severity`` label an alert of each kind carries beyond relman (Prometheus rules,
 # Alertmanager): a broken limit a person set, or an environment down, is critical; a move
@@ -103,11 +106,15 @@ class Rule:
         if self.metric is not None:
             value = point.get(self.metric)
             detector = self.detector
-            if isinstance(detector, Regression | Cusum):
-                return detector.update(minute, value, release, expected)
+            if isinstance(detector, _AGAINST_THE_PAST):
+                # With no open alert a verdict that does not breach is never read: its line
+                # need not be worded (a month of minutes replays faster).
+                quiet = self.alert.status not in ("pending", "firing")
+                return detector.update(minute, value, release, expected, quiet=quiet)
             if isinstance(detector, Trend):
                 level = expected.level if expected is not None else None
-                verdict = detector.update(minute, value, release, samples, level)
+                quiet = self.alert.status not in ("pending", "firing")
+                verdict = detector.update(minute, value, release, samples, level, quiet=quiet)
                 if expected is None or value is None or not verdict.breaching:
                     return verdict
                 usual = max(expected.level + 3 * expected.spread, 1.1 * expected.level)
@@ -190,19 +197,26 @@ def standard_rules(policy: Mapping[str, Any], interval: int = 60) -> list[Rule]:
                 unit="%",
             ),
         ),
-        Rule(
+        _regression(
             "latency_regression",
-            "regression",
-            leak_metric,
-            Regression(
-                ratio=float(p["regression_ratio"]),
-                z=float(p["regression_z"]),
-                # Two points at least: one odd 5-minute point is an outlier, not a regression.
-                for_points=max(2, points(int(p["regression_for_minutes"]), interval)),
-                min_sigma=float(p["leak_min_sigma_ms"]),
-                label=label,
-                unit=unit,
-            ),
+            p,
+            interval,
+            ratio=float(p["regression_ratio"]),
+            # Two points at least: one odd 5-minute point is an outlier, not a regression.
+            for_points=max(2, points(int(p["regression_for_minutes"]), interval)),
+            severe_ratio=float(p["regression_severe_ratio"]),
+            severe_z=float(p["regression_severe_z"]),
+            severe_points=points(int(p["regression_severe_for_minutes"]), interval),
+        ),
+        _regression(
+            "latency_drop",
+            p,
+            interval,
+            ratio=float(p["drop_ratio"]),
+            # Only the median of the window judges: a drop is a level, not a point.
+            for_points=0,
+            window_points=max(2, points(int(p["drop_for_minutes"]), interval)),
+            direction="below",
         ),
         Rule(
             "latency_trend",
@@ -242,6 +256,19 @@ def standard_rules(policy: Mapping[str, Any], interval: int = 60) -> list[Rule]:
             Threshold(float(p["accuracy_max_drop"]), 1, label="accuracy drop"),
         ),
     ]
+
+
+def _regression(name: str, policy: Mapping[str, Any], interval: int, **tiers: Any) -> Rule:
+    """A rule of kind ``regression`` on ``leak_metric``, its tiers given."""
+    metric = str(policy["leak_metric"])
+    detector = Regression(
+        z=float(policy["regression_z"]),
+        label=METRIC_LABELS[metric],
+        unit=METRIC_UNITS[metric],
+        minutes_per_point=interval / 60,
+        **tiers,
+    )
+    return Rule(name, "regression", metric, detector)
 
 
 def drift_rule(feature: str, policy: Mapping[str, Any]) -> Rule:

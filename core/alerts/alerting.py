@@ -31,10 +31,14 @@ from typing import Any
 from core.alerts.alert_rules import Rule, drift_rule, points, standard_rules
 from core.alerts.alert_state import AlertState, State, Transition, rollback_command
 from core.alerts.detect import Verdict
+from core.alerts.regression import Regression
 from core.alerts.seasonal import Expectation, History, Seasonal
 from core.errors import ConfigError
 
 PolicyValue = float | str | bool
+# Seconds from a release's start over which its level against the past is learned (the
+# drop rule's scale: Rules._as_release_runs).
+RELEASE_RUNS = 3600
 # (oldest, newest) seconds before now whose values tell how today runs against the past.
 TODAY_WINDOW = (3 * 3600, 30 * 60)
 # An effective policy: parameter name -> value (None, or a missing name: the default).
@@ -52,6 +56,11 @@ DEFAULTS: dict[str, PolicyValue] = {
     "regression_ratio": 1.5,
     "regression_z": 4.0,
     "regression_for_minutes": 3,
+    "regression_severe_ratio": 2.0,
+    "regression_severe_z": 5.0,
+    "regression_severe_for_minutes": 2,
+    "drop_ratio": 2.0,
+    "drop_for_minutes": 15,
     "trend_window_minutes": 30,
     "trend_min_slope": 0.01,
     "trend_p_max": 0.001,
@@ -80,11 +89,22 @@ DESCRIPTIONS: dict[str, str] = {
     "resolve_for_minutes": "consecutive clear minutes before a firing alert resolves",
     "cooldown_minutes": "minutes after a resolution during which a breach re-opens it",
     "season": "which earlier days the baselines compare with: auto (the season that "
-    "predicted the last day best), daily, weekly, or none (only the hour before the release)",
+    "predicted the last day best; for the regression rules the last hours' level competes), "
+    "daily, weekly, recent (the last 3 hours, regression rules only), or none (only the "
+    "hour before the release)",
     "regression_ratio": "latency_regression breaches at this many times the baseline "
     "(and regression_z spreads above it)",
     "regression_z": "spreads (robust sigmas) above the baseline latency_regression needs",
     "regression_for_minutes": "minutes latency_regression must breach before firing",
+    "regression_severe_ratio": "latency_regression fires without waiting at this many times "
+    "the baseline (and regression_severe_z spreads above it)",
+    "regression_severe_z": "spreads above the baseline the severe tier of latency_regression "
+    "needs (the spread read from the usual peak where the series is bursty)",
+    "regression_severe_for_minutes": "minutes the severe tier must hold (one point of "
+    "five-minute data, two of one-minute data)",
+    "drop_ratio": "latency_drop fires when the median of its window is this many times below "
+    "the baseline (and regression_z standard errors)",
+    "drop_for_minutes": "minutes whose median latency_drop compares with the baseline",
     "trend_window_minutes": "minutes of the release the latency_trend test looks back over",
     "trend_min_slope": "rise per minute, as a fraction of the level, latency_trend needs "
     "(0.01: 1%/min)",
@@ -114,6 +134,8 @@ _INT_PARAMS = {
     "cooldown_minutes": 0,
     "leak_baseline_minutes": 2,
     "regression_for_minutes": 1,
+    "regression_severe_for_minutes": 1,
+    "drop_for_minutes": 1,
     "trend_window_minutes": 3,
     "drift_window_minutes": 1,
     "drift_min_records": 1,
@@ -125,10 +147,16 @@ _POSITIVE = {
     "leak_h",
     "drift_psi_max",
     "regression_z",
+    "regression_severe_z",
     "trend_min_slope",
 }
 # Parameters with bounds of their own: (low, high), exclusive.
-_BETWEEN = {"regression_ratio": (1.0, math.inf), "trend_p_max": (0.0, 1.0)}
+_BETWEEN = {
+    "regression_ratio": (1.0, math.inf),
+    "regression_severe_ratio": (1.0, math.inf),
+    "drop_ratio": (1.0, math.inf),
+    "trend_p_max": (0.0, 1.0),
+}
 _NON_NEGATIVE = {"leak_k", "leak_min_sigma_ms", "accuracy_max_drop"}
 
 
@@ -223,6 +251,18 @@ class Rules:
         for rule in standard_rules(self.policy, self.interval):
             self._add(rule)
         self._seasonal = Seasonal(str(self.policy["season"]), interval=self.interval)
+        self._resolve_for = points(int(self.policy["resolve_for_minutes"]), self.interval)
+        # Fixed by the rules (drift rules, added later, read no baseline).
+        self._baseline_keys: list[tuple[str, bool]] | None = None
+        self._leak_metrics = {r.metric for r in self._rules.values() if r.kind == "leak"}
+        self._drops = {
+            r.name
+            for r in self._rules.values()
+            if isinstance(r.detector, Regression) and r.detector.direction == "below"
+        }
+        # Per metric: value / expected level over the first RELEASE_RUNS seconds of the
+        # release live now (the drop rule's scale).
+        self._release_runs: dict[str, list[float]] = {}
         # Per metric: (time, value / expected level) of the last TODAY_WINDOW[0] seconds.
         self._ratios: dict[str, _Ratios] = {}
 
@@ -290,6 +330,7 @@ class Rules:
                 # A new release replaced one seen live: the minutes before this one are
                 # what the environment did before it.
                 self.release_start = minute
+                self._release_runs = {}
             self.release = release
         if drift:
             for feature in drift:
@@ -298,21 +339,33 @@ class Rules:
         # The leak rule's level follows today's (:meth:`_today`); the others compare with
         # the past as it was.
         anchored: dict[str, Expectation] = {}
-        leaks = {rule.metric for rule in self._rules.values() if rule.kind == "leak"}
-        for name, found in expected.items():
-            if name not in leaks or found.season not in ("daily", "weekly"):
+        leaks = self._leak_metrics
+        for (name, recent), found in expected.items():
+            if recent or name not in leaks or found.season not in ("daily", "weekly"):
                 continue  # "before the release" is today's level already
             today = self._today(name, minute, point.get(name), found)
             if today != 1.0:
                 level = found.level * today
-                anchored[name] = Expectation(level, found.spread, found.season, found.lags, today)
+                anchored[name] = Expectation(
+                    level,
+                    found.spread,
+                    found.season,
+                    found.lags,
+                    today,
+                    peak=found.peak,
+                    low=found.low,
+                    upper=found.upper,
+                    lower=found.lower,
+                )
         out: list[Transition] = []
         for rule in self._rules.values():
             metric = rule.metric
             if rule.kind == "leak" and metric in anchored:
                 past: Expectation | None = anchored[metric]
             else:
-                past = expected.get(metric) if metric else None
+                past = expected.get((metric, rule.kind == "regression")) if metric else None
+            if past is not None and metric and rule.name in self._drops:
+                past = self._as_release_runs(metric, minute, point.get(metric), past)
             verdict = rule.verdict(
                 minute,
                 point,
@@ -324,6 +377,8 @@ class Rules:
                 expected=past,
                 samples=samples.get(metric) if samples and metric else None,
             )
+            if not verdict.breaching and rule.alert.status not in ("pending", "firing"):
+                continue  # nothing open, nothing opens: the alert holds (AlertState.step)
             before = rule.alert.detail
             transition = self._step(rule, verdict, minute, release)
             if transition is not None:
@@ -332,23 +387,58 @@ class Rules:
                 self.refreshed.append(self._open_alert(rule, minute))
         return out
 
-    def _expectations(self, minute: int, history: History | None) -> dict[str, Expectation]:
-        """What the environment's past expects of each metric a baseline rule reads."""
+    def _expectations(
+        self, minute: int, history: History | None
+    ) -> dict[tuple[str, bool], Expectation]:
+        """What the environment's past expects of each metric a baseline rule reads, by
+        (metric, whether the recent level may serve: for the regression rules, not for the
+        trend and leak rules, whose baseline must not follow a leak)."""
         if history is None:
             return {}
-        out: dict[str, Expectation] = {}
-        for rule in self._rules.values():
-            if (
-                rule.kind in ("regression", "trend", "leak")
-                and rule.metric
-                and rule.metric not in out
-            ):
-                found = self._seasonal.expect(
-                    history, rule.metric, minute, release_start=self.release_start
-                )
-                if found is not None:
-                    out[rule.metric] = found
+        out: dict[tuple[str, bool], Expectation] = {}
+        for key in self._baselines:
+            metric, recent = key
+            # The same expectation serves both, but for the recent level (regression only).
+            shared = out.get((metric, not recent))
+            if shared is not None and shared.season != "recent":
+                out[key] = shared
+                continue
+            found = self._seasonal.expect(
+                history, metric, minute, release_start=self.release_start, recent=recent
+            )
+            if found is not None:
+                out[key] = found
         return out
+
+    @property
+    def _baselines(self) -> list[tuple[str, bool]]:
+        """(metric, regression rule) of every rule with a baseline from the past, once."""
+        if self._baseline_keys is None:
+            keys = {
+                (rule.metric, rule.kind == "regression"): None
+                for rule in self._rules.values()
+                if rule.kind in ("regression", "trend", "leak") and rule.metric
+            }
+            self._baseline_keys = list(keys)
+        return self._baseline_keys
+
+    def _as_release_runs(
+        self, metric: str, minute: int, value: float | None, past: Expectation
+    ) -> Expectation:
+        """``past`` scaled down to how the release live now runs against it: the median
+        ratio of its values to their expectations over its first RELEASE_RUNS seconds (so
+        far), at most 1. A release that answers faster from its start is a release, not a
+        drop (the error rules watch one that fails fast); a drop later in its life is."""
+        if self.release_start is None:
+            return past  # no release change seen: the past is this release's
+        runs = self._release_runs.setdefault(metric, [])
+        if minute < self.release_start + RELEASE_RUNS and value is not None and past.level > 0:
+            bisect.insort(runs, value / past.level)
+        if not runs:
+            return past
+        n = len(runs)
+        median = runs[n // 2] if n % 2 else (runs[n // 2 - 1] + runs[n // 2]) / 2
+        return past.as_release_runs(median) if median < 1.0 else past
 
     def _today(self, metric: str, minute: int, value: float | None, past: Expectation) -> float:
         """How today runs against the past (:data:`TODAY_WINDOW`): the median ratio of the
@@ -397,7 +487,7 @@ class Rules:
             verdict,
             minute,
             opening_release=release if release is not None else self.release,
-            resolve_for=points(int(self.policy["resolve_for_minutes"]), self.interval),
+            resolve_for=self._resolve_for,
             cooldown_minutes=int(self.policy["cooldown_minutes"]),
             interval=self.interval,
         )
@@ -495,6 +585,9 @@ class Rules:
             # How today ran against the past (the leak rule's scale), so that a restart
             # does not forget it for three hours.
             "today": {metric: window.to_list() for metric, window in self._ratios.items()},
+            # How the release live now ran against the past in its first hour (the drop
+            # rule's scale).
+            "release_runs": self._release_runs,
             "rules": {
                 name: {
                     "metric": rule.metric,
@@ -523,6 +616,8 @@ class Rules:
         rules.release_start = int(start) if start is not None else None
         for metric, saved in dict(data.get("today") or {}).items():
             rules._ratios[str(metric)] = _Ratios.from_list(saved)
+        for metric, runs in dict(data.get("release_runs") or {}).items():
+            rules._release_runs[str(metric)] = sorted(float(r) for r in runs)
         last = data.get("last_minute")
         rules.last_minute = int(last) if last is not None else None
         release = data.get("release")

@@ -112,6 +112,9 @@ SPREAD_WINDOW = 240
 # Allowance added, in sigmas, where the CUSUM runs against the environment's past: that
 # expectation has an error of its own (docstring, "Against the past").
 PAST_MARGIN = 1.0
+# Floor of the spread against the past, as a share of its level (as the regression rule's):
+# a day-to-day wander of a few per cent is not a leak however steady the series.
+PAST_MIN_SPREAD = 0.05
 # Points in a row without an expectation before the CUSUM leaves the past for the release's
 # own baseline (a gap of a few minutes in the history holds it).
 PAST_GRACE = 10
@@ -134,9 +137,11 @@ METRIC_UNITS: dict[str, str] = {
 
 
 def format_value(value: float, unit: str = "") -> str:
-    """``212 ms``, ``3.4 ms``, ``7.2%`` (a fraction), ``12.5 rps``, ``0.31``."""
+    """``212 ms``, ``3.4 ms``, ``0.13 ms``, ``7.2%`` (a fraction), ``12.5 rps``, ``0.31``."""
     if unit == "ms":
-        return f"{value:.0f} ms" if abs(value) >= 10 else f"{value:.1f} ms"
+        if abs(value) >= 10:
+            return f"{value:.0f} ms"
+        return f"{value:.1f} ms" if abs(value) >= 1 else f"{value:.2g} ms"
     if unit == "%":
         return f"{value * 100:.1f}%"
     if unit == "rps":
@@ -432,10 +437,14 @@ class Cusum:
         value: float | None,
         release: str | None = None,
         expected: Expectation | None = None,
+        *,
+        quiet: bool = False,
     ) -> Verdict:
         """Feed one minute. ``expected``: what the environment did at this time before
         (core.alerts.seasonal); where there is one, the sum runs against it instead of the
-        release's first minutes (module docstring, "Against the past")."""
+        release's first minutes (module docstring, "Against the past"). ``quiet``: nobody
+        reads the line of a verdict against the past that does not breach (no open alert),
+        so it is left unworded."""
         del minute  # only the order of the minutes matters; gaps are skipped
         if release is not None and release != self.release:
             if self.release is not None:
@@ -444,7 +453,7 @@ class Cusum:
         valid = value is not None and not math.isnan(value)
         if expected is not None and valid:
             self.without_past = 0
-            return self._against(float(value), expected)  # type: ignore[arg-type]
+            return self._against(float(value), expected, quiet)  # type: ignore[arg-type]
         if self.against_past:
             if not valid:
                 return Verdict(
@@ -511,7 +520,7 @@ class Cusum:
             False, value, self._level(base), base.mean, detail, score=self.score, unit=self.unit
         )
 
-    def _against(self, value: float, expected: Expectation) -> Verdict:
+    def _against(self, value: float, expected: Expectation, quiet: bool = False) -> Verdict:
         """One minute against the environment's past at this time: ``z`` in the larger of
         the expectation's spread and the series' own moving-range spread, allowance widened
         by ``PAST_MARGIN`` for the error of the expectation itself."""
@@ -520,13 +529,18 @@ class Cusum:
             self.score = 0.0
         _, sigma_eff = self.sigma()
         self._observe(value)
-        sigma = max(expected.spread, sigma_eff, self.min_sigma, 1e-9)
+        sigma = max(
+            expected.spread, sigma_eff, self.min_sigma, PAST_MIN_SPREAD * expected.level, 1e-9
+        )
         z = max(-self.clip, min(self.clip, (value - expected.level) / sigma))
         k_eff = self.k + PAST_MARGIN
         self.score = min(max(0.0, self.score + z - k_eff), 2 * self.h)
+        level = expected.level + k_eff * sigma
+        if quiet and self.score <= self.h:
+            detail = f"{self.label}: CUSUM against the past within {self.h:.1f} sigma"
+            return Verdict(False, value, level, expected.level, detail, score=self.score)
         shown = format_value(value, self.unit)
         base = f"{format_value(expected.level, self.unit)} {expected.words()}"
-        level = expected.level + k_eff * sigma
         if self.score > self.h:
             detail = (
                 f"{self.label} {shown}, creeping up from {base}"

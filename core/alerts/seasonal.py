@@ -19,16 +19,29 @@ How the level is found, for a point at time ``t``:
   minutes wide, so it moves little within that.
 - ``season = "auto"`` (the default) picks, every twelve hours, the season that predicted the
   last day of history best (the smaller median absolute error, relative to the level):
-  weekly where the weekends differ, daily where one day is like another; with less than a
-  day of history, neither exists.
+  weekly where the weekends differ, daily where one day is like another; weekly only with
+  two earlier weeks at least (``MIN_LAGS``: one earlier week alone, an outage, would be
+  the whole baseline); with less than a day of history, neither exists.
 - **before the release**: with no earlier day at this time, the median of the
   ``before_minutes`` before the current release started, when those are in the history
   ("what the environment did before it").
+- **recent**: for the regression rules only (``expect(recent=True)``; a leak rule's
+  baseline must not follow the leak), where nothing above serves, or throughout with
+  ``season = "recent"``: the median of the ``RECENT`` seconds (3 hours) before ``t``.
 
 The spread combines how much the metric wanders within a few minutes (the median of the
 per-day windows' MAD-sigmas) and how much the per-day levels disagree (their MAD-sigma, once
 there are three): ``sqrt(within^2 + between^2)``; with fewer than three earlier days the
 within part is widened by half, for the day-to-day variation it cannot see.
+
+The usual peak and low: the medians, over the same earlier days, of the highest and lowest
+value within ``PEAK_HALF`` (half an hour) of that time (of each hour, for the recent level).
+A robust spread says nothing of how far a bursty series goes: its sides do
+(:func:`with_range`). The highest of ``n`` normal points lies, as a median, ``c_n =
+Phi^-1(2^(-1/n))`` sigmas above their mean (1.63 for the 13 five-minute points of an hour,
+2.28 for 61 minutes), so ``(peak - level) / c_n`` is the spread above the level that peak
+implies; the upper spread is the larger of it and the robust one (equal for normal noise,
+far wider for bursts), and the lower spread likewise from the usual low.
 
 Pure: the history is read through :class:`History` (the metric store's rollups in the
 collector, the replayed series in ``relman policy backtest``); the per-day window levels
@@ -38,17 +51,22 @@ are cached, so a replay of 30 days of minutes reads each past window once.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import statistics
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from statistics import NormalDist
+from typing import Literal, Protocol, TypeVar
 
+_T = TypeVar("_T")
 DAY = 86_400
 WEEK = 7 * DAY
-Season = Literal["auto", "daily", "weekly", "none"]
-SEASONS: tuple[str, ...] = ("auto", "daily", "weekly", "none")
+Season = Literal["auto", "daily", "weekly", "recent", "none"]
+SEASONS: tuple[str, ...] = ("auto", "daily", "weekly", "recent", "none")
+# The span of the recent level (the "recent" season): the hours just before now.
+RECENT = 3 * 3600
 # How often "auto" chooses again, and over how much of the past.
 CHOOSE_EVERY = 12 * 3600
 CHOOSE_OVER = DAY
@@ -57,6 +75,11 @@ CHOOSE_SAMPLES = 24
 CACHE = 50_000
 # Seconds over which one expectation holds (module docstring).
 GRID = 300
+# Earlier periods a season needs to be chosen by "auto": one earlier week alone (an outage,
+# a holiday) would be the whole baseline of a week; a day is only the first day's fallback.
+MIN_LAGS = {"daily": 1, "weekly": 2}
+# Half the span whose highest value is the usual peak "around this time" (an hour wide).
+PEAK_HALF = 30 * 60
 
 
 class History(Protocol):
@@ -104,13 +127,45 @@ class Expectation:
     lags: int
     # The level scaled by how today runs against the past (Rules' anchor; 1: not scaled).
     today: float = 1.0
+    # The usual peak around this time: the median over the same days of the highest value
+    # within PEAK_HALF of it (before the release: the highest of that hour); None: unknown.
+    peak: float | None = None
+    # The usual low, the same way with the lowest values.
+    low: float | None = None
+    # The spreads above and below the level, at least ``spread``: how far the usual peak
+    # (low) lies from the level, in the sigmas such a peak lies from the mean of normal
+    # noise (:func:`with_range`); None: ``spread``.
+    upper: float | None = None
+    lower: float | None = None
+    # The level scaled by how the release live now runs against the past (the drop rule's;
+    # 1: not scaled).
+    release: float = 1.0
 
     def words(self) -> str:
         """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
         the last 6 days``, ``this hour last week``, ``the hour before the release``, and
-        ``, today x1.08`` when scaled to today's level."""
+        ``, today x1.08`` (``, this release x0.50``) when scaled to today's level (to how
+        the release runs)."""
         scaled = f", today x{self.today:.2f}" if round(self.today, 2) != 1.0 else ""
+        if round(self.release, 2) != 1.0:
+            scaled += f", this release x{self.release:.2f}"
         return self._words() + scaled
+
+    def as_release_runs(self, factor: float) -> Expectation:
+        """The expectation of a release that runs at ``factor`` times the past: level,
+        spreads, usual peak and low all scaled."""
+        return Expectation(
+            self.level * factor,
+            self.spread * factor,
+            self.season,
+            self.lags,
+            self.today,
+            peak=_times(self.peak, factor),
+            low=_times(self.low, factor),
+            upper=_times(self.upper, factor),
+            lower=_times(self.lower, factor),
+            release=factor,
+        )
 
     def _words(self) -> str:
         if self.season == "daily":
@@ -119,7 +174,44 @@ class Expectation:
             if self.lags == 1:
                 return "this hour last week"
             return f"this hour of the week, last {self.lags} weeks"
+        if self.season == "recent":
+            return f"over the last {self.lags} hours"
         return "before the release"
+
+
+def _times(value: float | None, factor: float) -> float | None:
+    return value * factor if value is not None else None
+
+
+@functools.cache
+def peak_sigmas(points: int) -> float:
+    """How many sigmas above the mean the highest of ``points`` normal values lies, as a
+    median: ``P(max <= x) = Phi(x)^n = 1/2``."""
+    if points < 2:
+        return 0.0
+    return NormalDist().inv_cdf(0.5 ** (1 / points))
+
+
+def with_range(found: Expectation, low: float, peak: float, points: int) -> Expectation:
+    """``found`` with its usual low and peak over spans of ``points`` points, and the
+    spreads above and below its level they imply (a bursty series peaks many robust spreads
+    above its median: its upper spread is read from how high it usually goes)."""
+    sigmas = peak_sigmas(points)
+    upper = lower = found.spread
+    if sigmas > 0:
+        upper = max(upper, (peak - found.level) / sigmas)
+        lower = max(lower, (found.level - low) / sigmas)
+    return Expectation(
+        found.level,
+        found.spread,
+        found.season,
+        found.lags,
+        found.today,
+        peak=peak,
+        low=low,
+        upper=upper,
+        lower=lower,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +246,9 @@ class Seasonal:
         # the proxy and of BentoML's buckets are two pasts).
         self._source: str | None = None
         self._levels: OrderedDict[tuple[str, str | None, int], _Level | None] = OrderedDict()
+        self._ranges: OrderedDict[tuple[str, str | None, int], tuple[float, float] | None] = (
+            OrderedDict()
+        )
         self._chosen: dict[tuple[str, str | None, int], str | None] = {}
         self._expected: dict[tuple[str, str | None, str, int], Expectation | None] = {}
 
@@ -163,29 +258,57 @@ class Seasonal:
         return self
 
     def expect(
-        self, history: History, metric: str, t: int, *, release_start: int | None = None
+        self,
+        history: History,
+        metric: str,
+        t: int,
+        *,
+        release_start: int | None = None,
+        recent: bool = False,
     ) -> Expectation | None:
         """The expectation of ``metric`` at ``t`` (None: no history to expect anything from).
-        ``release_start``: when the release now live started (for "before the release")."""
+        ``release_start``: when the release now live started (for "before the release").
+        ``recent``: the level of the last RECENT seconds may serve where no earlier day
+        does (first choice with ``season = "recent"``): a regression rule's baseline may
+        follow the series, a leak rule's must not follow the leak."""
         self._source = getattr(history, "source", None)
+        if recent and self.season == "recent":
+            return self._cached(history, metric, t, "recent")
         if self.season != "none":
+            # (With season "recent", the trend and leak rules' seasons are chosen as auto's.)
             season = self._season(history, metric, t)
             if season is not None:
-                # On a grid of GRID seconds: the windows of earlier days are +-5 minutes
-                # wide, so the expectation moves little within one, and a replay of a month
-                # of minutes computes a fifth of them.
-                slot = t - t % GRID if self.interval < GRID else t
-                key = (metric, self._source, season, slot)
-                if key not in self._expected:
-                    if len(self._expected) > 4096:
-                        self._expected.clear()
-                    self._expected[key] = self._from_lags(history, metric, slot, season)
-                found = self._expected[key]
+                found = self._cached(history, metric, t, season)
                 if found is not None:
                     return found
         if release_start is not None:
-            return self._before_release(history, metric, release_start)
+            before = self._before_release(history, metric, release_start)
+            if before is not None:
+                return before
+        if recent and self.season == "auto":
+            return self._cached(history, metric, t, "recent")
         return None
+
+    def _cached(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
+        """The expectation of ``season`` on a grid of GRID seconds: the windows of earlier
+        days are +-5 minutes wide, so the expectation moves little within one, and a replay
+        of a month of minutes computes a fifth of them."""
+        slot = t - t % GRID if self.interval < GRID else t
+        key = (metric, self._source, season, slot)
+        if key not in self._expected:
+            if len(self._expected) > 4096:
+                self._expected.clear()
+            self._expected[key] = self._expect_at(history, metric, slot, season)
+        return self._expected[key]
+
+    def _expect_at(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
+        if season == "recent":
+            return self._recent(history, metric, t)
+        found = self._from_lags(history, metric, t, season)
+        usual = self._usual_range(history, metric, t, season)
+        if found is not None and usual is not None:
+            found = with_range(found, *usual, 2 * PEAK_HALF // self.interval + 1)
+        return found
 
     # -- seasons ------------------------------------------------------------------------
 
@@ -211,24 +334,35 @@ class Seasonal:
                 continue
             for season in errors:
                 guess = self._from_lags(history, metric, s, season)
-                if guess is not None:
+                if guess is not None and guess.lags >= MIN_LAGS[season]:
                     errors[season].append(abs(actual.median - guess.level) / abs(actual.median))
         scored = {s: statistics.median(e) for s, e in errors.items() if len(e) >= 6}
         if not scored:
-            # Too little to compare: whatever has any earlier day at this time.
-            for season in ("daily", "weekly"):
-                if self._from_lags(history, metric, at, season) is not None:
-                    return season
-            return None
+            # Too little to compare: the daily season with any earlier day at this time.
+            return "daily" if self._from_lags(history, metric, at, "daily") else None
         return min(scored, key=lambda s: (scored[s], s != "daily"))
 
+    def _recent(self, history: History, metric: str, t: int) -> Expectation | None:
+        """The level of the RECENT seconds before ``t``: their median and MAD-sigma, and
+        the medians of each of their hours' lowest and highest values."""
+        rows = history.values(metric, t - RECENT, t)
+        if len(rows) * self.interval * 3 < 2 * RECENT:
+            return None  # a third of it missing
+        values = sorted(v for _, v in rows)
+        median = _median_sorted(values)
+        sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
+        found = Expectation(median, sigma, "recent", RECENT // 3600)
+        hours: dict[int, list[float]] = {}
+        for when, v in rows:
+            hours.setdefault((t - when - 1) // 3600, []).append(v)
+        lows = [min(h) for h in hours.values()]
+        peaks = [max(h) for h in hours.values()]
+        return with_range(
+            found, statistics.median(lows), statistics.median(peaks), 3600 // self.interval
+        )
+
     def _from_lags(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
-        period, count = (DAY, self.max_days) if season == "daily" else (WEEK, self.max_weeks)
-        days = [
-            found
-            for k in range(1, count + 1)
-            if (found := self._level(history, metric, t - k * period)) is not None
-        ]
+        days = self._lags(self._level, history, metric, t, season)
         if not days:
             return None
         medians = [day.median for day in days]
@@ -241,6 +375,47 @@ class Seasonal:
             spread = 1.5 * within
         return Expectation(level, spread, season, len(days))
 
+    def _usual_range(
+        self, history: History, metric: str, t: int, season: str
+    ) -> tuple[float, float] | None:
+        """(usual low, usual peak): the medians over the earlier days (weeks) of the lowest
+        and the highest value within PEAK_HALF of their time ``t``."""
+        found = self._lags(self._extremes, history, metric, t, season)
+        if not found:
+            return None
+        return statistics.median(lo for lo, _ in found), statistics.median(hi for _, hi in found)
+
+    def _lags(
+        self,
+        read: Callable[[History, str, int], _T | None],
+        history: History,
+        metric: str,
+        t: int,
+        season: str,
+    ) -> list[_T]:
+        """What ``read`` finds at time ``t`` of each earlier day (week) of ``season``."""
+        period, count = (DAY, self.max_days) if season == "daily" else (WEEK, self.max_weeks)
+        return [
+            found
+            for k in range(1, count + 1)
+            if (found := read(history, metric, t - k * period)) is not None
+        ]
+
+    def _extremes(self, history: History, metric: str, s: int) -> tuple[float, float] | None:
+        """(lowest, highest) value within PEAK_HALF of past time ``s`` (cached); None where
+        a third of its points are missing."""
+        key = (metric, self._source, s)
+        if key in self._ranges:
+            return self._ranges[key]
+        values = [v for _, v in history.values(metric, s - PEAK_HALF, s + PEAK_HALF + 1)]
+        found = None
+        if len(values) * self.interval * 3 >= 2 * (2 * PEAK_HALF):
+            found = (min(values), max(values))
+        self._ranges[key] = found
+        if len(self._ranges) > CACHE:
+            self._ranges.popitem(last=False)
+        return found
+
     def _before_release(
         self, history: History, metric: str, release_start: int
     ) -> Expectation | None:
@@ -249,7 +424,8 @@ class Seasonal:
             return None
         median = statistics.median(values)
         sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
-        return Expectation(median, sigma, "release", len(values))
+        found = Expectation(median, sigma, "release", len(values))
+        return with_range(found, min(values), max(values), len(values))
 
     def _level(self, history: History, metric: str, s: int) -> _Level | None:
         """The robust level of the window around past time ``s`` (cached)."""

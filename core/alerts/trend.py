@@ -251,11 +251,15 @@ class Trend:
         release: str | None = None,
         samples: Sequence[float | None] | None = None,
         expected: float | None = None,
+        *,
+        quiet: bool = False,
     ) -> Verdict:
         """Feed one minute (its ``samples`` when finer). ``expected``: the level the
         environment's past expects now (core.alerts.seasonal); where given, each point is
         scaled by the first such level of the window's life over this one, so that the
-        daily or weekly rise the past expects (a Monday morning) is not read as a trend."""
+        daily or weekly rise the past expects (a Monday morning) is not read as a trend.
+        ``quiet``: nobody reads the line of a verdict without a significant rise (no open
+        alert), so it is left unworded."""
         if release is not None and release != self.release:
             if self.release is not None:
                 self.reset()
@@ -302,15 +306,17 @@ class Trend:
             return Verdict(self.breaching, None, None, None, f"{self.label}: no data this minute")
         if self.first is None:
             self.first = points[-added][0]
-        verdict = self._judge(float(value) if value is not None else fresh[-1][1] / scale)
+        verdict = self._judge(
+            float(value) if value is not None else fresh[-1][1] / scale, quiet=quiet
+        )
         self.breaching = verdict.breaching
         if abs(scale - 1.0) > 0.05 and verdict.breaching:
             verdict = replace(verdict, detail=f"{verdict.detail}, against the usual cycle")
         return verdict
 
-    def _judge(self, value: float) -> Verdict:
-        shown = f"{self.label} {format_value(value, self.unit)}"
+    def _judge(self, value: float, *, quiet: bool = False) -> Verdict:
         n = len(self.points)
+        shown = f"{self.label} {format_value(value, self.unit)}"
         if n < self.min_points:
             detail = f"{shown}, learning trend ({n}/{self.min_points} points)"
             return Verdict(False, value, None, None, detail)
@@ -321,7 +327,9 @@ class Trend:
         if p >= self.p_max or not (self.breaching or self._can_breach()):
             slope, level = self._least_squares()
             relative = slope / level if level > 0 else None
-            if p >= self.p_max:
+            if quiet:
+                detail = f"{self.label}: no significant rise"
+            elif p >= self.p_max:
                 rate = f"{relative * 100:.1f} %/min, " if relative is not None else ""
                 detail = f"{shown}, no significant rise ({rate}{_p_text(p)})"
             else:

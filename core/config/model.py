@@ -77,10 +77,15 @@ class MonitoringParameters(Model):
     cooldown_minutes: int | None = field(default=None, metadata={"ge": 0})
     # Baselines that know the past (core/alerts/seasonal.py), the regression rule against
     # them and the trend test of a release (core/alerts/regression.py, core/alerts/trend.py).
-    season: Literal["auto", "daily", "weekly", "none"] | None = None
+    season: Literal["auto", "daily", "weekly", "recent", "none"] | None = None
     regression_ratio: float | None = field(default=None, metadata={"gt": 1})
     regression_z: float | None = field(default=None, metadata=_POSITIVE)
     regression_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    regression_severe_ratio: float | None = field(default=None, metadata={"gt": 1})
+    regression_severe_z: float | None = field(default=None, metadata=_POSITIVE)
+    regression_severe_for_minutes: int | None = field(default=None, metadata=_COUNT)
+    drop_ratio: float | None = field(default=None, metadata={"gt": 1})
+    drop_for_minutes: int | None = field(default=None, metadata=_COUNT)
     trend_window_minutes: int | None = field(default=None, metadata={"ge": 3})
     trend_min_slope: float | None = field(default=None, metadata=_POSITIVE)
     trend_p_max: float | None = field(default=None, metadata={"gt": 0, "lt": 1})

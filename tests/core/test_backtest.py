@@ -75,10 +75,16 @@ def test_per_minute_means() -> None:
 
 def test_rules_reading() -> None:
     assert rules_reading("p99_ms", {}) == ["latency_p99"]
-    assert rules_reading("p95_ms", {}) == ["latency_regression", "latency_trend", "latency_leak"]
+    assert rules_reading("p95_ms", {}) == [
+        "latency_regression",
+        "latency_drop",
+        "latency_trend",
+        "latency_leak",
+    ]
     assert rules_reading("p99_ms", {"leak_metric": "p99_ms"}) == [
         "latency_p99",
         "latency_regression",
+        "latency_drop",
         "latency_trend",
         "latency_leak",
     ]

@@ -94,6 +94,7 @@ def test_threshold_state_round_trip_checks_params() -> None:
 def test_format_value() -> None:
     assert format_value(212.4, "ms") == "212 ms"
     assert format_value(3.42, "ms") == "3.4 ms"
+    assert format_value(0.134, "ms") == "0.13 ms"
     assert format_value(0.072, "%") == "7.2%"
     assert format_value(0.3149) == "0.315"
 

@@ -170,3 +170,45 @@ def test_the_quick_benchmark_prints_a_document_of_every_score() -> None:
     assert doc["noise"]["per_day"] >= 0 and doc["backtest"]["points"] == 30 * 1440
     assert doc["backtest"]["seconds"] > 0
     assert all(isinstance(v, bool) for v in doc["targets"].values())
+
+
+def test_recorded_series_split_by_name_into_a_tuning_and_a_held_out_half() -> None:
+    from benchmarks.nab_series import HELD_OUT, TUNING, half
+
+    # CRC-32 of "group/file.csv": even is tuning, odd held out; the suffix is optional.
+    assert half("realAWSCloudwatch/ec2_cpu_utilization_24ae8d") == TUNING
+    assert half("realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv") == TUNING
+    assert half("realAWSCloudwatch/rds_cpu_utilization_e47b3b") == HELD_OUT
+
+
+def test_recorded_series_are_scored_per_half_and_together(tmp_path: Path) -> None:
+    from benchmarks.bench_alert_quality import measure_real, real_report
+
+    names = ["g/ec2_cpu_utilization_24ae8d.csv", "g/rds_cpu_utilization_e47b3b.csv"]
+    labels: dict[str, list[list[str]]] = {}
+    (tmp_path / "data" / "g").mkdir(parents=True)
+    (tmp_path / "labels").mkdir()
+    for name in names:
+        series = generate("step", "cpu", interval=300, days=7, seed=3)
+        rows = [f"{iso(t)},{v}" for t, v in series.points()]
+        (tmp_path / "data" / name).write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+        first, last = windows(len(series.values), series.labels)[0][:2]
+        times = [t for t, _ in series.points()]
+        labels[name] = [[iso(times[first]), iso(times[last])]]
+    (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    real = measure_real(tmp_path)
+    assert list(real["halves"]) == ["tuning", "held-out", "all"]
+    assert [h["series"] for h in real["halves"].values()] == [1, 1, 2]
+    assert set(real["by_series"]) == {
+        "g/ec2_cpu_utilization_24ae8d (tuning)",
+        "g/rds_cpu_utilization_e47b3b (held-out)",
+    }
+    text = "\n".join(real_report(real))
+    assert "recorded tuning: relman / mean+3sd" in text
+    assert "recorded held-out: relman / mean+3sd" in text
+
+
+def iso(t: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")

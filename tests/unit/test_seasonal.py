@@ -56,17 +56,34 @@ def test_daily_expectation_follows_the_cycle_and_names_its_days() -> None:
 def test_auto_picks_weekly_where_weekends_differ() -> None:
     rng = random.Random(3)
     rows = []
-    for i in range(15 * 1440):
+    for i in range(22 * 1440):
         weekend = (i // 1440) % 7 in (5, 6)
         rows.append((T0 + i * 60, (15.0 if weekend else 40.0) * math.exp(rng.gauss(0, 0.03))))
     history = history_of(rows)
-    monday = T0 + 14 * DAY + 600 * 60  # day 14 is a weekday after a weekend
+    monday = T0 + 21 * DAY + 600 * 60  # day 21 is a weekday after a weekend
     found = Seasonal("auto").expect(history, "p95_ms", monday)
-    assert found is not None and found.season == "weekly"
+    assert found is not None and found.season == "weekly" and found.lags == 3
     assert found.level == pytest.approx(40, rel=0.05)
     # Told daily, the weekend drags the median of the last 7 days down.
     daily_guess = Seasonal("daily").expect(history, "p95_ms", monday)
     assert daily_guess is not None and daily_guess.season == "daily"
+
+
+def test_auto_never_takes_a_single_earlier_week_for_the_baseline() -> None:
+    # Ten flat days; a week ago, at this hour, an outage (a quarter of the level). One
+    # earlier week alone would be the whole weekly baseline: auto keeps to the daily one.
+    rng = random.Random(5)
+    at = T0 + 9 * DAY + 600 * 60
+    outage = range(at - WEEK - 3600, at - WEEK + 3600)
+    rows = [
+        (t, (10.0 if t in outage else 40.0) * math.exp(rng.gauss(0, 0.03)))
+        for t in range(T0, at, 60)
+    ]
+    found = Seasonal("auto").expect(history_of(rows), "p95_ms", at)
+    assert found is not None and found.season == "daily"
+    assert found.level == pytest.approx(40, rel=0.05)
+    weekly = Seasonal("weekly").expect(history_of(rows), "p95_ms", at)
+    assert weekly is not None and weekly.level == pytest.approx(10, rel=0.1)
 
 
 def test_without_an_earlier_day_the_hour_before_the_release_is_the_baseline() -> None:
