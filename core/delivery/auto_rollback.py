@@ -47,6 +47,13 @@ class Plan:
     done: str | None = None
 
 
+# Rules that page without saying the release got worse: acting on them could undo a fix.
+NOT_REGRESSIONS = {
+    "latency_drop": "latency fell well below its usual level, which a rollback does not mend "
+    "(a release that lost work, or traffic that changed: look before acting)",
+}
+
+
 def alert_line(alert: Transition) -> str:
     """The alert's one line, the reason its rollback records: ``error_rate: error rate
     31.7% > 5.0% for 1 min`` (the reason of the command the alert offers on-call)."""
@@ -101,6 +108,8 @@ def roll_back_on_firing(project: Project, alert: Transition, *, log: Log = _quie
     from core.ledger.upgrade import READ_ONLY_VARIABLE
 
     reason = alert_line(alert)
+    if alert.rule in NOT_REGRESSIONS:
+        return _not_done(project, alert, NOT_REGRESSIONS[alert.rule], log)
     try:
         with open_ledger(project, read_only=True) as ledger:
             decided = plan(ledger, alert)

@@ -15,6 +15,7 @@ alert's ``rollback`` in the store and in the webhook post, for the rest of the e
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -293,6 +294,20 @@ def test_no_earlier_good_release_pages(prod: Prod) -> None:
     assert line is not None
     assert line.startswith("not rolled back: no earlier release was live in prod to go back to;")
     assert [p[0] for p in promotions(prod)] == ["promote"]
+
+
+def test_a_latency_drop_is_never_rolled_back(prod: Prod) -> None:
+    went_live(prod, A)
+    went_live(prod, B)
+    drop = dataclasses.replace(
+        firing(B, "p95 12 ms vs 40 ms this hour, last 7 days (x0.30)"),
+        rule="latency_drop",
+        kind="regression",
+        metric="p95_ms",
+    )
+    line = roll_back_on_firing(prod.project, drop)
+    assert line is not None and line.startswith("not rolled back: latency fell well below")
+    assert [p[0] for p in promotions(prod)] == ["promote", "promote"]
 
 
 def test_an_alert_about_a_release_no_longer_live_is_left_alone(prod: Prod) -> None:
