@@ -111,12 +111,14 @@ def _ready(server: Server) -> None:
         finally:
             conn.close()
         if time.monotonic() > deadline:
-            server.stop()
             raise AssertionError(f"{server.name} not ready after {READY_WITHIN:g} s")
         time.sleep(0.05)
 
 
-def _start(name: str, command: Sequence[str], folder: Path, port: int) -> Server:
+@contextmanager
+def _serving(name: str, command: Sequence[str], folder: Path, port: int) -> Iterator[Server]:
+    """``command`` started, logging to ``folder/NAME.log``, until it answers ``/-/ready`` on
+    ``port``; stopped by pid when the block ends."""
     log = folder / f"{name}.log"
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -127,8 +129,11 @@ def _start(name: str, command: Sequence[str], folder: Path, port: int) -> Server
             start_new_session=True,
         )
     server = Server(name, f"http://127.0.0.1:{port}", process, log)
-    _ready(server)
-    return server
+    try:
+        _ready(server)
+        yield server
+    finally:
+        server.stop()
 
 
 def prometheus_config(
@@ -174,7 +179,7 @@ def running_prometheus(folder: Path, config: dict[str, Any]) -> Iterator[Server]
     folder.mkdir(parents=True, exist_ok=True)
     (path := folder / "prometheus.yml").write_text(json.dumps(config, indent=1))
     (port,) = worker_ports(1)
-    server = _start(
+    with _serving(
         "prometheus",
         [
             PROMETHEUS,
@@ -185,11 +190,8 @@ def running_prometheus(folder: Path, config: dict[str, Any]) -> Iterator[Server]
         ],
         folder,
         port,
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextmanager
@@ -215,7 +217,7 @@ def running_alertmanager(
     (path := folder / "alertmanager.yml").write_text(json.dumps(config, indent=1))
     if port is None:
         (port,) = worker_ports(1)
-    server = _start(
+    with _serving(
         "alertmanager",
         [
             ALERTMANAGER,
@@ -226,11 +228,8 @@ def running_alertmanager(
         ],
         folder,
         port,
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def promtool_check_rules(path: Path) -> subprocess.CompletedProcess[str]:
