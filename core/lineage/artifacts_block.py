@@ -82,6 +82,8 @@ def artifacts_section(text: str) -> dict[str, dict[str, str]] | None:
         if spaces == name_indent:
             if (value is not None and value.split("#", 1)[0].strip()) or key in found:
                 return None  # an artifact written on one line, or twice
+            if key.lower() in _SPECIAL or _NUMBER.match(key):
+                return None  # a name YAML reads as a boolean, null or number (`on:`)
             current = found[key] = {}
             key_indent = None
             continue

@@ -81,6 +81,8 @@ FALLS_BACK = {
     "repeated": "artifacts:\n  m:\n    path: a\n    path: b\n",
     "quoted key": '"artifacts":\n  m:\n    path: m.pkl\n    type: model\n',
     "multi-line flow": "artifacts:\n  m:\n    labels: [a,\n      b]\n    path: m.pkl\n",
+    "a name YAML reads as a boolean": "artifacts:\n  on:\n    path: m.pkl\n    type: model\n",
+    "a name YAML reads as a number": "artifacts:\n  2024:\n    path: m.pkl\n    type: model\n",
     "a json document": '{"artifacts": {"m": {"path": "m.pkl", "type": "model"}}}',
 }
 
