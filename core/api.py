@@ -724,14 +724,17 @@ def build(
     log: Callable[[str], None] | None = None,
     read_only: bool = False,
     cancel: threading.Event | None = None,
+    image: bool = False,
 ) -> BuildDocument:
-    """Build (or reuse) the Bento of the candidate of ``service`` (every service when None).
-    Setting ``cancel`` stops the build process, records the run cancelled and raises
-    core.cancel.Cancelled."""
+    """Build (or reuse) the Bento of the candidate of ``service`` (every service when None),
+    and with ``image`` its OCI image (docs/targets.md, Images). Setting ``cancel`` stops the
+    build process, records the run cancelled and raises core.cancel.Cancelled."""
     from core.build.bento import build as _build
     from core.build.bento import build_document
 
-    results = _build(project, service, log=log or _quiet, read_only=read_only, cancel=cancel)
+    results = _build(
+        project, service, log=log or _quiet, read_only=read_only, cancel=cancel, image=image
+    )
     return build_document(results)
 
 

@@ -52,11 +52,12 @@ class StepExtras(TypedDict, total=False):
     cases: list[CaseDocument]
     # a step that a cancel ended (partial results)
     cancelled: bool
-    # the build step
+    # the build step (and the image step of `relman build --image`)
     service: str
     release: str
     bento: str
     reused: bool
+    image: str
 
 
 class Step(StepExtras):
@@ -111,10 +112,26 @@ class BentoEntry(TypedDict):
     path: str
 
 
+class ImageEntry(TypedDict):
+    """An OCI image that ``relman build --image`` built or reused: its reference
+    (``localhost/relman/SERVICE:RELEASE``), the engine's image id and size in bytes, the
+    builder (``offline`` or ``containerize``) and the engine (``podman`` or ``docker``)."""
+
+    service: str
+    release: str
+    ref: str
+    id: str
+    size: int
+    builder: str
+    engine: str
+    reused: bool
+
+
 class BuildDocument(RunDocument):
-    """``relman build [SERVICE]``."""
+    """``relman build [SERVICE]``; with ``--image``, ``images`` too."""
 
     bentos: list[BentoEntry]
+    images: NotRequired[list[ImageEntry]]
 
 
 class SuiteRunDocument(RunDocument):

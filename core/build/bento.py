@@ -27,6 +27,7 @@ to the store removed, so a half-copied Bento is never reused.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import time
@@ -51,6 +52,7 @@ from core.lineage.build_context import context_folder
 from core.lineage.candidate import Candidate, project_candidates
 
 if TYPE_CHECKING:
+    from core.build.image import ImageResult
     from core.documents import BentoEntry, BuildDocument, Step
 
 __all__ = [
@@ -79,6 +81,8 @@ class BuildResult:
     bento: BentoRef
     reused: bool
     seconds: float
+    # The release's OCI image, when `relman build --image` asked for it.
+    image: ImageResult | None = None
 
     @property
     def detail(self) -> str:
@@ -98,6 +102,10 @@ class BuildResult:
             bento=self.bento.tag,
             reused=self.reused,
         )
+
+    def steps(self) -> list[Step]:
+        """The ``build`` step, and the ``image`` step when the image was asked for."""
+        return [self.to_step()] + ([self.image.to_step()] if self.image is not None else [])
 
     def to_dict(self) -> BentoEntry:
         """The ``bentos`` entry of ``relman build --json``."""
@@ -304,14 +312,17 @@ def build(
     read_only: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     cancel: CancelSignal | None = None,
+    image: bool = False,
 ) -> list[BuildResult]:
-    """Build (or reuse) the Bento of the candidate of ``service``, or of every service.
+    """Build (or reuse) the Bento of the candidate of ``service``, or of every service; with
+    ``image``, its OCI image too (core/build/image.py).
 
-    Every candidate is checked before anything builds. Each is recorded as a release, and
-    each build as a ``build`` run with one ``build`` step naming the Bento; a build that
-    fails leaves its run ``error`` (``interrupted`` on Ctrl-C) with the reason. A cancelled
-    one (``cancel`` set) leaves it ``interrupted`` with the reason ``cancelled: ...`` and
-    raises Cancelled; the services after it are not built.
+    Every candidate is checked before anything builds (and, with ``image``, that a container
+    engine is installed: ProjectError, exit 2). Each is recorded as a release, and each build
+    as a ``build`` run with a ``build`` step naming the Bento (and an ``image`` step naming
+    the image); a build that fails leaves its run ``error`` (``interrupted`` on Ctrl-C) with
+    the reason. A cancelled one (``cancel`` set) leaves it ``interrupted`` with the reason
+    ``cancelled: ...`` and raises Cancelled; the services after it are not built.
     """
     from core.ledger.releases import open_ledger, record_candidate
     from core.ledger.runs import finishing_runs
@@ -323,6 +334,11 @@ def build(
     if service is not None:
         project.config.check_names(service=service)
     names = [service] if service is not None else list(project.config.services)
+    engine = None
+    if image:
+        from core.host.containers import require_engine
+
+        engine = require_engine("relman build --image")
     lineage = project_candidates(project, names)
     for name, cand in lineage.items():
         check_buildable(project, name, cand)
@@ -334,9 +350,10 @@ def build(
                 "build",
                 service=name,
                 release_id=release.id,
-                details={"build": project.config.services[name].build},
+                details={"build": project.config.services[name].build, "image": image},
             )
             cancelled: Cancelled | None = None
+            stage = "build"
             with finishing_runs(
                 ledger,
                 [run.id],
@@ -354,12 +371,21 @@ def build(
                         timeout=timeout,
                         cancel=cancel,
                     )
+                    if engine is not None:
+                        from core.build.image import build_image
+
+                        ledger.record_step(
+                            run.id, "build", "passed", seconds=result.seconds, detail=result.detail
+                        )
+                        stage, started = "image", time.monotonic()
+                        made = build_image(project, engine, result.bento, log=log, cancel=cancel)
+                        result = dataclasses.replace(result, image=made)
                 except Cancelled as exc:
                     cancelled = exc  # recorded below, outside finishing_runs (not an error)
                 except Exception as exc:
                     ledger.record_step(
                         run.id,
-                        "build",
+                        stage,
                         "failed",
                         seconds=time.monotonic() - started,
                         detail=str(exc),
@@ -367,43 +393,49 @@ def build(
                     raise
             if cancelled is not None:
                 seconds = time.monotonic() - started
-                ledger.record_step(
-                    run.id, "build", "failed", seconds=seconds, detail=str(cancelled)
-                )
+                ledger.record_step(run.id, stage, "failed", seconds=seconds, detail=str(cancelled))
                 ledger.finish_run(
                     run.id,
                     "interrupted",
                     reason=f"cancelled: {cancelled}",
                     details={"cancelled": True},
                 )
-                done = [r.to_step() for r in results]
-                stopped = step("build", "failed", seconds, str(cancelled), service=name)
+                done = [s for r in results for s in r.steps()]
+                stopped = step(stage, "failed", seconds, str(cancelled), service=name)
                 raise Cancelled(
                     f"{cancelled}; recorded as interrupted (run #{run.id})",
                     steps=[*done, {**stopped, "cancelled": True}],
                 )
-            ledger.record_step(
-                run.id, "build", "passed", seconds=result.seconds, detail=result.detail
-            )
-            ledger.finish_run(
-                run.id,
-                "passed",
-                reason=result.detail,
-                details={
-                    "bento": result.bento.tag,
-                    "reused": result.reused,
-                    "path": str(result.bento.path),
-                },
-            )
+            details: dict[str, Any] = {
+                "bento": result.bento.tag,
+                "reused": result.reused,
+                "path": str(result.bento.path),
+            }
+            if result.image is None:
+                ledger.record_step(
+                    run.id, "build", "passed", seconds=result.seconds, detail=result.detail
+                )
+            else:
+                made = result.image
+                ledger.record_step(
+                    run.id, "image", "passed", seconds=made.seconds, detail=made.detail
+                )
+                details["image"] = made.to_dict()
+            reason = "; ".join(s["detail"] for s in result.steps())
+            ledger.finish_run(run.id, "passed", reason=reason, details=details)
             results.append(result)
     return results
 
 
 def build_document(results: list[BuildResult]) -> BuildDocument:
     """``relman build --json``: ``{"ok", "steps", "bentos": [{"service", "release", "tag",
-    "reused"}]}``."""
-    return {
+    "reused"}]}``, and ``images`` for ``--image``."""
+    document: BuildDocument = {
         "ok": True,
-        "steps": [result.to_step() for result in results],
+        "steps": [s for result in results for s in result.steps()],
         "bentos": [result.to_dict() for result in results],
     }
+    images = [result.image.to_dict() for result in results if result.image is not None]
+    if images:
+        document["images"] = images
+    return document

@@ -6,6 +6,7 @@ The script runs by path with the project root as working directory, in its own s
 environment first on ``PATH``. Its output lines go to a ``log`` callback as they arrive; its
 last line (``RELMAN_BENTO {...}``) says what happened. A timeout, a cancel (checked at least
 twice a second), Ctrl-C or a failing callback ends the whole process group.
+:func:`run_streamed` runs any command the same way (the image builders of core/build/image.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from core.cancel import CancelSignal
     from core.config.model import Project
 
-__all__ = ["BUILD_SCRIPT", "MARKER", "Log", "run_build_script"]
+__all__ = ["BUILD_SCRIPT", "MARKER", "Log", "Streamed", "run_build_script", "run_streamed"]
 
 BUILD_SCRIPT = Path(__file__).with_name("bento_build_script.py")
 MARKER = "RELMAN_BENTO"
@@ -64,34 +66,83 @@ def run_build_script(
     it) and its last output lines."""
     python = project.python()
     command = [python, "-u", str(BUILD_SCRIPT), json.dumps(spec)]
+    outcome: dict[str, Any] = {}
+
+    def marker(line: str) -> bool:
+        if not line.startswith(MARKER + " "):
+            return False
+        try:
+            parsed = json.loads(line[len(MARKER) + 1 :])
+        except ValueError:
+            return False
+        if isinstance(parsed, dict):
+            outcome.update(parsed)
+            return True
+        return False
+
     try:
-        child = subprocess.Popen(
+        # Also on Ctrl-C, a cancel or a failing log callback: no process of the build
+        # outlives it (run_streamed ends the group).
+        ended = run_streamed(
             command,
             cwd=project.root,
             env=_child_env(python),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=log,
+            timeout=timeout,
+            cancel=cancel,
+            intercept=marker,
         )
     except OSError as exc:
         raise ProjectError(
             f"cannot run the project's python {python}: {exc.strerror}; set [project] "
             "python in relman.toml to the interpreter of the project's environment"
         ) from exc
+    if ended.ending == "cancelled" and not outcome:  # a result already reported still counts
+        return {"cancelled": True}, ended.tail
+    if not outcome:
+        outcome = {"returncode": ended.returncode, "timed_out": ended.ending == "timeout"}
+    return outcome, ended.tail
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """How a command run by :func:`run_streamed` ended: ``ending`` is ``"exited"`` (with its
+    ``returncode``), ``"timeout"`` or ``"cancelled"``; ``tail`` its last output lines."""
+
+    ending: str
+    returncode: int | None
+    tail: list[str]
+
+
+def run_streamed(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Log,
+    timeout: float,
+    cancel: CancelSignal | None = None,
+    intercept: Callable[[str], bool] | None = None,
+) -> Streamed:
+    """Run ``command`` in a session of its own, each output line (stdout and stderr) to
+    ``log`` as it arrives, until it exits, ``timeout`` passes or ``cancel`` is set; the whole
+    process group is ended on the way out. A line ``intercept`` takes (returns True for) is
+    neither logged nor kept. OSError when it cannot be started."""
+    child = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    outcome: dict[str, Any] = {}
 
     def line_out(raw: bytes) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line.startswith(MARKER + " "):
-            try:
-                parsed = json.loads(line[len(MARKER) + 1 :])
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                outcome.update(parsed)
-                return
+        if intercept is not None and intercept(line):
+            return
         # uv and pip redraw progress with carriage returns: keep what a line ends as.
         line = line.rsplit("\r", 1)[-1]
         if line.strip():
@@ -101,14 +152,8 @@ def run_build_script(
     try:
         ending = _pump(child, line_out, time.monotonic() + timeout, cancel)
     finally:
-        # Also on Ctrl-C, a cancel or a failing log callback: no process of the build
-        # outlives it.
         end_child(child)
-    if ending == "cancelled" and not outcome:  # a result already reported still counts
-        return {"cancelled": True}, list(tail)
-    if not outcome:
-        outcome = {"returncode": child.returncode, "timed_out": ending == "timeout"}
-    return outcome, list(tail)
+    return Streamed(ending, child.returncode if ending == "exited" else None, list(tail))
 
 
 def _pump(

@@ -176,6 +176,9 @@ class EnvironmentConfig(Model):
     # The GTO stage this environment is in the registry's tags (default: its own name).
     stage: str | None = field(default=None, metadata={"pattern": GTO_STAGE_PATTERN})
     target: Literal["local"] = "local"
+    # What runs a release on the local target: its Bento (`bentoml serve`), or its OCI image
+    # (`podman run`, built by `relman build --image`): docs/targets.md, Images.
+    runtime: Literal["bento", "image"] = "bento"
     # Suites that must have passed for the very release being promoted.
     suites: list[str] = field(default_factory=list)
     # Gates (names of [gates.*] tables) the release must pass to enter this environment.

@@ -329,6 +329,41 @@ def lock_and_deploy(
         steps.log(f"started the collector (pid {started}); `relman down` stops it")
 
 
+def check_runtime(project: Project, env: str) -> None:
+    """ProjectError (exit 2) before anything starts when ``env`` runs images
+    (``runtime = "image"``) and podman is not installed."""
+    if project.config.environments[env].runtime == "image":
+        from core.host.containers import require_engine
+
+        require_engine(f'[environments.{env}] runtime = "image"', "podman")
+
+
+def runnable(project: Project, record: ReleaseRecord, env: str, bento: str, steps: Steps) -> str:
+    """What ``env`` starts of ``record``: its Bento's tag, or where it runs images
+    (``runtime = "image"``) its image, built from the Bento now (an ``image`` step) when
+    podman's storage has none (docs/targets.md, Images)."""
+    if project.config.environments[env].runtime != "image":
+        return bento
+    from core.build.bento_store import find_bento
+    from core.build.image import build_image, find_image, image_ref
+    from core.host.containers import require_engine
+
+    engine = require_engine(f'[environments.{env}] runtime = "image"', "podman")
+    if find_image(engine, record.service, record.id) is not None:
+        return image_ref(record.service, record.id)
+    found = find_bento(record.service, record.id)
+    if found is None:
+        raise BlockedError(
+            f"no Bento of {record.service} {record.version or record.id} to build its image "
+            f"from; check out commit {record.git_commit[:12]} and run `relman build --image "
+            f"{record.service}`"
+        )
+    with steps.running("image") as detail:
+        made = build_image(project, engine, found, log=steps.log)
+        detail.append(made.detail)
+    return made.ref
+
+
 def recover_step(project: Project, ledger: Ledger, service: str, env: str, steps: Steps) -> None:
     """Finish or undo what a killed relman left in ``env`` before deciding anything on it;
     a step only when there was something to do."""

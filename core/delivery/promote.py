@@ -1,7 +1,8 @@
 """`relman promote`: a release (default: the candidate) into an environment, through its gates.
 
 recover -> order, data and model, suites, metric gates, approvals (the checks of `relman
-gate`) -> GTO tag check -> build (when the release has no Bento yet) -> lock -> validate ->
+gate`) -> GTO tag check -> build (when the release has no Bento yet) -> image (where the
+environment runs images and it has none yet) -> lock -> validate ->
 switch -> retire the previous instance -> GTO tags. The deploy sequence is core.delivery.deploy's.
 """
 
@@ -15,11 +16,13 @@ from core.config.model import Project
 from core.delivery.deploy import (
     DeployReport,
     Steps,
+    check_runtime,
     check_sample_request,
     env_url,
     lock_and_deploy,
     recorded_run,
     recover_step,
+    runnable,
 )
 from core.delivery.gates import GateResult
 from core.delivery.gating import candidate_artifacts, evaluate_release
@@ -55,6 +58,7 @@ def promote(
     project.config.require_service(service)
     project.config.require_port(env)
     check_sample_request(project, service)
+    check_runtime(project, env)
     chosen = strategy_for(project, env, strategy)
     if chosen == "shadow" and project.config.services[service].sample_request is None:
         raise UsageError(
@@ -98,6 +102,7 @@ def promote(
             else:
                 if bento is None:
                     bento = _build(project, record, candidate_once, steps)
+                bento = runnable(project, record, env, bento, steps)  # or its image
                 if chosen == "all-at-once":
                     lock_and_deploy(project, ledger, record, env, bento, "promote", "", steps)
                 else:

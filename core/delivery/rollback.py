@@ -23,10 +23,12 @@ from typing import Literal
 from core.config.model import Project
 from core.delivery.deploy import (
     DeployReport,
+    check_runtime,
     check_sample_request,
     env_url,
     lock_and_deploy,
     recorded_run,
+    runnable,
 )
 from core.delivery.gates import GateResult, GateStatus
 from core.delivery.gating import approvals_result
@@ -62,6 +64,7 @@ def rollback(
             "were skipped"
         )
     check_sample_request(project, service)
+    check_runtime(project, env)
     if read_only:
         raise ReadOnlyError(f"read-only mode: rollback of {service} in {env} refused")
     from core.build.bento_store import find_bento
@@ -99,7 +102,8 @@ def rollback(
                 )
             _audit(ledger, record, env, decision, why)
             steps.skipped("gates", f"skipped for a rollback (reason: {why})")
-            lock_and_deploy(project, ledger, record, env, bento.tag, "rollback", why, steps)
+            runs = runnable(project, record, env, bento.tag, steps)  # or its image
+            lock_and_deploy(project, ledger, record, env, runs, "rollback", why, steps)
             report.url = env_url(project, env)
             write_tags(project, ledger, record, env, steps)
     return report

@@ -1,5 +1,6 @@
 """Deployment targets: where an environment's release runs (one interface, base.Target; local
-today: `bentoml serve` behind relman's proxy) and the logs a running release writes.
+today: `bentoml serve`, or the release's image in podman, behind relman's proxy) and the logs
+a running release writes.
 
 Imports core.build (the Bento it serves), core.config, core.host.
 """

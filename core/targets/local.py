@@ -1,4 +1,5 @@
-"""The local target: `bentoml serve` processes behind relman's proxy, on this machine.
+"""The local target: `bentoml serve` processes (or, with ``runtime = "image"``, the release's
+OCI image in podman: core/targets/container_run.py) behind relman's proxy, on this machine.
 
 An environment's folder is ``.relman/envs/SERVICE/ENV/``. Its proxy (:mod:`core.targets.proxy`)
 listens on the environment's host and port from relman.toml and routes each request to the
@@ -29,6 +30,7 @@ from core.config.model import Project
 from core.errors import ConfigError, InfraError
 from core.host.ports import port_is_free, side_port
 from core.host.processes import (
+    DEFAULT_GRACE,
     TAG_VARIABLE,
     carries_tag,
     end_processes,
@@ -71,15 +73,23 @@ class LocalTarget:
     # ------------------------------------------------------------------ instances
 
     def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
-        python = self.project.python()
-        if shutil.which(python) is None and not Path(python).exists():
-            raise ConfigError(
-                f"the project's interpreter {python} does not exist; fix "
-                "[project] python in relman.toml"
-            )
+        """Start ``release`` beside what serves: its Bento with `bentoml serve`, or with
+        ``runtime = "image"`` its OCI image with `podman run` (core/targets/container_run.py;
+        ``bento`` is then only named in instance.json)."""
         port = side_port(SIDE_HOST)
         folder = self.folder / "instances" / f"{release}-{port}"
         folder.mkdir(parents=True, exist_ok=True)
+        if self.config.runtime == "image":
+            from core.targets.container_run import image_launch
+
+            command, recorded, environ = image_launch(
+                self.project, self.service, self.env, release, self.folder, folder, SIDE_HOST, port
+            )
+            environ[TAG_VARIABLE] = str(folder)
+            what = f"{recorded['image']} as container {recorded['container']}"
+        else:
+            command, environ = self._serve_command(bento, folder, port)
+            recorded, what = {}, bento
         (folder / "instance.json").write_text(
             json.dumps(
                 {
@@ -87,31 +97,11 @@ class LocalTarget:
                     "bento": bento,
                     "address": f"{SIDE_HOST}:{port}",
                     "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **recorded,
                 }
             )
         )
-        command = [
-            python,
-            "-m",
-            "bentoml",
-            "serve",
-            bento,
-            "--host",
-            SIDE_HOST,
-            "--port",
-            str(port),
-        ]
-        log(f"starting {bento} on {SIDE_HOST}:{port}")
-        from core.targets.monitor_log import monitor_environment
-
-        # Tagged (to find every process of it again); its bentoml.monitor logs kept in its
-        # own folder, apart from other environments serving the same Bento.
-        environ = {
-            **os.environ,
-            TAG_VARIABLE: str(folder),
-            "BENTOML_HOME": str(_instance_home(folder)),
-            **monitor_environment(folder / "monitoring", os.environ),
-        }
+        log(f"starting {what} on {SIDE_HOST}:{port}")
         with (folder / "serve.log").open("ab") as output:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", _LAUNCH, "relman-serve", *command],
@@ -130,6 +120,39 @@ class LocalTarget:
                 break
             time.sleep(0.01)
         return Instance(release, f"{SIDE_HOST}:{port}", process.pid, str(folder / "serve.log"))
+
+    def _serve_command(
+        self, bento: str, folder: Path, port: int
+    ) -> tuple[list[str], dict[str, str]]:
+        """`bentoml serve` of ``bento`` on ``port``, and its environment."""
+        python = self.project.python()
+        if shutil.which(python) is None and not Path(python).exists():
+            raise ConfigError(
+                f"the project's interpreter {python} does not exist; fix "
+                "[project] python in relman.toml"
+            )
+        command = [
+            python,
+            "-m",
+            "bentoml",
+            "serve",
+            bento,
+            "--host",
+            SIDE_HOST,
+            "--port",
+            str(port),
+        ]
+        from core.targets.monitor_log import monitor_environment
+
+        # Tagged (to find every process of it again); its bentoml.monitor logs kept in its
+        # own folder, apart from other environments serving the same Bento.
+        environ = {
+            **os.environ,
+            TAG_VARIABLE: str(folder),
+            "BENTOML_HOME": str(_instance_home(folder)),
+            **monitor_environment(folder / "monitoring", os.environ),
+        }
+        return command, environ
 
     def wait_ready(self, instance: Instance, timeout: float) -> float:
         started = time.monotonic()
@@ -326,6 +349,11 @@ class LocalTarget:
         return f"{self.url}/readyz answered {status}" if status else f"{self.url} does not answer"
 
     def stop(self, instance: Instance) -> None:
+        container = _container_of(instance)
+        if container:  # the container first: its podman client ends with it
+            from core.targets.container_run import stop_container
+
+            stop_container(container, DEFAULT_GRACE)
         stop_tagged(str(_folder_of(instance)), instance.pid)
         if self._front is not None:  # launched for an instance that never got to serve
             front, self._front = self._front, None
@@ -338,7 +366,10 @@ class LocalTarget:
         One line per instance stopped."""
         kept_instances = [keep] if isinstance(keep, Instance) else list(keep or ())
         kept = {str(_folder_of(instance)) for instance in kept_instances}
-        stopped = []
+        from core.targets.container_run import sweep_containers
+
+        # Containers first: a podman client whose container is gone ends by itself.
+        stopped = sweep_containers(self.folder, kept)
         for folder in sorted((self.folder / "instances").glob("*/")):
             if str(folder) in kept:
                 continue
@@ -438,6 +469,16 @@ def _read(path: Path) -> str | None:
 
 def _folder_of(instance: Instance) -> Path:
     return Path(instance.log).parent if instance.log else Path()
+
+
+def _container_of(instance: Instance) -> str | None:
+    """The container an instance of ``runtime = "image"`` runs in (its instance.json)."""
+    try:
+        info = json.loads((_folder_of(instance) / "instance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    name = info.get("container") if isinstance(info, dict) else None
+    return str(name) if name else None
 
 
 def _instance_in(folder: Path) -> Instance | None:

@@ -1,5 +1,6 @@
-"""`relman build [SERVICE]`: build (or reuse) the Bento of the candidate release. BentoML's
-output goes to stderr as it happens, the Bento's tag to stdout."""
+"""`relman build [SERVICE] [--image]`: build (or reuse) the Bento of the candidate release, and
+with --image its OCI image. BentoML's (and the image builder's) output goes to stderr as it
+happens, the Bento's tag (and the image's reference) to stdout."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def add_parsers(verbs: Any) -> None:
     build.add_argument(
         "service", metavar="SERVICE", nargs="?", help="the service to build (default: all)"
     )
+    build.add_argument(
+        "--image",
+        action="store_true",
+        help="also build the release's OCI image from its Bento (podman, else docker), "
+        "tagged localhost/relman/SERVICE:RELEASE with the lineage as labels (docs/targets.md)",
+    )
     build.set_defaults(handler=cmd_build, mutates=True)
 
 
@@ -35,10 +42,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         log=_stderr,
         read_only=args.read_only,
         cancel=getattr(args, "cancel", None),  # set by SIGHUP and SIGTERM (tui/hangup.py)
+        image=getattr(args, "image", False),
     )
     if args.json:
         emit(report)
     else:
         for bento in report["bentos"]:
             out(f"{'reused' if bento['reused'] else 'built'} {bento['tag']}")
+        for image in report.get("images", []):
+            size = f"{image['size'] / 1e6:.0f} MB"
+            made = "reused" if image["reused"] else f"built ({image['builder']}, {image['engine']})"
+            out(f"{made} {image['ref']} {size}")
     return 0 if report["ok"] else 1
