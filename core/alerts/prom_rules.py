@@ -32,6 +32,8 @@ DOCS_PREFIX = "/docs"
 # Rates over one minute, as relman's rollups are per minute: the scrape interval must leave
 # two samples in it (30 s or less; 15 s is Prometheus' usual).
 WINDOW = "1m"
+# The window of a read at this instant (this_instant): shorter than any evaluation interval.
+SAME_INSTANT = "1ms"
 
 BY_CODE = "relman:requests_by_code:rate1m"
 REQUEST_RATE = "relman:requests:rate1m"
@@ -91,11 +93,13 @@ SEASONLESS = "the hour before the release (season = none): Prometheus has no rel
 
 
 class RecordingRule(NamedTuple):
-    """``record: NAME`` = ``expr``; ``help`` is the comment line written above it."""
+    """``record: NAME`` = ``expr``, with ``labels`` added to each series; ``help`` is the
+    comment line written above it."""
 
     record: str
     expr: str
     help: str
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,8 @@ def compile_rules(config: RelmanConfig) -> RuleFile:
         )
     pairs: list[PairRules] = []
     seasonless: list[str] = []
-    baselines: dict[tuple[str, str], None] = {}  # (leak metric, season), in order
+    # (leak metric, season), in order: the (service, env) whose regression reads it
+    baselines: dict[tuple[str, str], list[tuple[str, str]]] = {}
     by_env: dict[str, list[AlertingRule]] = {env: [] for env in config.environments}
     for service in config.services:
         for env in config.environments:
@@ -178,7 +183,7 @@ def compile_rules(config: RelmanConfig) -> RuleFile:
             if not regression:
                 seasonless.append(f"{service}/{env}")
             else:
-                baselines[_baseline_of(effective)] = None
+                baselines.setdefault(_baseline_of(effective), []).append((service, env))
             pairs.append(
                 PairRules(
                     service,
@@ -197,13 +202,14 @@ def compile_rules(config: RelmanConfig) -> RuleFile:
     groups = [RuleGroup("relman", tuple(rules))]
     if baselines:
         # Baselines move little within a minute: evaluated once a minute (the regressions
-        # read the last one).
-        metrics = dict.fromkeys(metric for metric, _ in baselines)
-        levels = (
-            *(window_rule(metric) for metric in metrics),
-            *(baseline_rule(metric, season) for metric, season in baselines),
-        )
-        groups.append(RuleGroup("relman-baselines", levels, interval="1m"))
+        # read the last one). Each only for the pairs whose regression reads it.
+        metrics: dict[str, list[tuple[str, str]]] = {}
+        for (metric, _), using in baselines.items():
+            metrics.setdefault(metric, []).extend(using)
+        levels = [window_rule(metric, using, labels) for metric, using in metrics.items()]
+        for (metric, season), using in baselines.items():
+            levels += baseline_rules(metric, season, using, labels)
+        groups.append(RuleGroup("relman-baselines", tuple(levels), interval="1m"))
     return RuleFile(config.project.name, labels, tuple(groups), tuple(pairs), tuple(seasonless))
 
 
@@ -226,12 +232,7 @@ def _merged(alerts: list[AlertingRule], labels: PrometheusLabels) -> list[Alerti
     for same in shared.values():
         services = tuple(a for alert in same for a in alert.services)
         first = same[0]
-        chosen = (
-            f"{labels.service}={_quote(services[0])}"
-            if len(services) == 1
-            else f"{labels.service}=~{_quote('|'.join(services))}"
-        )
-        matchers = f"{chosen}, {labels.env}={_quote(first.env)}"
+        matchers = f"{_matcher(labels.service, services)}, {labels.env}={_quote(first.env)}"
         expr = first.expr.replace(WHERE, f"{{{matchers}}}").replace(MATCHERS, matchers)
         out.append(replace(first, expr=expr, services=services))
     return out
@@ -265,12 +266,23 @@ def baseline_record(metric: str, season: str) -> str:
     return f"relman:latency_seconds:{metric.removesuffix('_ms')}_{season}"
 
 
+def this_instant(selector: str) -> str:
+    """``selector`` (a series an earlier rule of the same group recorded at this evaluation)
+    read at this instant only. Prometheus runs a group's rules in order at one timestamp,
+    so the 1 ms window holds the sample just written, or nothing where the series ended
+    (Prometheus marks it stale then): what the bare selector reads, without decoding every
+    sample of the 5-minute lookback an instant selector searches (300 per series at one
+    evaluation a second; docs/prometheus.md, "Cost")."""
+    return f"last_over_time({selector}[{SAME_INSTANT}])"
+
+
 def recording_rules(config: RelmanConfig) -> list[RecordingRule]:
     """Request rate, error rate and ratio, p50/p95/p99 per service and environment; the raw
-    series are read once (by code, by bucket), the rest from those."""
+    series are read once (by code, by bucket), the rest from those, at this instant."""
     labels = config.monitoring.labels
     by = f"{labels.service}, {labels.env}"
     api = api_selector(config)
+    errors = f'{BY_CODE}{{http_response_code!~"2.*", http_response_code!=""}}'
     return [
         RecordingRule(
             BY_CODE,
@@ -279,31 +291,30 @@ def recording_rules(config: RelmanConfig) -> list[RecordingRule]:
         ),
         RecordingRule(
             REQUEST_RATE,
-            f"sum by ({by}) ({BY_CODE})",
+            f"sum by ({by}) ({this_instant(BY_CODE)})",
             "requests per second to the service's API",
         ),
         RecordingRule(
             ERROR_RATE,
             # A sample without a code is no error (core/monitoring/scrape.py), nor is a 2xx;
             # 0 where every answer was a 2xx.
-            f'sum by ({by}) ({BY_CODE}{{http_response_code!~"2.*", http_response_code!=""}})'
-            f"\nor 0 * {REQUEST_RATE}",
+            f"sum by ({by}) ({this_instant(errors)})\nor 0 * {this_instant(REQUEST_RATE)}",
             "answers outside 2xx per second",
         ),
         RecordingRule(
             ERROR_RATIO,
-            f"{ERROR_RATE} / {REQUEST_RATE}",
+            f"{this_instant(ERROR_RATE)} / {this_instant(REQUEST_RATE)}",
             "relman's error rate: the fraction of answers outside 2xx (none without requests)",
         ),
         RecordingRule(
             BUCKET_RATE,
             f"sum by ({by}, le) (rate({BUCKETS}{{{api}}}[{WINDOW}]))",
-            "the latency histogram's buckets per second",
+            "the latency histogram's buckets per second, the other labels summed away",
         ),
         *(
             RecordingRule(
                 latency_record(metric),
-                f"histogram_quantile({q}, {BUCKET_RATE})",
+                f"histogram_quantile({q}, {this_instant(BUCKET_RATE)})",
                 f"{METRIC_LABELS[metric]} latency (seconds), interpolated in BentoML's buckets",
             )
             for metric, q in QUANTILES.items()
@@ -316,33 +327,85 @@ def window_record(metric: str) -> str:
     return f"relman:latency_seconds:{metric.removesuffix('_ms')}_median{2 * HALF_WINDOW_MINUTES}m"
 
 
-def window_rule(metric: str) -> RecordingRule:
-    """Each minute, the median of the quantile over the last 10 minutes: one earlier day's
-    level at this time, read back at an offset by :func:`baseline_rule` (cheaper, at every
-    evaluation, than the windows of seven days read again)."""
+def lags_record(metric: str, season: str) -> str:
+    """The recording rule of the 10-minute medians of earlier days (or weeks), label lag."""
+    return f"{baseline_record(metric, season)}_lags"
+
+
+def window_rule(
+    metric: str, pairs: list[tuple[str, str]], labels: PrometheusLabels
+) -> RecordingRule:
+    """Each minute, the median of the quantile over the last 10 minutes, of the ``pairs``
+    whose regression reads it: one earlier day's level at this time, read back at an
+    offset by :func:`baseline_rules` (cheaper, at every evaluation, than the windows of
+    seven days read again)."""
     window = 2 * HALF_WINDOW_MINUTES
     return RecordingRule(
         window_record(metric),
-        f"quantile_over_time(0.5, {latency_record(metric)}[{window}m])",
+        "\nor ".join(
+            f"quantile_over_time(0.5, {latency_record(metric)}{{{matchers}}}[{window}m])"
+            for matchers in pair_matchers(pairs, labels)
+        ),
         f"{METRIC_LABELS[metric]} latency (seconds), the median of the last {window} minutes",
     )
 
 
-def baseline_rule(metric: str, season: str) -> RecordingRule:
+def baseline_rules(
+    metric: str, season: str, pairs: list[tuple[str, str]], labels: PrometheusLabels
+) -> list[RecordingRule]:
     """The median over earlier days (or weeks) of the median of the same 10 minutes of each:
-    core.alerts.seasonal's level of the ``daily`` (``auto``) or ``weekly`` season."""
+    core.alerts.seasonal's level of the ``daily`` (``auto``) or ``weekly`` season, for the
+    ``pairs`` whose regression reads it. Each earlier day is read by a rule of its own
+    (label ``lag``): Prometheus 2 looks a selector up in every block of its query's time
+    range, which for seven offsets in one expression spans a week of blocks; the last rule
+    takes the median of what the others recorded at this evaluation."""
     lags, period = SEASON_LAGS[season]
-    parts = [
-        f"label_replace({window_record(metric)} offset "
-        f'{_duration(k * period - HALF_WINDOW_MINUTES)}, "lag", "{k}", "", "")'
+    unit = "day" if season == "daily" else "week"
+    window = 2 * HALF_WINDOW_MINUTES
+    out = [
+        RecordingRule(
+            lags_record(metric, season),
+            "\nor ".join(
+                f"{window_record(metric)}{{{matchers}}} offset "
+                f"{_duration(k * period - HALF_WINDOW_MINUTES)}"
+                for matchers in pair_matchers(pairs, labels)
+            ),
+            f"{METRIC_LABELS[metric]}'s {window}-minute median at this time {k} {unit}"
+            f"{'s' if k > 1 else ''} ago",
+            (("lag", str(k)),),
+        )
         for k in range(1, lags + 1)
     ]
-    unit = "days" if season == "daily" else "weeks"
-    return RecordingRule(
-        baseline_record(metric, season),
-        "quantile without (lag) (0.5,\n  " + "\nor\n  ".join(parts) + "\n)",
-        f"{METRIC_LABELS[metric]} at this time on the last {lags} {unit} (median of medians)",
+    out.append(
+        RecordingRule(
+            baseline_record(metric, season),
+            f"quantile without (lag) (0.5, {lags_record(metric, season)})",
+            f"{METRIC_LABELS[metric]} at this time on the last {lags} {unit}s (median of medians)",
+        )
     )
+    return out
+
+
+def pair_matchers(pairs: list[tuple[str, str]], labels: PrometheusLabels) -> list[str]:
+    """Matchers selecting exactly ``pairs`` (service, env): one set per group of environments
+    that hold the same services (one set where every environment does)."""
+    by_env: dict[str, list[str]] = {}
+    for service, env in pairs:
+        by_env.setdefault(env, []).append(service)
+    envs: dict[tuple[str, ...], list[str]] = {}
+    for env, services in by_env.items():
+        envs.setdefault(tuple(services), []).append(env)
+    return [
+        f"{_matcher(labels.service, services)}, {_matcher(labels.env, tuple(names))}"
+        for services, names in envs.items()
+    ]
+
+
+def _matcher(label: str, values: tuple[str, ...]) -> str:
+    """``label="a"``, or ``label=~"a|b"`` (names are [a-z0-9_-]: nothing to escape)."""
+    if len(values) == 1:
+        return f"{label}={_quote(values[0])}"
+    return f"{label}=~{_quote('|'.join(values))}"
 
 
 def _baseline_of(policy: EffectivePolicy) -> tuple[str, str]:
@@ -409,7 +472,7 @@ def _pair_alerts(effective: EffectivePolicy, labels: PrometheusLabels) -> list[A
     p99 = _threshold(rules["latency_p99"])
     add(
         rules["latency_p99"],
-        f"{latency_record('p99_ms')}{WHERE} * 1000 > {_number(p99.threshold)}",
+        f"{this_instant(latency_record('p99_ms') + WHERE)} * 1000 > {_number(p99.threshold)}",
         p99.for_minutes,
         f"p99 {_ms('$value')} > {format_value(p99.threshold, 'ms')} for {p99.for_minutes} min",
         exact=True,
@@ -417,7 +480,7 @@ def _pair_alerts(effective: EffectivePolicy, labels: PrometheusLabels) -> list[A
     errors = _threshold(rules["error_rate"])
     add(
         rules["error_rate"],
-        f"{ERROR_RATIO}{WHERE} > {_number(errors.threshold)}",
+        f"{this_instant(ERROR_RATIO + WHERE)} > {_number(errors.threshold)}",
         errors.for_minutes,
         f"error rate {{{{ $value | humanizePercentage }}}} > "
         f"{format_value(errors.threshold, '%')} for {errors.for_minutes} min",
@@ -445,7 +508,7 @@ def _regression(
     if not isinstance(detector, Regression):
         raise TypeError(f"{rule.name}: expected a regression detector")
     metric, season = _baseline_of(effective)
-    current = f"{latency_record(metric)}{WHERE}"
+    current = this_instant(latency_record(metric) + WHERE)
     baseline = f"{baseline_record(metric, season)}{WHERE}"
     # relman's test, value >= ratio * level and value - level >= z * spread, with the spread
     # at its floors (min_spread of the level, min_sigma in ms); once open (pending or

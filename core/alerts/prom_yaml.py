@@ -14,6 +14,7 @@ from core.alerts.prom_rules import (
     APPROXIMATED,
     DOCS_PREFIX,
     INFRA_ENDPOINTS,
+    SAME_INSTANT,
     AlertingRule,
     RecordingRule,
     RuleFile,
@@ -39,6 +40,9 @@ def render(rule_file: RuleFile) -> str:
                 lines.append(f"      # {rule.help}")
                 lines.append(f"      - record: {rule.record}")
                 lines += _scalar("        ", "expr", rule.expr)
+                if rule.labels:
+                    lines.append("        labels:")
+                    lines += [f"          {name}: {_q(value)}" for name, value in rule.labels]
             else:
                 lines += _alerting(rule)
     return "\n".join(lines) + "\n"
@@ -85,7 +89,10 @@ def header(rule_file: RuleFile) -> list[str]:
         f"{infra}), by the labels {labels.service} and {labels.env} ([monitoring.labels]); "
         "errors are answers outside 2xx. Rates are over 1 minute: scrape every 30 s or "
         "less. A `for` of N minutes fires once the condition held N minutes (relman: N "
-        "breaching minutes), `keep_firing_for` is resolve_for_minutes."
+        "breaching minutes), `keep_firing_for` is resolve_for_minutes. "
+        f"last_over_time(X[{SAME_INSTANT}]) reads X as an earlier rule of the same group "
+        "recorded it at this evaluation, the value X alone reads, without Prometheus "
+        "decoding the 5 minutes before it (docs/prometheus.md, 'Cost')."
     )
     out.append("")
     out.append("Approximated (docs/prometheus.md, 'Policies as Prometheus rules', measures it):")

@@ -96,8 +96,16 @@ def _promtool_test(
         {"eval_time": f"{minute}m", "alertname": alert, "exp_alerts": alerts}
         for minute, alerts in sorted(expected.items())  # promtool reads them in time order
     ]
-    test = {"interval": "1m", "input_series": series, "alert_rule_test": checks}
-    spec = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [test]}
+    _promtool(tmp_path, {"interval": "1m", "input_series": series, "alert_rule_test": checks})
+
+
+def _promtool(tmp_path: Path, test: dict[str, Any], evaluation_interval: str = "1m") -> None:
+    """`promtool test rules` of rules.yml in ``tmp_path`` on one ``test``: exit 0."""
+    spec = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": evaluation_interval,
+        "tests": [test],
+    }
     (tmp_path / "test.yml").write_text(json.dumps(spec))  # JSON is YAML
     done = subprocess.run(
         [PROMTOOL, "test", "rules", "test.yml"],
@@ -174,6 +182,49 @@ def test_regression_against_yesterday_held_half_way_once_open(tmp_path: Path) ->
     # iris's template sets none of what this rule reads: the three share it
     assert _alert(rules, "pear", "dev", "latency_regression").services == ("iris", "apple", "pear")
     _promtool_test(tmp_path, rules, series, "RelmanLatencyRegression", expected)
+
+
+def test_daily_level_is_the_median_of_the_days_recorded(tmp_path: Path) -> None:
+    """The baseline of the regression: each earlier day's 10-minute median read back by a
+    rule of its own (label lag), their median taken; a day without history is left out."""
+    rules = compile_rules(_config())
+    (tmp_path / "rules.yml").write_text(render(rules))
+    name = "relman:latency_seconds:p95_median10m"
+    day = 144  # points of 10 minutes
+    # apple's medians on four days (seconds: exact in binary, so is their median); pear's
+    # history starts on the third
+    series = [
+        {
+            "series": f'{name}{{service="apple", env="dev"}}',
+            "values": " ".join(f"{v}x{day - 1}" for v in (0.25, 2, 1, 0.5)),
+        },
+        {
+            "series": f'{name}{{service="pear", env="dev"}}',
+            "values": f"_x{2 * day - 1} 0.5x{day - 1} 2x{day - 1}",
+        },
+    ]
+    level = "relman:latency_seconds:p95_daily"
+    checks = [
+        {
+            # day 4, 00:00: days 3, 2, 1 and 0 at 00:05 (the window's middle), 4 of 7 days
+            "expr": f"{level}_lags{{service='apple'}}",
+            "eval_time": "4d",
+            "exp_samples": [
+                {"labels": f'{level}_lags{{service="apple", env="dev", lag="{k}"}}', "value": v}
+                for k, v in ((1, 0.5), (2, 1), (3, 2), (4, 0.25))
+            ],
+        },
+        {
+            "expr": level,
+            "eval_time": "4d",
+            "exp_samples": [
+                {"labels": f'{level}{{service="apple", env="dev"}}', "value": 0.75},
+                {"labels": f'{level}{{service="pear", env="dev"}}', "value": 1.25},
+            ],
+        },
+    ]
+    test = {"interval": "10m", "input_series": series, "promql_expr_test": checks}
+    _promtool(tmp_path, test, evaluation_interval="10m")
 
 
 LABELLED = """

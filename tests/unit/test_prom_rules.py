@@ -5,6 +5,7 @@ written, and the command line (docs/prometheus.md, "Policies as Prometheus rules
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,11 @@ def test_alerts_carry_the_effective_values_and_labels() -> None:
     # the template's conditional value (when env=prod) over the template's own
     p99 = _alert(rules, "iris", "prod", "latency_p99")
     assert p99.alert == "RelmanLatencyP99"
-    assert p99.expr == 'relman:latency_seconds:p99_rate1m{service="iris", env="prod"} * 1000 > 250'
+    # read at this instant from the recording rule before it in the group (this_instant)
+    assert p99.expr == (
+        'last_over_time(relman:latency_seconds:p99_rate1m{service="iris", env="prod"}[1ms])'
+        " * 1000 > 250"
+    )
     assert (p99.for_minutes, p99.keep_firing_minutes) == (3, 2)
     # service and env come with the series; env, severity and relman's rule are the rule's
     assert p99.labels == {
@@ -92,7 +97,9 @@ def test_alerts_carry_the_effective_values_and_labels() -> None:
     assert dev.expr.endswith("* 1000 > 400") and dev.for_minutes == 2
 
     errors = _alert(rules, "iris", "prod", "error_rate")
-    assert errors.expr == 'relman:error_ratio:rate1m{service="iris", env="prod"} > 0.02'
+    assert errors.expr == (
+        'last_over_time(relman:error_ratio:rate1m{service="iris", env="prod"}[1ms]) > 0.02'
+    )
     assert errors.for_minutes == 4
     assert errors.annotations["summary"] == (
         "{{ $labels.service }}/{{ $labels.env }}: error rate {{ $value | humanizePercentage }}"
@@ -110,7 +117,9 @@ def test_a_pair_that_inherits_other_values_gets_other_rules() -> None:
     iris = _alert(rules, "iris", "prod", "error_rate")
     wine = _alert(rules, "wine", "prod", "error_rate")
     # wine has no template: [monitoring]'s limit, the built-in for, its own resolve
-    assert wine.expr == 'relman:error_ratio:rate1m{service="wine", env="prod"} > 0.1'
+    assert wine.expr == (
+        'last_over_time(relman:error_ratio:rate1m{service="wine", env="prod"}[1ms]) > 0.1'
+    )
     assert (wine.for_minutes, wine.keep_firing_minutes) == (2, 5)
     assert (iris.for_minutes, iris.keep_firing_minutes) == (4, 2)
     assert wine.annotations["policy"].startswith("error_rate_max 0.1 ([monitoring]), ")
@@ -140,7 +149,7 @@ def test_services_that_share_every_value_share_a_rule() -> None:
     shared = _alert(rules, "apple", "dev", "latency_p99")
     assert shared.services == ("apple", "pear")
     assert shared.expr.startswith(
-        'relman:latency_seconds:p99_rate1m{service=~"apple|pear", env="dev"}'
+        'last_over_time(relman:latency_seconds:p99_rate1m{service=~"apple|pear", env="dev"}[1ms])'
     )
     assert _alert(rules, "iris", "dev", "latency_p99").services == ("iris",)
     # wine's own resolve_for_minutes makes each of its rules its own
@@ -160,7 +169,9 @@ def test_expressions_select_by_the_configured_label_names() -> None:
     config = _config(CONFIG + '\n[monitoring.labels]\nservice = "svc"\nenv = "stage"\n')
     rules = compile_rules(config)
     errors = _alert(rules, "iris", "prod", "error_rate")
-    assert errors.expr == 'relman:error_ratio:rate1m{svc="iris", stage="prod"} > 0.02'
+    assert errors.expr == (
+        'last_over_time(relman:error_ratio:rate1m{svc="iris", stage="prod"}[1ms]) > 0.02'
+    )
     assert list(errors.labels) == ["stage", "severity", "rule", "set_by"]
     assert errors.annotations["rollback"].startswith(
         "relman rollback {{ $labels.svc }} --env {{ $labels.stage }} --reason "
@@ -218,27 +229,41 @@ regression_ratio = 2.0
     regression = _alert(rules, "wine", "prod", "latency_regression")
     assert regression.exact is False
     assert "relman:latency_seconds:p99_weekly" in regression.expr
-    assert regression.expr.startswith("relman:latency_seconds:p99_rate1m{")
+    assert regression.expr.startswith("last_over_time(relman:latency_seconds:p99_rate1m{")
     assert " >= 2 * (" in regression.expr
     # relman's regression has no floor in ms (issue 18: 5 % of the level is the floor)
-    assert ") * 1000 >=" not in regression.expr
+    assert " - relman:latency_seconds:p99_weekly" not in regression.expr
     assert regression.for_minutes == 3
     assert "approximation" in regression.annotations
     # the 10-minute medians of the leak metrics in use (prod's p99, prod-eu's built-in
-    # p95), read back at offsets
-    records = {r.record: r.expr for r in rules.groups[1].rules if isinstance(r, RecordingRule)}
-    assert list(records) == [
-        "relman:latency_seconds:p99_median10m",
-        "relman:latency_seconds:p95_median10m",
-        "relman:latency_seconds:p99_weekly",
-        "relman:latency_seconds:p95_daily",
+    # p95), of the pairs that read them; each earlier week (day) read back by a rule of its
+    # own, one offset (Prometheus looks it up in that day's blocks only), then their median
+    baselines = rules.groups[1].rules
+    assert all(isinstance(r, RecordingRule) for r in baselines)
+    assert [(r.record, dict(r.labels)) for r in baselines if isinstance(r, RecordingRule)] == [
+        ("relman:latency_seconds:p99_median10m", {}),
+        ("relman:latency_seconds:p95_median10m", {}),
+        *(("relman:latency_seconds:p99_weekly_lags", {"lag": str(k)}) for k in (1, 2, 3)),
+        ("relman:latency_seconds:p99_weekly", {}),
+        *(("relman:latency_seconds:p95_daily_lags", {"lag": str(k)}) for k in range(1, 8)),
+        ("relman:latency_seconds:p95_daily", {}),
     ]
-    assert records["relman:latency_seconds:p99_median10m"] == (
-        "quantile_over_time(0.5, relman:latency_seconds:p99_rate1m[10m])"
-    )
-    weekly = records["relman:latency_seconds:p99_weekly"]
-    assert "relman:latency_seconds:p99_median10m offset 6d23h55m" in weekly
-    assert "offset 20d23h55m" in weekly and "offset 27d" not in weekly
+    exprs = [r.expr for r in baselines]
+    assert exprs[:2] == [
+        "quantile_over_time(0.5, relman:latency_seconds:p99_rate1m"
+        '{service=~"iris|wine", env="prod"}[10m])',
+        "quantile_over_time(0.5, relman:latency_seconds:p95_rate1m"
+        '{service=~"iris|wine", env="prod-eu"}[10m])',
+    ]
+    assert exprs[2:6] == [
+        *(
+            f'relman:latency_seconds:p99_median10m{{service=~"iris|wine", env="prod"}} offset {lag}'
+            for lag in ("6d23h55m", "13d23h55m", "20d23h55m")
+        ),
+        "quantile without (lag) (0.5, relman:latency_seconds:p99_weekly_lags)",
+    ]
+    assert exprs[6].endswith(" offset 23h55m") and exprs[12].endswith(" offset 6d23h55m")
+    assert exprs[13] == "quantile without (lag) (0.5, relman:latency_seconds:p95_daily_lags)"
     # season = none: the hour before the release, which Prometheus does not know
     assert not any(
         isinstance(r, AlertingRule) and r.rule == "latency_regression" and r.env == "dev"
@@ -250,6 +275,66 @@ regression_ratio = 2.0
     assert "latency_regression" not in dev.exported
     text = render(rules)
     assert "#   latency_regression of iris/dev, wine/dev: the hour before the release" in text
+
+
+def test_baselines_cover_only_the_pairs_that_read_them() -> None:
+    # p99 read by every pair of prod and by wine everywhere; p95 by iris in dev and prod-eu
+    extra = '\n[environments.prod.monitoring]\nleak_metric = "p99_ms"\n'
+    text = CONFIG.replace(
+        "[services.wine.monitoring]\n", '[services.wine.monitoring]\nleak_metric = "p99_ms"\n'
+    )
+    rules = compile_rules(_config(text + extra))
+    records = {r.record: r.expr for r in rules.groups[1].rules if isinstance(r, RecordingRule)}
+    # one set of matchers per group of environments that hold the same services
+    assert records["relman:latency_seconds:p99_median10m"] == (
+        'quantile_over_time(0.5, relman:latency_seconds:p99_rate1m{service=~"iris|wine", '
+        'env="prod"}[10m])\nor quantile_over_time(0.5, relman:latency_seconds:p99_rate1m'
+        '{service="wine", env=~"dev|prod-eu"}[10m])'
+    )
+    assert records["relman:latency_seconds:p95_median10m"] == (
+        "quantile_over_time(0.5, relman:latency_seconds:p95_rate1m"
+        '{service="iris", env=~"dev|prod-eu"}[10m])'
+    )
+    lags = [
+        r.expr
+        for r in rules.groups[1].rules
+        if isinstance(r, RecordingRule) and r.record == "relman:latency_seconds:p99_daily_lags"
+    ]
+    assert lags[0] == (
+        'relman:latency_seconds:p99_median10m{service=~"iris|wine", env="prod"} offset 23h55m'
+        '\nor relman:latency_seconds:p99_median10m{service="wine", env=~"dev|prod-eu"} '
+        "offset 23h55m"
+    )
+    assert "p99_weekly" not in "".join(records) and "p95_weekly" not in "".join(records)
+
+
+def test_series_recorded_in_the_group_are_read_at_this_instant() -> None:
+    """Every read of a series a rule of the same group recorded at this evaluation goes
+    through this_instant (1 ms window), after the rule that records it; the others (the
+    baselines recorded once a minute in the other group, ALERTS, up) are read as they are."""
+    rules = compile_rules(_config())
+    main, baselines = rules.groups
+    recorded: set[str] = set()
+    reads = 0
+    for rule in main.rules:
+        for name in {r.record for r in main.rules if isinstance(r, RecordingRule)}:
+            plain = re.findall(
+                rf"(last_over_time\()?{re.escape(name)}(\{{[^}}]*\}})?(\[1ms\]\))?", rule.expr
+            )
+            for opened, _, closed in plain:
+                reads += 1
+                assert opened and closed, (name, rule.expr)
+                assert name in recorded, f"{name} read before it is recorded: {rule.expr}"
+        if isinstance(rule, RecordingRule):
+            recorded.add(rule.record)
+    # requests 1, errors 2, ratio 2, quantiles 3; p99, error rate, regression (2) each pair
+    assert reads >= 8 + 4 * 3
+    levels = {r.record for r in baselines.rules if isinstance(r, RecordingRule)}
+    regression = _alert(rules, "wine", "prod", "latency_regression")
+    assert "relman:latency_seconds:p95_daily{" in regression.expr
+    assert "last_over_time(relman:latency_seconds:p95_daily" not in regression.expr
+    assert "relman:latency_seconds:p95_daily" in levels
+    assert prom_rules.this_instant("x") == "last_over_time(x[1ms])"
 
 
 def test_yaml_reads_back_as_the_rules() -> None:
@@ -266,6 +351,9 @@ def test_yaml_reads_back_as_the_rules() -> None:
                 assert rule["keep_firing_for"] == f"{source.keep_firing_minutes}m"
                 assert rule["labels"] == source.labels
                 assert rule["annotations"] == source.annotations
+            else:
+                assert rule["record"] == source.record
+                assert rule.get("labels", {}) == dict(source.labels)
     assert document["groups"][1]["interval"] == "1m"
     assert "interval" not in document["groups"][0]
     header = text[: text.index("groups:")]
@@ -298,8 +386,9 @@ def test_export_out_file_and_json(project: Path, capsys: pytest.CaptureFixture[s
     assert run([*argv, "--out", str(out)]) == 0
     document: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert document["ok"] is True and document["path"] == str(out)
-    assert (document["recording"], document["alerting"]) == (10, 24)
-    assert document["rules"] == 34 and document["groups"] == 2
+    # 8 per minute, the 10-minute median, 7 earlier days and their median
+    assert (document["recording"], document["alerting"]) == (17, 24)
+    assert document["rules"] == 41 and document["groups"] == 2
     assert "text" not in document
     assert document["pairs"][0] == {
         "service": "iris",
@@ -326,7 +415,7 @@ def test_human_line_after_writing(project: Path, capsys: pytest.CaptureFixture[s
     argv = ["--project", str(project), "policy", "export", "--format", "prometheus"]
     assert run([*argv, "--out", str(out)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"wrote 34 rules to {out}: 24 alerting, 10 recording, for 6 service/environment pair(s)",
+        f"wrote 41 rules to {out}: 24 alerting, 17 recording, for 6 service/environment pair(s)",
         "approximated: down, latency_regression (docs/prometheus.md)",
         f"check it: promtool check rules {out}",
     ]
