@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -47,6 +47,7 @@ __all__ = [
     "failed_tests",
     "feedback",
     "firing_before",
+    "first_screen",
     "flat_metrics",
     "forbid_writes",
     "gate",
@@ -192,6 +193,23 @@ def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[Se
             )
         services.append(ServiceView(name=name, bento=service.bento, environments=envs))
     return services
+
+
+def first_screen(project_dir: Path | None = None) -> tuple[Project, list[ServiceView] | None]:
+    """What the interface paints first, read in one go before it opens: the project
+    (:func:`read_project` ``quick``: a broken relman.toml raises here, before the screen is
+    taken over) and its rows as the ledger recorded them (:func:`recorded_overview`; None
+    when they cannot be read so: an older schema, a busy or broken ledger, for the screen's
+    first poll to say why). The git tags are read once for both: the stages of a repository
+    without relman.toml, then the versions they hold."""
+    from core.lineage.gitinfo import shared_tags
+
+    with shared_tags():
+        project = read_project(project_dir, quick=True)
+        try:
+            return project, recorded_overview(project)
+        except Exception:  # whatever it is, the first poll reads again and says it
+            return project, None
 
 
 def create_demo(
@@ -828,12 +846,16 @@ def read_project(project_dir: Path | None = None, *, quick: bool = False) -> Pro
         return project
 
 
-def one_dvc_session() -> contextlib.AbstractContextManager[None]:
-    """A block whose reads of one repository share one DVC session (its index built once):
-    ``with api.one_dvc_session(): status(read_project(...))``."""
+@contextlib.contextmanager
+def one_dvc_session() -> Iterator[None]:
+    """A block whose reads of one repository share one DVC session (its index built once)
+    and one reading of its git tags (core/lineage/gitinfo.py ``shared_tags``): ``with
+    api.one_dvc_session(): status(read_project(...))``. For reads only."""
     from core.lineage.dvcinfo import shared_sessions
+    from core.lineage.gitinfo import shared_tags
 
-    return shared_sessions()
+    with shared_sessions(), shared_tags():
+        yield
 
 
 def _repository_root(project_dir: Path | None) -> Path | None:

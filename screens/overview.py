@@ -104,9 +104,12 @@ class OverviewScreen(OverviewPolls, ActionScreen):
         *,
         read_only: bool = False,
         project: api.Project | None = None,
+        recorded: list[ServiceView] | None = None,
     ) -> None:
         super().__init__(project_dir, project)
         self.read_only = read_only
+        # The first paint's rows, when the command line read them with the project.
+        self.recorded = recorded
         self.services: list[ServiceView] = []
         self.candidates: dict[str, dict[str, Any]] = {}
         self.columns: Columns = NARROW
@@ -146,17 +149,20 @@ class OverviewScreen(OverviewPolls, ActionScreen):
     def show_recorded(self) -> None:
         """The rows of the first paint, when the project is at hand: each environment as the
         ledger recorded it (what really serves, the traffic and the candidates follow from
-        the first poll). A ledger that cannot be read so leaves the table loading."""
+        the first poll), as the command line read it with the project (api.first_screen) or
+        read here. A ledger that cannot be read so leaves the table loading."""
         if self.loaded is None:
             return
         from core import api  # loaded already: the command line read relman.toml with it
 
-        project = self.loaded[0]
-        try:
-            services = api.recorded_overview(project)
-        except Exception:  # an older schema, a busy or broken file: the first poll says
-            self.table.loading = True
-            return
+        project, services = self.loaded[0], self.recorded
+        self.recorded = None
+        if services is None:
+            try:
+                services = api.recorded_overview(project)
+            except Exception:  # an older schema, a busy or broken file: the first poll says
+                self.table.loading = True
+                return
         self.show_environments(project, services)
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers pick the long ones up at the start and fill in with short ones, instead of one
     worker starting a two-minute test while the other has nothing left to do."""
     items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
+
+
+@pytest.fixture(autouse=True)
+def _writes_allowed_again() -> Iterator[None]:
+    """``--read-only`` run in-process, or a repository without relman.toml read, makes the
+    rest of the process read-only (``api.forbid_writes``): undone after each test, so the
+    tests that follow in the same worker may write."""
+    yield
+    os.environ.pop("RELMAN_READ_ONLY", None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -40,7 +40,7 @@ from screens.palette import ScreenActions
 if TYPE_CHECKING:
     from textual.driver import Driver
 
-    from core.api import Project
+    from core.api import Project, ServiceView
     from screens.actions import ActionPlan
     from screens.runs import RunState
 
@@ -123,6 +123,7 @@ class RelmanApp(App[None]):
         read_only: bool = False,
         exit_on_load_error: bool = False,
         project: Project | None = None,
+        recorded: list[ServiceView] | None = None,
     ) -> None:
         # What the imports made (Textual, rich, the engine) lives as long as the
         # process: out of the collector's sight, it is never scanned again, and the first
@@ -142,6 +143,9 @@ class RelmanApp(App[None]):
         # from the start when the command line read it already: the overview then paints its
         # rows at once, from relman.toml and the ledger's record.
         self.project: Project | None = project
+        # Its rows as the ledger recorded them, when the command line read them with it
+        # (api.first_screen); else the overview reads them (screens/overview.py).
+        self.recorded = recorded
         # The engine call started last from this app (running or ended).
         self.current_run: RunState | None = None
         self.run_changed: Signal[RunState] = Signal(self, "run-changed")
@@ -181,7 +185,9 @@ class RelmanApp(App[None]):
         gc.enable()
 
     def get_default_screen(self) -> Screen[None]:
-        return OverviewScreen(self.project_dir, read_only=self.read_only, project=self.project)
+        return OverviewScreen(
+            self.project_dir, read_only=self.read_only, project=self.project, recorded=self.recorded
+        )
 
     def on_project_loaded(self, message: ProjectLoaded) -> None:
         self.project = message.project

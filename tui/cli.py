@@ -190,13 +190,15 @@ def open_tui(args: argparse.Namespace) -> int:
         from core import api
 
         # Fail fast on a missing or broken relman.toml, before the screen is taken over;
-        # the app is handed the project, and paints its rows at once.
-        project = api.read_project(args.project, quick=True)
+        # the app is handed the project and its rows as recorded, and paints them at once.
+        project, recorded = api.first_screen(args.project)
         from tui.app import RelmanApp
 
         # Without a relman.toml the interface reads what the repository declares, read-only.
         read_only = args.read_only or project.inferred
-        app = RelmanApp(project_dir=args.project, read_only=read_only, project=project)
+        app = RelmanApp(
+            project_dir=args.project, read_only=read_only, project=project, recorded=recorded
+        )
         app.run()
     finally:
         gc.enable()

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
-from core.config.schema import Model
+from core.config.schema import Model, toml_table
 
 # Services and environments become GTO names and stages in git tags, which must end in a
 # letter or digit.
@@ -22,7 +22,7 @@ STRATEGIES = ("all-at-once", "canary", "shadow")
 Strategy = Literal["all-at-once", "canary", "shadow"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PolicyMatch(Model):
     """Which (service, env) a rule or conditional value applies to: every key given must
     match; each is a glob (``prod*``) or a list of globs (any of them)."""

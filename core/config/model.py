@@ -27,7 +27,7 @@ from core.config.pipelines import (
     check_pipelines,
     check_watch,
 )
-from core.config.schema import Model, SchemaError
+from core.config.schema import Model, SchemaError, toml_table
 from core.errors import ConfigError, UsageError
 
 CONFIG_NAME = "relman.toml"
@@ -38,8 +38,10 @@ GTO_STAGE_PATTERN = r"^[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?$"
 # says what a key holds, ``metadata`` its constraints.
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class ProjectConfig(Model):
+    """[project]: the project's name, its interpreter, and whether promotions write GTO tags."""
+
     name: str = field(metadata={"pattern": NAME_PATTERN})
     # The interpreter of the project's own environment (suites, DVC stage commands).
     # Relative paths are taken from the project root; default: the one running relman.
@@ -59,7 +61,7 @@ _URL = {"pattern": r"^https?://\S+$"}
 _LABEL = {"pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class MonitoringParameters(Model):
     """Monitoring parameters; None means "not set in this layer" (TOML has no null)."""
 
@@ -124,14 +126,14 @@ FLOAT_PARAMETERS: frozenset[str] = frozenset(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class ConditionalParameters(MonitoringParameters):
     """One ``[[...when]]`` entry: parameters that apply where ``match`` does."""
 
     match: PolicyMatch
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PolicyLayer(MonitoringParameters):
     """A layer of parameters (a template, [environments.E.monitoring], [services.S.monitoring])
     and its conditional values, applied in file order after the layer's own values."""
@@ -139,7 +141,7 @@ class PolicyLayer(MonitoringParameters):
     when: list[ConditionalParameters] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class AssignRule(Model):
     """``[[monitoring.assign]]``: attach templates to every matching (service, env)."""
 
@@ -147,8 +149,10 @@ class AssignRule(Model):
     templates: list[str] = field(metadata={"min_length": 1})
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class ServiceConfig(Model):
+    """One [services.NAME]: what is built and served, from which model and data."""
+
     # BentoML service import path, as `bentoml build` / `bentoml serve` take it. None: a
     # service whose lineage, versions and stages relman tracks, with nothing to build yet.
     bento: str | None = field(default=None, metadata={"min_length": 1})
@@ -168,8 +172,11 @@ class ServiceConfig(Model):
     monitoring: PolicyLayer = field(default_factory=PolicyLayer)
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class EnvironmentConfig(Model):
+    """One [environments.NAME], in promotion order: where it serves (or the stage it reads),
+    what must pass to enter it, how a release rolls out there."""
+
     host: str = "127.0.0.1"
     # None: a stage relman reads (its GTO tags) and does not serve; deploying needs a port.
     port: int | None = field(default=None, metadata={"ge": 1, "le": 65535})
@@ -205,7 +212,7 @@ CHECKS = ("error-rate", "latency", "prediction-mix", "shadow-agreement", "accura
 Check = Literal["error-rate", "latency", "prediction-mix", "shadow-agreement", "accuracy"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class RolloutStepConfig(Model):
     """One step: ``{ weight = 10, pause = "1m" }`` (route 10% of requests to the new release,
     or mirror 10% in a shadow rollout, then wait), ``{ pause = "manual" }`` (wait for `relman
@@ -216,8 +223,10 @@ class RolloutStepConfig(Model):
     analysis: str | None = field(default=None, metadata={"min_length": 1})
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class RolloutConfig(Model):
+    """[environments.NAME.rollout]: how a release replaces the one serving there."""
+
     strategy: Strategy = "all-at-once"
     # Empty: the built-in steps of the strategy (core/delivery/rollout_plan.py).
     steps: list[RolloutStepConfig] = field(default_factory=list)
@@ -225,7 +234,7 @@ class RolloutConfig(Model):
     sticky: str | None = field(default=None, metadata={"pattern": r"^[A-Za-z0-9-]+$"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class AnalysisConfig(Model):
     """[analysis.NAME]: the checks of a new release against the stable one, same minutes."""
 
@@ -255,8 +264,10 @@ class AnalysisConfig(Model):
     accuracy_max_drop: float = field(default=0.05, metadata=_SHARE)
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class SuiteConfig(Model):
+    """One [suites.NAME]: pytest paths, arguments, timeout and environment of a test suite."""
+
     paths: list[str] = field(metadata={"min_length": 1})
     args: list[str] = field(default_factory=list)
     timeout: float = field(default=300.0, metadata=_POSITIVE)
@@ -264,7 +275,7 @@ class SuiteConfig(Model):
     kind: Literal["unit", "data", "model", "other"] = "other"
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class GateConfig(Model):
     """A metric gate: an absolute threshold and/or a comparison with the live baseline."""
 
@@ -289,7 +300,7 @@ COLLECTION_DEFAULTS: dict[str, float | str | None] = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PrometheusLabels(Model):
     """[monitoring.labels]: the Prometheus label names that tell which relman service,
     environment and release a series belongs to (docs/prometheus.md). ``service`` and ``env``
@@ -301,7 +312,7 @@ class PrometheusLabels(Model):
     release: str = field(default="service_version", metadata=_LABEL)
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class MonitoringConfig(PolicyLayer):
     """[monitoring]: project-wide parameters (above the built-in defaults), the templates
     and the rules that assign them. Read effective values with core.alerts.policies, not here:
@@ -342,8 +353,10 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
     }
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class RelmanConfig(Model):
+    """All of relman.toml, validated."""
+
     project: ProjectConfig
     services: dict[str, ServiceConfig] = field(metadata={"min_length": 1, **_NAMES})
     # In promotion order: the order of the tables in relman.toml.

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from core.config.common import _NAME_MESSAGE, NAME_PATTERN, PolicyMatch, Strategy
 from core.config.durations import parse_duration
-from core.config.schema import Model
+from core.config.schema import Model, toml_table
 from core.errors import ConfigError
 
 # ------------------------------------------------------------------- pipelines and triggers
@@ -30,7 +30,7 @@ Trigger = Literal["commit", "data"]
 _DURATION = {"min_length": 1}
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PipelineParameters(Model):
     """What cascades onto each step (None: not set in this layer): how long it may take, how
     often a failure is tried again, and the rollout strategy of a deploy step."""
@@ -51,7 +51,7 @@ class PipelineParameters(Model):
 PIPELINE_PARAMETERS = ("timeout", "retries", "strategy")
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PipelineStepConfig(PipelineParameters):
     """A step written as a table: ``{ step = "soak", env = "staging", duration = "10m" }``,
     ``{ step = "run", cmd = "python check.py", retries = 2 }``."""
@@ -64,14 +64,14 @@ class PipelineStepConfig(PipelineParameters):
     name: str | None = field(default=None, metadata={"min_length": 1})
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class ConditionalPipelineParameters(PipelineParameters):
     """``[[pipelines.NAME.when]]``: parameters where ``match`` does (``env`` is the step's)."""
 
     match: PolicyMatch
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PipelineConfig(PipelineParameters):
     """``[pipelines.NAME]``: its ordered steps, what starts it under `relman watch`, and its
     own parameters (above ``[pipelines]``, below a step's own)."""
@@ -82,7 +82,7 @@ class PipelineConfig(PipelineParameters):
     when: list[ConditionalPipelineParameters] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PipelineAssign(Model):
     """``[[pipelines.assign]]``: attach pipelines to every matching service."""
 
@@ -90,7 +90,7 @@ class PipelineAssign(Model):
     pipelines: list[str] = field(metadata={"min_length": 1})
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class PipelinesConfig(PipelineParameters):
     """``[pipelines]``: project-wide parameters, conditional values, assign rules; every
     other key is a pipeline (``[pipelines.NAME]``)."""
@@ -107,7 +107,7 @@ class PipelinesConfig(PipelineParameters):
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@toml_table
 class WatchConfig(Model):
     """``[watch]``: what `relman watch` polls and how long a change must settle."""
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 T = TypeVar("T", bound="Model")
+M = TypeVar("M", bound="Model")
 
 Problem = dict[str, Any]
 Location = tuple[str | int, ...]
@@ -42,10 +44,93 @@ class SchemaError(ValueError):
         super().__init__(f"{where}: {first['msg']}")
 
 
+@dataclass_transform(
+    kw_only_default=True, frozen_default=True, field_specifiers=(dataclasses.field,)
+)
+def toml_table(cls: type[M]) -> type[M]:
+    """Make ``cls`` (a :class:`Model`, one table of relman.toml) a frozen, keyword-only
+    dataclass whose ``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` and frozenness are
+    :class:`Model`'s: what ``@dataclass(frozen=True, kw_only=True)`` does, from one
+    implementation instead of six methods generated per class, which Python 3.11 compiles
+    from their source at every import (for relman.toml's 24 tables, most of relman's own
+    start-up beyond Textual's: docs/architecture.md, "Start-up"). ``dataclasses.fields``,
+    ``replace`` and ``asdict`` work as on any dataclass."""
+    dataclasses.dataclass(cls, init=False, repr=False, eq=False, kw_only=True)
+    fields = dataclasses.fields(cls)
+    _SHAPES[cls] = _Shape(
+        init=tuple((f.name, f.default, f.default_factory) for f in fields),
+        shown=tuple(f.name for f in fields if f.repr),
+        compared=tuple(f.name for f in fields if f.compare),
+        hashed=tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash)),
+    )
+    return cls
+
+
+class _Shape:
+    """What :class:`Model`'s methods do with the fields of one table."""
+
+    def __init__(
+        self,
+        *,
+        init: tuple[tuple[str, Any, Any], ...],
+        shown: tuple[str, ...],
+        compared: tuple[str, ...],
+        hashed: tuple[str, ...],
+    ) -> None:
+        self.init = init  # (name, default, default_factory), in order
+        self.shown = shown  # by __repr__
+        self.compared = compared  # by __eq__
+        self.hashed = hashed  # by __hash__
+
+
+_SHAPES: dict[type, _Shape] = {}
+
+
 class Model:
-    """Base of the validated dataclasses: ``Model.from_data(mapping)`` checks and builds."""
+    """Base of the validated dataclasses (each made one by :func:`toml_table`):
+    ``Model.from_data(mapping)`` checks and builds."""
 
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    def __init__(self, **values: Any) -> None:
+        for name, default, factory in _SHAPES[type(self)].init:
+            if name in values:
+                value = values.pop(name)
+            elif default is not dataclasses.MISSING:
+                value = default
+            elif factory is not dataclasses.MISSING:
+                value = factory()
+            else:
+                raise TypeError(
+                    f"{type(self).__qualname__}() missing 1 required keyword-only argument: "
+                    f"{name!r}"
+                )
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(
+                f"{type(self).__qualname__}() got an unexpected keyword argument "
+                f"{next(iter(values))!r}"
+            )
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SHAPES[type(self)].shown)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        names = _SHAPES[type(self)].compared
+        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in _SHAPES[type(self)].hashed))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     @classmethod
     def from_data(cls: type[T], data: Mapping[str, Any]) -> T:

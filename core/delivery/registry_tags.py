@@ -34,7 +34,7 @@ def check_tags(
     from core.lineage.gitinfo import tags
     from core.lineage.gto import plan_promotion_tags
 
-    refs = tags(project.root)
+    refs = tags(project.root, fresh=True)  # a promotion checks the tags as they are now
     for name in model_names(ledger, record):
         try:
             stage = project.config.stage_of(env)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from core.errors import ProjectError
 from core.lineage.dvc_remote import RemoteChecks
 from core.lineage.metrics_file import flatten_metrics
+from core.lineage.thread_memo import ThreadMemo
 
 if TYPE_CHECKING:
     from core.documents import ArtifactDocument
@@ -167,25 +167,20 @@ def check_project(root: Path) -> None:
 
 
 # The sessions of a `shared_sessions` block, per thread: {root: session}.
-_SHARED = threading.local()
+_SHARED = ThreadMemo()
 
 
-@contextmanager
-def shared_sessions() -> Iterator[None]:
+def shared_sessions() -> AbstractContextManager[None]:
     """Within this block, every :func:`open_dvc` of this thread for one root is the same
     session, closed when the block ends: one command that both reads a repository without
     relman.toml (core/lineage/infer.py) and builds its candidates builds DVC's index of 200
     stages once, not twice. Nested blocks are one block."""
-    if getattr(_SHARED, "sessions", None) is not None:
-        yield
-        return
-    _SHARED.sessions = {}
-    try:
-        yield
-    finally:
-        sessions, _SHARED.sessions = _SHARED.sessions, None
+
+    def close(sessions: dict[Path, DvcSession]) -> None:
         for session in sessions.values():
             session.repo.close()
+
+    return _SHARED.block(on_end=close)
 
 
 @contextmanager
@@ -193,7 +188,7 @@ def open_dvc(root: Path) -> Iterator[DvcSession]:
     """Open the DVC repository at ``root`` once; close it (and its sqlite state) afterwards
     (inside :func:`shared_sessions`: when that block ends)."""
     root = root.resolve()
-    shared: dict[Path, DvcSession] | None = getattr(_SHARED, "sessions", None)
+    shared: dict[Path, DvcSession] | None = _SHARED.current()
     if shared is not None and root in shared:
         yield shared[root]
         return

@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ProjectError
+from core.lineage.thread_memo import ThreadMemo
 
 if TYPE_CHECKING:
     from core.documents import GitDocument
 
-__all__ = ["GitInfo", "TagRef", "commits_between", "git", "git_info", "is_git_repo", "tags"]
+__all__ = [
+    "GitInfo",
+    "TagRef",
+    "commits_between",
+    "git",
+    "git_info",
+    "is_git_repo",
+    "shared_tags",
+    "tags",
+]
 
 _SEP = "\x1f"  # unit separator: never appears in names, subjects or dates
 
@@ -179,8 +190,26 @@ _TAG_FORMAT = _SEP.join(
 )
 
 
-def tags(root: Path) -> list[TagRef]:
-    """Every tag of the repository with its commit, tagger and date, in one subprocess."""
+# The tags read in a `shared_tags` block, per thread: {root: tags}.
+_SHARED = ThreadMemo()
+
+
+def shared_tags() -> AbstractContextManager[None]:
+    """Within this block, :func:`tags` of this thread runs git once per repository and hands
+    every later caller the same list: one reading that asks the tags more than once (the
+    stages of a repository without relman.toml, then the versions they hold; the registry of
+    `status`) sees one state of them and pays one subprocess. For blocks that only read: a
+    promotion reads its tags fresh (``fresh=True``). Nested blocks are one block."""
+    return _SHARED.block()
+
+
+def tags(root: Path, *, fresh: bool = False) -> list[TagRef]:
+    """Every tag of the repository with its commit, tagger and date, in one subprocess (in a
+    :func:`shared_tags` block, once per repository, unless ``fresh``)."""
+    shared: dict[Path, list[TagRef]] | None = None if fresh else _SHARED.current()
+    key = Path(root).resolve() if shared is not None else Path(root)
+    if shared is not None and key in shared:
+        return list(shared[key])
     out = git(root, "for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags")
     refs = []
     for line in out.splitlines():
@@ -197,4 +226,7 @@ def tags(root: Path) -> list[TagRef]:
                 annotated=annotated,
             )
         )
+    if shared is not None:
+        shared[key] = refs
+        return list(refs)
     return refs

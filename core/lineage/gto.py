@@ -577,7 +577,7 @@ def write_promotion_tags(
 
 def _read_tags(root: Path) -> list[TagRef]:
     try:
-        return tags(root)
+        return tags(root, fresh=True)  # a promotion plans on the tags as they are now
     except ProjectError as exc:
         raise InfraError(f"could not read git tags in {root}: {exc}") from exc
 

@@ -8,8 +8,6 @@ paint as for `status`.
 from __future__ import annotations
 
 from core.config.model import Project
-from core.lineage.gitinfo import tags
-from core.lineage.gto import current_stages, gto_events
 
 __all__ = ["held_stages"]
 
@@ -22,6 +20,11 @@ def held_stages(project: Project) -> dict[tuple[str, str], tuple[str, str]]:
     unserved = [name for name, env in config.environments.items() if env.port is None]
     if not unserved:
         return {}
+    # Here, not at the top: a project whose environments are all served spares the first
+    # paint git's and GTO's modules.
+    from core.lineage.gitinfo import tags
+    from core.lineage.gto import current_stages, gto_events
+
     events, _warnings = gto_events(tags(project.root))
     stages = current_stages(events)
     found: dict[tuple[str, str], tuple[str, str]] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ProjectError
-from core.lineage.gitinfo import commits_between, git, git_info, is_git_repo, tags
+from core.lineage.gitinfo import commits_between, git, git_info, is_git_repo, shared_tags, tags
 
 
 @pytest.fixture
@@ -107,3 +107,31 @@ def test_tags_annotated_and_lightweight(repo: Path) -> None:
 def test_a_failing_git_command_says_what_failed(repo: Path) -> None:
     with pytest.raises(ProjectError, match=r"^git log failed in .*: fatal: "):
         git(repo, "log", "no-such-rev")
+
+
+def test_a_shared_block_reads_the_tags_once_and_a_promotion_reads_them_fresh(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.lineage import gitinfo
+
+    git(repo, "tag", "-a", "clf@v1.0.0", "-m", "register")
+    asked: list[tuple[str, ...]] = []
+    real_git = gitinfo.git
+
+    def counted(root: Path, *args: str) -> str:
+        asked.append(args[:1])
+        return real_git(root, *args)
+
+    monkeypatch.setattr(gitinfo, "git", counted)
+    with shared_tags():
+        first = tags(repo)
+        git(repo, "tag", "-a", "clf#dev", "-m", "assign")  # after the block read them
+        with shared_tags():  # nested: the same block
+            again = tags(repo / ".")
+        fresh = tags(repo, fresh=True)
+    assert asked == [("for-each-ref",), ("for-each-ref",)]
+    assert [t.name for t in first] == [t.name for t in again] == ["clf@v1.0.0"]
+    assert sorted(t.name for t in fresh) == ["clf#dev", "clf@v1.0.0"]
+    # Outside a block, every call runs git: the new tag is seen.
+    assert sorted(t.name for t in tags(repo)) == ["clf#dev", "clf@v1.0.0"]
+    assert len(asked) == 3

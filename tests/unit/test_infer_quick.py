@@ -76,3 +76,31 @@ def test_the_repository_top_is_found_from_a_subfolder(
     project = api.read_project(None, quick=True)
     assert project.inferred and project.root == root.resolve()
     assert list(project.config.services) == ["shop"]
+
+
+def test_the_first_screen_reads_the_tags_once_for_the_stages_and_their_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.lineage import gitinfo
+
+    root = _repository(tmp_path / "shop", {"dvc.yaml": BLOCK})
+    subprocess.run(["git", "commit", "-qm", "pipeline"], cwd=root, check=True)
+    for tag in ("churn@v1.0.0", "churn#dev#1"):
+        subprocess.run(["git", "tag", "-a", tag, "-m", tag], cwd=root, check=True)
+    asked: list[str] = []
+    real_git = gitinfo.git
+
+    def counted(where: Path, *args: str) -> str:
+        asked.append(args[0])
+        return real_git(where, *args)
+
+    monkeypatch.setattr(gitinfo, "git", counted)
+    project, recorded = api.first_screen(root)
+    assert project.inferred and list(project.config.environments) == ["dev"]
+    assert recorded is not None
+    [dev] = recorded[0].environments
+    assert (dev.name, dev.version, dev.state) == ("dev", "v1.0.0", "stage dev (git tags)")
+    assert asked.count("for-each-ref") == 1
+    # Each later reading reads them again (here: the poll's rows of the stages).
+    api.recorded_overview(project)
+    assert asked.count("for-each-ref") == 2

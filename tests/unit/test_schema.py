@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from core.config.schema import Model, SchemaError
+from core.config.schema import Model, SchemaError, toml_table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,3 +95,52 @@ def test_types_are_strict(key: str, value: object, message: str) -> None:
 
 def test_a_missing_required_key_is_named() -> None:
     assert _problems({}) == [(("name",), "missing", "missing")]
+
+
+@toml_table
+class Table(Model):
+    """A table made by toml_table, beside Generated, the same made by dataclasses."""
+
+    name: str
+    tags: list[str] = field(default_factory=list)
+    size: int = 1
+    note: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Generated(Model):
+    name: str
+    tags: list[str] = field(default_factory=list)
+    size: int = 1
+    note: str = field(default="", compare=False, repr=False)
+
+
+def test_a_toml_table_behaves_as_the_frozen_dataclass_it_replaces() -> None:
+    from dataclasses import asdict, fields, replace
+
+    for kind in (Table, Generated):
+        built = kind(name="a", size=2, note="x")
+        assert repr(built) == f"{kind.__qualname__}(name='a', tags=[], size=2)"
+        assert built == kind(name="a", size=2) and built != kind(name="b", size=2)
+        assert built.tags is not kind(name="a").tags  # a fresh default per instance
+        assert asdict(replace(built, size=3)) == {"name": "a", "tags": [], "size": 3, "note": "x"}
+        assert [f.name for f in fields(kind)] == ["name", "tags", "size", "note"]
+        assert kind.__match_args__ == ()
+        with pytest.raises(FrozenInstanceError, match="cannot assign to field 'size'"):
+            built.size = 4  # type: ignore[misc]
+        with pytest.raises(FrozenInstanceError):
+            del built.size  # type: ignore[misc]
+        with pytest.raises(TypeError, match="'name'"):
+            kind()  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'bogus'"):
+            kind(name="a", bogus=1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            kind("a")  # type: ignore[misc]
+        with pytest.raises(TypeError, match="unhashable"):
+            hash(built)  # a list field, as dataclasses hash it
+    # None of them generated (and compiled at import) for the class: Model's serve it.
+    assert not {"__init__", "__eq__", "__hash__", "__repr__", "__setattr__"} & set(vars(Table))
+    frozen = Table(name="a", tags=[])
+    assert Table(name="a") != Generated(name="a")  # only the same class compares equal
+    assert hash(replace(frozen, tags=())) == hash(replace(frozen, tags=(), note="other"))
+    assert Table.from_data({"name": "b", "size": 5}) == Table(name="b", size=5)
