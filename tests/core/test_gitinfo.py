@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from core.errors import ProjectError
-from core.lineage.gitinfo import commits_between, git, git_info, is_git_repo, tags
+from core.lineage.gitinfo import (
+    Asked,
+    GitCall,
+    commits_between,
+    git,
+    git_info,
+    is_git_repo,
+    tags,
+)
 
 
 @pytest.fixture
@@ -107,3 +115,17 @@ def test_tags_annotated_and_lightweight(repo: Path) -> None:
 def test_a_failing_git_command_says_what_failed(repo: Path) -> None:
     with pytest.raises(ProjectError, match=r"^git log failed in .*: fatal: "):
         git(repo, "log", "no-such-rev")
+
+
+def test_questions_asked_at_once_answer_in_order_and_none_is_left_running(repo: Path) -> None:
+    calls = [GitCall(repo, "log", "no-such-rev"), GitCall(repo, "rev-parse", "HEAD")]
+    asked = Asked(calls, lambda answers: [answer.output() for answer in answers])
+    with pytest.raises(ProjectError, match=r"^git log failed"):  # the first asked, first
+        asked.result()
+    assert all(call._process is not None and call._process.returncode == 0 for call in calls[1:])
+    both = Asked(
+        [GitCall(repo, "rev-parse", "--is-shallow-repository"), GitCall(repo, "log", "-1")],
+        lambda answers: [answer.output() for answer in answers],
+    )
+    shallow, log = both.result()
+    assert shallow == "false\n" and "first commit" in log
