@@ -96,7 +96,7 @@ def promote(
             blocking = [result for result in results if result.blocks]
             if blocking:
                 raise BlockedError(_blocked_line(env, blocking))
-            check_tags(project, ledger, record, env, steps)
+            refs = check_tags(project, ledger, record, env, steps)
             if _already_live(project, ledger, record, env):
                 steps.skipped("switch", f"{record.version or record.id} already live in {env}")
             else:
@@ -112,7 +112,7 @@ def promote(
                     )
                     _ensure_collector(project, steps)
             report.url = env_url(project, env)
-            write_tags(project, ledger, record, env, steps)
+            write_tags(project, ledger, record, env, steps, existing=refs)
     return report
 
 

@@ -8,11 +8,15 @@ step, never undoes a deployment). Off with ``[project] gto_tags = false``.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from core.config.model import Project
 from core.delivery.deploy import Steps
 from core.errors import BlockedError, ReleaseError
 from store import Ledger, ReleaseRecord
+
+if TYPE_CHECKING:
+    from core.lineage.gitinfo import TagRef
 
 
 def model_names(ledger: Ledger, record: ReleaseRecord) -> list[str]:
@@ -26,11 +30,12 @@ def model_names(ledger: Ledger, record: ReleaseRecord) -> list[str]:
 
 def check_tags(
     project: Project, ledger: Ledger, record: ReleaseRecord, env: str, steps: Steps
-) -> None:
+) -> list[TagRef] | None:
     """A GTO tag conflict (the version registered on another commit) blocks before anything
-    changes, not after the switch."""
+    changes, not after the switch. Returns the repository's tags it read (for
+    :func:`write_tags`), or None when there was nothing to check."""
     if not project.config.project.gto_tags or not record.version:
-        return
+        return None
     from core.lineage.gitinfo import tags
     from core.lineage.gto import plan_promotion_tags
 
@@ -42,12 +47,21 @@ def check_tags(
         except BlockedError as exc:
             steps.failed("tags", str(exc))
             raise
+    return refs
 
 
 def write_tags(
-    project: Project, ledger: Ledger, record: ReleaseRecord, env: str, steps: Steps
+    project: Project,
+    ledger: Ledger,
+    record: ReleaseRecord,
+    env: str,
+    steps: Steps,
+    existing: list[TagRef] | None = None,
 ) -> None:
-    """GTO-style tags on the release's commit; a failure is reported, never fatal."""
+    """GTO-style tags on the release's commit; a failure is reported, never fatal.
+    ``existing``: the tags :func:`check_tags` read before the deploy, not read again (a name
+    another promotion took since is planned again on fresh tags, as after any race);
+    otherwise read here."""
     if not project.config.project.gto_tags:
         steps.skipped("tags", "GTO tags off ([project] gto_tags = false)")
         return
@@ -72,6 +86,7 @@ def write_tags(
                 project.config.stage_of(env),  # its GTO name ([environments.ENV] stage)
                 record.git_commit,
                 actor=current_user(project.root),
+                existing=existing,
             )
     except ReleaseError as exc:
         steps.skipped("tags", f"not written: {exc}")

@@ -18,7 +18,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -156,21 +157,61 @@ def stop_tagged(value: str, leader: int | None, grace: float = DEFAULT_GRACE) ->
     return True
 
 
-def processes_mentioning(folder: Path) -> list[tuple[int, str]]:
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process as a sweep sees it: its command line, and its environment (empty when it
+    is not ours to read)."""
+
+    pid: int
+    command: str
+    environ: dict[str, str]
+
+    @property
+    def tag(self) -> str | None:
+        return self.environ.get(TAG_VARIABLE)
+
+
+def process_table() -> list[ProcessInfo]:
+    """Every other process's command line and environment, read in one pass over them all:
+    for a sweep that asks several questions of every process (which carry one of these tags,
+    which name that folder), instead of one pass per question. A snapshot: whoever acts on
+    it checks again that a pid is still alive (as :func:`stop_tagged` and
+    :func:`processes_mentioning` do)."""
+    table = []
+    for proc in _others():
+        try:
+            command = " ".join(proc.cmdline())
+        except psutil.Error:  # gone, or a zombie: nothing to stop or name
+            continue
+        table.append(ProcessInfo(proc.pid, command, _environ(proc) or {}))
+    return table
+
+
+def processes_mentioning(
+    folder: Path, among: Sequence[ProcessInfo] | None = None
+) -> list[tuple[int, str]]:
     """Live processes naming ``folder`` on their command line or in their environment, with
     their command lines: what relman served for a project (proxies, Bento servers and what
-    they started), for sweeps and for tests that nothing was left behind."""
+    they started), for sweeps and for tests that nothing was left behind. ``among``: a
+    :func:`process_table` already read (only those still alive are returned)."""
     needle = str(folder)
+
+    def names(environ: dict[str, str] | None) -> bool:
+        return any(needle in f"{name}={value}" for name, value in (environ or {}).items())
+
     found: list[tuple[int, str]] = []
+    if among is not None:
+        for info in among:
+            if (needle in info.command or names(info.environ)) and pid_alive(info.pid):
+                found.append((info.pid, info.command))
+        return found
     for proc in _others():
         try:
             command = " ".join(proc.cmdline())
         except psutil.Error:
             continue
         # The command line is the cheaper read: the environment only when it says nothing.
-        named = needle in command or any(
-            needle in f"{name}={value}" for name, value in (_environ(proc) or {}).items()
-        )
+        named = needle in command or names(_environ(proc))
         if named and pid_alive(proc.pid):
             found.append((proc.pid, command))
     return found

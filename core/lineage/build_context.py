@@ -34,10 +34,17 @@ import yaml
 from pathspec import PathSpec
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-from core.lineage.gitinfo import git
+from core.lineage.gitinfo import Asked, GitCall
 from core.lineage.release_id import canonical_json
 
-__all__ = ["BuildContext", "TrackedFiles", "build_context", "context_folder", "tracked_files"]
+__all__ = [
+    "BuildContext",
+    "TrackedFiles",
+    "ask_tracked_files",
+    "build_context",
+    "context_folder",
+    "tracked_files",
+]
 
 # core.config.model's CONFIG_NAME, without importing the config machinery into lineage.
 CONFIG_NAME = "relman.toml"
@@ -73,10 +80,23 @@ class TrackedFiles:
 
 
 def tracked_files(root: Path) -> TrackedFiles:
-    """``git ls-tree -r HEAD`` under ``root``: one subprocess, blob ids and no file read."""
-    prefix = git(root, "rev-parse", "--show-prefix").strip()
+    """``git ls-tree -r HEAD`` under ``root``: blob ids and no file read."""
+    return ask_tracked_files(root).result()
+
+
+def ask_tracked_files(root: Path) -> Asked[TrackedFiles]:
+    """:func:`tracked_files`' two questions, asked at once."""
+    calls = [
+        GitCall(root, "rev-parse", "--show-prefix"),
+        GitCall(root, "ls-tree", "-r", "-z", "HEAD"),
+    ]
+    return Asked(calls, lambda answers: _tracked_files(*answers))
+
+
+def _tracked_files(prefix_call: GitCall, tree: GitCall) -> TrackedFiles:
+    prefix = prefix_call.output().strip()
     entries: dict[str, str] = {}
-    for record in git(root, "ls-tree", "-r", "-z", "HEAD").split("\0"):
+    for record in tree.output().split("\0"):
         if not record:
             continue
         meta, _, path = record.partition("\t")

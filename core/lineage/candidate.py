@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.lineage import dvcinfo
-from core.lineage.build_context import TrackedFiles, build_context, tracked_files
+from core.lineage.build_context import TrackedFiles, ask_tracked_files, build_context
 from core.lineage.dvcinfo import ArtifactDecl, ArtifactInfo, DvcSession
-from core.lineage.gitinfo import GitInfo, git_info
+from core.lineage.gitinfo import GitInfo, ask_git_info
 from core.lineage.release_id import is_dirty_id, release_id
 
 if TYPE_CHECKING:  # lineage reads the project's folder only; the config is not needed
@@ -126,8 +126,17 @@ def candidates(
     everything else wrong is a problem line of the candidate it concerns.
     """
     root = Path(root).resolve()
-    info = git_info(root)  # first: "not a git repository" is the clearest error
-    tracked = tracked_files(root)
+    # git's five questions run side by side, in git processes, while DVC's modules load
+    # here; their answers are then taken in order (a git error first: "not a git
+    # repository" is the clearest).
+    asked_info, asked_tracked = ask_git_info(root), ask_tracked_files(root)
+    try:
+        dvcinfo.load_dvc()
+        info = asked_info.result()
+        tracked = asked_tracked.result()
+    finally:
+        asked_info.close()
+        asked_tracked.close()
     builds = builds or {}
     with dvcinfo.open_dvc(root) as session:
         # metrics first: DVC's metrics.show() swaps the repo's filesystem, which drops the

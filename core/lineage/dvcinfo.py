@@ -10,6 +10,7 @@ working tree is only hashed where DVC's status needs it to say an output changed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -181,6 +182,15 @@ def shared_sessions() -> AbstractContextManager[None]:
             session.repo.close()
 
     return _SHARED.block(on_end=close)
+
+
+def load_dvc() -> None:
+    """Load DVC's modules now, what :func:`open_dvc` imports first (e.g. while git answers
+    in processes of its own). A DVC that cannot be imported is left to open_dvc, to fail
+    there as it would have."""
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    with contextlib.suppress(Exception):  # open_dvc imports it again, and reports it
+        import dvc.repo  # noqa: F401
 
 
 @contextmanager

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from core.errors import ProjectError
 from core.lineage.thread_memo import ThreadMemo
@@ -20,8 +21,11 @@ if TYPE_CHECKING:
     from core.documents import GitDocument
 
 __all__ = [
+    "Asked",
+    "GitCall",
     "GitInfo",
     "TagRef",
+    "ask_git_info",
     "commits_between",
     "git",
     "git_info",
@@ -29,6 +33,8 @@ __all__ = [
     "shared_tags",
     "tags",
 ]
+
+T = TypeVar("T")
 
 _SEP = "\x1f"  # unit separator: never appears in names, subjects or dates
 
@@ -89,27 +95,71 @@ def _env() -> dict[str, str]:
 
 def git(root: Path, *args: str) -> str:
     """Run ``git -C root ARGS`` and return stdout; raise ProjectError with git's own message."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise ProjectError("git not found on PATH: install git to use relman") from exc
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        # git puts the cause on its "fatal:"/"error:" line; usage text may follow it.
-        causes = [line for line in lines if line.startswith(("fatal:", "error:"))]
-        reason = (causes or lines or [f"exit code {done.returncode}"])[0]
-        if "not a git repository" in done.stderr:
-            raise ProjectError(
-                f"not a git repository: {root} (run 'git init' there, or pass --project)"
+    return GitCall(root, *args).output()
+
+
+class GitCall:
+    """``git -C root ARGS``, started at once; :meth:`output` waits for it. Several questions
+    asked this way run side by side (each git its own process, on its own core), and the
+    caller takes their answers in the order it would have asked them."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        self.root, self.args = root, args
+        self._missing: FileNotFoundError | None = None
+        self._process: subprocess.Popen[str] | None = None
+        try:
+            self._process = subprocess.Popen(
+                ["git", "-C", str(root), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(),
             )
-        raise ProjectError(f"git {args[0] if args else ''} failed in {root}: {reason}")
-    return done.stdout
+        except FileNotFoundError as exc:
+            self._missing = exc
+
+    def output(self) -> str:
+        """git's stdout; ProjectError with git's own message when it failed."""
+        if self._process is None:
+            raise ProjectError("git not found on PATH: install git to use relman") from (
+                self._missing
+            )
+        stdout, stderr = self._process.communicate()
+        if self._process.returncode != 0:
+            lines = stderr.strip().splitlines()
+            # git puts the cause on its "fatal:"/"error:" line; usage text may follow it.
+            causes = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            reason = (causes or lines or [f"exit code {self._process.returncode}"])[0]
+            if "not a git repository" in stderr:
+                raise ProjectError(
+                    f"not a git repository: {self.root} (run 'git init' there, or pass --project)"
+                )
+            args = self.args
+            raise ProjectError(f"git {args[0] if args else ''} failed in {self.root}: {reason}")
+        return stdout
+
+    def close(self) -> None:
+        """Wait for git, its answer unread (another question failed first)."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.communicate()
+
+
+class Asked(Generic[T]):
+    """Git questions asked at once (:class:`GitCall`), and how their answers make a ``T``:
+    :meth:`result` waits for them and raises the first error in the order they were asked."""
+
+    def __init__(self, calls: list[GitCall], make: Callable[[list[GitCall]], T]) -> None:
+        self._calls, self._make = calls, make
+
+    def result(self) -> T:
+        try:
+            return self._make(self._calls)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for call in self._calls:
+            call.close()
 
 
 def is_git_repo(root: Path) -> bool:
@@ -120,9 +170,8 @@ def is_git_repo(root: Path) -> bool:
     return True
 
 
-def _status(root: Path) -> tuple[str | None, list[str]]:
-    """(branch or None when detached, dirty paths) from one ``git status`` call."""
-    out = git(root, "status", "--porcelain=v1", "--branch", "-z", "--untracked-files=all")
+def _status(out: str) -> tuple[str | None, list[str]]:
+    """(branch or None when detached, dirty paths) from one ``git status`` call's output."""
     branch: str | None = None
     files: list[str] = []
     entries = out.split("\0")
@@ -147,15 +196,29 @@ def _status(root: Path) -> tuple[str | None, list[str]]:
 
 def git_info(root: Path) -> GitInfo:
     """Commit, branch, subject, author and dirtiness of the tree at ``root``."""
-    shallow_out = git(root, "rev-parse", "--is-shallow-repository")
+    return ask_git_info(root).result()
+
+
+def ask_git_info(root: Path) -> Asked[GitInfo]:
+    """:func:`git_info`'s three questions, asked at once."""
+    calls = [
+        GitCall(root, "rev-parse", "--is-shallow-repository"),
+        GitCall(root, "log", "-1", f"--format=%H{_SEP}%h{_SEP}%s{_SEP}%an <%ae>{_SEP}%cI"),
+        GitCall(root, "status", "--porcelain=v1", "--branch", "-z", "--untracked-files=all"),
+    ]
+    return Asked(calls, lambda answers: _git_info(root, *answers))
+
+
+def _git_info(root: Path, shallow: GitCall, last: GitCall, status: GitCall) -> GitInfo:
+    shallow_out = shallow.output()
     try:
-        log = git(root, "log", "-1", f"--format=%H{_SEP}%h{_SEP}%s{_SEP}%an <%ae>{_SEP}%cI")
+        log = last.output()
     except ProjectError as exc:
         raise ProjectError(
             f"no commit yet in {root}: commit the project once before asking what it releases"
         ) from exc
     commit, short, message, author, committed_at = log.rstrip("\n").split(_SEP)
-    branch, files = _status(root)
+    branch, files = _status(status.output())
     return GitInfo(
         commit=commit,
         short=short,

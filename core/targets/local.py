@@ -35,6 +35,7 @@ from core.host.processes import (
     carries_tag,
     end_processes,
     pid_alive,
+    process_table,
     processes_mentioning,
     read_pid,
     stop_tagged,
@@ -370,17 +371,24 @@ class LocalTarget:
 
         # Containers first: a podman client whose container is gone ends by itself.
         stopped = sweep_containers(self.folder, kept)
+        # Every process read once, not once per instance folder: the newest stopped ones
+        # are kept (KEEP_STOPPED), so each promotion finds several here.
+        table = process_table()
+        running_tags = {info.tag for info in table if info.tag}
         for folder in sorted((self.folder / "instances").glob("*/")):
             if str(folder) in kept:
                 continue
             instance = _instance_in(folder)
-            if stop_tagged(str(folder), instance.pid if instance else None):
+            leader = instance.pid if instance else None
+            if str(folder) not in running_tags and not carries_tag(leader, str(folder)):
+                continue  # nothing of it runs: its processes all carry its tag
+            if stop_tagged(str(folder), leader):
                 what = f"{instance.release} on {instance.address}" if instance else folder.name
                 stopped.append(f"stopped orphan {what}")
         # Folders deleted by hand: their processes still name them (the tag, the --dir).
         lost = [
             pid
-            for pid, _ in processes_mentioning(self.folder / "instances")
+            for pid, _ in processes_mentioning(self.folder / "instances", table)
             if not any(carries_tag(pid, folder) for folder in kept)
         ]
         if lost:
@@ -392,7 +400,7 @@ class LocalTarget:
             marker = f" --dir {self.folder} "
             proxies = [
                 pid
-                for pid, command in processes_mentioning(self.folder)
+                for pid, command in processes_mentioning(self.folder, table)
                 if marker in f" {command} "
             ]
             if proxies:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_utils import Database
+from store.ledger.sqlite import Database
 
 GENESIS_HASH = "0" * 64
 

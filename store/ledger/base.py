@@ -11,12 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from store.errors import ReadOnlyRefused, ReleaseNotFound
 from store.ledger.audit import AuditEvent, append_event
 from store.ledger.db import display_path, iso, translate_errors, utc_now, write_transaction
 from store.ledger.records import ReleaseRecord, release_from_row
+from store.ledger.sqlite import Database
 
 Clock = Callable[[], datetime]
 

@@ -23,8 +23,8 @@ from store.errors import (
     StoreInaccessible,
 )
 
-if TYPE_CHECKING:  # sqlite-utils (and the numpy it loads) only when a Database is opened
-    from sqlite_utils import Database
+if TYPE_CHECKING:  # sqlite-utils (store/ledger/sqlite.py) only when a Database is opened
+    from store.ledger.sqlite import Database
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -126,7 +126,7 @@ def reading_file(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection
 def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:
     """A sqlite-utils Database on ``path``; read-write connections create the parent folder
     and switch the file to WAL so readers (the TUI, --read-only) never block the writer."""
-    from sqlite_utils import Database
+    from store.ledger.sqlite import Database
 
     try:
         if readonly:
@@ -165,7 +165,7 @@ def connect(path: Path, *, readonly: bool, busy_timeout: float) -> Database:
 
 def connect_memory() -> Database:
     """An empty in-memory database: what a read-only open of a missing ledger reads from."""
-    from sqlite_utils import Database
+    from store.ledger.sqlite import Database
 
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     db = Database(conn, execute_plugins=False)

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlite_utils import Database
-
 from store.errors import InvalidRequest
 from store.ledger.db import iso
 from store.ledger.pipelines import PipelineRunRecord, run_record
@@ -30,6 +28,7 @@ from store.ledger.records import (
     run_from_row,
     run_summary,
 )
+from store.ledger.sqlite import Database
 
 EntryKind = Literal["release", "run", "pipeline", "promotion", "rollback", "approval"]
 Record = ReleaseRecord | RunRecord | PromotionRecord | ApprovalRecord | PipelineRunRecord

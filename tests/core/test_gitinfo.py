@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from core.errors import ProjectError
-from core.lineage.gitinfo import commits_between, git, git_info, is_git_repo, shared_tags, tags
+from core.lineage.gitinfo import (
+    Asked,
+    GitCall,
+    commits_between,
+    git,
+    git_info,
+    is_git_repo,
+    shared_tags,
+    tags,
+)
 
 
 @pytest.fixture
@@ -135,3 +144,17 @@ def test_a_shared_block_reads_the_tags_once_and_a_promotion_reads_them_fresh(
     # Outside a block, every call runs git: the new tag is seen.
     assert sorted(t.name for t in tags(repo)) == ["clf#dev", "clf@v1.0.0"]
     assert len(asked) == 3
+
+
+def test_questions_asked_at_once_answer_in_order_and_none_is_left_running(repo: Path) -> None:
+    calls = [GitCall(repo, "log", "no-such-rev"), GitCall(repo, "rev-parse", "HEAD")]
+    asked = Asked(calls, lambda answers: [answer.output() for answer in answers])
+    with pytest.raises(ProjectError, match=r"^git log failed"):  # the first asked, first
+        asked.result()
+    assert all(call._process is not None and call._process.returncode == 0 for call in calls[1:])
+    both = Asked(
+        [GitCall(repo, "rev-parse", "--is-shallow-repository"), GitCall(repo, "log", "-1")],
+        lambda answers: [answer.output() for answer in answers],
+    )
+    shallow, log = both.result()
+    assert shallow == "false\n" and "first commit" in log

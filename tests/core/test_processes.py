@@ -22,6 +22,7 @@ from core.host.processes import (
     end_processes,
     group_alive,
     pid_alive,
+    process_table,
     processes_mentioning,
     read_pid,
     stop_tagged,
@@ -89,6 +90,9 @@ def test_orphans_of_a_killed_leader_are_found_and_stopped(tmp_path: Path, tree: 
     orphans = tagged(tag)
     assert orphans == sorted([tree.same, tree.apart])
     assert [pid for pid, _ in processes_mentioning(tmp_path)] == orphans
+    table = process_table()  # one read of them all: the same answers
+    assert sorted(info.pid for info in table if info.tag == tag) == orphans
+    assert processes_mentioning(tmp_path, table) == processes_mentioning(tmp_path)
     assert stop_tagged(tag, tree.leader.pid, grace=30.0) is True
     assert tagged(tag) == []
     # Killed, they are gone once init has reaped them: a moment later on a loaded machine.

@@ -566,6 +566,36 @@ def test_split_routing_candidate_and_sweep_of_the_local_target(local: LocalTarge
     assert [(r["role"], r["release"], r["status"]) for r in records] == [("canary", "rel-b", 200)]
 
 
+def test_sweep_stops_the_workers_of_a_dead_leader_and_passes_over_stopped_instances(
+    local: LocalTarget,
+) -> None:
+    """The sweep reads every process once (process_table): an instance folder whose leader
+    is dead but whose worker still runs with its tag is stopped; folders of instances with
+    nothing running (the stopped ones kept for their logs) say nothing."""
+    live = _instance(local, "rel-a")
+    stale = _instance(local, "rel-b")
+    os.kill(stale.pid, signal.SIGKILL)  # stopped long ago: nothing of it runs
+    wait_for(lambda: not pid_alive(stale.pid), "rel-b to be gone")
+    crashed = _instance(local, "rel-c")
+    folder = Path(str(crashed.log)).parent
+    worker = subprocess.Popen(  # a worker the killed server left behind, reparented
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        env={**os.environ, TAG_VARIABLE: str(folder)},
+        start_new_session=True,
+    )
+    try:
+        os.kill(crashed.pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(crashed.pid), "rel-c's server to be gone")
+        assert local.sweep(live) == ["stopped orphan rel-c on " + crashed.address]
+        worker.wait(timeout=30)
+        assert pid_alive(live.pid)
+        assert local.sweep(live) == []  # nothing left to stop
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
 def test_no_canary_to_put_a_fault_into(local: LocalTarget) -> None:
     stable = _instance(local, "rel-a")
     local.switch(stable)
