@@ -309,17 +309,6 @@ class Seasonal:
         does (first choice with ``season = "recent"``): a regression rule's baseline may
         follow the series, a leak rule's must not follow the leak."""
         self._source = getattr(history, "source", None)
-        found = self._expect(history, metric, t, release_start=release_start, recent=recent)
-        if found is None:
-            return None
-        days = self._usual_days(history, metric, t)
-        if days is None:
-            return found
-        return with_days(found, days, max(2, DAY // self.interval))
-
-    def _expect(
-        self, history: History, metric: str, t: int, *, release_start: int | None, recent: bool
-    ) -> Expectation | None:
         if recent and self.season == "recent":
             return self._cached(history, metric, t, "recent")
         if self.season != "none":
@@ -332,7 +321,7 @@ class Seasonal:
         if release_start is not None:
             before = self._before_release(history, metric, release_start)
             if before is not None:
-                return before
+                return self._with_days(history, metric, release_start, before)
         if recent and self.season == "auto":
             return self._cached(history, metric, t, "recent")
         return None
@@ -351,12 +340,22 @@ class Seasonal:
 
     def _expect_at(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
         if season == "recent":
-            return self._recent(history, metric, t)
-        found = self._from_lags(history, metric, t, season)
-        usual = self._usual_range(history, metric, t, season)
-        if found is not None and usual is not None:
-            found = with_range(found, *usual, 2 * PEAK_HALF // self.interval + 1)
-        return found
+            found = self._recent(history, metric, t)
+        else:
+            found = self._from_lags(history, metric, t, season)
+            usual = self._usual_range(history, metric, t, season)
+            if found is not None and usual is not None:
+                found = with_range(found, *usual, 2 * PEAK_HALF // self.interval + 1)
+        return self._with_days(history, metric, t, found)
+
+    def _with_days(
+        self, history: History, metric: str, t: int, found: Expectation | None
+    ) -> Expectation | None:
+        """``found`` with the usual daily rise before ``t``, where a day of history exists."""
+        if found is None:
+            return None
+        rise = self._usual_days(history, metric, t)
+        return found if rise is None else with_days(found, rise, max(2, DAY // self.interval))
 
     # -- seasons ------------------------------------------------------------------------
 
