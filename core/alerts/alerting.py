@@ -345,19 +345,7 @@ class Rules:
                 continue  # "before the release" is today's level already
             today = self._today(name, minute, point.get(name), found)
             if today != 1.0:
-                anchored[name] = Expectation(
-                    found.level * today,
-                    found.spread,
-                    found.season,
-                    found.lags,
-                    today,
-                    peak=found.peak,
-                    low=found.low,
-                    upper=found.upper,
-                    lower=found.lower,
-                    day_rise=found.day_rise,
-                    day_upper=found.day_upper,
-                )
+                anchored[name] = found.on_today(today)
         out: list[Transition] = []
         for rule in self._rules.values():
             metric = rule.metric

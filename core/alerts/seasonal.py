@@ -170,6 +170,24 @@ class Expectation:
             scaled += f", this release x{self.release:.2f}"
         return self._words() + scaled
 
+    def on_today(self, today: float) -> Expectation:
+        """The expectation with its level scaled by how today runs (``today``); its spreads,
+        usual peak and low and daily rise as the past had them."""
+        return Expectation(
+            self.level * today,
+            self.spread,
+            self.season,
+            self.lags,
+            today,
+            self.peak,
+            self.low,
+            self.upper,
+            self.lower,
+            self.release,
+            self.day_rise,
+            self.day_upper,
+        )
+
     def as_release_runs(self, factor: float) -> Expectation:
         """The expectation of a release that runs at ``factor`` times the past: level,
         spreads, usual peak and low all scaled."""
