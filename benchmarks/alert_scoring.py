@@ -255,11 +255,16 @@ class Relman:
     def __init__(self, policy: Mapping[str, Any] | None = None) -> None:
         self.policy = dict(policy or {})
         self._last: tuple[LabelledSeries, list[Any]] | None = None
+        # Series name -> (point index, rule) of every firing of its replay.
+        self.by_rule: dict[str, list[tuple[int, str]]] = {}
 
     def replay(self, series: LabelledSeries) -> list[Any]:
         if self._last is None or self._last[0] is not series:
             found = backtest(series.points(), METRIC, self.policy, service="bench", env="bench")
             self._last = (series, list(found))
+            self.by_rule[series.name] = [
+                (series.index(a.t), a.rule) for a in found if a.state == "firing"
+            ]
         return self._last[1]
 
     def firing(self, series: LabelledSeries) -> list[int]:
@@ -309,3 +314,22 @@ def grouped(
         group: {name: summarise(s) for name, s in detectors.items()}
         for group, detectors in scores.items()
     }
+
+
+def false_positives_by_rule(
+    series: Iterable[LabelledSeries], firings: Mapping[str, list[tuple[int, str]]]
+) -> dict[str, int]:
+    """rule -> its firings scored as false positives (after the probation, outside every
+    window; each rule's own, so a point where two rules fire counts for both)."""
+    out: dict[str, int] = {}
+    for s in series:
+        wins = (
+            s.windows
+            if s.windows is not None
+            else [(a, b) for a, b, _ in windows(len(s.values), s.labels)]
+        )
+        skip = int(PROBATION * len(s.values))
+        for index, rule in firings.get(s.name, []):
+            if index >= skip and not any(a <= index <= b for a, b in wins):
+                out[rule] = out.get(rule, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -43,6 +43,7 @@ from benchmarks.alert_scoring import (
     Detector,
     Relman,
     Summary,
+    false_positives_by_rule,
     grouped,
     mean_3sd,
     page_hinkley,
@@ -82,10 +83,10 @@ SCENARIOS: list[tuple[str, Growth, int, int]] = [
 ]
 
 
-def detectors() -> dict[str, Detector]:
+def detectors(ours: Relman | None = None) -> dict[str, Detector]:
     """relman (every firing), the references, and relman counting only the firings that
     page (where backtest tells them apart)."""
-    ours = Relman(POLICY)
+    ours = ours or Relman(POLICY)
     found: dict[str, Detector] = {"relman": ours.firing, "mean+3sd": lambda s: mean_3sd(s.values)}
     if river_available():
         found["PageHinkley"] = lambda s: page_hinkley(s.values)
@@ -301,7 +302,8 @@ def measure_real(root: Path) -> dict[str, Any]:
     from benchmarks.nab_series import HELD_OUT, TUNING, half, load
 
     series = load(root)
-    results = run(series, detectors())
+    ours = Relman(POLICY)
+    results = run(series, detectors(ours))
     halves: dict[str, dict[str, Any]] = {}
     for name in (TUNING, HELD_OUT, "all"):
         chosen = [r for r in results if name == "all" or half(r.series.name) == name]
@@ -312,6 +314,9 @@ def measure_real(root: Path) -> dict[str, Any]:
         score = overall["relman"].score
         halves[name] = {
             "series": len({id(x.series) for x in chosen}),
+            "false_positives_by_rule": false_positives_by_rule(
+                {id(x.series): x.series for x in chosen}.values(), ours.by_rule
+            ),
             "overall": overall,
             "ratio": r,
             "targets": {
@@ -354,6 +359,11 @@ def real_report(real: dict[str, Any]) -> list[str]:
     for name, doc in real["halves"].items():
         lines.append(f"\nrecorded, {name} ({doc['series']} series)")
         lines += table({"overall": doc["overall"]})
+        by_rule = doc["false_positives_by_rule"]
+        shown = ", ".join(f"{rule} {n}" for rule, n in by_rule.items()) or "none"
+        lines.append(
+            f"relman false positives by rule (a point two rules fire at counts twice): {shown}"
+        )
         lines.append(targets_line(f"recorded {name}: ", doc).rstrip("\n"))
     return [*lines, ""]
 

@@ -345,18 +345,7 @@ class Rules:
                 continue  # "before the release" is today's level already
             today = self._today(name, minute, point.get(name), found)
             if today != 1.0:
-                level = found.level * today
-                anchored[name] = Expectation(
-                    level,
-                    found.spread,
-                    found.season,
-                    found.lags,
-                    today,
-                    peak=found.peak,
-                    low=found.low,
-                    upper=found.upper,
-                    lower=found.lower,
-                )
+                anchored[name] = found.on_today(today)
         out: list[Transition] = []
         for rule in self._rules.values():
             metric = rule.metric

@@ -78,9 +78,11 @@ Where the environment has history at this time of day (core.alerts.seasonal), th
 minutes of a release are a poor reference twice over: a release that leaks from its first
 request has already moved them, and a daily peak later reads as a leak. So when
 :meth:`Cusum.update` is given an expectation, ``z_t = (x_t - level_t) / sigma_t`` runs
-against that moving level instead, ``sigma_t`` the larger of the expectation's spread
-(which includes how much one day differs from another) and the moving-range spread, and
-the allowance is ``k + PAST_MARGIN``. When the history runs out the sum starts again from
+against that moving level instead, ``sigma_t`` the largest of the expectation's spread
+(which includes how much one day differs from another), the spread its usual daily rise
+implies (``Expectation.day_upper``: a series that bursts at any hour every day has a wide
+one, so its everyday bursts add little evidence) and the moving-range spread, and the
+allowance is ``k + PAST_MARGIN``. When the history runs out the sum starts again from
 the release's own baseline.
 
 Missing minutes (no traffic, no scrape) are skipped, never taken as zero. The detector
@@ -521,16 +523,22 @@ class Cusum:
         )
 
     def _against(self, value: float, expected: Expectation, quiet: bool = False) -> Verdict:
-        """One minute against the environment's past at this time: ``z`` in the larger of
-        the expectation's spread and the series' own moving-range spread, allowance widened
-        by ``PAST_MARGIN`` for the error of the expectation itself."""
+        """One minute against the environment's past at this time: ``z`` in the largest of
+        the expectation's spread, the spread its usual daily rise implies and the series'
+        own moving-range spread, allowance widened by ``PAST_MARGIN`` for the error of the
+        expectation itself."""
         if not self.against_past:
             self.against_past = True
             self.score = 0.0
         _, sigma_eff = self.sigma()
         self._observe(value)
         sigma = max(
-            expected.spread, sigma_eff, self.min_sigma, PAST_MIN_SPREAD * expected.level, 1e-9
+            expected.spread,
+            expected.day_upper or 0.0,
+            sigma_eff,
+            self.min_sigma,
+            PAST_MIN_SPREAD * expected.level,
+            1e-9,
         )
         z = max(-self.clip, min(self.clip, (value - expected.level) / sigma))
         k_eff = self.k + PAST_MARGIN

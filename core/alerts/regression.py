@@ -12,6 +12,11 @@ the shorter the window, the larger the deviation it needs):
   sustained after ``for_points`` such points in a row. Hysteresis: once sustained, a point
   still breaches while it is at least half as far from the level, by both measures, so a
   value hovering at the limit opens one alert and resolves once.
+- **every day**: rising, neither tier breaches while the value is no further above the level
+  than the series rises on a usual day (``Expectation.day_rise``: the median, over the last
+  week, of each day's highest rise of an hour above its median, core.alerts.seasonal): a
+  series that bursts to 100 % CPU at any hour, every day, does not page at each burst;
+  what has happened every day is not an incident.
 - **severe**: ``severe_points`` points (one, at five-minute data) at least ``severe_ratio``
   times the level, ``severe_z`` spreads from it and ``ratio`` times the usual peak: a
   deviation that no noise of the series explains fires without waiting.
@@ -149,14 +154,16 @@ class Regression(Streak):
             ratio, z = value / level, (value - level) / spread
         else:
             ratio, z = self._measure(value, level, spread)
+        # No further above the level than the series rises every day: not a breach.
+        everyday = above and expected.day_rise is not None and value - level <= expected.day_rise
         was_sustained = self._sustained
         if was_sustained:
             # Hysteresis once sustained: half the way back is still the same breach.
             breaching = ratio >= 1 + (self.ratio - 1) / 2 and z >= self.z / 2
         else:
-            breaching = ratio >= self.ratio and z >= self.z
+            breaching = ratio >= self.ratio and z >= self.z and not everyday
         self.streak = self.streak + 1 if breaching else 0
-        if ratio >= self.severe_ratio and z >= self.severe_z:
+        if ratio >= self.severe_ratio and z >= self.severe_z and not everyday:
             self.severe_streak += 1
         else:
             self.severe_streak = 0
@@ -174,6 +181,9 @@ class Regression(Streak):
                 detail += ": severe, at once" if self.severe_points == 1 else ": severe"
             elif breaching and not sustained:
                 detail += f" for {self.streak} of {self.for_points} points"
+            elif everyday and not breaching and not severe:
+                rise = format_value(expected.day_rise or 0.0, self.unit)
+                detail += f": no higher than it rises every day (+{rise})"
         return Verdict(
             breaching or severe or shift is not None,
             value,

@@ -43,6 +43,12 @@ Phi^-1(2^(-1/n))`` sigmas above their mean (1.63 for the 13 five-minute points o
 implies; the upper spread is the larger of it and the robust one (equal for normal noise,
 far wider for bursts), and the lower spread likewise from the usual low.
 
+The usual daily rise (:meth:`Seasonal._usual_days`, :func:`with_days`): the median, over
+the earlier days, of each day's largest rise of a span of ``BLOCK_POINTS`` points above its
+median (at its second-highest value), times ``DAY_MARGIN``, and the spread it implies: what
+a series does every day, at any hour (bursts), which the usual peak at this hour misses.
+Every expectation carries it once a day of history exists.
+
 Pure: the history is read through :class:`History` (the metric store's rollups in the
 collector, the replayed series in ``relman policy backtest``); the per-day window levels
 are cached, so a replay of 30 days of minutes reads each past window once.
@@ -51,6 +57,7 @@ are cached, so a replay of 30 days of minutes reads each past window once.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import math
 import statistics
@@ -61,6 +68,7 @@ from statistics import NormalDist
 from typing import Literal, Protocol, TypeVar
 
 _T = TypeVar("_T")
+HOUR = 3600
 DAY = 86_400
 WEEK = 7 * DAY
 Season = Literal["auto", "daily", "weekly", "recent", "none"]
@@ -80,6 +88,12 @@ GRID = 300
 MIN_LAGS = {"daily": 1, "weekly": 2}
 # Half the span whose highest value is the usual peak "around this time" (an hour wide).
 PEAK_HALF = 30 * 60
+# The usual daily rise (Seasonal._usual_days) is read a tenth higher than the median of the
+# days': a week's median of daily highs moves by about that from one week to the next, and
+# a capped series (a CPU at 100 %) reaches its usual high again and again.
+DAY_MARGIN = 1.1
+# Points of the spans whose rise above their median makes an hour's rise (Seasonal._hour).
+BLOCK_POINTS = 12
 
 
 class History(Protocol):
@@ -140,6 +154,11 @@ class Expectation:
     # The level scaled by how the release live now runs against the past (the drop rule's;
     # 1: not scaled).
     release: float = 1.0
+    # How far the series usually rises above its hour's median at its most, once a day: the
+    # median over the earlier days of each day's largest rise; and the spread above the
+    # level that rise implies (:func:`with_days`). None: not known (no day of history).
+    day_rise: float | None = None
+    day_upper: float | None = None
 
     def words(self) -> str:
         """How a detail line names the baseline: ``this hour yesterday``, ``this hour over
@@ -150,6 +169,24 @@ class Expectation:
         if round(self.release, 2) != 1.0:
             scaled += f", this release x{self.release:.2f}"
         return self._words() + scaled
+
+    def on_today(self, today: float) -> Expectation:
+        """The expectation with its level scaled by how today runs (``today``); its spreads,
+        usual peak and low and daily rise as the past had them."""
+        return Expectation(
+            self.level * today,
+            self.spread,
+            self.season,
+            self.lags,
+            today,
+            self.peak,
+            self.low,
+            self.upper,
+            self.lower,
+            self.release,
+            self.day_rise,
+            self.day_upper,
+        )
 
     def as_release_runs(self, factor: float) -> Expectation:
         """The expectation of a release that runs at ``factor`` times the past: level,
@@ -165,6 +202,8 @@ class Expectation:
             upper=_times(self.upper, factor),
             lower=_times(self.lower, factor),
             release=factor,
+            day_rise=_times(self.day_rise, factor),
+            day_upper=_times(self.day_upper, factor),
         )
 
     def _words(self) -> str:
@@ -214,6 +253,18 @@ def with_range(found: Expectation, low: float, peak: float, points: int) -> Expe
     )
 
 
+def with_days(found: Expectation, rise: float, points: int) -> Expectation:
+    """``found`` with the usual largest daily rise of the series above its hour's median
+    (over days of ``points`` points) and the spread above the level it implies: the highest
+    of a day's ``points`` normal values lies ``peak_sigmas(points)`` sigmas above their
+    median, so ``rise / peak_sigmas(points)`` (the robust spread for normal noise; far wider
+    for a series whose bursts come at any hour: what happens every day is not an
+    incident)."""
+    sigmas = peak_sigmas(points)
+    upper = rise / sigmas if sigmas > 0 else None
+    return dataclasses.replace(found, day_rise=rise, day_upper=upper)
+
+
 @dataclass(frozen=True, slots=True)
 class _Level:
     median: float
@@ -250,6 +301,10 @@ class Seasonal:
             OrderedDict()
         )
         self._chosen: dict[tuple[str, str | None, int], str | None] = {}
+        # Per past hour: how far it rose above its level (_hour).
+        self._hours: OrderedDict[tuple[str, str | None, int], float | None] = OrderedDict()
+        # Per hour of ``t``: the usual largest daily rise before it.
+        self._days: dict[tuple[str, str | None, int], float | None] = {}
         self._expected: dict[tuple[str, str | None, str, int], Expectation | None] = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> Seasonal:
@@ -284,7 +339,7 @@ class Seasonal:
         if release_start is not None:
             before = self._before_release(history, metric, release_start)
             if before is not None:
-                return before
+                return self._with_days(history, metric, release_start, before)
         if recent and self.season == "auto":
             return self._cached(history, metric, t, "recent")
         return None
@@ -303,12 +358,22 @@ class Seasonal:
 
     def _expect_at(self, history: History, metric: str, t: int, season: str) -> Expectation | None:
         if season == "recent":
-            return self._recent(history, metric, t)
-        found = self._from_lags(history, metric, t, season)
-        usual = self._usual_range(history, metric, t, season)
-        if found is not None and usual is not None:
-            found = with_range(found, *usual, 2 * PEAK_HALF // self.interval + 1)
-        return found
+            found = self._recent(history, metric, t)
+        else:
+            found = self._from_lags(history, metric, t, season)
+            usual = self._usual_range(history, metric, t, season)
+            if found is not None and usual is not None:
+                found = with_range(found, *usual, 2 * PEAK_HALF // self.interval + 1)
+        return self._with_days(history, metric, t, found)
+
+    def _with_days(
+        self, history: History, metric: str, t: int, found: Expectation | None
+    ) -> Expectation | None:
+        """``found`` with the usual daily rise before ``t``, where a day of history exists."""
+        if found is None:
+            return None
+        rise = self._usual_days(history, metric, t)
+        return found if rise is None else with_days(found, rise, max(2, DAY // self.interval))
 
     # -- seasons ------------------------------------------------------------------------
 
@@ -414,6 +479,57 @@ class Seasonal:
         self._ranges[key] = found
         if len(self._ranges) > CACHE:
             self._ranges.popitem(last=False)
+        return found
+
+    def _usual_days(self, history: History, metric: str, t: int) -> float | None:
+        """The usual daily rise: DAY_MARGIN times the median, over the earlier days (the
+        24-hour spans before the hour of ``t``, up to ``max_days``), of each day's largest
+        rise of an hour above its median (:meth:`_hour`); None without a day two-thirds
+        present. Cached per hour."""
+        hour = t // HOUR
+        key = (metric, self._source, hour)
+        if key in self._days:
+            return self._days[key]
+        rises: list[float] = []
+        for k in range(1, self.max_days + 1):
+            found = [
+                r
+                for h in range(hour - 24 * k, hour - 24 * (k - 1))
+                if (r := self._hour(history, metric, h)) is not None
+            ]
+            if len(found) * 3 >= 2 * 24:
+                rises.append(max(found))
+        usual = DAY_MARGIN * statistics.median(rises) if rises else None
+        if len(self._days) > 4096:
+            self._days.clear()
+        self._days[key] = usual
+        return usual
+
+    def _hour(self, history: History, metric: str, hour: int) -> float | None:
+        """How far past ``hour`` rose above its level (cached): the largest, over its spans
+        of ``BLOCK_POINTS`` points (an hour of five-minute data, 12 minutes of minute data:
+        short enough that a daily cycle hardly moves within one), of a span's second-highest
+        value above its median (reached twice: one odd point is an outlier, not what the
+        series does); None where a third of the hour's points are missing."""
+        key = (metric, self._source, hour)
+        if key in self._hours:
+            return self._hours[key]
+        rows = history.values(metric, hour * HOUR, (hour + 1) * HOUR)
+        found = None
+        if rows and len(rows) * self.interval * 3 >= 2 * HOUR:
+            span = min(HOUR, BLOCK_POINTS * self.interval)
+            blocks: dict[int, list[float]] = {}
+            for t, v in rows:
+                blocks.setdefault((t - hour * HOUR) // span, []).append(v)
+            rises = [
+                ordered[-2] - _median_sorted(ordered)
+                for values in blocks.values()
+                if len(ordered := sorted(values)) >= 3
+            ]
+            found = max(rises) if rises else None
+        self._hours[key] = found
+        if len(self._hours) > CACHE:
+            self._hours.popitem(last=False)
         return found
 
     def _before_release(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -302,3 +303,83 @@ def test_a_release_that_answers_faster_from_its_start_is_no_drop() -> None:
     # Saved and resumed, the rules remember how r2 runs.
     again = Rules.from_dict(rules.to_dict())
     assert again._release_runs == rules._release_runs and rules._release_runs["p95_ms"]
+
+
+# -- what happens every day (issue 18: bursty production series) -------------------------
+
+
+def bursty_rows(days: int, *, seed: int = 7) -> list[tuple[int, float]]:
+    """A CPU at 0.1 % that bursts to about 95 % for 10-20 minutes at random hours, three to
+    six times a day (as NAB's ec2_cpu_utilization_77c1ca does)."""
+    rng = random.Random(seed)
+    rows = five_minute_rows(days, level=0.1, seed=seed)
+    values = [v for _, v in rows]
+    per_day = DAY // FIVE
+    for day in range(days):
+        for _ in range(rng.randint(3, 6)):
+            start = day * per_day + rng.randrange(per_day - 4)
+            for i in range(start, start + rng.randint(2, 4)):
+                values[i] = rng.uniform(90.0, 97.0)
+    return [(t, v) for (t, _), v in zip(rows, values, strict=True)]
+
+
+def test_the_usual_daily_rise_is_read_from_the_second_highest_of_each_hour() -> None:
+    rows = bursty_rows(4)
+    history = history_of(rows)
+    found = Seasonal("daily", interval=FIVE).expect(history, "p95_ms", T0 + 4 * DAY)
+    assert found is not None and found.day_rise is not None and found.day_upper is not None
+    # The bursts reach ~90-97 every day: that (a tenth more) is the usual daily rise, and
+    # the spread it implies is a third of it (the highest of 288 points, ~2.9 sigmas).
+    assert 95 < found.day_rise < 110
+    assert found.day_upper == pytest.approx(found.day_rise / peak_sigmas(DAY // FIVE))
+    # One odd point an hour is an outlier, not what the series does.
+    lone = [(t, 50.0 if (t - T0) % 3600 == 0 else v) for t, v in five_minute_rows(4, level=0.1)]
+    alone = Seasonal("daily", interval=FIVE).expect(history_of(lone), "p95_ms", T0 + 4 * DAY)
+    assert alone is not None and alone.day_rise is not None and alone.day_rise < 0.1
+    # Without a whole earlier day there is no usual daily rise.
+    young = Seasonal("daily", interval=FIVE).expect(history_of(rows), "p95_ms", T0 + DAY // 2)
+    assert young is None or young.day_rise is None
+
+
+def test_no_higher_than_every_day_breaches_neither_tier_and_says_so() -> None:
+    usual = replace(PAST, day_rise=60.0)  # the series rises to ~100 every day
+    rule = Regression(
+        ratio=1.5, z=4, for_points=2, severe_ratio=2, severe_z=5, label="p95", unit="ms"
+    )
+    verdicts = [rule.update(i, 95.0, None, usual) for i in range(3)]  # x2.4, 27 sigma
+    assert not any(v.breaching for v in verdicts)
+    assert verdicts[-1].detail.endswith(": no higher than it rises every day (+60 ms)")
+    # Without the daily rise (the same point, no history of days) it fires at once.
+    rule.reset()
+    assert rule.update(0, 95.0, None, PAST).fires
+    # Higher than the series ever rises: an incident.
+    assert Regression(for_points=2, severe_ratio=2, severe_z=5).update(0, 150.0, None, usual).fires
+
+
+def test_the_leak_against_the_past_reads_everyday_bursts_in_the_daily_spread() -> None:
+    flat = Expectation(0.1, 0.005, "daily", 7)
+    bursts = [95.0, 95.0, 96.0, 94.0, 0.1, 0.1]
+    leak = Cusum(k=0.5, h=8.0)
+    assert any(leak.update(i, v, None, flat).breaching for i, v in enumerate(bursts))
+    leak = Cusum(k=0.5, h=8.0)
+    usual = replace(flat, day_rise=100.0, day_upper=34.0)
+    assert not any(leak.update(i, v, None, usual).breaching for i, v in enumerate(bursts))
+    # A level that stays up for hours is still a leak.
+    assert any(leak.update(10 + i, 95.0, None, usual).breaching for i in range(60))
+
+
+def test_everyday_bursts_at_any_hour_do_not_page_and_a_higher_one_does() -> None:
+    rows = bursty_rows(10)
+    quiet = pages(rows, T0 + 3 * DAY)
+    assert quiet == [], [(a.t, a.rule, a.detail) for a in quiet]
+    at = T0 + 9 * DAY + 13 * 3600
+    rows = [(t, 400.0 if at <= t < at + 3 * FIVE else v) for t, v in rows]
+    found = pages(rows, T0 + 3 * DAY)
+    assert [a.t for a in found][:1] == [at], [(a.t, a.rule, a.detail) for a in found]
+
+
+def history_of(rows: list[tuple[int, float]], metric: str = "p95_ms") -> SeriesHistory:
+    history = SeriesHistory()
+    for t, v in rows:
+        history.add(metric, t, v)
+    return history
