@@ -57,7 +57,9 @@ __all__ = [
     "format_value",
 ]
 
-GateKind = Literal["metric", "baseline", "suites", "artifacts", "approvals", "order", "port"]
+GateKind = Literal[
+    "metric", "baseline", "suites", "artifacts", "approvals", "order", "port", "cluster"
+]
 GateStatus = Literal["passed", "failed", "skipped"]
 # As core.lineage.dvcinfo says it; "unknown": not local, and the remote could not be asked.
 CacheState = Literal["local", "remote", "missing", "unknown"]

@@ -56,6 +56,12 @@ def promote(
     project.config.require_port(env)
     check_sample_request(project, service)
     chosen = strategy_for(project, env, strategy)
+    if chosen != "all-at-once" and project.config.environments[env].kubernetes is not None:
+        raise UsageError(
+            f"--strategy {chosen}: canary and shadow rollouts are not built for kubernetes "
+            f"environments yet ({env}); promote all at once (blue-green: validated before the "
+            "Service switches)"
+        )
     if chosen == "shadow" and project.config.services[service].sample_request is None:
         raise UsageError(
             f"--strategy shadow compares the answers of two releases, and [services.{service}] "

@@ -37,7 +37,7 @@ from core.host.processes import (
     read_pid,
     stop_tagged,
 )
-from core.targets.base import Instance, SmokeResult
+from core.targets.base import Instance, Provenance, SmokeResult
 
 if TYPE_CHECKING:
     from core.targets.proxy_control import ProxyStart, Routing
@@ -70,7 +70,14 @@ class LocalTarget:
 
     # ------------------------------------------------------------------ instances
 
-    def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
+    def start(
+        self,
+        bento: str,
+        release: str,
+        *,
+        log: Callable[[str], None],
+        provenance: Provenance | None = None,
+    ) -> Instance:
         python = self.project.python()
         if shutil.which(python) is None and not Path(python).exists():
             raise ConfigError(
@@ -87,6 +94,7 @@ class LocalTarget:
                     "bento": bento,
                     "address": f"{SIDE_HOST}:{port}",
                     "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **_provenance(provenance),
                 }
             )
         )
@@ -406,6 +414,14 @@ class LocalTarget:
         stopped.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
         for folder in stopped[KEEP_STOPPED:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _provenance(provenance: Provenance | None) -> dict[str, Any]:
+    """The run and promotion that started an instance, for instance.json (set ones only)."""
+    if provenance is None:
+        return {}
+    found = {"run": provenance.run, "promotion": provenance.promotion}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _instance_home(folder: Path) -> Path:
