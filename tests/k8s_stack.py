@@ -307,6 +307,25 @@ class Cluster:
 
         return wait_for(token, f"the token of service account {namespace}/{name}")
 
+    def through_service(
+        self, namespace: str, service: str, path: str, body: bytes | None = None
+    ) -> tuple[int, bytes]:
+        """A request to ``service`` (port ``http``) through the API server's service proxy,
+        as admin: POST with ``body``, else GET."""
+        port = int(self.server.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(self.ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+        try:
+            headers = {"Authorization": f"Bearer {self.admin_token}"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            proxy = f"/api/v1/namespaces/{namespace}/services/{service}:http/proxy{path}"
+            conn.request("POST" if body is not None else "GET", proxy, body, headers)
+            answer = conn.getresponse()
+            return answer.status, answer.read()
+        finally:
+            conn.close()
+
     def kubeconfig(self, path: Path, users: dict[str, str], current: str | None = None) -> Path:
         return write_kubeconfig(path, self.server, self.ca, users, current)
 
@@ -873,3 +892,29 @@ def _probe(address: str, port: int, path: str) -> bool:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------ relman's RBAC
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "targets.md"
+
+
+def documented_role() -> list[dict[str, Any]]:
+    """The rules of the Role docs/targets.md tells a cluster's admin to create for relman."""
+    import re
+
+    text = DOCS.read_text(encoding="utf-8")
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        document = yaml.safe_load(re.sub(r"^ {3}", "", block, flags=re.M))
+        if isinstance(document, dict) and document.get("kind") == "Role":
+            return list(document["rules"])
+    raise AssertionError("docs/targets.md has no Role")
+
+
+def without(rules: list[dict[str, Any]], resource: str, verb: str) -> list[dict[str, Any]]:
+    """``rules`` less ``verb`` on ``resource``."""
+    kept = []
+    for rule in rules:
+        verbs = [v for v in rule["verbs"] if resource not in rule["resources"] or v != verb]
+        kept.append({**rule, "verbs": verbs})
+    return kept

@@ -43,7 +43,7 @@ def cluster_result(project: Project, service: str, env: str) -> GateResult:
     try:
         target_for(project, service, env).prepare()
     except ReleaseError as exc:
-        return GateResult("cluster", "cluster", "failed", str(exc))
+        return GateResult("cluster", "cluster", "failed", str(exc), error=exc)
     config = project.config.environments[env].kubernetes
     assert config is not None
     return GateResult(

@@ -96,6 +96,9 @@ def promote(
                     reason=order.detail,
                 )
             blocking = [result for result in results if result.blocks]
+            for result in blocking:
+                if result.error is not None:  # the platform's setup: its own line and code
+                    raise result.error
             if blocking:
                 raise BlockedError(_blocked_line(env, blocking))
             check_tags(project, ledger, record, env, steps)

@@ -5,47 +5,28 @@ cluster. The whole promotion with real Bentos is tests/e2e/test_kubernetes.py.""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from core.config.model import Project, parse_config
 from core.errors import ConfigError, InfraError
 from core.targets import Instance, Provenance, target_for
 from core.targets.kubernetes import KubernetesTarget
-from tests.k8s_stack import Cluster, needs_cluster, write_kubeconfig
+from tests.k8s_stack import (
+    Cluster,
+    documented_role,
+    needs_cluster,
+    without,
+    write_kubeconfig,
+)
 from tests.ports import worker_ports
 from tests.waiting import wait_for
 
 pytestmark = [needs_cluster, pytest.mark.xdist_group("k8s")]
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "targets.md"
 BODY = b'{"rows": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]}'
-
-
-def documented_role() -> list[dict[str, Any]]:
-    """The rules of the Role docs/targets.md tells a cluster's admin to create."""
-    text = DOCS.read_text(encoding="utf-8")
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
-        document = yaml.safe_load(re.sub(r"^ {3}", "", block, flags=re.M))
-        if isinstance(document, dict) and document.get("kind") == "Role":
-            return list(document["rules"])
-    raise AssertionError("docs/targets.md has no Role")
-
-
-def without(rules: list[dict[str, Any]], resource: str, verb: str) -> list[dict[str, Any]]:
-    return [
-        {
-            **rule,
-            "verbs": [
-                v for v in rule["verbs"] if not (resource in rule["resources"] and v == verb)
-            ],
-        }
-        for rule in rules
-    ]
 
 
 def project(root: Path, namespace: str, kubeconfig: Path, **settings: Any) -> Project:
