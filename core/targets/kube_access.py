@@ -42,9 +42,7 @@ NEEDED: tuple[tuple[str, str, str], ...] = (
     ("", "services", "patch"),
     ("", "endpoints", "get"),
     ("", "pods", "list"),
-)
-# Validating through the API server's service proxy (no url configured): GET and POST.
-PROXY_NEEDED: tuple[tuple[str, str, str], ...] = (
+    # The sample request (POST) and the health check (GET) through the service proxy.
     ("", "services/proxy", "get"),
     ("", "services/proxy", "create"),
 )
@@ -260,7 +258,7 @@ def namespace_gone(status: Any, namespace: str) -> bool:
     return kind == "namespaces" and name == namespace
 
 
-def check_access(access: KubeAccess, *, proxy: bool) -> None:
+def check_access(access: KubeAccess) -> None:
     """Before anything changes: the namespace exists and RBAC lets this user do what a
     promotion does there (ConfigError naming the first verb missing)."""
     from lightkube import ApiError
@@ -276,8 +274,7 @@ def check_access(access: KubeAccess, *, proxy: bool) -> None:
             if exc.status.code != 403:
                 raise
             known = False  # a namespaced Role cannot read namespaces: RBAC tells below
-    needed = NEEDED + (PROXY_NEEDED if proxy else ())
-    answers = [(item, allowed(access, *item)) for item in needed]
+    answers = [(item, allowed(access, *item)) for item in NEEDED]
     missing = [item for item, yes in answers if not yes]
     if not missing:
         return

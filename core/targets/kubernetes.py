@@ -128,7 +128,7 @@ class KubernetesTarget:
     def prepare(self) -> None:
         """The kubeconfig and its context, the namespace, and RBAC allowing every verb a
         promotion uses: ConfigError (exit 2) before anything changes."""
-        check_access(self.access, proxy=self.config.url is None)
+        check_access(self.access)
 
     # ------------------------------------------------------------------ instances
 

@@ -93,3 +93,21 @@ def test_the_image_of_a_release(monkeypatch: pytest.MonkeyPatch) -> None:
         "machine's image store; build it with `relman build iris --image`, or set "
         "image_registry in [environments.prod.kubernetes] to the registry it was pushed to"
     )
+
+
+def test_logs_of_a_cluster_environment_say_where_they_are(tmp_path: Path) -> None:
+    from core.config.model import Project, parse_config
+    from core.targets.logs import access_log_of, serve_log_of
+
+    text = (
+        '[project]\nname = "shop"\n\n[services.shop]\nbento = "service:Shop"\nmodel = ["m"]\n\n'
+        '[environments.staging]\ntarget = "kubernetes"\n\n'
+        '[environments.staging.kubernetes]\nnamespace = "ml"\n'
+    )
+    project = Project(tmp_path, tmp_path / "relman.toml", parse_config(text, tmp_path))
+    where = "staging runs on Kubernetes: its logs are the pods' (kubectl logs -n ml -l "
+    assert serve_log_of(project, "shop", "staging") == (
+        None,
+        where + "app.kubernetes.io/instance=shop-staging)",
+    )
+    assert access_log_of(project, "shop", "staging")[0] is None
