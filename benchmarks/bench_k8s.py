@@ -36,37 +36,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.config.model import Project, parse_config
+from core.config.model import Project
 from core.targets.kubernetes import KubernetesTarget
-from tests.k8s_stack import WHY_NOT, app_runtime, documented_role, running_cluster
+from tests.k8s_stack import (
+    WHY_NOT,
+    app_runtime,
+    cluster_project,
+    documented_role,
+    running_cluster,
+)
 
 API_SERVER_BASELINE = 6.0  # issue 17: kube-apiserver ready in about 6 s on this machine
 STEPS = ("prepare", "start", "wait_ready", "smoke", "switch", "health", "retire")
 BODY = b'{"rows": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]}'
-
-
-def project(root: Path, namespace: str, kubeconfig: Path) -> Project:
-    text = f"""
-[project]
-name = "bench"
-
-[services.app]
-bento = "service:App"
-model = ["model.pkl"]
-
-[environments.staging]
-target = "kubernetes"
-ready_timeout = 120
-
-[environments.staging.kubernetes]
-namespace = "{namespace}"
-kubeconfig = "{kubeconfig}"
-image_registry = "registry.relman.test"
-"""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "relman.toml"
-    path.write_text(text)
-    return Project(root, path, parse_config(text, path))
 
 
 def promote(config: Project, release: str) -> dict[str, float]:
@@ -112,7 +94,7 @@ def main() -> int:
             cluster.create_namespace(namespace)
             token = cluster.service_account_token(namespace, "relman", documented_role())
             kubeconfig = cluster.kubeconfig(folder / "kubeconfig", {"relman": token})
-            config = project(folder / "project", namespace, kubeconfig)
+            config = cluster_project(folder / "project", namespace, kubeconfig)
             runs = [promote(config, f"ready-{index}") for index in range(args.promotions)]
     figures: dict[str, Any] = {
         "control_plane_ready_s": round(started_in, 2),

@@ -147,7 +147,11 @@ def _http_ok(port: int, path: str) -> bool:
 def _until(process: Process, ready: Callable[[], bool], what: str) -> None:
     def check() -> bool:
         if process.process.poll() is not None:
-            raise AssertionError(f"{process.name} exited on start: {process.tail()}")
+            said = process.tail()
+            taken = "address already in use" in said
+            raise (PortTaken if taken else AssertionError)(
+                f"{process.name} exited on start: {said}"
+            )
         return ready()
 
     wait_for(check, what, timeout=READY_WITHIN, poll=0.05)
@@ -352,11 +356,31 @@ def _exists(client: Any, kind: Any, name: str, namespace: str) -> bool:
         return False
 
 
+class PortTaken(AssertionError):
+    """A process of the control plane found its port taken (by a test run beside this one
+    between the port's choice and its bind): started again on other ports."""
+
+
 @contextmanager
 def running_cluster(folder: Path, runtime: Runtime) -> Iterator[Cluster]:
     """The control plane and a kubelet running ``runtime``'s programs; stopped on exit."""
     binaries = control_plane_bin()
     assert binaries is not None, WHY_NOT
+    for attempt in range(3):
+        try:
+            cluster = _started_cluster(folder / f"attempt-{attempt}", runtime, binaries)
+            break
+        except PortTaken:
+            if attempt == 2:
+                raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _started_cluster(folder: Path, runtime: Runtime, binaries: Path) -> Cluster:
+    """Everything started and ready; what was started is stopped again on a failure."""
     folder.mkdir(parents=True, exist_ok=True)
     _certificates(folder)
     etcd_port, peer_port, api_port, cm_port, sched_port = worker_ports(5)
@@ -479,10 +503,7 @@ def running_cluster(folder: Path, runtime: Runtime) -> Iterator[Cluster]:
         for process in reversed(processes):
             process.stop()
         raise
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 # ------------------------------------------------------------------------------ the kubelet
@@ -918,3 +939,38 @@ def without(rules: list[dict[str, Any]], resource: str, verb: str) -> list[dict[
         verbs = [v for v in rule["verbs"] if resource not in rule["resources"] or v != verb]
         kept.append({**rule, "verbs": verbs})
     return kept
+
+
+def cluster_project(root: Path, namespace: str, kubeconfig: Path, **settings: Any) -> Any:
+    """A relman project in ``root`` whose service ``app`` has its staging in ``namespace``
+    of the test cluster (images of registry.relman.test; ``settings``: more keys of
+    [environments.staging.kubernetes], and ``ready_timeout``)."""
+    from core.config.model import Project, parse_config
+
+    ready_timeout = settings.pop("ready_timeout", 120)
+    settings.setdefault("image_registry", "registry.relman.test")
+    lines = "\n".join(
+        f"{key} = " + (f'"{value}"' if isinstance(value, str | Path) else str(value).lower())
+        for key, value in settings.items()
+    )
+    text = f"""
+[project]
+name = "k8s"
+
+[services.app]
+bento = "service:App"
+model = ["model.pkl"]
+
+[environments.staging]
+target = "kubernetes"
+ready_timeout = {ready_timeout}
+
+[environments.staging.kubernetes]
+namespace = "{namespace}"
+kubeconfig = "{kubeconfig}"
+{lines}
+"""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "relman.toml"
+    path.write_text(text)
+    return Project(root, path, parse_config(text, path))

@@ -261,14 +261,11 @@ class KubernetesTarget:
         """Every slot's Deployment with replicas, whatever the Service selects."""
         from lightkube.resources.apps_v1 import Deployment
 
-        with api_errors(self.access, f"listing the deployments of {self.base}"):
-            found = list(
-                self.access.client.list(
-                    Deployment,
-                    namespace=self.namespace,
-                    labels={INSTANCE_LABEL: self.base, MANAGED_LABEL: FIELD_MANAGER},
-                )
-            )
+        found = self._list(
+            Deployment,
+            {INSTANCE_LABEL: self.base, MANAGED_LABEL: FIELD_MANAGER},
+            f"listing the deployments of {self.base}",
+        )
         instances = []
         for deployment in found:
             meta = deployment.metadata
@@ -409,16 +406,18 @@ class KubernetesTarget:
         from lightkube.resources.core_v1 import Pod
 
         slot = deployment.rsplit("-", 1)[-1]
-        with api_errors(self.access, f"listing the pods of deployment/{deployment}"):
-            pods = list(
-                self.access.client.list(
-                    Pod,
-                    namespace=self.namespace,
-                    labels={INSTANCE_LABEL: self.base, SLOT_LABEL: slot},
-                )
-            )
+        pods = self._list(
+            Pod,
+            {INSTANCE_LABEL: self.base, SLOT_LABEL: slot},
+            f"listing the pods of deployment/{deployment}",
+        )
         live = [pod for pod in pods if pod.metadata and not pod.metadata.deletionTimestamp]
         return sorted(live, key=lambda pod: pod.metadata.name or "")
+
+    def _list(self, kind: Any, labels: dict[str, Any], doing: str) -> list[Any]:
+        """The objects of ``kind`` in the namespace that carry ``labels``."""
+        with api_errors(self.access, doing):
+            return list(self.access.client.list(kind, namespace=self.namespace, labels=labels))
 
     def _pod_failure(self, pod: Any) -> str | None:
         """Why ``pod`` will not become ready by itself, with what to do; None while it

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from core.config.model import Project, parse_config
 from core.errors import ConfigError, InfraError
 from core.targets import Instance, Provenance, target_for
 from core.targets.kubernetes import KubernetesTarget
 from tests.k8s_stack import (
     Cluster,
+    cluster_project,
     documented_role,
     needs_cluster,
     without,
@@ -27,38 +27,6 @@ from tests.waiting import wait_for
 
 pytestmark = [needs_cluster, pytest.mark.xdist_group("k8s")]
 BODY = b'{"rows": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]}'
-
-
-def project(root: Path, namespace: str, kubeconfig: Path, **settings: Any) -> Project:
-    """A project whose staging is ``namespace`` of the test cluster."""
-    ready_timeout = settings.pop("ready_timeout", 120)
-    settings.setdefault("image_registry", "registry.relman.test")
-    lines = "\n".join(f"{key} = {_toml(value)}" for key, value in settings.items())
-    text = f"""
-[project]
-name = "k8s"
-
-[services.app]
-bento = "service:App"
-model = ["model.pkl"]
-
-[environments.staging]
-target = "kubernetes"
-ready_timeout = {ready_timeout}
-
-[environments.staging.kubernetes]
-namespace = "{namespace}"
-kubeconfig = "{kubeconfig}"
-{lines}
-"""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "relman.toml"
-    path.write_text(text)
-    return Project(root, path, parse_config(text, path))
-
-
-def _toml(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value).lower()
 
 
 def namespace_with_relman(
@@ -80,7 +48,7 @@ def deployment(cluster: Cluster, namespace: str, name: str) -> Any:
 
 def test_blue_green_through_real_services(k8s_cluster: Cluster, tmp_path: Path) -> None:
     namespace, kubeconfig = namespace_with_relman(k8s_cluster, tmp_path)
-    target = target_for(project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
+    target = target_for(cluster_project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
     assert isinstance(target, KubernetesTarget)
     target.prepare()
     said: list[str] = []
@@ -140,13 +108,17 @@ def test_blue_green_through_real_services(k8s_cluster: Cluster, tmp_path: Path) 
 
 def test_a_slot_not_selected_is_an_orphan_to_sweep(k8s_cluster: Cluster, tmp_path: Path) -> None:
     namespace, kubeconfig = namespace_with_relman(k8s_cluster, tmp_path)
-    target = KubernetesTarget(project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
+    target = KubernetesTarget(
+        cluster_project(tmp_path / "p", namespace, kubeconfig), "app", "staging"
+    )
     live = target.start("app:ready-1", "ready-1", log=lambda _: None)
     target.wait_ready(live, 120)
     target.switch(live)
     left = target.start("app:ready-2", "ready-2", log=lambda _: None)  # a crash after this
     # A new client (a relman started afterwards) reads it all from the cluster.
-    again = KubernetesTarget(project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
+    again = KubernetesTarget(
+        cluster_project(tmp_path / "p", namespace, kubeconfig), "app", "staging"
+    )
     assert again.serving() == live
     assert left in again.instances()
     assert again.sweep(again.serving()) == [
@@ -159,7 +131,9 @@ def test_an_image_the_cluster_cannot_pull_fails_at_once(
     k8s_cluster: Cluster, tmp_path: Path
 ) -> None:
     namespace, kubeconfig = namespace_with_relman(k8s_cluster, tmp_path)
-    config = project(tmp_path / "p", namespace, kubeconfig, image_registry="nowhere.relman.test")
+    config = cluster_project(
+        tmp_path / "p", namespace, kubeconfig, image_registry="nowhere.relman.test"
+    )
     target = KubernetesTarget(config, "app", "staging")
     instance = target.start("app:ready-3", "ready-3", log=lambda _: None)
     with pytest.raises(InfraError) as caught:
@@ -172,7 +146,9 @@ def test_an_image_the_cluster_cannot_pull_fails_at_once(
 
 def test_a_release_never_ready_fails_at_its_deadline(k8s_cluster: Cluster, tmp_path: Path) -> None:
     namespace, kubeconfig = namespace_with_relman(k8s_cluster, tmp_path)
-    target = KubernetesTarget(project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
+    target = KubernetesTarget(
+        cluster_project(tmp_path / "p", namespace, kubeconfig), "app", "staging"
+    )
     instance = target.start("app:unready-1", "unready-1", log=lambda _: None)
     wait_for(
         lambda: any(namespace in started for started in k8s_cluster.kubelet.started),
@@ -188,7 +164,9 @@ def test_a_release_never_ready_fails_at_its_deadline(k8s_cluster: Cluster, tmp_p
 
 def test_a_release_that_crashes_says_so(k8s_cluster: Cluster, tmp_path: Path) -> None:
     namespace, kubeconfig = namespace_with_relman(k8s_cluster, tmp_path)
-    target = KubernetesTarget(project(tmp_path / "p", namespace, kubeconfig), "app", "staging")
+    target = KubernetesTarget(
+        cluster_project(tmp_path / "p", namespace, kubeconfig), "app", "staging"
+    )
     instance = target.start("app:crash-1", "crash-1", log=lambda _: None)
     with pytest.raises(InfraError) as caught:
         target.wait_ready(instance, 600)
@@ -203,7 +181,7 @@ def test_what_stops_a_promotion_before_it_changes_anything(
 
     def prepare_line(**settings: Any) -> ReleaseErrorInfo:
         chosen = {"namespace": namespace, "kubeconfig": kubeconfig, **settings}
-        config = project(
+        config = cluster_project(
             tmp_path / "p", chosen.pop("namespace"), chosen.pop("kubeconfig"), **chosen
         )
         with pytest.raises((ConfigError, InfraError)) as caught:

@@ -132,6 +132,15 @@ def promote(staged: Staged, *args: str, **env: str) -> dict[str, Any]:
     return relman_json(staged.root, "promote", "iris", "--to", "staging", *args, **env)
 
 
+def live_release(staged: Staged) -> tuple[str, str]:
+    """The release live in staging (promoted first if none is), and the slot serving it."""
+    live = staged.staging()
+    if live["state"] != "live":
+        assert promote(staged)["_exit"] == 0
+        live = staged.staging()
+    return str(live["release"]), staged.selected_slot()
+
+
 def one_line(done: dict[str, Any]) -> str:
     """The error of a failed run, which stderr also ends with, as one line."""
     assert done["_stderr"].splitlines()[-1] == f"relman: {done['error']}", done["_stderr"]
@@ -224,11 +233,7 @@ def test_releases_replace_each_other_on_the_cluster_and_roll_back(staged: Staged
 
 
 def test_what_goes_wrong_is_one_line_and_leaves_the_release_serving(staged: Staged) -> None:
-    live = staged.staging()
-    if live["state"] != "live":
-        assert promote(staged)["_exit"] == 0
-        live = staged.staging()
-    serving, slot = live["release"], staged.selected_slot()
+    serving, slot = live_release(staged)
     second_release(staged.root, c="0.7")
 
     def refused(code: int, **settings: str) -> str:
@@ -267,11 +272,7 @@ def test_what_goes_wrong_is_one_line_and_leaves_the_release_serving(staged: Stag
 
 
 def test_a_relman_killed_mid_way_is_reconciled_from_the_cluster(staged: Staged) -> None:
-    live = staged.staging()
-    if live["state"] != "live":
-        assert promote(staged)["_exit"] == 0
-        live = staged.staging()
-    serving, slot = live["release"], staged.selected_slot()
+    serving, slot = live_release(staged)
     idle = "green" if slot == "blue" else "blue"
     second_release(staged.root, c="0.9")
     killed = relman(
