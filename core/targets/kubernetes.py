@@ -196,6 +196,8 @@ class KubernetesTarget:
 
         name = _deployment_name(instance)
         path = "/" + endpoint.lstrip("/")
+        # Ready pods join a Service's endpoints a moment later (the endpoints controller).
+        self._await_endpoints(name, name, "after they turned ready")
         started = time.perf_counter()
         status, answer = self._through_service(name, "POST", path, body)
         latency = (time.perf_counter() - started) * 1000
@@ -216,15 +218,7 @@ class KubernetesTarget:
         name = _deployment_name(instance)
         slot = name.rsplit("-", 1)[-1]
         self._apply(self._service(slot, instance.release), f"switching service/{self.base}")
-        deadline = time.monotonic() + SWITCH_TIMEOUT
-        while not self._endpoints_on(name):
-            if time.monotonic() >= deadline:
-                raise InfraError(
-                    f"service/{self.base} in {self.namespace} does not reach the pods of "
-                    f"deployment/{name} {SWITCH_TIMEOUT:g} s after its selector moved to them "
-                    "(endpoints not updated: is the controller manager running?)"
-                )
-            time.sleep(POLL)
+        self._await_endpoints(self.base, name, "after its selector moved to them")
 
     def split(
         self,
@@ -608,12 +602,25 @@ class KubernetesTarget:
                 if exc.status.code != 404:
                     raise
 
-    def _endpoints_on(self, deployment: str) -> bool:
-        """Whether the Service's ready endpoints are pods of ``deployment`` alone."""
+    def _await_endpoints(self, service: str, deployment: str, since: str) -> None:
+        """Until ``service``'s ready endpoints are the pods of ``deployment`` alone;
+        InfraError after SWITCH_TIMEOUT."""
+        deadline = time.monotonic() + SWITCH_TIMEOUT
+        while not self._endpoints_on(service, deployment):
+            if time.monotonic() >= deadline:
+                raise InfraError(
+                    f"service/{service} in {self.namespace} does not reach the pods of "
+                    f"deployment/{deployment} {SWITCH_TIMEOUT:g} s {since} (endpoints not "
+                    "updated: is the controller manager running?)"
+                )
+            time.sleep(POLL)
+
+    def _endpoints_on(self, service: str, deployment: str) -> bool:
+        """Whether ``service``'s ready endpoints are pods of ``deployment`` alone."""
         from lightkube.resources.core_v1 import Endpoints
 
-        with api_errors(self.access, f"reading endpoints/{self.base}"):
-            endpoints = _get_or_none(self.access, Endpoints, self.base, self.namespace)
+        with api_errors(self.access, f"reading endpoints/{service}"):
+            endpoints = _get_or_none(self.access, Endpoints, service, self.namespace)
         if endpoints is None:
             return False
         names = [

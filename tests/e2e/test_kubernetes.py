@@ -183,6 +183,11 @@ def test_releases_replace_each_other_on_the_cluster_and_roll_back(staged: Staged
         "release": release,
     }
     assert "note" not in live
+    shown = relman(staged.root, "status", COLUMNS="250").stdout
+    assert (
+        f"cluster: deployment/iris-staging-blue runs {REGISTRY}/relman/iris:{release} (1/1 ready)"
+        in " ".join(shown.split())
+    )
     assert "staging" in relman(staged.root, "history", "--env", "staging").stdout
 
     # A second release: the idle slot, validated, then the Service's selector.
