@@ -54,8 +54,11 @@ CONTAINER_PORT = 3000
 
 
 def control_plane_bin() -> Path | None:
-    """Where .ci/k8s-control-plane put the binaries (it prints the folder), if it did."""
+    """Where .ci/k8s-control-plane put the binaries, if it did: the folder it printed
+    (``./dev test`` passes it as RELMAN_K8S_BIN), else where it puts them."""
     candidates = []
+    if os.environ.get("RELMAN_K8S_BIN"):
+        candidates.append(Path(os.environ["RELMAN_K8S_BIN"]))
     if os.environ.get("RELMAN_K8S_CACHE"):
         candidates.append(Path(os.environ["RELMAN_K8S_CACHE"]) / "bin")
     candidates.append(Path("/var/cache/relman/kubernetes/bin"))
