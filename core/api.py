@@ -175,7 +175,7 @@ def recorded_overview(project: Project, *, busy_timeout: float = 0.1) -> list[Se
                     )
                 )
                 continue
-            if env.port is None:
+            if not env.served:
                 envs.append(EnvironmentView(name=env_name, url=url, state="not served"))
                 continue
             if state is None or state.release_id is None:

@@ -222,6 +222,21 @@ class EnvironmentDocument(TypedDict):
     alerts: NotRequired[list[FiringAlert]]
     # the rollout under way there (docs/rollouts.md), only while one is open
     rollout: NotRequired["EnvironmentRollout | None"]
+    # a kubernetes environment: what the cluster runs (docs/targets.md)
+    cluster: NotRequired["ClusterDocument"]
+
+
+class ClusterDocument(TypedDict):
+    """What a kubernetes environment's cluster runs, read from it by ``status``: the live
+    slot's Deployment, its image, ready and wanted replicas, its ``relman.dev/release``;
+    ``problem`` when the cluster could not be read."""
+
+    deployment: str | None
+    image: str | None
+    ready: int
+    replicas: int
+    release: str | None
+    problem: NotRequired[str]
 
 
 class EnvironmentRollout(TypedDict):

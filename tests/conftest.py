@@ -78,3 +78,15 @@ def _pristine_demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
         messages: list[str] = []
         root = create_demo(base / "iris-demo", log=messages.append)
     return Demo(root=root, messages=messages)
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One Kubernetes control plane and test kubelet per test process (tests/k8s_stack.py);
+    the tests that take it are skipped, with the reason, where it cannot run."""
+    from tests.k8s_stack import WHY_NOT, pod_runtime, running_cluster
+
+    if WHY_NOT is not None:
+        pytest.skip(WHY_NOT)
+    with running_cluster(tmp_path_factory.mktemp("k8s"), pod_runtime()) as cluster:
+        yield cluster

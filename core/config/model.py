@@ -172,6 +172,44 @@ class ServiceConfig(Model):
     monitoring: PolicyLayer = field(default_factory=PolicyLayer)
 
 
+# A DNS-1123 label: the names of namespaces (and of what relman creates in them).
+_DNS_LABEL = {"pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}
+# A Kubernetes resource quantity: "500m", "1", "2Gi", "1.5".
+_QUANTITY = {"pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"}
+
+
+@toml_table
+class KubernetesResources(Model):
+    """``resources = { cpu = "1", memory = "2Gi" }``: each pod's requests, and its limits."""
+
+    cpu: str | None = field(default=None, metadata=_QUANTITY)
+    memory: str | None = field(default=None, metadata=_QUANTITY)
+
+
+@toml_table
+class KubernetesConfig(Model):
+    """[environments.ENV.kubernetes]: where and how a Kubernetes environment runs
+    (docs/targets.md, Kubernetes)."""
+
+    namespace: str = field(metadata=_DNS_LABEL)
+    # A context of the kubeconfig (default: its current context); the kubeconfig file
+    # (default: $KUBECONFIG, else ~/.kube/config; relative paths from the project's root).
+    context: str | None = field(default=None, metadata={"min_length": 1})
+    kubeconfig: str | None = field(default=None, metadata={"min_length": 1})
+    # Images are REGISTRY/relman/SERVICE:RELEASE (default registry: localhost, podman's).
+    image_registry: str | None = field(
+        default=None, metadata={"pattern": r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]$"}
+    )
+    image_pull_secret: str | None = field(default=None, metadata=_DNS_LABEL)
+    replicas: int = field(default=1, metadata={"ge": 1, "le": 1000})
+    resources: KubernetesResources = field(default_factory=KubernetesResources)
+    strategy: Literal["blue-green"] = "blue-green"
+    termination_grace_seconds: int = field(default=30, metadata={"ge": 0, "le": 3600})
+    # Where users reach the Service (an ingress, a load balancer); relman checks the
+    # environment's health there. Without it: through the API server's service proxy.
+    url: str | None = field(default=None, metadata=_URL)
+
+
 @toml_table
 class EnvironmentConfig(Model):
     """One [environments.NAME], in promotion order: where it serves (or the stage it reads),
@@ -182,7 +220,10 @@ class EnvironmentConfig(Model):
     port: int | None = field(default=None, metadata={"ge": 1, "le": 65535})
     # The GTO stage this environment is in the registry's tags (default: its own name).
     stage: str | None = field(default=None, metadata={"pattern": GTO_STAGE_PATTERN})
-    target: Literal["local"] = "local"
+    # local: `bentoml serve` behind relman's proxy on this machine; kubernetes: the
+    # release's image as a Deployment and a Service (the [.kubernetes] sub-table).
+    target: Literal["local", "kubernetes"] = "local"
+    kubernetes: KubernetesConfig | None = None
     # What runs a release on the local target: its Bento (`bentoml serve`), or its OCI image
     # (`podman run`, built by `relman build --image`): docs/targets.md, Images.
     runtime: Literal["bento", "image"] = "bento"
@@ -200,8 +241,17 @@ class EnvironmentConfig(Model):
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig())
 
     @property
+    def served(self) -> bool:
+        """Whether relman deploys to this environment (a port here, or a cluster), rather
+        than only reading its stage from the registry's tags."""
+        return self.port is not None or self.kubernetes is not None
+
+    @property
     def url(self) -> str | None:
-        """Where the environment answers; None for a stage relman does not serve."""
+        """Where the environment answers; None for a stage relman does not serve, and for a
+        cluster environment with no ``url`` (its Service answers inside the cluster)."""
+        if self.kubernetes is not None:
+            return self.kubernetes.url
         return None if self.port is None else f"http://{self.host}:{self.port}"
 
 
@@ -405,7 +455,7 @@ class RelmanConfig(Model):
 
     def require_port(self, env: str) -> None:
         """UsageError (exit 2) when ``env`` is a stage relman reads but does not serve."""
-        if self.environments[env].port is None:
+        if not self.environments[env].served:
             raise UsageError(
                 f"environment {env!r} has no port: relman reads its stage and serves nothing "
                 f"there; add port = N to [environments.{env}] in relman.toml to deploy to it"
@@ -531,6 +581,7 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
                         f"{shown}:{line}: [environments.{env_name}] {key_name} names {name!r}, "
                         f"which is not a [{table}.*] table ({choices})"
                     )
+    _check_targets(config, line_of, shown)
     seen: dict[tuple[str, int], str] = {}
     for env_name, env in config.environments.items():
         if env.port is None:
@@ -555,6 +606,40 @@ def _check_references(config: RelmanConfig, text: str, shown: str) -> None:
         )
     if config.watch.poll != "5s" or config.watch.debounce != "10s":
         check_watch(config.watch, line_of, shown)
+
+
+def _check_targets(
+    config: RelmanConfig, line_of: Callable[[tuple[str, ...]], int], shown: str
+) -> None:
+    """A kubernetes environment has its sub-table and no port (the local target's); the
+    sub-table belongs to a kubernetes environment; a cluster rolls out all at once."""
+    for name, env in config.environments.items():
+        where = f"[environments.{name}]"
+        if env.target == "kubernetes" and env.kubernetes is None:
+            raise ConfigError(
+                f"{shown}:{line_of(('environments', name, 'target'))}: {where} target = "
+                f'"kubernetes" needs a [environments.{name}.kubernetes] table with at least '
+                'namespace = "..." (docs/targets.md)'
+            )
+        if env.target != "kubernetes" and env.kubernetes is not None:
+            raise ConfigError(
+                f"{shown}:{line_of(('environments', name, 'kubernetes'))}: "
+                f'[environments.{name}.kubernetes] applies to target = "kubernetes"; add it '
+                f"to {where}, or remove the table"
+            )
+        if env.target == "kubernetes" and env.port is not None:
+            raise ConfigError(
+                f"{shown}:{line_of(('environments', name, 'port'))}: {where} port is the local "
+                "target's; a kubernetes environment answers at its Service (set url in "
+                f"[environments.{name}.kubernetes] for an ingress), remove port"
+            )
+        if env.target == "kubernetes" and env.rollout.strategy != "all-at-once":
+            raise ConfigError(
+                f"{shown}:{line_of(('environments', name, 'rollout', 'strategy'))}: "
+                f"[environments.{name}.rollout] strategy = {env.rollout.strategy!r} is not "
+                'built for kubernetes environments yet; use "all-at-once" (blue-green: '
+                "validated before the Service switches)"
+            )
 
 
 def _check_rollouts(

@@ -33,7 +33,7 @@ from core.errors import (
 from core.host.processes import this_host
 from core.ledger.runs import finishing_runs
 from core.ledger.steps import Log, step
-from core.targets import Instance, Target, target_for
+from core.targets import Instance, Provenance, Target, target_for
 from store import Ledger, PromotionOpen, PromotionRecord, ReleaseRecord
 from store.ledger.records import RunStatus
 
@@ -158,7 +158,7 @@ def deploy(
     instance: Instance | None = None
     switched = False
     try:
-        instance = validate_instance(project, target, release, bento, steps)
+        instance = validate_instance(project, target, release, bento, steps, promotion.id)
         with steps.running("switch") as detail:
             switched = True  # before: a switch that fails half-way is undone all the same
             target.switch(instance)
@@ -184,16 +184,22 @@ def deploy(
 
 
 def validate_instance(
-    project: Project, target: Target, release: ReleaseRecord, bento: str, steps: Steps
+    project: Project,
+    target: Target,
+    release: ReleaseRecord,
+    bento: str,
+    steps: Steps,
+    promotion: int | None = None,
 ) -> Instance:
     """The validate step: ``bento`` started beside what serves, ready, and answering the
     sample request; stopped again (and the error raised) when it is not."""
     env_config = project.config.environments[target.env]
     service_config = project.config.services[target.service]
     instance: Instance | None = None
+    provenance = Provenance(release.version, release.git_commit, steps.run_id, promotion)
     try:
         with steps.running("validate") as detail:
-            instance = target.start(bento, release.id, log=steps.log)
+            instance = target.start(bento, release.id, log=steps.log, provenance=provenance)
             ready = target.wait_ready(instance, env_config.ready_timeout)
             detail.append(f"{bento} ready in {ready:.1f} s on {instance.address}")
             if service_config.sample_request:
@@ -312,6 +318,7 @@ def lock_and_deploy(
     steps: Steps,
 ) -> None:
     """The lock step (which also stops orphans, holding the lock), then :func:`deploy`."""
+    check_image(project, record, env)
     target = target_for(project, record.service, env)
     with steps.running("lock") as detail:
         promotion = lock(project, ledger, record, env, kind=kind, reason=reason, log=steps.log)
@@ -322,6 +329,8 @@ def lock_and_deploy(
             raise
         detail.append(f"{env} locked by {promotion.actor} (promotion #{promotion.id})")
     deploy(project, ledger, target, record, bento, promotion, steps)
+    if project.config.environments[env].target != "local":
+        return  # the collector reads local environments only (docs/targets.md)
     from core.monitoring.collector_process import ensure_collector
 
     started = ensure_collector(project)  # monitoring goes on with no TUI open
@@ -362,6 +371,16 @@ def runnable(project: Project, record: ReleaseRecord, env: str, bento: str, step
         made = build_image(project, engine, found, log=steps.log)
         detail.append(made.detail)
     return made.ref
+
+
+def check_image(project: Project, record: ReleaseRecord, env: str) -> None:
+    """A kubernetes environment runs the release's image: BlockedError (exit 1) naming
+    `relman build --image` before the lock when it has none."""
+    config = project.config.environments[env].kubernetes
+    if config is not None:
+        from core.targets.k8s_image import release_image
+
+        release_image(record.service, record.id, env, config)
 
 
 def recover_step(project: Project, ledger: Ledger, service: str, env: str, steps: Steps) -> None:

@@ -50,14 +50,17 @@ def down(
     read_only: bool = False,
     log: Log = _quiet,
 ) -> dict[str, Any]:
-    """Stop the locally served environments (all, or ``env``) of every service."""
+    """Stop the locally served environments (all, or ``env``) of every service; a
+    kubernetes environment only when named (its Deployments and Services deleted)."""
     project.config.check_names(env=env)
     if read_only:
         raise ReadOnlyError("read-only mode: down refused")
     from core.delivery.recovery import recover
 
-    envs = [env] if env else project.config.environment_order
-    envs = [name for name in envs if project.config.environments[name].port is not None]
+    if env is not None:
+        envs = [env] if project.config.environments[env].served else []
+    else:  # a cluster's environments are left alone unless named: they serve others too
+        envs = [n for n in project.config.environment_order if project.config.environments[n].port]
     stopped: list[dict[str, Any]] = []
     with open_ledger(project, read_only=False) as ledger:
         for service in project.config.services:

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from core.config.model import GateConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, ReleaseError
 from core.ledger.steps import step
 from core.lineage.metrics_file import MetricsByFile, find_metric, flatten_metrics, same_file
 
@@ -57,7 +57,9 @@ __all__ = [
     "format_value",
 ]
 
-GateKind = Literal["metric", "baseline", "suites", "artifacts", "approvals", "order", "port"]
+GateKind = Literal[
+    "metric", "baseline", "suites", "artifacts", "approvals", "order", "port", "cluster"
+]
 GateStatus = Literal["passed", "failed", "skipped"]
 # As core.lineage.dvcinfo says it; "unknown": not local, and the remote could not be asked.
 CacheState = Literal["local", "remote", "missing", "unknown"]
@@ -72,6 +74,9 @@ class GateResult:
     status: GateStatus
     detail: str
     seconds: float = 0.0
+    # A check the platform could not pass (a cluster's RBAC, say): the error a promotion
+    # raises for it, with its own exit code, rather than "blocked".
+    error: ReleaseError | None = field(default=None, compare=False, repr=False)
 
     @property
     def blocks(self) -> bool:

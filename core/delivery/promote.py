@@ -60,6 +60,12 @@ def promote(
     check_sample_request(project, service)
     check_runtime(project, env)
     chosen = strategy_for(project, env, strategy)
+    if chosen != "all-at-once" and project.config.environments[env].kubernetes is not None:
+        raise UsageError(
+            f"--strategy {chosen}: canary and shadow rollouts are not built for kubernetes "
+            f"environments yet ({env}); promote all at once (blue-green: validated before the "
+            "Service switches)"
+        )
     if chosen == "shadow" and project.config.services[service].sample_request is None:
         raise UsageError(
             f"--strategy shadow compares the answers of two releases, and [services.{service}] "
@@ -94,6 +100,9 @@ def promote(
                     reason=order.detail,
                 )
             blocking = [result for result in results if result.blocks]
+            for result in blocking:
+                if result.error is not None:  # the platform's setup: its own line and code
+                    raise result.error
             if blocking:
                 raise BlockedError(_blocked_line(env, blocking))
             refs = check_tags(project, ledger, record, env, steps)

@@ -338,7 +338,7 @@ def run_rollout(
         return
     mode: Mode = "shadow" if strategy == "shadow" else "canary"
     try:
-        candidate = validate_instance(project, target, release, bento, steps)
+        candidate = validate_instance(project, target, release, bento, steps, promotion.id)
     except BaseException as exc:
         why = str(exc) if isinstance(exc, REPORTED) else f"interrupted: {exc!r}"
         ledger.finish_promotion(promotion.id, "undone", reason=f"{why}; {stable.release} serves")

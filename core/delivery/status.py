@@ -78,7 +78,7 @@ def environments(
                     "url": state.url or url,
                     "since": state.since,
                 }
-            if env.port is None:  # a stage relman reads: what the registry's tags say
+            if not env.served:  # a stage relman reads: what the registry's tags say
                 per_env[name]["state"] = "not served"
             else:
                 _observe(project, service, name, per_env[name], pending.get((service, name)))
@@ -88,7 +88,7 @@ def environments(
             if firing.get((service, name)):
                 per_env[name]["alerts"] = firing[(service, name)]
         found[service] = per_env
-    if any(env.port is None for env in config.environments.values()):
+    if any(not env.served for env in config.environments.values()):
         _stage_versions(project, found)
     return found
 
@@ -137,6 +137,9 @@ def _observe(
                 "the next promote, rollback or down finishes or undoes it"
             )
             entry["next"] = next_step(service, env, promotion.kind, promotion.release_id)
+    if project.config.environments[env].kubernetes is not None:
+        _observe_cluster(project, service, env, entry)
+        return
     seen = observe(project, service, env)
     if seen is None or not seen.running:
         _note_port_taken(project, service, env, entry)
@@ -150,6 +153,43 @@ def _observe(
     elif seen.running and seen.release != entry["release"]:
         said = entry.get("note")
         entry["note"] = f"{seen.release} serves it" + (f"; {said}" if said else "")
+
+
+def _observe_cluster(project: Project, service: str, env: str, entry: EnvironmentDocument) -> None:
+    """What the cluster runs in a kubernetes environment (the live slot's release, image and
+    ready replicas), next to the ledger's word, and a note where they differ."""
+    from core.targets.k8s_image import image_name
+    from core.targets.kubernetes import STATUS_TIMEOUT, KubernetesTarget
+
+    config = project.config.environments[env].kubernetes
+    assert config is not None
+    seen = KubernetesTarget(project, service, env, timeout=STATUS_TIMEOUT).observe()
+    entry["cluster"] = seen.to_dict()
+    notes: list[str] = []
+    if seen.problem:
+        notes.append(f"the cluster could not be read: {seen.problem}")
+    else:
+        entry["serving"] = seen.release if seen.replicas else None
+        recorded = entry["release"]
+        if not seen.replicas and entry["state"] == "live":
+            entry["state"] = "down"
+            notes.append(
+                "recorded live, but the cluster runs nothing for it (scaled down or deleted "
+                "outside relman?)"
+            )
+        elif seen.replicas:
+            if recorded and seen.release != recorded:
+                notes.append(f"the cluster serves {seen.release or 'an unknown release'}")
+            elif recorded and seen.image != image_name(service, recorded, config):
+                notes.append(
+                    f"the cluster runs {seen.image}, not {image_name(service, recorded, config)} "
+                    "as relman deployed it (changed outside relman?)"
+                )
+            if seen.ready < seen.replicas:
+                notes.append(f"{seen.ready}/{seen.replicas} replicas ready")
+    if notes:
+        said = entry.get("note")
+        entry["note"] = "; ".join(notes) + (f"; {said}" if said else "")
 
 
 def _note_port_taken(project: Project, service: str, env: str, entry: EnvironmentDocument) -> None:

@@ -17,7 +17,7 @@ def held_stages(project: Project) -> dict[tuple[str, str], tuple[str, str]]:
     whose GTO stage holds a version of one of the service's models (the first that has one
     there); empty, and no git run, when every environment is served."""
     config = project.config
-    unserved = [name for name, env in config.environments.items() if env.port is None]
+    unserved = [name for name, env in config.environments.items() if not env.served]
     if not unserved:
         return {}
     # Here, not at the top: a project whose environments are all served spares the first

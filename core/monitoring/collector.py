@@ -220,6 +220,8 @@ class Collector:
                     state = states.get((service, env))
                     if state is None or state.release_id is None:
                         continue  # never deployed here
+                    if self.project.config.environments[env].target != "local":
+                        continue  # a cluster's metrics: not collected yet (docs/targets.md)
                     try:
                         self._visit(store, ledger, service, env, state, policy, report)
                     except StoreFailure:

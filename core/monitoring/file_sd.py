@@ -40,6 +40,8 @@ def target_groups(
             continue
         if state.service not in config.services or state.env not in config.environments:
             continue
+        if config.environments[state.env].target != "local":
+            continue  # a cluster's pods are Prometheus' to discover, not a file's
         try:
             target = target_for(project, state.service, state.env)
         except ReleaseError:  # an environment relman does not serve (no port): none listed

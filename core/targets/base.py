@@ -34,6 +34,17 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What a started instance carries about where it comes from, for a platform that keeps
+    it beside the instance (a cluster's annotations; the local target's instance.json)."""
+
+    version: str | None = None
+    git_commit: str | None = None
+    run: int | None = None  # the ledger's run that starts it
+    promotion: int | None = None  # the promotion (intent) it is started for
+
+
+@dataclass(frozen=True)
 class SmokeResult:
     latency_ms: float
     detail: str
@@ -53,7 +64,14 @@ class Target(Protocol):
         served (its address taken by another program, say)."""
         ...
 
-    def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
+    def start(
+        self,
+        bento: str,
+        release: str,
+        *,
+        log: Callable[[str], None],
+        provenance: Provenance | None = None,
+    ) -> Instance:
         """Start ``bento`` for ``release`` beside whatever the environment serves now."""
         ...
 

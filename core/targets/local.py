@@ -40,7 +40,7 @@ from core.host.processes import (
     read_pid,
     stop_tagged,
 )
-from core.targets.base import Instance, SmokeResult
+from core.targets.base import Instance, Provenance, SmokeResult
 
 if TYPE_CHECKING:
     from core.targets.proxy_control import ProxyStart, Routing
@@ -73,10 +73,24 @@ class LocalTarget:
 
     # ------------------------------------------------------------------ instances
 
-    def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
+    def start(
+        self,
+        bento: str,
+        release: str,
+        *,
+        log: Callable[[str], None],
+        provenance: Provenance | None = None,
+    ) -> Instance:
         """Start ``release`` beside what serves: its Bento with `bentoml serve`, or with
         ``runtime = "image"`` its OCI image with `podman run` (core/targets/container_run.py;
         ``bento`` is then only named in instance.json)."""
+        if self.config.runtime != "image":  # an image carries its own Python
+            python = self.project.python()
+            if shutil.which(python) is None and not Path(python).exists():
+                raise ConfigError(
+                    f"the project's interpreter {python} does not exist; fix "
+                    "[project] python in relman.toml"
+                )
         port = side_port(SIDE_HOST)
         folder = self.folder / "instances" / f"{release}-{port}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -99,6 +113,7 @@ class LocalTarget:
                     "address": f"{SIDE_HOST}:{port}",
                     "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     **recorded,
+                    **_provenance(provenance),
                 }
             )
         )
@@ -445,6 +460,14 @@ class LocalTarget:
         stopped.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
         for folder in stopped[KEEP_STOPPED:]:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _provenance(provenance: Provenance | None) -> dict[str, Any]:
+    """The run and promotion that started an instance, for instance.json (set ones only)."""
+    if provenance is None:
+        return {}
+    found = {"run": provenance.run, "promotion": provenance.promotion}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _instance_home(folder: Path) -> Path:

@@ -54,6 +54,9 @@ def serve_log_of(project: Project, service: str, env: str) -> tuple[Path | None,
     """The ``serve.log`` of the instance serving ``env``; when none serves, the newest
     instance's (a crashed start leaves its log); and what it is."""
     project.config.check_names(service=service, env=env)
+    cluster = _on_a_cluster(project, service, env)
+    if cluster:
+        return None, cluster
     target = LocalTarget(project, service, env)
     instance = target.serving()
     if instance is not None and instance.log:
@@ -72,10 +75,27 @@ def serve_log_of(project: Project, service: str, env: str) -> tuple[Path | None,
 def access_log_of(project: Project, service: str, env: str) -> tuple[Path | None, str]:
     """The proxy's access log of ``env``, and what it is."""
     project.config.check_names(service=service, env=env)
+    cluster = _on_a_cluster(project, service, env)
+    if cluster:
+        return None, cluster
     path = LocalTarget(project, service, env).folder / "access.log"
     if not path.exists():
         return None, f"no request has reached {env} yet: no access.log"
     return path, f"requests to {service} in {env}"
+
+
+def _on_a_cluster(project: Project, service: str, env: str) -> str | None:
+    """Why ``env`` has no log on this machine when it runs on Kubernetes: the pods' logs
+    are the cluster's (and no proxy of relman's is in front of it)."""
+    config = project.config.environments[env].kubernetes
+    if config is None:
+        return None
+    from core.targets.kubernetes import object_name
+
+    return (
+        f"{env} runs on Kubernetes: its logs are the pods' (kubectl logs -n {config.namespace} "
+        f"-l app.kubernetes.io/instance={object_name(service, env)})"
+    )
 
 
 def tail(path: Path | None, title: str, *, after: LogPosition | None, lines: int) -> LogTail:

@@ -162,6 +162,11 @@ def run_traffic(
     or ``stop``) at ``rate`` requests a second, with the fault ``inject`` (one of KINDS)
     put into the stable instance, or the rollout's candidate (``target="canary"``)."""
     project.config.check_names(service=service, env=env)
+    if project.config.environments[env].kubernetes is not None:
+        raise UsageError(
+            f"relman traffic sends requests to environments served on this machine; {env} runs "
+            "on Kubernetes (traffic through a port-forward or its url is not built yet)"
+        )
     if not (rate > 0 and math.isfinite(rate)):
         raise UsageError(f"--rate {rate:g}: give a number of requests a second above 0")
     if not (duration >= 0 and math.isfinite(duration)):

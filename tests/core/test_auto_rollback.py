@@ -73,7 +73,7 @@ class FakeTarget:
     def prepare(self) -> None:
         pass
 
-    def start(self, bento: str, release: str, *, log: Any) -> Instance:
+    def start(self, bento: str, release: str, *, log: Any, provenance: Any = None) -> Instance:
         self.world["started"].append(release)
         return Instance(release, f"127.0.0.1:{4000 + len(self.world['started'])}", None)
 

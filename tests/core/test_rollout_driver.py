@@ -66,7 +66,9 @@ class FakeTarget:
     def prepare(self) -> None:
         pass
 
-    def start(self, bento: str, release: str, *, log: Callable[[str], None]) -> Instance:
+    def start(
+        self, bento: str, release: str, *, log: Callable[[str], None], provenance: Any = None
+    ) -> Instance:
         instance = Instance(release, f"127.0.0.1:{4000 + len(self.running)}", None)
         self.running[release] = instance
         self.calls.append(f"start {release}")

@@ -469,3 +469,99 @@ def test_bad_prometheus_keys_name_their_line(
     text = VALID + BEYOND.replace(old, new)
     message = _error(tmp_path, text, monkeypatch)
     assert message.startswith("relman.toml:") and says in message
+
+
+KUBERNETES = VALID.replace(
+    "[environments.staging]\nport = 3101\n",
+    """[environments.staging]
+target = "kubernetes"
+ready_timeout = 300
+
+[environments.staging.kubernetes]
+namespace = "ml-staging"
+context = "ci"
+image_registry = "ghcr.io/acme"
+replicas = 2
+resources = { cpu = "500m", memory = "1Gi" }
+url = "https://shop.staging.example.com"
+""",
+)
+
+
+def test_a_kubernetes_environment_loads(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, KUBERNETES))
+    staging = config.environments["staging"]
+    assert staging.target == "kubernetes" and staging.port is None and staging.served
+    assert staging.kubernetes is not None
+    assert (staging.kubernetes.namespace, staging.kubernetes.context) == ("ml-staging", "ci")
+    assert staging.kubernetes.replicas == 2 and staging.kubernetes.strategy == "blue-green"
+    assert staging.kubernetes.resources.memory == "1Gi"
+    assert staging.url == "https://shop.staging.example.com"
+    assert config.environments["dev"].kubernetes is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'namespace = "ml-staging"\n',
+            "",
+            "relman.toml:19: missing key 'namespace' in [environments.staging.kubernetes]",
+        ),
+        (
+            'namespace = "ml-staging"',
+            'namespace = "ML_Staging"',
+            "relman.toml:20: bad value for 'namespace' in [environments.staging.kubernetes]",
+        ),
+        (
+            "replicas = 2",
+            "replicas = 2\nbogus = 1",
+            "relman.toml:24: unknown key 'bogus' in [environments.staging.kubernetes]",
+        ),
+        (
+            'memory = "1Gi"',
+            'memory = "lots"',
+            "relman.toml:24: bad value for 'memory' in [environments.staging.kubernetes.resources]",
+        ),
+        (
+            "replicas = 2",
+            'replicas = 2\nstrategy = "rolling"',
+            "relman.toml:24: bad value for 'strategy' in [environments.staging.kubernetes]: "
+            "input should be 'blue-green' (got 'rolling')",
+        ),
+    ],
+)
+def test_bad_kubernetes_keys_name_their_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, expected: str
+) -> None:
+    assert old in KUBERNETES
+    assert _error(tmp_path, KUBERNETES.replace(old, new), monkeypatch).startswith(expected)
+
+
+def test_a_kubernetes_environment_needs_its_table_and_no_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cut = KUBERNETES.index("[environments.staging.kubernetes]")
+    no_table = KUBERNETES[:cut] + KUBERNETES[KUBERNETES.index("[environments.prod]") :]
+    assert _error(tmp_path, no_table, monkeypatch) == (
+        'relman.toml:16: [environments.staging] target = "kubernetes" needs a '
+        '[environments.staging.kubernetes] table with at least namespace = "..." '
+        "(docs/targets.md)"
+    )
+    with_port = KUBERNETES.replace('target = "kubernetes"', 'target = "kubernetes"\nport = 3101')
+    assert _error(tmp_path, with_port, monkeypatch).startswith(
+        "relman.toml:17: [environments.staging] port is the local target's; a kubernetes "
+        "environment answers at its Service"
+    )
+    local = KUBERNETES.replace('target = "kubernetes"\n', "")
+    assert _error(tmp_path, local, monkeypatch).startswith(
+        'relman.toml:18: [environments.staging.kubernetes] applies to target = "kubernetes"'
+    )
+    canary = KUBERNETES.replace(
+        "[environments.prod]",
+        '[environments.staging.rollout]\nstrategy = "canary"\n\n[environments.prod]',
+    )
+    assert _error(tmp_path, canary, monkeypatch).startswith(
+        "relman.toml:28: [environments.staging.rollout] strategy = 'canary' is not built for "
+        "kubernetes environments yet"
+    )

@@ -47,3 +47,28 @@ def test_core_and_store_import_without_textual_or_rich_or_pandas() -> None:
     ui, tables = result.stdout.split("\n")[:2]
     assert ui == "", f"textual/rich loaded by the engine: {ui}"
     assert tables == "", f"pandas/numpy loaded by the engine: {tables}"
+
+
+def test_lightkube_is_loaded_only_when_a_cluster_is_reached(tmp_path: Path) -> None:
+    (tmp_path / "relman.toml").write_text(
+        '[project]\nname = "shop"\n\n[services.shop]\nbento = "service:Shop"\nmodel = ["m"]\n\n'
+        "[environments.dev]\nport = 3100\n\n"
+        '[environments.staging]\ntarget = "kubernetes"\n\n'
+        '[environments.staging.kubernetes]\nnamespace = "ml"\n'
+    )
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import tui.cli, core.api\n"
+        "from core.config.model import load_project\n"
+        "from core.targets import target_for\n"
+        f"project = load_project(Path({str(tmp_path)!r}))\n"
+        "target_for(project, 'shop', 'dev')\n"
+        "target_for(project, 'shop', 'staging')\n"
+        "print('lightkube' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -175,6 +175,13 @@ def _environments(console: Console, environments: dict[str, Any]) -> None:
             console.print(Text(f"  {env:<{width}}  {live['note']}{step}", style="yellow"))
         if live.get("rollout"):
             console.print(Text(f"  {env:<{width}}  {_rollout_line(live['rollout'])}", style="cyan"))
+        cluster = live.get("cluster")
+        if cluster and cluster.get("deployment"):
+            said = (
+                f"cluster: deployment/{cluster['deployment']} runs {cluster['image']} "
+                f"({cluster['ready']}/{cluster['replicas']} ready)"
+            )
+            console.print(Text(f"  {env:<{width}}  {said}"))
 
 
 def _rollout_line(rollout: dict[str, Any]) -> str:
